@@ -1,0 +1,157 @@
+// Package ddl holds Rampart's ClickHouse schema as ordered, versioned
+// migrations and the migrator that applies them. It speaks to ClickHouse only
+// through the small Conn interface, so the schema module (which enforcers
+// import) never links a ClickHouse client. Every statement runs unchanged on
+// ClickHouse 18.16 and on current ClickHouse (26.x).
+package ddl
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Conn is what the migrator needs from a ClickHouse engine.
+type Conn interface {
+	// Exec runs one statement that returns no rows.
+	Exec(ctx context.Context, query string) error
+	// Query runs one statement and returns its rows as text.
+	Query(ctx context.Context, query string) ([][]string, error)
+}
+
+//go:embed migrations/*.sql
+var files embed.FS
+
+// Migration is one versioned step of the schema.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string // with {db} still in place
+}
+
+var fileName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
+
+// Migrations returns every migration in version order.
+func Migrations() ([]Migration, error) {
+	entries, err := fs.ReadDir(files, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, e := range entries {
+		m := fileName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("ddl: bad migration file name %q", e.Name())
+		}
+		v, _ := strconv.Atoi(m[1])
+		body, err := fs.ReadFile(files, "migrations/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Migration{Version: v, Name: m[2], Statements: splitStatements(string(body))})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i, m := range out {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("ddl: migration versions must be dense from 1, found %d at position %d", m.Version, i+1)
+		}
+	}
+	return out, nil
+}
+
+// splitStatements splits on semicolons that end a line and drops comment lines.
+func splitStatements(body string) []string {
+	var stmts []string
+	var cur strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		stmts = append(stmts, s)
+	}
+	return stmts
+}
+
+var dbName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// ValidDatabase reports whether name is safe to splice into DDL.
+func ValidDatabase(name string) error {
+	if !dbName.MatchString(name) {
+		return fmt.Errorf("ddl: invalid database name %q (want [A-Za-z_][A-Za-z0-9_]*)", name)
+	}
+	return nil
+}
+
+// Migrate brings database db up to the newest version and returns the
+// versions it applied. Applied versions are recorded in
+// db.schema_migrations; running it again applies nothing.
+func Migrate(ctx context.Context, c Conn, db string) ([]int, error) {
+	if err := ValidDatabase(db); err != nil {
+		return nil, err
+	}
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	bootstrap := []string{
+		"CREATE DATABASE IF NOT EXISTS " + db,
+		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
+	}
+	for _, s := range bootstrap {
+		if err := c.Exec(ctx, s); err != nil {
+			return nil, fmt.Errorf("ddl: bootstrap: %w", err)
+		}
+	}
+	done, err := Applied(ctx, c, db)
+	if err != nil {
+		return nil, err
+	}
+	var applied []int
+	for _, m := range ms {
+		if done[m.Version] {
+			continue
+		}
+		for i, s := range m.Statements {
+			if err := c.Exec(ctx, strings.ReplaceAll(s, "{db}", db)); err != nil {
+				return applied, fmt.Errorf("ddl: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		rec := fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name, applied_at) VALUES (%d, '%s', now())", db, m.Version, m.Name)
+		if err := c.Exec(ctx, rec); err != nil {
+			return applied, fmt.Errorf("ddl: record migration %d: %w", m.Version, err)
+		}
+		applied = append(applied, m.Version)
+	}
+	return applied, nil
+}
+
+// Applied returns the set of migration versions recorded in db.
+func Applied(ctx context.Context, c Conn, db string) (map[int]bool, error) {
+	rows, err := c.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("ddl: read applied migrations: %w", err)
+	}
+	done := make(map[int]bool, len(rows))
+	for _, r := range rows {
+		v, err := strconv.Atoi(r[0])
+		if err != nil {
+			return nil, fmt.Errorf("ddl: bad version %q in schema_migrations", r[0])
+		}
+		done[v] = true
+	}
+	return done, nil
+}

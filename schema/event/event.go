@@ -1,0 +1,187 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the major version of the event model this package encodes.
+const Version = 1
+
+// Kind names what happened at the boundary.
+type Kind string
+
+// Kinds of v1. More may be added (alert, checkpoint, ...) without a new version.
+const (
+	KindRequest  Kind = "request"  // a request arrived and its caller was (or was not) identified
+	KindDecision Kind = "decision" // the policy decided on that request
+	KindResponse Kind = "response" // the backend answered a forwarded request
+)
+
+// Valid reports whether k is a kind this version knows.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindRequest, KindDecision, KindResponse:
+		return true
+	}
+	return false
+}
+
+// Effect is the outcome of a policy decision.
+type Effect string
+
+// Effects a decision can carry.
+const (
+	EffectAllow Effect = "allow"
+	EffectDeny  Effect = "deny"
+)
+
+// Event is the v1 envelope. Request, decision and response events for one
+// HTTP exchange share RequestID; Seq is dense per Instance so gaps show.
+type Event struct {
+	V         int       `json:"v"`
+	ID        string    `json:"id"` // ULID: unique and sortable by time
+	Kind      Kind      `json:"kind"`
+	Time      time.Time `json:"time"`
+	Tenant    string    `json:"tenant"`   // empty when the caller could not be identified
+	Instance  string    `json:"instance"` // the enforcer instance that saw the request
+	Seq       uint64    `json:"seq"`      // per-instance sequence number, from 1
+	RequestID string    `json:"request_id"`
+	Trace     Trace     `json:"trace,omitzero"`
+
+	Identity *Identity `json:"identity,omitempty"`
+	Request  *Request  `json:"request,omitempty"`
+	Decision *Decision `json:"decision,omitempty"`
+	Response *Response `json:"response,omitempty"`
+}
+
+// Trace is the W3C trace context of the request.
+type Trace struct {
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
+}
+
+// Identity is who made the request, as verified by the enforcer.
+type Identity struct {
+	Subject  string `json:"sub,omitempty"`
+	Issuer   string `json:"iss,omitempty"`
+	SPIFFEID string `json:"spiffe_id,omitempty"`
+	// Chain is the delegation chain from nested RFC 8693 "act" claims,
+	// ordered from the principal (the token's subject) to the current actor.
+	Chain     []Actor `json:"chain,omitempty"`
+	SessionID string  `json:"session_id,omitempty"`
+	TaskID    string  `json:"task_id,omitempty"`
+}
+
+// Actor is one link of a delegation chain.
+type Actor struct {
+	Subject string `json:"sub"`
+	Issuer  string `json:"iss,omitempty"`
+}
+
+// CurrentActor returns the party acting now: the innermost actor of the
+// chain, or the subject when nothing was delegated.
+func (id *Identity) CurrentActor() string {
+	if id == nil {
+		return ""
+	}
+	if n := len(id.Chain); n > 0 {
+		return id.Chain[n-1].Subject
+	}
+	return id.Subject
+}
+
+// Request describes what was asked of the backend.
+type Request struct {
+	Method string `json:"method"`
+	Host   string `json:"host"`
+	Path   string `json:"path"`
+	// RPCMethod is the JSON-RPC method of an MCP call (tools/call, ...).
+	RPCMethod string `json:"rpc_method,omitempty"`
+	Tool      string `json:"tool,omitempty"`
+	// ArgsDigest is "sha256:<hex>" of the raw tool arguments; Args is kept
+	// only when policy allows recording them.
+	ArgsDigest string          `json:"args_digest,omitempty"`
+	Args       json.RawMessage `json:"args,omitempty"`
+	BodyBytes  int64           `json:"body_bytes,omitempty"`
+}
+
+// Decision is what the policy decided and why.
+type Decision struct {
+	Effect     Effect `json:"effect"`
+	PolicyID   string `json:"policy_id"`
+	RuleID     string `json:"rule_id"`
+	PolicyHash string `json:"policy_hash"`
+	Reason     string `json:"reason,omitempty"`
+	// Code is the stable error code when the request was refused before or
+	// outside policy (for example "token_invalid").
+	Code      string `json:"code,omitempty"`
+	EvalNanos int64  `json:"eval_ns"`
+}
+
+// Response is what the backend answered.
+type Response struct {
+	Status     int   `json:"status"`
+	DurationNs int64 `json:"duration_ns"`
+	Bytes      int64 `json:"bytes,omitempty"`
+}
+
+// Errors returned by Decode. They are stable: the collector routes on them.
+var (
+	ErrMalformed          = errors.New("event: malformed")
+	ErrUnsupportedVersion = errors.New("event: unsupported version")
+	ErrInvalid            = errors.New("event: invalid")
+)
+
+// Encode returns the wire form of e.
+func Encode(e *Event) ([]byte, error) {
+	return json.Marshal(e)
+}
+
+// Decode parses and validates one v1 event.
+func Decode(data []byte) (*Event, error) {
+	var probe struct {
+		V int `json:"v"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if probe.V != Version {
+		return nil, fmt.Errorf("%w: %d", ErrUnsupportedVersion, probe.V)
+	}
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Validate checks the fields every consumer depends on.
+func (e *Event) Validate() error {
+	switch {
+	case e.V != Version:
+		return fmt.Errorf("%w: version %d", ErrUnsupportedVersion, e.V)
+	case e.ID == "":
+		return fmt.Errorf("%w: missing id", ErrInvalid)
+	case !e.Kind.Valid():
+		return fmt.Errorf("%w: unknown kind %q", ErrInvalid, e.Kind)
+	case e.Time.IsZero():
+		return fmt.Errorf("%w: missing time", ErrInvalid)
+	case e.Instance == "":
+		return fmt.Errorf("%w: missing instance", ErrInvalid)
+	case e.Seq == 0:
+		return fmt.Errorf("%w: missing seq", ErrInvalid)
+	case e.Kind == KindDecision && e.Decision == nil:
+		return fmt.Errorf("%w: decision event without decision", ErrInvalid)
+	case e.Kind == KindRequest && e.Request == nil:
+		return fmt.Errorf("%w: request event without request", ErrInvalid)
+	case e.Kind == KindResponse && e.Response == nil:
+		return fmt.Errorf("%w: response event without response", ErrInvalid)
+	}
+	return nil
+}

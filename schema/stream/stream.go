@@ -1,0 +1,95 @@
+// Package stream declares the JetStream streams and consumers that carry
+// events from enforcers to collectors and correlators, and creates them
+// idempotently: every component ensures them at start, so any start order works.
+package stream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/schema/subject"
+)
+
+// Names of the streams.
+const (
+	Events     = "RAMPART_EVENTS"
+	DeadLetter = "RAMPART_DLQ"
+	// DeadLetterPrefix is where undecodable events go, suffixed by the consumer name.
+	DeadLetterPrefix = "rampart.dlq."
+)
+
+// Config is the stream configuration operators may tune.
+type Config struct {
+	// Replicas of each stream: 1 on a single node, 3 in a production cluster.
+	Replicas int `yaml:"replicas"`
+	// MaxAge bounds how long events stay in JetStream after being consumed
+	// elsewhere; ClickHouse is the long-term record.
+	MaxAge time.Duration `yaml:"max_age"`
+	// DuplicateWindow is how long a Nats-Msg-Id is remembered for
+	// de-duplicating republished events.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+}
+
+// Defaults returns the single-node configuration.
+func Defaults() Config {
+	return Config{Replicas: 1, MaxAge: 7 * 24 * time.Hour, DuplicateWindow: 10 * time.Minute}
+}
+
+// EventsConfig is the JetStream configuration of the events stream.
+func EventsConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Events,
+		Description: "Rampart audit events, v1",
+		Subjects:    []string{subject.Prefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.MaxAge,
+		Duplicates:  c.DuplicateWindow,
+		Replicas:    c.Replicas,
+	}
+}
+
+// DeadLetterConfig is the JetStream configuration of the dead-letter stream.
+func DeadLetterConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DeadLetter,
+		Description: "Rampart events that could not be stored, with the reason",
+		Subjects:    []string{DeadLetterPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      30 * 24 * time.Hour,
+		Duplicates:  c.DuplicateWindow,
+		Replicas:    c.Replicas,
+	}
+}
+
+// Ensure creates or updates both streams; calling it again is harmless.
+func Ensure(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
+	if _, err := js.CreateOrUpdateStream(ctx, DeadLetterConfig(c)); err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", DeadLetter, err)
+	}
+	s, err := js.CreateOrUpdateStream(ctx, EventsConfig(c))
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", Events, err)
+	}
+	return s, nil
+}
+
+// DurableConsumer returns the configuration of a durable pull consumer of all
+// events with explicit acks. maxPending bounds unacknowledged messages, which
+// is the consumer's memory bound.
+func DurableConsumer(name string, maxPending int, ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "rampart " + name,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: maxPending,
+		MaxDeliver:    -1,
+		FilterSubject: subject.Prefix + ">",
+	}
+}
