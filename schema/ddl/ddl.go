@@ -130,7 +130,8 @@ func Migrate(ctx context.Context, c Conn, db string) ([]int, error) {
 				return applied, fmt.Errorf("ddl: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
-		rec := fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name, applied_at) VALUES (%d, '%s', now())", db, m.Version, m.Name)
+		// INSERT ... SELECT: inline VALUES stall on 18.16 over the native protocol.
+		rec := fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name, applied_at) SELECT %d, '%s', now()", db, m.Version, m.Name)
 		if err := c.Exec(ctx, rec); err != nil {
 			return applied, fmt.Errorf("ddl: record migration %d: %w", m.Version, err)
 		}

@@ -1,0 +1,126 @@
+// Package chdbtest gives a test current ClickHouse (26.x) as the embedded
+// chDB engine, loaded from libchdb.so ($CHDB_LIB_PATH) without cgo. It lets
+// the same DDL and queries that run on the ClickHouse 18.16 server be proven
+// on the modern engine too. Importing this package loads the library at
+// start, so only tests import it.
+package chdbtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	chdb "github.com/chdb-io/chdb-go/chdb-purego"
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/schema/ddl"
+)
+
+// Engine is a chDB connection that implements ddl.Conn.
+type Engine struct {
+	mu   sync.Mutex
+	conn chdb.ChdbConn
+}
+
+var (
+	once    sync.Once
+	shared  *Engine
+	openErr error
+	counter atomic.Int64
+)
+
+// engine opens the process-wide engine: chDB allows one per process.
+func engine() (*Engine, error) {
+	once.Do(func() {
+		dir, err := os.MkdirTemp("", "rampart-chdb-")
+		if err != nil {
+			openErr = err
+			return
+		}
+		conn, err := chdb.NewConnectionFromConnString(dir)
+		if err != nil {
+			openErr = fmt.Errorf("chdbtest: open: %w", err)
+			return
+		}
+		shared = &Engine{conn: conn}
+	})
+	return shared, openErr
+}
+
+// New returns the engine and a fresh database name with every migration applied.
+func New(t testing.TB) (*Engine, string) {
+	t.Helper()
+	e, err := engine()
+	if err != nil {
+		t.Fatalf("chDB required: %v", err)
+	}
+	db := fmt.Sprintf("rampart_chdb_%d", counter.Add(1))
+	if _, err := ddl.Migrate(context.Background(), e, db); err != nil {
+		t.Fatalf("chdbtest: migrate: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	return e, db
+}
+
+// Exec runs one statement.
+func (e *Engine) Exec(ctx context.Context, query string) error {
+	_, err := e.run(query, "TabSeparated")
+	return err
+}
+
+// Query runs one statement and returns rows formatted like chstore.Client.Query.
+func (e *Engine) Query(ctx context.Context, query string) ([][]string, error) {
+	out, err := e.run(query, "JSONCompactEachRow")
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var cells []any
+		d := json.NewDecoder(strings.NewReader(line))
+		d.UseNumber()
+		if err := d.Decode(&cells); err != nil {
+			return nil, fmt.Errorf("chdbtest: decode row %q: %w", line, err)
+		}
+		row := make([]string, len(cells))
+		for i, c := range cells {
+			row[i] = format(c)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func format(v any) string {
+	if list, ok := v.([]any); ok {
+		ss := make([]string, len(list))
+		for i, x := range list {
+			ss[i] = fmt.Sprint(x)
+		}
+		return chstore.FormatValue(ss)
+	}
+	return chstore.FormatValue(v)
+}
+
+func (e *Engine) run(query, format string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	res, err := e.conn.Query(query, format)
+	if err != nil {
+		return "", fmt.Errorf("chdb: %w", err)
+	}
+	defer res.Free()
+	if err := res.Error(); err != nil {
+		return "", fmt.Errorf("chdb: %w", err)
+	}
+	return res.String(), nil
+}
+
+var _ ddl.Conn = (*Engine)(nil)

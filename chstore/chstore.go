@@ -1,0 +1,171 @@
+// Package chstore is Rampart's ClickHouse access over the native protocol:
+// connecting, running migrations, batched inserts and text queries. The
+// collector, correlator and `rampart migrate` share it; the enforcer never
+// imports it.
+package chstore
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/rampart-io/rampart/schema/ddl"
+)
+
+// Config locates a ClickHouse server.
+type Config struct {
+	// Addr is host:port of the native protocol (9000 by default).
+	Addr string `yaml:"addr"`
+	// Database holds Rampart's tables.
+	Database string `yaml:"database"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// DialTimeout bounds connecting; queries are bounded by their context.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// Defaults returns the configuration of a local server.
+func Defaults() Config {
+	return Config{Addr: "127.0.0.1:9000", Database: "rampart", Username: "default", DialTimeout: 5 * time.Second}
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	if c.Addr == "" {
+		return fmt.Errorf("clickhouse: addr is required")
+	}
+	return ddl.ValidDatabase(c.Database)
+}
+
+// Client is a connection pool to one ClickHouse server.
+type Client struct {
+	conn driver.Conn
+	cfg  Config
+}
+
+// Open connects to the server and checks it answers.
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        []string{cfg.Addr},
+		Auth:        clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		DialTimeout: cfg.DialTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: open %s: %w", cfg.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse: ping %s: %w", cfg.Addr, err)
+	}
+	return &Client{conn: conn, cfg: cfg}, nil
+}
+
+// Database is the database Rampart's tables live in.
+func (c *Client) Database() string { return c.cfg.Database }
+
+// Close releases the connections.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Migrate applies pending schema migrations to the client's database.
+func (c *Client) Migrate(ctx context.Context) ([]int, error) {
+	return ddl.Migrate(ctx, c, c.cfg.Database)
+}
+
+// Exec runs a statement that returns no rows.
+func (c *Client) Exec(ctx context.Context, query string) error {
+	return c.conn.Exec(ctx, query)
+}
+
+// Insert writes rows into table (in the client's database) as one block,
+// naming the columns. It returns only once the server accepted the block.
+func (c *Client) Insert(ctx context.Context, table string, columns []string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	q := fmt.Sprintf("INSERT INTO %s.%s (%s)", c.cfg.Database, table, strings.Join(columns, ", "))
+	b, err := c.conn.PrepareBatch(ctx, q)
+	if err != nil {
+		return fmt.Errorf("clickhouse: prepare insert into %s: %w", table, err)
+	}
+	defer b.Abort()
+	for _, r := range rows {
+		if err := b.Append(r...); err != nil {
+			return fmt.Errorf("clickhouse: append to %s: %w", table, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("clickhouse: insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// Query runs a query and returns every row as text, formatted as
+// ClickHouse's own text formats print them, so results compare across engines.
+func (c *Client) Query(ctx context.Context, query string) ([][]string, error) {
+	rows, err := c.conn.Query(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	types := rows.ColumnTypes()
+	var out [][]string
+	for rows.Next() {
+		dest := make([]any, len(types))
+		for i, t := range types {
+			dest[i] = reflect.New(t.ScanType()).Interface()
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		row := make([]string, len(dest))
+		for i, d := range dest {
+			row[i] = FormatValue(reflect.ValueOf(d).Elem().Interface())
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
+// FormatValue prints a scanned value the way ClickHouse's text formats do.
+func FormatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case time.Time:
+		return x.UTC().Format(time.DateTime)
+	case *time.Time:
+		if x == nil {
+			return ""
+		}
+		return x.UTC().Format(time.DateTime)
+	case string:
+		return x
+	case []string:
+		return "[" + strings.Join(quoteAll(x), ",") + "]"
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return ""
+		}
+		return FormatValue(rv.Elem().Interface())
+	}
+	return fmt.Sprint(v)
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	}
+	return out
+}
+
+var _ ddl.Conn = (*Client)(nil)

@@ -1,0 +1,148 @@
+package chstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/chstore/chdbtest"
+	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/forensic"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// fixture is a small, realistic slice of audit history: two tenants, a
+// delegated session with an allowed and a denied call, and a tenant name
+// that needs quoting.
+func fixture() []*event.Event {
+	ids := &event.IDSource{}
+	var out []*event.Event
+	seq := uint64(0)
+	add := func(at time.Duration, tenant, session string, kind event.Kind, tool string, effect event.Effect, rule string, status int) {
+		seq++
+		e := &event.Event{
+			V: event.Version, ID: ids.New(t0.Add(at)), Kind: kind, Time: t0.Add(at), Tenant: tenant,
+			Instance: "enf-1", Seq: seq, RequestID: fmt.Sprintf("req-%d", (seq+2)/3),
+			Identity: &event.Identity{
+				Subject: "user:alice", Issuer: "https://idp.example",
+				Chain:     []event.Actor{{Subject: "agent:planner"}, {Subject: "agent:sub"}},
+				SessionID: session, TaskID: "task-1",
+			},
+			Request: &event.Request{Method: "POST", Host: "tools.internal", Path: "/mcp", RPCMethod: "tools/call", Tool: tool, ArgsDigest: "sha256:00"},
+		}
+		switch kind {
+		case event.KindDecision:
+			e.Decision = &event.Decision{Effect: effect, PolicyID: "default", RuleID: rule, PolicyHash: "sha256:ab", Reason: "because", EvalNanos: 1500}
+		case event.KindResponse:
+			e.Response = &event.Response{Status: status, DurationNs: 900000}
+		}
+		out = append(out, e)
+	}
+	add(0, "acme", "s-1", event.KindRequest, "search", "", "", 0)
+	add(1*time.Millisecond, "acme", "s-1", event.KindDecision, "search", event.EffectAllow, "allow-search", 0)
+	add(5*time.Millisecond, "acme", "s-1", event.KindResponse, "search", "", "", 200)
+	add(2*time.Second, "acme", "s-1", event.KindRequest, "shell", "", "", 0)
+	add(2*time.Second+time.Millisecond, "acme", "s-1", event.KindDecision, "shell", event.EffectDeny, "deny-shell", 0)
+	add(3*time.Second, "o'brien\\co", "s-2", event.KindRequest, "search", "", "", 0)
+	add(3*time.Second+time.Millisecond, "o'brien\\co", "s-2", event.KindDecision, "search", event.EffectDeny, "default-deny", 0)
+	return out
+}
+
+// jsonEachRow renders rows for chDB's text insert.
+func jsonEachRow(rows [][]any) string {
+	var b strings.Builder
+	for _, r := range rows {
+		m := make(map[string]any, len(r))
+		for i, v := range r {
+			if t, ok := v.(time.Time); ok {
+				v = t.UTC().Format(time.DateTime)
+			}
+			m[ddl.EventColumns[i]] = v
+		}
+		line, _ := json.Marshal(m)
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func TestSchemaAndForensicQueriesAgreeOnBothEngines(t *testing.T) {
+	ctx := context.Background()
+	server := chtest.New(t)
+	embedded, chdbDB := chdbtest.New(t)
+
+	for name, c := range map[string]ddl.Conn{"clickhouse-18": server, "chdb-26": embedded} {
+		db := server.Database()
+		if name == "chdb-26" {
+			db = chdbDB
+		}
+		again, err := ddl.Migrate(ctx, c, db)
+		if err != nil || len(again) != 0 {
+			t.Fatalf("%s: second migrate applied %v, err %v; want nothing", name, again, err)
+		}
+	}
+
+	var rows [][]any
+	for _, e := range fixture() {
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	// Each row twice: a redelivered batch must not change what analysts see.
+	for i := 0; i < 2; i++ {
+		if err := server.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+			t.Fatal(err)
+		}
+		insert := fmt.Sprintf("INSERT INTO %s.events_raw (%s) FORMAT JSONEachRow\n%s", chdbDB, strings.Join(ddl.EventColumns, ", "), jsonEachRow(rows))
+		if err := embedded.Exec(ctx, insert); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	queries := []struct {
+		name string
+		sql  func(db string) string
+		want [][]string
+	}{
+		{"decision counts", forensic.DecisionCounts, [][]string{
+			{"acme", "allow", "1"}, {"acme", "deny", "1"}, {"o'brien\\co", "deny", "1"},
+		}},
+		{"kind counts", forensic.KindCounts, [][]string{{"decision", "3"}, {"request", "3"}, {"response", "1"}}},
+		{"session timeline", func(db string) string { return forensic.SessionTimeline(db, "acme", "s-1") }, nil},
+		{"denied by rule, quoted tenant", func(db string) string { return forensic.DeniedByRule(db, "o'brien\\co") }, [][]string{{"default", "default-deny", "1"}}},
+		{"agent activity", func(db string) string {
+			return forensic.AgentActivity(db, "acme", "agent:sub", t0, t0.Add(time.Minute))
+		}, nil},
+	}
+	for _, q := range queries {
+		t.Run(q.name, func(t *testing.T) {
+			got18, err := server.Query(ctx, q.sql(server.Database()))
+			if err != nil {
+				t.Fatalf("clickhouse 18: %v", err)
+			}
+			got26, err := embedded.Query(ctx, q.sql(chdbDB))
+			if err != nil {
+				t.Fatalf("chdb 26: %v", err)
+			}
+			if !reflect.DeepEqual(got18, got26) {
+				t.Fatalf("engines disagree:\n18.16: %q\n26.x:  %q", got18, got26)
+			}
+			if q.want != nil && !reflect.DeepEqual(got18, q.want) {
+				t.Fatalf("got %q, want %q", got18, q.want)
+			}
+			if len(got18) == 0 {
+				t.Fatal("no rows")
+			}
+		})
+	}
+
+	timeline, _ := server.Query(ctx, forensic.SessionTimeline(server.Database(), "acme", "s-1"))
+	if len(timeline) != 5 || timeline[0][4] != "user:alice -> agent:planner -> agent:sub" || timeline[4][8] != "deny-shell" {
+		t.Fatalf("timeline: %q", timeline)
+	}
+}

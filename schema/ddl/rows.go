@@ -1,0 +1,57 @@
+package ddl
+
+import (
+	"time"
+
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+// EventColumns are the columns of events_raw that writers fill, in the order
+// of EventRow. Inserts name them explicitly, which ClickHouse 18.16 needs.
+var EventColumns = []string{
+	"event_id", "kind", "event_time", "event_time_us", "tenant", "instance", "seq", "request_id",
+	"traceparent", "tracestate",
+	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "actor", "session_id", "task_id",
+	"method", "host", "path", "rpc_method", "tool", "args_digest", "args", "body_bytes",
+	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns",
+	"status", "duration_ns", "response_bytes",
+	"stream_seq", "collected_at",
+}
+
+// EventRow flattens e into values for EventColumns. streamSeq is the
+// JetStream sequence the event was read at.
+func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
+	var (
+		id                          event.Identity
+		req                         event.Request
+		dec                         event.Decision
+		resp                        event.Response
+		chainSubjects, chainIssuers = []string{}, []string{}
+	)
+	if e.Identity != nil {
+		id = *e.Identity
+		for _, a := range id.Chain {
+			chainSubjects = append(chainSubjects, a.Subject)
+			chainIssuers = append(chainIssuers, a.Issuer)
+		}
+	}
+	if e.Request != nil {
+		req = *e.Request
+	}
+	if e.Decision != nil {
+		dec = *e.Decision
+	}
+	if e.Response != nil {
+		resp = *e.Response
+	}
+	t := e.Time.UTC()
+	return []any{
+		e.ID, string(e.Kind), t.Truncate(time.Second), uint64(t.UnixMicro()), e.Tenant, e.Instance, e.Seq, e.RequestID,
+		e.Trace.TraceParent, e.Trace.TraceState,
+		id.Subject, id.Issuer, id.SPIFFEID, chainSubjects, chainIssuers, e.Identity.CurrentActor(), id.SessionID, id.TaskID,
+		req.Method, req.Host, req.Path, req.RPCMethod, req.Tool, req.ArgsDigest, string(req.Args), req.BodyBytes,
+		string(dec.Effect), dec.PolicyID, dec.RuleID, dec.PolicyHash, dec.Reason, dec.Code, dec.EvalNanos,
+		int32(resp.Status), resp.DurationNs, resp.Bytes,
+		streamSeq, collectedAt.UTC().Truncate(time.Second),
+	}
+}

@@ -1,0 +1,86 @@
+// Package forensic holds the named queries a SOC analyst, `rampart demo` and
+// the dashboards run against Rampart's ClickHouse views. Each is plain SQL
+// that runs unchanged on ClickHouse 18.16 and on current ClickHouse; tests
+// run every one on both engines and compare the answers.
+package forensic
+
+import (
+	"strings"
+	"time"
+)
+
+// Quote returns s as a ClickHouse string literal.
+func Quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func inDB(db, q string) string { return strings.ReplaceAll(q, "{db}", db) }
+
+// DecisionCounts counts decisions by tenant and effect.
+// Columns: tenant, effect, decisions.
+func DecisionCounts(db string) string {
+	return inDB(db, `SELECT tenant, effect, count() AS decisions
+FROM {db}.events
+WHERE kind = 'decision'
+GROUP BY tenant, effect
+ORDER BY tenant, effect`)
+}
+
+// KindCounts counts events by kind. Columns: kind, events.
+func KindCounts(db string) string {
+	return inDB(db, `SELECT kind, count() AS events FROM {db}.events GROUP BY kind ORDER BY kind`)
+}
+
+// SessionTimeline reconstructs one session in order: who called which tool,
+// on whose behalf, which rule decided, and what came of it.
+// Columns: time, seq, kind, principal, chain, tool, effect, policy_id,
+// rule_id, reason, status, request_id.
+func SessionTimeline(db, tenant, session string) string {
+	return inDB(db, `SELECT
+    event_time AS time,
+    seq,
+    kind,
+    subject AS principal,
+    arrayStringConcat(arrayConcat([subject], chain_subjects), ' -> ') AS chain,
+    tool,
+    effect,
+    policy_id,
+    rule_id,
+    reason,
+    status,
+    request_id
+FROM {db}.events
+WHERE tenant = `+Quote(tenant)+` AND session_id = `+Quote(session)+`
+ORDER BY event_time_us, instance, seq`)
+}
+
+// Sessions lists the sessions the correlator derived, newest first.
+// Columns: tenant, session_id, principal, agents, chain, first_seen,
+// last_seen, requests, allowed, denied, responses.
+func Sessions(db string) string {
+	return inDB(db, `SELECT tenant, session_id, principal, agents, chain, first_seen, last_seen,
+    requests, allowed, denied, responses
+FROM {db}.sessions
+ORDER BY last_seen DESC, tenant, session_id`)
+}
+
+// AgentActivity lists what one actor did in a tenant over [from, to).
+// Columns: time, kind, session_id, tool, effect, rule_id.
+func AgentActivity(db, tenant, actor string, from, to time.Time) string {
+	return inDB(db, `SELECT event_time AS time, kind, session_id, tool, effect, rule_id
+FROM {db}.events
+WHERE tenant = `+Quote(tenant)+` AND actor = `+Quote(actor)+`
+  AND event_time >= toDateTime(`+Quote(from.UTC().Format(time.DateTime))+`, 'UTC')
+  AND event_time < toDateTime(`+Quote(to.UTC().Format(time.DateTime))+`, 'UTC')
+ORDER BY event_time_us, seq`)
+}
+
+// DeniedByRule ranks the rules that denied most in a tenant.
+// Columns: policy_id, rule_id, denials.
+func DeniedByRule(db, tenant string) string {
+	return inDB(db, `SELECT policy_id, rule_id, count() AS denials
+FROM {db}.events
+WHERE tenant = `+Quote(tenant)+` AND kind = 'decision' AND effect = 'deny'
+GROUP BY policy_id, rule_id
+ORDER BY denials DESC, rule_id`)
+}
