@@ -79,14 +79,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.St
 }
 
 // DurableConsumer returns the configuration of a durable pull consumer of all
-// events with explicit acks. maxPending bounds unacknowledged messages, which
+// events, acknowledged cumulatively (one ack per batch). maxPending bounds unacknowledged messages, which
 // is the consumer's memory bound.
 func DurableConsumer(name string, maxPending int, ackWait time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "rampart " + name,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: maxPending,
 		MaxDeliver:    -1,
