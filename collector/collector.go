@@ -1,0 +1,198 @@
+// Package collector moves audit events from JetStream into ClickHouse. It
+// reads batches from a durable consumer, checks and enriches each event,
+// inserts the batch, and acknowledges it only after ClickHouse accepted it.
+// Events that can never be stored go to the dead-letter stream with the
+// reason; a redelivered batch collapses in ClickHouse on the event id.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/schema/subject"
+)
+
+// Config configures a collector.
+type Config struct {
+	// NATSURL is the JetStream server to read from.
+	NATSURL string `yaml:"nats_url"`
+	// Consumer is the durable consumer name; collectors sharing it share the work.
+	Consumer string `yaml:"consumer"`
+	// BatchSize is how many events go into one insert at most.
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait is how long to wait to fill a batch before inserting what came.
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// RetryDelay spaces retries while ClickHouse refuses inserts.
+	RetryDelay time.Duration `yaml:"retry_delay"`
+	// Stream tunes the streams, which the collector ensures exist.
+	Stream stream.Config `yaml:"stream"`
+	// ClickHouse is where events land.
+	ClickHouse chstore.Config `yaml:"clickhouse"`
+}
+
+// Defaults returns the single-node configuration.
+func Defaults() Config {
+	return Config{
+		NATSURL:    nats.DefaultURL,
+		Consumer:   "collector",
+		BatchSize:  1000,
+		BatchWait:  500 * time.Millisecond,
+		RetryDelay: time.Second,
+		Stream:     stream.Defaults(),
+		ClickHouse: chstore.Defaults(),
+	}
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	switch {
+	case c.NATSURL == "":
+		return errors.New("collector: nats_url is required")
+	case c.Consumer == "":
+		return errors.New("collector: consumer is required")
+	case c.BatchSize < 1 || c.BatchSize > 100000:
+		return fmt.Errorf("collector: batch_size %d out of range [1, 100000]", c.BatchSize)
+	case c.BatchWait <= 0 || c.RetryDelay <= 0:
+		return errors.New("collector: batch_wait and retry_delay must be positive")
+	}
+	return c.ClickHouse.Validate()
+}
+
+// Collector is a running JetStream-to-ClickHouse pipeline.
+type Collector struct {
+	cfg Config
+	log *slog.Logger
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	ch  *chstore.Client
+}
+
+// New connects to NATS and ClickHouse, ensures the streams and applies
+// pending migrations.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "collector")
+	ch, err := chstore.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ch.Migrate(ctx); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("rampart-collector"), nats.MaxReconnects(-1))
+	if err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("collector: connect %s: %w", cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		_, err = stream.Ensure(ctx, js, cfg.Stream)
+	}
+	if err != nil {
+		nc.Close()
+		ch.Close()
+		return nil, err
+	}
+	return &Collector{cfg: cfg, log: log, nc: nc, js: js, ch: ch}, nil
+}
+
+// Run collects until ctx ends.
+func (c *Collector) Run(ctx context.Context) error {
+	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.BatchSize, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	err = stream.ConsumeBatches(ctx, cons, stream.BatchOptions{
+		Size: c.cfg.BatchSize, MaxWait: c.cfg.BatchWait, RetryDelay: c.cfg.RetryDelay, Logger: c.log,
+	}, c.store)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Close releases the connections.
+func (c *Collector) Close() {
+	c.nc.Close()
+	c.ch.Close()
+}
+
+// store writes one batch. It fails as a whole, so the batch is redelivered
+// as a whole; rows already inserted collapse on their event id.
+func (c *Collector) store(ctx context.Context, b stream.Batch) error {
+	now := time.Now()
+	rows := make([][]any, 0, len(b))
+	for _, m := range b {
+		seq := stream.StreamSeq(m)
+		e, err := decode(m)
+		if err != nil {
+			if err := c.deadLetter(ctx, m, seq, err); err != nil {
+				return err
+			}
+			continue
+		}
+		rows = append(rows, ddl.EventRow(e, seq, now))
+	}
+	if err := c.ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		return err
+	}
+	c.log.Debug("batch stored", "events", len(rows), "messages", len(b))
+	return nil
+}
+
+// ErrSubjectMismatch marks an event whose tenant or kind disagrees with the
+// subject it was published on: a publisher misrouting or spoofing a tenant.
+var ErrSubjectMismatch = errors.New("collector: event does not match its subject")
+
+func decode(m jetstream.Msg) (*event.Event, error) {
+	e, err := event.Decode(m.Data())
+	if err != nil {
+		return nil, err
+	}
+	tenant, kind, err := subject.Parse(m.Subject())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSubjectMismatch, err)
+	}
+	if tenant != e.Tenant || kind != string(e.Kind) {
+		return nil, fmt.Errorf("%w: subject %q carries tenant %q kind %q", ErrSubjectMismatch, m.Subject(), e.Tenant, e.Kind)
+	}
+	return e, nil
+}
+
+// Dead-letter headers: why an event was refused and where it came from.
+const (
+	HeaderReason        = "Rampart-DLQ-Reason"
+	HeaderSubject       = "Rampart-DLQ-Subject"
+	HeaderStreamSeq     = "Rampart-DLQ-Stream-Seq"
+	deadLetterMsgIDBase = "dlq-"
+)
+
+func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reason error) error {
+	out := nats.NewMsg(stream.DeadLetterPrefix + c.cfg.Consumer)
+	out.Data = m.Data()
+	out.Header.Set(HeaderReason, reason.Error())
+	out.Header.Set(HeaderSubject, m.Subject())
+	out.Header.Set(HeaderStreamSeq, fmt.Sprint(seq))
+	// Redelivery of the same poison message is stored once.
+	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s%s-%d", deadLetterMsgIDBase, c.cfg.Consumer, seq))
+	if _, err := c.js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("collector: dead-letter seq %d: %w", seq, err)
+	}
+	c.log.Warn("event dead-lettered", "stream_seq", seq, "reason", reason)
+	return nil
+}

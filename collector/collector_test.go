@@ -1,0 +1,167 @@
+package collector_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/collector"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/schema/subject"
+)
+
+type rig struct {
+	js  jetstream.JetStream
+	ch  *chstore.Client
+	cfg collector.Config
+	ids event.IDSource
+	seq uint64
+}
+
+func newRig(t *testing.T, addr string) *rig {
+	srv := natstest.Run(t)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if _, err := stream.Ensure(context.Background(), js, stream.Defaults()); err != nil {
+		t.Fatal(err)
+	}
+	ch := chtest.Open(t, addr)
+	cfg := collector.Defaults()
+	cfg.NATSURL = srv.URL()
+	cfg.BatchWait = 50 * time.Millisecond
+	cfg.RetryDelay = 100 * time.Millisecond
+	return &rig{js: js, ch: ch, cfg: cfg}
+}
+
+func (r *rig) publish(t *testing.T, tenant string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		r.seq++
+		e := &event.Event{V: event.Version, ID: r.ids.New(time.Now()), Kind: event.KindDecision, Time: time.Now(),
+			Tenant: tenant, Instance: "enf-test", Seq: r.seq, RequestID: fmt.Sprint(r.seq),
+			Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "p", RuleID: "r"}}
+		data, _ := event.Encode(e)
+		subj, _ := subject.For(tenant, string(e.Kind))
+		if _, err := r.js.Publish(context.Background(), subj, data, jetstream.WithMsgID(e.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (r *rig) start(t *testing.T, addr string) context.CancelFunc {
+	t.Helper()
+	cfg := r.cfg
+	cfg.ClickHouse.Addr = addr
+	cfg.ClickHouse.Database = r.ch.Database()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	stop := func() { cancel(); <-done; c.Close() }
+	t.Cleanup(stop)
+	return stop
+}
+
+func count(t *testing.T, ch *chstore.Client, q string) int {
+	t.Helper()
+	rows, err := ch.Query(context.Background(), q)
+	if err != nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(rows[0][0])
+	return n
+}
+
+// waitFor polls until the query returns want, or fails after a deadline.
+func waitFor(t *testing.T, ch *chstore.Client, q string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	got := -1
+	for time.Now().Before(deadline) {
+		if got = count(t, ch, q); got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s = %d, want %d", q, got, want)
+}
+
+func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
+	addr, _ := chtest.Server(t)
+	r := newRig(t, addr)
+	db := r.ch.Database()
+
+	r.publish(t, "acme", 120)
+	// Poison: not an event, and an event whose tenant disagrees with its subject.
+	if _, err := r.js.Publish(context.Background(), "rampart.v1.acme.decision", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	spoof, _ := event.Encode(&event.Event{V: 1, ID: "X", Kind: event.KindDecision, Time: time.Now(), Tenant: "globex",
+		Instance: "i", Seq: 1, Decision: &event.Decision{Effect: event.EffectAllow}})
+	if _, err := r.js.Publish(context.Background(), "rampart.v1.acme.decision", spoof); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, "globex", 30)
+
+	stop := r.start(t, addr)
+	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 150)
+	stop()
+
+	// A second collector on the same durable consumer finds nothing to redo.
+	r.publish(t, "acme", 10)
+	r.start(t, addr)
+	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 160)
+	if n := count(t, r.ch, "SELECT count() FROM "+db+".events_raw"); n != 160 {
+		t.Fatalf("events_raw holds %d rows, want 160 (no duplicates)", n)
+	}
+
+	dlq, err := r.js.Stream(context.Background(), stream.DeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := dlq.Info(context.Background())
+	if info.State.Msgs != 2 {
+		t.Fatalf("dead-letter stream holds %d messages, want 2", info.State.Msgs)
+	}
+	m, err := dlq.GetMsg(context.Background(), info.State.FirstSeq)
+	if err != nil || m.Header.Get(collector.HeaderReason) == "" {
+		t.Fatalf("dead letter without reason: %v %v", m, err)
+	}
+}
+
+func TestClickHouseOutageLosesNothing(t *testing.T) {
+	addr, srv := chtest.Server(t)
+	if srv == nil {
+		t.Fatal("this fault test needs a private server; unset RAMPART_CLICKHOUSE_ADDR")
+	}
+	r := newRig(t, addr)
+	db := r.ch.Database()
+	r.start(t, addr)
+
+	r.publish(t, "acme", 50)
+	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 50)
+
+	srv.Stop()
+	r.publish(t, "acme", 70) // arrives while ClickHouse is down
+	if err := srv.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 120)
+	waitFor(t, r.ch, "SELECT uniqExact(event_id) FROM "+db+".events_raw", 120)
+}
