@@ -1,0 +1,225 @@
+// Package correlator links the events of an agent session — principal,
+// delegation chain, agents, tasks and decisions — into one sessions row per
+// session in ClickHouse. It reads its own durable JetStream consumer, so it
+// runs and fails independently of the collector.
+//
+// Rows are rewritten whole with a rising version, and each row remembers the
+// last stream sequence it counted, so redelivered events are not counted
+// twice and a restarted correlator resumes from ClickHouse, not from memory.
+package correlator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/forensic"
+	"github.com/rampart-io/rampart/schema/stream"
+)
+
+// Config configures a correlator.
+type Config struct {
+	// NATSURL is the JetStream server to read from.
+	NATSURL string `yaml:"nats_url"`
+	// Consumer is the durable consumer name.
+	Consumer string `yaml:"consumer"`
+	// BatchSize bounds events per batch; BatchWait bounds waiting to fill one.
+	BatchSize int           `yaml:"batch_size"`
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// RetryDelay spaces retries while ClickHouse refuses writes.
+	RetryDelay time.Duration `yaml:"retry_delay"`
+	// CacheSessions bounds sessions kept in memory; others are reloaded.
+	CacheSessions int `yaml:"cache_sessions"`
+	// Stream tunes the streams, which the correlator ensures exist.
+	Stream stream.Config `yaml:"stream"`
+	// ClickHouse is where session rows are written.
+	ClickHouse chstore.Config `yaml:"clickhouse"`
+}
+
+// Defaults returns the single-node configuration.
+func Defaults() Config {
+	return Config{
+		NATSURL: nats.DefaultURL, Consumer: "correlator",
+		BatchSize: 1000, BatchWait: 500 * time.Millisecond, RetryDelay: time.Second,
+		CacheSessions: 100000, Stream: stream.Defaults(), ClickHouse: chstore.Defaults(),
+	}
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	switch {
+	case c.NATSURL == "" || c.Consumer == "":
+		return errors.New("correlator: nats_url and consumer are required")
+	case c.BatchSize < 1 || c.BatchSize > 100000:
+		return fmt.Errorf("correlator: batch_size %d out of range [1, 100000]", c.BatchSize)
+	case c.BatchWait <= 0 || c.RetryDelay <= 0:
+		return errors.New("correlator: batch_wait and retry_delay must be positive")
+	case c.CacheSessions < 1:
+		return errors.New("correlator: cache_sessions must be positive")
+	}
+	return c.ClickHouse.Validate()
+}
+
+// Correlator is a running session correlator.
+type Correlator struct {
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	ch       *chstore.Client
+	sessions map[sessionKey]*Session
+}
+
+// New connects to NATS and ClickHouse and applies pending migrations.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Correlator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	ch, err := chstore.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ch.Migrate(ctx); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("rampart-correlator"), nats.MaxReconnects(-1))
+	if err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("correlator: connect %s: %w", cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		_, err = stream.Ensure(ctx, js, cfg.Stream)
+	}
+	if err != nil {
+		nc.Close()
+		ch.Close()
+		return nil, err
+	}
+	return &Correlator{cfg: cfg, log: log.With("component", "correlator"), nc: nc, js: js, ch: ch,
+		sessions: make(map[sessionKey]*Session)}, nil
+}
+
+// Run correlates until ctx ends.
+func (c *Correlator) Run(ctx context.Context) error {
+	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.BatchSize, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	err = stream.ConsumeBatches(ctx, cons, stream.BatchOptions{
+		Size: c.cfg.BatchSize, MaxWait: c.cfg.BatchWait, RetryDelay: c.cfg.RetryDelay, Logger: c.log,
+	}, c.correlate)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Close releases the connections.
+func (c *Correlator) Close() {
+	c.nc.Close()
+	c.ch.Close()
+}
+
+func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
+	touched := map[sessionKey]*Session{}
+	for _, m := range b {
+		e, err := event.Decode(m.Data())
+		if err != nil || e.Identity == nil || e.Identity.SessionID == "" {
+			continue // undecodable events are the collector's to dead-letter
+		}
+		k := sessionKey{e.Tenant, e.Identity.SessionID}
+		s, err := c.session(ctx, k)
+		if err != nil {
+			return err
+		}
+		if s.apply(e, stream.StreamSeq(m)) {
+			touched[k] = s
+		}
+	}
+	if len(touched) == 0 {
+		return nil
+	}
+	version := uint64(time.Now().UnixNano())
+	rows := make([][]any, 0, len(touched))
+	for _, s := range touched {
+		rows = append(rows, s.row(version))
+	}
+	if err := c.ch.Insert(ctx, "sessions_raw", SessionColumns, rows); err != nil {
+		// Memory may now be ahead of ClickHouse: forget, reload on redelivery.
+		for k := range touched {
+			delete(c.sessions, k)
+		}
+		return err
+	}
+	return nil
+}
+
+// session returns the state of k, from memory or else from ClickHouse.
+func (c *Correlator) session(ctx context.Context, k sessionKey) (*Session, error) {
+	if s, ok := c.sessions[k]; ok {
+		return s, nil
+	}
+	s, err := c.load(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.sessions) >= c.cfg.CacheSessions {
+		for old := range c.sessions { // evict any one; it can be reloaded
+			delete(c.sessions, old)
+			break
+		}
+	}
+	c.sessions[k] = s
+	return s, nil
+}
+
+func (c *Correlator) load(ctx context.Context, k sessionKey) (*Session, error) {
+	q := fmt.Sprintf(`SELECT first_seen, last_seen, principal, agents, chain, tasks, requests, allowed, denied, responses, last_stream_seq
+FROM %s.sessions WHERE tenant = %s AND session_id = %s`, c.ch.Database(), forensic.Quote(k.tenant), forensic.Quote(k.id))
+	rows, err := c.ch.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("correlator: load session: %w", err)
+	}
+	s := &Session{Tenant: k.tenant, ID: k.id}
+	if len(rows) == 0 {
+		return s, nil
+	}
+	r := rows[0]
+	s.FirstSeen, _ = time.Parse(time.DateTime, r[0])
+	s.LastSeen, _ = time.Parse(time.DateTime, r[1])
+	s.Principal = r[2]
+	s.Agents, s.Chain, s.Tasks = parseList(r[3]), parseList(r[4]), parseList(r[5])
+	for i, p := range []*uint64{&s.Requests, &s.Allowed, &s.Denied, &s.Responses, &s.LastStreamSeq} {
+		if *p, err = strconv.ParseUint(r[6+i], 10, 64); err != nil {
+			return nil, fmt.Errorf("correlator: bad session row: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// parseList reads an array as chstore.FormatValue prints it: ['a','b'].
+func parseList(s string) []string {
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if s == "" {
+		return nil
+	}
+	var out []string
+	for _, item := range strings.Split(s, "','") {
+		item = strings.TrimSuffix(strings.TrimPrefix(item, "'"), "'")
+		out = append(out, strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(item))
+	}
+	return out
+}
