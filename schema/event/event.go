@@ -140,17 +140,9 @@ func Encode(e *Event) ([]byte, error) {
 	return json.Marshal(e)
 }
 
-// Decode parses and validates one v1 event.
+// Decode parses and validates one v1 event. Any other version is
+// ErrUnsupportedVersion, whatever its fields: consumers route by version.
 func Decode(data []byte) (*Event, error) {
-	var probe struct {
-		V int `json:"v"`
-	}
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if probe.V != Version {
-		return nil, fmt.Errorf("%w: %d", ErrUnsupportedVersion, probe.V)
-	}
 	var e Event
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
