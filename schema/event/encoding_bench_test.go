@@ -20,8 +20,8 @@ func sample() *Event {
 		Trace: Trace{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		Identity: &Identity{
 			Subject: "user:alice@acme.example", Issuer: "https://idp.acme.example",
-			SPIFFEID: "spiffe://acme.example/ns/agents/sa/planner",
-			Chain:    []Actor{{Subject: "agent:planner"}, {Subject: "agent:web-researcher"}},
+			SPIFFEID:  "spiffe://acme.example/ns/agents/sa/planner",
+			Chain:     []Actor{{Subject: "agent:planner"}, {Subject: "agent:web-researcher"}},
 			SessionID: "sess-8c1f2e", TaskID: "task-42",
 		},
 		Request: &Request{Method: "POST", Host: "tools.acme.internal", Path: "/mcp", RPCMethod: "tools/call",
