@@ -25,6 +25,9 @@ import (
 type Config struct {
 	// NATSURL is the JetStream server to read from.
 	NATSURL string `yaml:"nats_url"`
+	// Deliver is where a newly created consumer starts: "all" retained
+	// events, or only "new" ones. An existing consumer keeps its position.
+	Deliver string `yaml:"deliver"`
 	// Consumer is the durable consumer name; collectors sharing it share the work.
 	Consumer string `yaml:"consumer"`
 	// BatchSize is how many events go into one insert at most.
@@ -113,7 +116,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 
 // Run collects until ctx ends.
 func (c *Collector) Run(ctx context.Context) error {
-	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.BatchSize, 30*time.Second)
+	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.Deliver, c.cfg.BatchSize, 30*time.Second)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ import (
 type Config struct {
 	// NATSURL is the JetStream server to read from.
 	NATSURL string `yaml:"nats_url"`
+	// Deliver is where a newly created consumer starts: "all" retained
+	// events, or only "new" ones. An existing consumer keeps its position.
+	Deliver string `yaml:"deliver"`
 	// Consumer is the durable consumer name.
 	Consumer string `yaml:"consumer"`
 	// BatchSize bounds events per batch; BatchWait bounds waiting to fill one.
@@ -114,7 +117,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Correlator, error)
 
 // Run correlates until ctx ends.
 func (c *Correlator) Run(ctx context.Context) error {
-	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.BatchSize, 30*time.Second)
+	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.Deliver, c.cfg.BatchSize, 30*time.Second)
 	if err != nil {
 		return err
 	}

@@ -78,14 +78,24 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.St
 	return s, nil
 }
 
-// DurableConsumer returns the configuration of a durable pull consumer of all
-// events, acknowledged cumulatively (one ack per batch). maxPending bounds unacknowledged messages, which
-// is the consumer's memory bound.
-func DurableConsumer(name string, maxPending int, ackWait time.Duration) jetstream.ConsumerConfig {
+// Where a new durable consumer starts reading.
+const (
+	DeliverAll = "all" // every event the stream still holds (the default)
+	DeliverNew = "new" // only events published after the consumer is created
+)
+
+// DurableConsumer returns the configuration of a durable pull consumer of
+// events, acknowledged cumulatively (one ack per batch). maxPending bounds
+// unacknowledged messages, which is the consumer's memory bound.
+func DurableConsumer(name, deliver string, maxPending int, ackWait time.Duration) jetstream.ConsumerConfig {
+	policy := jetstream.DeliverAllPolicy
+	if deliver == DeliverNew {
+		policy = jetstream.DeliverNewPolicy
+	}
 	return jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "rampart " + name,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		DeliverPolicy: policy,
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: maxPending,

@@ -1,0 +1,29 @@
+# Rampart: `make demo` runs the whole pipeline end to end, `make test` runs
+# every test against real NATS JetStream and ClickHouse. Both install what
+# they need first.
+SHELL := /bin/bash
+export CHDB_LIB_PATH ?= $(CURDIR)/.cache/chdb/node_modules/@chdb/lib-linux-x64-gnu/libchdb.so
+# Modules of the workspace, from go.work.
+MODULES := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
+
+.PHONY: deps build demo test vet bench fmt
+
+deps:
+	@scripts/deps.sh
+
+build:
+	go build -o bin/rampart ./cmd/rampart
+
+demo: deps build
+	bin/rampart demo
+
+vet:
+	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
+	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
+
+# Tests that need ClickHouse or NATS fail, never skip, here.
+test: deps vet
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && RAMPART_REQUIRE_SERVERS=1 go test -count=1 -timeout 20m ./...) || exit 1; done
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./schema/event/ ./enforcer/...

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need on a fresh Debian machine:
+# clickhouse-server (18.16, Debian's), and libchdb.so (current ClickHouse as an
+# embedded engine, from npm) under .cache/chdb. Idempotent and quiet when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHDB_VERSION=26.5.3
+CHDB_DIR=.cache/chdb
+CHDB_LIB="$CHDB_DIR/node_modules/@chdb/lib-linux-x64-gnu/libchdb.so"
+
+need_apt=()
+command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need_apt+=(clickhouse-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	echo "deps: installing ${need_apt[*]} (apt)"
+	sudo_cmd=""
+	[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+	$sudo_cmd apt-get update -qq
+	# The package's own service stays down: Rampart starts private servers.
+	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -f "$CHDB_LIB" ]; then
+	echo "deps: installing @chdb/lib-linux-x64-gnu@$CHDB_VERSION (npm)"
+	mkdir -p "$CHDB_DIR"
+	npm install --silent --no-save --no-audit --no-fund --prefix "$CHDB_DIR" "@chdb/lib-linux-x64-gnu@$CHDB_VERSION" >/dev/null
+fi
+test -f "$CHDB_LIB" || { echo "deps: $CHDB_LIB missing after install" >&2; exit 1; }
