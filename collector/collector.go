@@ -47,6 +47,7 @@ func Defaults() Config {
 	return Config{
 		NATSURL:    nats.DefaultURL,
 		Consumer:   "collector",
+		Deliver:    stream.DeliverAll,
 		BatchSize:  1000,
 		BatchWait:  500 * time.Millisecond,
 		RetryDelay: time.Second,
@@ -64,6 +65,8 @@ func (c Config) Validate() error {
 		return errors.New("collector: consumer is required")
 	case c.BatchSize < 1 || c.BatchSize > 100000:
 		return fmt.Errorf("collector: batch_size %d out of range [1, 100000]", c.BatchSize)
+	case c.Deliver != "" && c.Deliver != stream.DeliverAll && c.Deliver != stream.DeliverNew:
+		return fmt.Errorf("%s: deliver must be %q or %q", "collector", stream.DeliverAll, stream.DeliverNew)
 	case c.BatchWait <= 0 || c.RetryDelay <= 0:
 		return errors.New("collector: batch_wait and retry_delay must be positive")
 	}

@@ -50,7 +50,7 @@ type Config struct {
 // Defaults returns the single-node configuration.
 func Defaults() Config {
 	return Config{
-		NATSURL: nats.DefaultURL, Consumer: "correlator",
+		NATSURL: nats.DefaultURL, Consumer: "correlator", Deliver: stream.DeliverAll,
 		BatchSize: 1000, BatchWait: 500 * time.Millisecond, RetryDelay: time.Second,
 		CacheSessions: 100000, Stream: stream.Defaults(), ClickHouse: chstore.Defaults(),
 	}
@@ -63,6 +63,8 @@ func (c Config) Validate() error {
 		return errors.New("correlator: nats_url and consumer are required")
 	case c.BatchSize < 1 || c.BatchSize > 100000:
 		return fmt.Errorf("correlator: batch_size %d out of range [1, 100000]", c.BatchSize)
+	case c.Deliver != "" && c.Deliver != stream.DeliverAll && c.Deliver != stream.DeliverNew:
+		return fmt.Errorf("%s: deliver must be %q or %q", "correlator", stream.DeliverAll, stream.DeliverNew)
 	case c.BatchWait <= 0 || c.RetryDelay <= 0:
 		return errors.New("correlator: batch_wait and retry_delay must be positive")
 	case c.CacheSessions < 1:

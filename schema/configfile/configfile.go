@@ -38,3 +38,29 @@ func Decode(data []byte, v any) error {
 	}
 	return nil
 }
+
+// LoadSection strictly decodes one top-level key of the YAML file at path
+// into v, ignoring the file's other keys: tools such as `rampart migrate`
+// read the clickhouse section of a component's file this way.
+func LoadSection(path, key string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var top map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	node, ok := top[key]
+	if !ok {
+		return fmt.Errorf("config %s: no %q section", path, key)
+	}
+	section, err := yaml.Marshal(&node)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := Decode(section, v); err != nil {
+		return fmt.Errorf("config %s: %s: %w", path, key, err)
+	}
+	return nil
+}

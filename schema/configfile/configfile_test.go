@@ -1,6 +1,7 @@
 package configfile
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,5 +33,25 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestLoadSection(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	data := "other: {anything: 1}\nmine:\n  addr: here\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var v sample
+	if err := LoadSection(path, "mine", &v); err != nil || v.Addr != "here" {
+		t.Fatalf("v = %+v, err = %v", v, err)
+	}
+	if err := LoadSection(path, "absent", &v); err == nil {
+		t.Fatal("missing section accepted")
+	}
+	bad := t.TempDir() + "/bad.yaml"
+	_ = os.WriteFile(bad, []byte("mine: {adr: x}\n"), 0o600)
+	if err := LoadSection(bad, "mine", &v); err == nil || !strings.Contains(err.Error(), "adr") {
+		t.Fatalf("unknown key in section: err = %v", err)
 	}
 }

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+
+	"github.com/rampart-io/rampart/internal/demo"
+)
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	var o overrides
+	o.register(fs, true)
+	sessions := fs.Int("sessions", 3, "agent sessions per tenant (8 tool calls each)")
+	verbose := fs.Bool("v", false, "log what the components do")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.DiscardHandler)
+	if *verbose {
+		log = slog.Default()
+	}
+	rep, err := demo.Run(ctx, demo.Options{
+		NATSURL:           o.natsURL,
+		ClickHouseAddr:    o.chAddr,
+		Database:          o.database,
+		SessionsPerTenant: *sessions,
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+	rep.Print(os.Stdout)
+	return nil
+}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"flag"
+	"os"
+)
+
+// Environment variables for the overrides every component shares. Flags
+// win over them, and they win over the config file.
+const (
+	envNATSURL  = "RAMPART_NATS_URL"
+	envCHAddr   = "RAMPART_CLICKHOUSE_ADDR"
+	envDatabase = "RAMPART_CLICKHOUSE_DATABASE"
+)
+
+// overrides are the common settings a flag or environment variable can set.
+type overrides struct {
+	config   string
+	natsURL  string
+	chAddr   string
+	database string
+}
+
+func (o *overrides) register(fs *flag.FlagSet, withClickHouse bool) {
+	fs.StringVar(&o.config, "config", "", "YAML configuration file (unknown keys are an error)")
+	fs.StringVar(&o.natsURL, "nats", os.Getenv(envNATSURL), "NATS URL (env "+envNATSURL+")")
+	if withClickHouse {
+		fs.StringVar(&o.chAddr, "clickhouse", os.Getenv(envCHAddr), "ClickHouse native address host:port (env "+envCHAddr+")")
+		fs.StringVar(&o.database, "database", os.Getenv(envDatabase), "ClickHouse database (env "+envDatabase+")")
+	}
+}
+
+// apply sets *dst to v when v is given.
+func apply(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}

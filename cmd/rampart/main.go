@@ -1,0 +1,72 @@
+// Command rampart is the front door of Rampart: one binary that runs each
+// component alone (enforcer, collector, correlator), all of them in one
+// process on embedded NATS (run), the schema migrations (migrate), and the
+// end-to-end demo (demo).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// verb is one subcommand; its file is named after it.
+type verb struct {
+	name, summary string
+	run           func(ctx context.Context, args []string) error
+}
+
+var verbs = []verb{
+	{"enforcer", "run the inline enforcer (reverse proxy)", runEnforcer},
+	{"collector", "move events from JetStream into ClickHouse", runCollector},
+	{"correlator", "derive sessions from events", runCorrelator},
+	{"run", "run every component in one process on embedded NATS", runAll},
+	{"migrate", "apply ClickHouse schema migrations", runMigrate},
+	{"demo", "run the whole pipeline on simulated agents and show what landed", runDemo},
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: rampart <command> [flags]\n\ncommands:\n")
+	for _, v := range verbs {
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", v.name, v.summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nrampart <command> -h shows the command's flags.\n")
+}
+
+func main() {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, v := range verbs {
+		if v.name == os.Args[1] {
+			err := v.run(ctx, os.Args[2:])
+			if errors.Is(err, flag.ErrHelp) {
+				os.Exit(2)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "rampart %s: %v\n", v.name, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	usage()
+	os.Exit(2)
+}
+
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("RAMPART_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

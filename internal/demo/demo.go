@@ -1,0 +1,298 @@
+// Package demo runs the whole pipeline on one machine — JetStream, a
+// ClickHouse server, a sample MCP tool backend behind the enforcer, the
+// collector and the correlator — drives simulated agent sessions through it,
+// and reports what landed in ClickHouse. `rampart demo` prints the report;
+// the end-to-end test checks it.
+package demo
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/chstore/chserver"
+	"github.com/rampart-io/rampart/collector"
+	"github.com/rampart-io/rampart/correlator"
+	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/internal/natsserver"
+	"github.com/rampart-io/rampart/loadtest/toolserver"
+	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/schema/forensic"
+	"github.com/rampart-io/rampart/schema/stream"
+)
+
+//go:embed policy.yaml
+var policy []byte
+
+// Options configure a demo run.
+type Options struct {
+	// NATSURL is an existing NATS JetStream; empty starts an embedded one.
+	NATSURL string
+	// ClickHouseAddr is an existing server's native address; empty starts a
+	// private clickhouse-server.
+	ClickHouseAddr string
+	// Database is dropped and re-created by the demo: it is the demo's own.
+	Database string
+	// SessionsPerTenant sizes the workload (8 calls each, two tenants).
+	SessionsPerTenant int
+	// Dir holds the run's files (keys, policy, server data).
+	Dir    string
+	Logger *slog.Logger
+}
+
+// Report is what the demo found in ClickHouse after the run.
+type Report struct {
+	Results  []workload.Result
+	Database string
+	// ByKind and Decisions are the forensic queries' rows.
+	ByKind, Decisions, Sessions, Timeline [][]string
+	// TimelineSession is the session the timeline reconstructs.
+	TimelineTenant, TimelineSession string
+	// BackendSeen are the request ids the tool backend served.
+	BackendSeen []string
+	Elapsed     time.Duration
+}
+
+// Tenants of the simulated workload.
+var Tenants = []string{"acme", "globex"}
+
+// Run executes the demo. The servers it started stop when it returns.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	start := time.Now()
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if o.SessionsPerTenant <= 0 {
+		o.SessionsPerTenant = 3
+	}
+	if o.Database == "" {
+		o.Database = "rampart_demo"
+	}
+	if o.Dir == "" {
+		dir, err := os.MkdirTemp("", "rampart-demo-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		o.Dir = dir
+	}
+
+	chAddr := o.ClickHouseAddr
+	if chAddr == "" {
+		dir := filepath.Join(o.Dir, "clickhouse")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		srv, err := chserver.Start(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Stop()
+		chAddr = srv.Addr
+		log.Info("started clickhouse-server", "addr", chAddr)
+	}
+	natsURL := o.NATSURL
+	deliver := stream.DeliverAll
+	if natsURL == "" {
+		ns, err := natsserver.Start(natsserver.Config{Listen: "127.0.0.1:0", StoreDir: filepath.Join(o.Dir, "nats")})
+		if err != nil {
+			return nil, err
+		}
+		defer ns.Shutdown()
+		natsURL = ns.ClientURL()
+		log.Info("started embedded NATS JetStream", "url", natsURL)
+	} else {
+		// A shared stream holds other events: read only this run's.
+		deliver = stream.DeliverNew
+	}
+
+	chCfg := chstore.Defaults()
+	chCfg.Addr, chCfg.Database = chAddr, o.Database
+	ch, err := resetDatabase(ctx, chCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+
+	// The tool backend, behind the enforcer.
+	tools := &toolserver.Server{}
+	backendURL, stopBackend, err := serve(tools)
+	if err != nil {
+		return nil, err
+	}
+	defer stopBackend()
+
+	issuer, err := workload.NewIssuer("https://idp.demo.rampart.local", "rampart-tools")
+	if err != nil {
+		return nil, err
+	}
+	jwks, _ := issuer.JWKS()
+	jwksFile := filepath.Join(o.Dir, "jwks.json")
+	policyFile := filepath.Join(o.Dir, "policy.yaml")
+	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(policyFile, policy, 0o600); err != nil {
+		return nil, err
+	}
+
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	ecfg := enforcer.Defaults()
+	ecfg.Upstream = backendURL
+	ecfg.Instance = "demo-enforcer-" + runID
+	ecfg.NATS.URL = natsURL
+	ecfg.Identity.Issuer = issuer.URL
+	ecfg.Identity.Audience = issuer.Audience
+	ecfg.Identity.JWKSFile = jwksFile
+	ecfg.PolicyFile = policyFile
+	enf, err := enforcer.New(ecfg)
+	if err != nil {
+		return nil, err
+	}
+	defer enf.Close()
+	enforcerURL, stopEnforcer, err := serve(enf.Handler())
+	if err != nil {
+		return nil, err
+	}
+	defer stopEnforcer()
+
+	ccfg := collector.Defaults()
+	ccfg.NATSURL, ccfg.ClickHouse, ccfg.Deliver = natsURL, chCfg, deliver
+	ccfg.Consumer = "demo-collector-" + runID
+	ccfg.BatchWait = 200 * time.Millisecond
+	col, err := collector.New(ctx, ccfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer col.Close()
+	rcfg := correlator.Defaults()
+	rcfg.NATSURL, rcfg.ClickHouse, rcfg.Deliver = natsURL, chCfg, deliver
+	rcfg.Consumer = "demo-correlator-" + runID
+	rcfg.BatchWait = 200 * time.Millisecond
+	cor, err := correlator.New(ctx, rcfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer cor.Close()
+
+	runCtx, stopPipeline := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return col.Run(gctx) })
+	g.Go(func() error { return cor.Run(gctx) })
+	defer func() { stopPipeline(); _ = g.Wait() }()
+
+	calls := workload.Scenario(Tenants, o.SessionsPerTenant)
+	driver := &workload.Driver{URL: enforcerURL + "/mcp", Issuer: issuer, Client: &http.Client{Timeout: 10 * time.Second}}
+	results := driver.Run(ctx, calls, 4)
+	for _, r := range results {
+		if r.Err != nil {
+			return nil, fmt.Errorf("demo: call failed: %w", r.Err)
+		}
+	}
+	log.Info("workload sent", "calls", len(calls))
+
+	rep := &Report{Results: results, Database: o.Database, BackendSeen: tools.Seen(),
+		TimelineTenant: Tenants[0], TimelineSession: Tenants[0] + "-sess-1"}
+	if err := waitLanded(ctx, ch, results, o.SessionsPerTenant*len(Tenants)); err != nil {
+		return rep, err
+	}
+	db := o.Database
+	queries := []struct {
+		into *[][]string
+		sql  string
+	}{
+		{&rep.ByKind, forensic.KindCounts(db)},
+		{&rep.Decisions, forensic.DecisionCounts(db)},
+		{&rep.Sessions, forensic.Sessions(db)},
+		{&rep.Timeline, forensic.SessionTimeline(db, rep.TimelineTenant, rep.TimelineSession)},
+	}
+	for _, q := range queries {
+		if *q.into, err = ch.Query(ctx, q.sql); err != nil {
+			return rep, fmt.Errorf("demo: %w", err)
+		}
+	}
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// resetDatabase gives the demo a fresh, migrated database of its own.
+func resetDatabase(ctx context.Context, cfg chstore.Config) (*chstore.Client, error) {
+	ch, err := chstore.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	if _, err := ch.Migrate(ctx); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	return ch, nil
+}
+
+// waitLanded polls ClickHouse until every request and decision of the run
+// is stored, a response for every forwarded call, and every session row.
+func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Result, sessions int) error {
+	forwarded := 0
+	for _, r := range results {
+		if r.Status == http.StatusOK {
+			forwarded++
+		}
+	}
+	want := map[string]int{"request": len(results), "decision": len(results), "response": forwarded}
+	db := ch.Database()
+	deadline := time.Now().Add(60 * time.Second)
+	var got map[string]int
+	var gotSessions int
+	for time.Now().Before(deadline) {
+		got = map[string]int{}
+		rows, err := ch.Query(ctx, forensic.KindCounts(db))
+		if err == nil {
+			for _, r := range rows {
+				got[r[0]], _ = strconv.Atoi(r[1])
+			}
+		}
+		if srows, err := ch.Query(ctx, "SELECT count() FROM "+db+".sessions"); err == nil {
+			gotSessions, _ = strconv.Atoi(srows[0][0])
+		}
+		if got["request"] == want["request"] && got["decision"] == want["decision"] &&
+			got["response"] == want["response"] && gotSessions == sessions {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("demo: ClickHouse holds %v events and %d sessions after 60s, want %v and %d", got, gotSessions, want, sessions)
+}
+
+// serve runs h on a free loopback port.
+func serve(h http.Handler) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("demo server", "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}

@@ -1,0 +1,39 @@
+package demo
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+)
+
+// Print writes the report for a person at a terminal.
+func (r *Report) Print(w io.Writer) {
+	status := map[int]int{}
+	for _, res := range r.Results {
+		status[res.Status]++
+	}
+	fmt.Fprintf(w, "\nRampart demo: %d tool calls from %d tenants, %d agent sessions (database %s)\n",
+		len(r.Results), len(Tenants), len(r.Sessions), r.Database)
+	fmt.Fprintf(w, "  at the client: %d allowed (200), %d denied by policy (403), %d unauthenticated (401)\n",
+		status[http.StatusOK], status[http.StatusForbidden], status[http.StatusUnauthorized])
+	fmt.Fprintf(w, "  the tool backend served %d requests\n", len(r.BackendSeen))
+
+	section(w, "Events in ClickHouse by kind", []string{"kind", "events"}, r.ByKind)
+	section(w, "Decisions by tenant", []string{"tenant", "effect", "decisions"}, r.Decisions)
+	section(w, "Sessions (correlator)", []string{"tenant", "session", "principal", "agents", "chain", "first seen", "last seen", "requests", "allowed", "denied", "responses"}, r.Sessions)
+	section(w, fmt.Sprintf("Session %s/%s reconstructed", r.TimelineTenant, r.TimelineSession),
+		[]string{"time", "seq", "kind", "principal", "on behalf of (chain)", "tool", "effect", "policy", "rule", "reason", "status", "request"}, r.Timeline)
+	fmt.Fprintf(w, "\nFinished in %s.\n", r.Elapsed.Round(1e6))
+}
+
+func section(w io.Writer, title string, header []string, rows [][]string) {
+	fmt.Fprintf(w, "\n== %s\n", title)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
