@@ -209,13 +209,17 @@ func TestVerifyToken(t *testing.T) {
 			wantCode: identity.TokenInvalid,
 		},
 		{
-			name:     "wrong issuer",
-			token:    func() string { return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { m["iss"] = "https://evil" })) },
+			name: "wrong issuer",
+			token: func() string {
+				return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { m["iss"] = "https://evil" }))
+			},
 			wantCode: identity.TokenClaims,
 		},
 		{
-			name:     "wrong audience",
-			token:    func() string { return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { m["aud"] = "other" })) },
+			name: "wrong audience",
+			token: func() string {
+				return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { m["aud"] = "other" }))
+			},
 			wantCode: identity.TokenClaims,
 		},
 		{
@@ -232,8 +236,10 @@ func TestVerifyToken(t *testing.T) {
 			},
 		},
 		{
-			name:     "missing exp",
-			token:    func() string { return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { delete(m, "exp") })) },
+			name: "missing exp",
+			token: func() string {
+				return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { delete(m, "exp") }))
+			},
 			wantCode: identity.TokenClaims,
 		},
 		{
@@ -274,8 +280,10 @@ func TestVerifyToken(t *testing.T) {
 			wantCode: identity.ChainTooDeep,
 		},
 		{
-			name:     "act without sub",
-			token:    func() string { return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { m["act"] = map[string]any{"iss": "x"} })) },
+			name: "act without sub",
+			token: func() string {
+				return sign(t, jwa.RS256, k.rsaPriv, claims(func(m map[string]any) { m["act"] = map[string]any{"iss": "x"} }))
+			},
 			wantCode: identity.TokenClaims,
 		},
 	}
@@ -403,4 +411,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-
