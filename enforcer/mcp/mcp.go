@@ -176,7 +176,9 @@ func Digest(b []byte) string {
 }
 
 // Arguments decodes the arguments of c for policy; an empty map when there
-// are none. Parse has already checked they are an object.
+// are none. Parse has already checked they are an object. Integers become
+// int64 and other numbers float64, so that policy sees CEL ints where the
+// caller sent integers.
 func (c *Call) Arguments() (map[string]any, error) {
 	m := map[string]any{}
 	if len(c.Args) == 0 {
@@ -190,7 +192,31 @@ func (c *Call) Arguments() (map[string]any, error) {
 	if m == nil { // "arguments": null
 		m = map[string]any{}
 	}
+	for k, v := range m {
+		m[k] = numbers(v)
+	}
 	return m, nil
+}
+
+// numbers replaces json.Number values in v by int64 or float64.
+func numbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64() // the decoder only makes valid numbers; huge ones become ±Inf
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+	}
+	return v
 }
 
 // members splits one JSON object into its members, keeping each value raw.

@@ -130,7 +130,7 @@ func TestDigestIsOverRawBytes(t *testing.T) {
 		t.Errorf("digest = %q", a.ArgsDigest)
 	}
 	args, err := a.Arguments()
-	if err != nil || args["q"] != json.Number("1") {
+	if err != nil || args["q"] != int64(1) {
 		t.Errorf("arguments = %v, %v", args, err)
 	}
 }
