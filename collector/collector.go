@@ -10,10 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
@@ -80,7 +85,17 @@ type Collector struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	ch  *chstore.Client
+
+	events      metric.Int64Counter // by outcome: stored, dead_lettered
+	insertTime  metric.Float64Histogram
+	consumer    atomic.Pointer[jetstream.Consumer] // set by Run; read by the lag gauge
+	lagCallback metric.Registration
 }
+
+var (
+	outcomeStored       = metric.WithAttributes(attribute.String("outcome", "stored"))
+	outcomeDeadLettered = metric.WithAttributes(attribute.String("outcome", "dead_lettered"))
+)
 
 // New connects to NATS and ClickHouse, ensures the streams and applies
 // pending migrations.
@@ -114,7 +129,47 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 		ch.Close()
 		return nil, err
 	}
-	return &Collector{cfg: cfg, log: log, nc: nc, js: js, ch: ch}, nil
+	c := &Collector{cfg: cfg, log: log, nc: nc, js: js, ch: ch}
+	if err := c.instrument(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// instrument registers the collector's metrics with the global OpenTelemetry
+// meter provider (a no-op unless the process installed one).
+func (c *Collector) instrument() error {
+	m := otel.Meter("github.com/rampart-io/rampart/collector")
+	var err error
+	if c.events, err = m.Int64Counter("rampart.collector.events", metric.WithUnit("{event}"),
+		metric.WithDescription("Events read from JetStream, by outcome")); err != nil {
+		return err
+	}
+	if c.insertTime, err = m.Float64Histogram("rampart.collector.insert.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time for ClickHouse to accept one batch")); err != nil {
+		return err
+	}
+	lag, err := m.Int64ObservableGauge("rampart.collector.lag", metric.WithUnit("{event}"),
+		metric.WithDescription("Events in the stream not yet delivered to this collector's consumer"))
+	if err != nil {
+		return err
+	}
+	c.lagCallback, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cons := c.consumer.Load()
+		if cons == nil {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := (*cons).Info(ctx)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(lag, int64(info.NumPending)+int64(info.NumAckPending))
+		return nil
+	}, lag)
+	return err
 }
 
 // Run collects until ctx ends.
@@ -123,6 +178,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.consumer.Store(&cons)
 	err = stream.ConsumeBatches(ctx, cons, stream.BatchOptions{
 		Size: c.cfg.BatchSize, MaxWait: c.cfg.BatchWait, RetryDelay: c.cfg.RetryDelay, Logger: c.log,
 	}, c.store)
@@ -134,6 +190,9 @@ func (c *Collector) Run(ctx context.Context) error {
 
 // Close releases the connections.
 func (c *Collector) Close() {
+	if c.lagCallback != nil {
+		_ = c.lagCallback.Unregister()
+	}
 	c.nc.Close()
 	c.ch.Close()
 }
@@ -143,6 +202,7 @@ func (c *Collector) Close() {
 func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 	now := time.Now()
 	rows := make([][]any, 0, len(b))
+	dead := 0
 	for _, m := range b {
 		seq := stream.StreamSeq(m)
 		e, err := decode(m)
@@ -150,6 +210,7 @@ func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 			if err := c.deadLetter(ctx, m, seq, err); err != nil {
 				return err
 			}
+			dead++
 			continue
 		}
 		rows = append(rows, ddl.EventRow(e, seq, now))
@@ -157,6 +218,9 @@ func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 	if err := c.ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
 		return err
 	}
+	c.insertTime.Record(ctx, time.Since(now).Seconds())
+	c.events.Add(ctx, int64(len(rows)), outcomeStored)
+	c.events.Add(ctx, int64(dead), outcomeDeadLettered)
 	c.log.Debug("batch stored", "events", len(rows), "messages", len(b))
 	return nil
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/rampart-io/rampart/schema/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/schema/subject"
+	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 type rig struct {
@@ -119,6 +122,8 @@ func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
 	}
 	r.publish(t, "globex", 30)
 
+	reader := sdkmetric.NewManualReader()
+	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
 	stop := r.start(t, addr)
 	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 150)
 	stop()
@@ -143,6 +148,39 @@ func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
 	if err != nil || m.Header.Get(collector.HeaderReason) == "" {
 		t.Fatalf("dead letter without reason: %v %v", m, err)
 	}
+
+	got := eventCounts(t, reader)
+	if got["stored"] != 160 || got["dead_lettered"] != 2 || got["lag"] != 0 {
+		t.Fatalf("metrics = %v, want 160 stored, 2 dead-lettered, lag 0", got)
+	}
+}
+
+// eventCounts reads the collector's metrics: events by outcome, and lag.
+func eventCounts(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{"lag": -1}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch data := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range data.DataPoints {
+					outcome, _ := dp.Attributes.Value("outcome")
+					out[outcome.AsString()] += dp.Value
+				}
+			case metricdata.Gauge[int64]:
+				if m.Name == "rampart.collector.lag" {
+					for _, dp := range data.DataPoints {
+						out["lag"] = dp.Value
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 func TestClickHouseOutageLosesNothing(t *testing.T) {

@@ -1,0 +1,142 @@
+package demo_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/internal/demo"
+	"github.com/rampart-io/rampart/schema/forensic"
+)
+
+// TestEndToEnd sends the demo workload through the real pipeline — embedded
+// JetStream, the enforcer, the collector, the correlator and a real
+// ClickHouse server — and checks every event and session row it left.
+func TestEndToEnd(t *testing.T) {
+	addr, _ := chtest.Server(t)
+	const sessions = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := demo.Run(ctx, demo.Options{ClickHouseAddr: addr, Database: "rampart_e2e", SessionsPerTenant: sessions, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := chtest.Open(t, addr) // a client; its own fresh database stays unused
+	db := rep.Database
+	n := len(rep.Results)
+	if want := len(demo.Tenants) * (sessions*8 + 1); n != want {
+		t.Fatalf("%d calls, want %d", n, want)
+	}
+
+	// Every call reached the client with the status the policy implies.
+	var allowedIDs []string
+	for i, r := range rep.Results {
+		if r.Status != r.Call.Want {
+			t.Errorf("call %d (%s %s): status %d, want %d", i, r.Call.Caller.Tenant, r.Call.Tool, r.Status, r.Call.Want)
+		}
+		if r.RequestID == "" {
+			t.Errorf("call %d: no request id returned", i)
+		}
+		if r.Status == http.StatusOK {
+			allowedIDs = append(allowedIDs, r.RequestID)
+		}
+	}
+	// The backend saw exactly the allowed requests, nothing else.
+	seen := slices.Clone(rep.BackendSeen)
+	slices.Sort(seen)
+	slices.Sort(allowedIDs)
+	if !slices.Equal(seen, allowedIDs) {
+		t.Fatalf("backend saw %d requests %v, allowed were %d %v", len(seen), seen, len(allowedIDs), allowedIDs)
+	}
+
+	// Exactly N request and N decision events, one of each per request id.
+	q := func(sql string) [][]string {
+		t.Helper()
+		rows, err := ch.Query(ctx, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return rows
+	}
+	counts := q(fmt.Sprintf(`SELECT kind, count(), uniqExact(request_id) FROM %s.events GROUP BY kind ORDER BY kind`, db))
+	wantCounts := [][]string{
+		{"decision", strconv.Itoa(n), strconv.Itoa(n)},
+		{"request", strconv.Itoa(n), strconv.Itoa(n)},
+		{"response", strconv.Itoa(len(allowedIDs)), strconv.Itoa(len(allowedIDs))},
+	}
+	if !slices.EqualFunc(counts, wantCounts, slices.Equal) {
+		t.Fatalf("events by kind = %q, want %q", counts, wantCounts)
+	}
+	if raw := q("SELECT count() FROM " + db + ".events_raw"); raw[0][0] != strconv.Itoa(2*n+len(allowedIDs)) {
+		t.Fatalf("events_raw holds %s rows: duplicates", raw[0][0])
+	}
+
+	// Each decision carries the right tenant, identity, chain, tool and rule.
+	rows := q(fmt.Sprintf(`SELECT request_id, tenant, subject, arrayStringConcat(chain_subjects, '>'), actor, session_id,
+    rpc_method, tool, effect, rule_id, policy_id, policy_hash, args_digest, code, instance, seq
+FROM %s.events WHERE kind = 'decision'`, db))
+	byID := map[string][]string{}
+	for _, r := range rows {
+		byID[r[0]] = r
+	}
+	for _, r := range rep.Results {
+		d, ok := byID[r.RequestID]
+		if !ok {
+			t.Fatalf("no decision for request %s", r.RequestID)
+		}
+		c := r.Call
+		effect := "deny"
+		if r.Status == http.StatusOK {
+			effect = "allow"
+		}
+		if d[1] != c.Caller.Tenant && !c.NoToken || d[8] != effect {
+			t.Errorf("request %s: tenant %q effect %q, want %q %q", r.RequestID, d[1], d[8], c.Caller.Tenant, effect)
+		}
+		if c.NoToken {
+			if d[1] != "" || d[13] == "" {
+				t.Errorf("unauthenticated request %s: tenant %q code %q, want no tenant and an error code", r.RequestID, d[1], d[13])
+			}
+			continue
+		}
+		wantChain := strings.Join(c.Caller.Actors, ">")
+		if d[2] != c.Caller.Principal || d[3] != wantChain || d[4] != c.Caller.Actors[len(c.Caller.Actors)-1] || d[5] != c.Caller.Session {
+			t.Errorf("request %s: identity %q, want principal %s chain %s session %s", r.RequestID, d[2:6], c.Caller.Principal, wantChain, c.Caller.Session)
+		}
+		if d[6] != c.RPCMethod || d[7] != c.Tool || d[9] != c.WantRule || d[10] != "demo" || !strings.HasPrefix(d[11], "sha256:") {
+			t.Errorf("request %s: %q, want rpc %s tool %s rule %s", r.RequestID, d[6:12], c.RPCMethod, c.Tool, c.WantRule)
+		}
+		if c.Tool != "" && !strings.HasPrefix(d[12], "sha256:") {
+			t.Errorf("request %s: args digest %q", r.RequestID, d[12])
+		}
+	}
+
+	// Sequence numbers are dense per instance: nothing missing in the record.
+	seqs := q(fmt.Sprintf(`SELECT instance, count(), min(seq), max(seq) FROM %s.events GROUP BY instance`, db))
+	if len(seqs) != 1 || seqs[0][1] != seqs[0][3] || seqs[0][2] != "1" {
+		t.Fatalf("per-instance sequence not dense: %q", seqs)
+	}
+
+	// The correlator derived one row per session with the right links and counts.
+	srows := q(forensic.Sessions(db))
+	if len(srows) != sessions*len(demo.Tenants) {
+		t.Fatalf("%d session rows, want %d", len(srows), sessions*len(demo.Tenants))
+	}
+	for _, s := range srows {
+		tenant, id := s[0], s[1]
+		wantPrincipal := fmt.Sprintf("user:u%s@%s.example", strings.TrimPrefix(id, tenant+"-sess-"), tenant)
+		if s[2] != wantPrincipal || s[3] != "['agent:planner','agent:researcher','agent:unknown']" ||
+			s[4] != fmt.Sprintf("['%s','agent:planner','agent:researcher','agent:unknown']", wantPrincipal) ||
+			s[7] != "8" || s[8] != "4" || s[9] != "4" || s[10] != "4" {
+			t.Errorf("session row %q", s)
+		}
+	}
+	if len(rep.Timeline) != 8*2+4 {
+		t.Errorf("timeline of %s has %d events, want 20", rep.TimelineSession, len(rep.Timeline))
+	}
+}
