@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,52 +27,21 @@ import (
 
 // Config configures a collector.
 type Config struct {
-	// NATSURL is the JetStream server to read from.
-	NATSURL string `yaml:"nats_url"`
-	// Deliver is where a newly created consumer starts: "all" retained
-	// events, or only "new" ones. An existing consumer keeps its position.
-	Deliver string `yaml:"deliver"`
-	// Consumer is the durable consumer name; collectors sharing it share the work.
-	Consumer string `yaml:"consumer"`
-	// BatchSize is how many events go into one insert at most.
-	BatchSize int `yaml:"batch_size"`
-	// BatchWait is how long to wait to fill a batch before inserting what came.
-	BatchWait time.Duration `yaml:"batch_wait"`
-	// RetryDelay spaces retries while ClickHouse refuses inserts.
-	RetryDelay time.Duration `yaml:"retry_delay"`
-	// Stream tunes the streams, which the collector ensures exist.
-	Stream stream.Config `yaml:"stream"`
+	// Source is where events are read: NATS, consumer and batching.
+	stream.Source `yaml:",inline"`
 	// ClickHouse is where events land.
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 }
 
 // Defaults returns the single-node configuration.
 func Defaults() Config {
-	return Config{
-		NATSURL:    nats.DefaultURL,
-		Consumer:   "collector",
-		Deliver:    stream.DeliverAll,
-		BatchSize:  1000,
-		BatchWait:  500 * time.Millisecond,
-		RetryDelay: time.Second,
-		Stream:     stream.Defaults(),
-		ClickHouse: chstore.Defaults(),
-	}
+	return Config{Source: stream.DefaultSource("collector"), ClickHouse: chstore.Defaults()}
 }
 
 // Validate checks c.
 func (c Config) Validate() error {
-	switch {
-	case c.NATSURL == "":
-		return errors.New("collector: nats_url is required")
-	case c.Consumer == "":
-		return errors.New("collector: consumer is required")
-	case c.BatchSize < 1 || c.BatchSize > 100000:
-		return fmt.Errorf("collector: batch_size %d out of range [1, 100000]", c.BatchSize)
-	case c.Deliver != "" && c.Deliver != stream.DeliverAll && c.Deliver != stream.DeliverNew:
-		return fmt.Errorf("%s: deliver must be %q or %q", "collector", stream.DeliverAll, stream.DeliverNew)
-	case c.BatchWait <= 0 || c.RetryDelay <= 0:
-		return errors.New("collector: batch_wait and retry_delay must be positive")
+	if err := c.Source.Validate(); err != nil {
+		return fmt.Errorf("collector: %w", err)
 	}
 	return c.ClickHouse.Validate()
 }
@@ -82,13 +50,11 @@ func (c Config) Validate() error {
 type Collector struct {
 	cfg Config
 	log *slog.Logger
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	in  *stream.Reader
 	ch  *chstore.Client
 
 	events      metric.Int64Counter // by outcome: stored, dead_lettered
 	insertTime  metric.Float64Histogram
-	consumer    atomic.Pointer[jetstream.Consumer] // set by Run; read by the lag gauge
 	lagCallback metric.Registration
 }
 
@@ -106,7 +72,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("component", "collector")
 	ch, err := chstore.Open(ctx, cfg.ClickHouse)
 	if err != nil {
 		return nil, err
@@ -115,21 +80,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 		ch.Close()
 		return nil, err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("rampart-collector"), nats.MaxReconnects(-1))
+	in, err := stream.Open(ctx, cfg.Source, "rampart-collector")
 	if err != nil {
 		ch.Close()
-		return nil, fmt.Errorf("collector: connect %s: %w", cfg.NATSURL, err)
+		return nil, fmt.Errorf("collector: %w", err)
 	}
-	js, err := jetstream.New(nc)
-	if err == nil {
-		_, err = stream.Ensure(ctx, js, cfg.Stream)
-	}
-	if err != nil {
-		nc.Close()
-		ch.Close()
-		return nil, err
-	}
-	c := &Collector{cfg: cfg, log: log, nc: nc, js: js, ch: ch}
+	c := &Collector{cfg: cfg, log: log.With("component", "collector"), in: in, ch: ch}
 	if err := c.instrument(); err != nil {
 		c.Close()
 		return nil, err
@@ -151,22 +107,18 @@ func (c *Collector) instrument() error {
 		return err
 	}
 	lag, err := m.Int64ObservableGauge("rampart.collector.lag", metric.WithUnit("{event}"),
-		metric.WithDescription("Events in the stream not yet delivered to this collector's consumer"))
+		metric.WithDescription("Events in the stream this collector has not yet stored"))
 	if err != nil {
 		return err
 	}
 	c.lagCallback, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		cons := c.consumer.Load()
-		if cons == nil {
-			return nil
-		}
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		info, err := (*cons).Info(ctx)
+		n, err := c.in.Lag(ctx)
 		if err != nil {
 			return err
 		}
-		o.ObserveInt64(lag, int64(info.NumPending)+int64(info.NumAckPending))
+		o.ObserveInt64(lag, n)
 		return nil
 	}, lag)
 	return err
@@ -174,18 +126,7 @@ func (c *Collector) instrument() error {
 
 // Run collects until ctx ends.
 func (c *Collector) Run(ctx context.Context) error {
-	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.Deliver, c.cfg.BatchSize, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	c.consumer.Store(&cons)
-	err = stream.ConsumeBatches(ctx, cons, stream.BatchOptions{
-		Size: c.cfg.BatchSize, MaxWait: c.cfg.BatchWait, RetryDelay: c.cfg.RetryDelay, Logger: c.log,
-	}, c.store)
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return c.in.Run(ctx, c.log, c.store)
 }
 
 // Close releases the connections.
@@ -193,7 +134,7 @@ func (c *Collector) Close() {
 	if c.lagCallback != nil {
 		_ = c.lagCallback.Unregister()
 	}
-	c.nc.Close()
+	c.in.Close()
 	c.ch.Close()
 }
 
@@ -260,7 +201,7 @@ func (c *Collector) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64,
 	out.Header.Set(HeaderStreamSeq, fmt.Sprint(seq))
 	// Redelivery of the same poison message is stored once.
 	out.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s%s-%d", deadLetterMsgIDBase, c.cfg.Consumer, seq))
-	if _, err := c.js.PublishMsg(ctx, out); err != nil {
+	if _, err := c.in.JetStream().PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("collector: dead-letter seq %d: %w", seq, err)
 	}
 	c.log.Warn("event dead-lettered", "stream_seq", seq, "reason", reason)

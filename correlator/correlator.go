@@ -17,8 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/forensic"
@@ -27,47 +25,25 @@ import (
 
 // Config configures a correlator.
 type Config struct {
-	// NATSURL is the JetStream server to read from.
-	NATSURL string `yaml:"nats_url"`
-	// Deliver is where a newly created consumer starts: "all" retained
-	// events, or only "new" ones. An existing consumer keeps its position.
-	Deliver string `yaml:"deliver"`
-	// Consumer is the durable consumer name.
-	Consumer string `yaml:"consumer"`
-	// BatchSize bounds events per batch; BatchWait bounds waiting to fill one.
-	BatchSize int           `yaml:"batch_size"`
-	BatchWait time.Duration `yaml:"batch_wait"`
-	// RetryDelay spaces retries while ClickHouse refuses writes.
-	RetryDelay time.Duration `yaml:"retry_delay"`
+	// Source is where events are read: NATS, consumer and batching.
+	stream.Source `yaml:",inline"`
 	// CacheSessions bounds sessions kept in memory; others are reloaded.
 	CacheSessions int `yaml:"cache_sessions"`
-	// Stream tunes the streams, which the correlator ensures exist.
-	Stream stream.Config `yaml:"stream"`
 	// ClickHouse is where session rows are written.
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 }
 
 // Defaults returns the single-node configuration.
 func Defaults() Config {
-	return Config{
-		NATSURL: nats.DefaultURL, Consumer: "correlator", Deliver: stream.DeliverAll,
-		BatchSize: 1000, BatchWait: 500 * time.Millisecond, RetryDelay: time.Second,
-		CacheSessions: 100000, Stream: stream.Defaults(), ClickHouse: chstore.Defaults(),
-	}
+	return Config{Source: stream.DefaultSource("correlator"), CacheSessions: 100000, ClickHouse: chstore.Defaults()}
 }
 
 // Validate checks c.
 func (c Config) Validate() error {
-	switch {
-	case c.NATSURL == "" || c.Consumer == "":
-		return errors.New("correlator: nats_url and consumer are required")
-	case c.BatchSize < 1 || c.BatchSize > 100000:
-		return fmt.Errorf("correlator: batch_size %d out of range [1, 100000]", c.BatchSize)
-	case c.Deliver != "" && c.Deliver != stream.DeliverAll && c.Deliver != stream.DeliverNew:
-		return fmt.Errorf("%s: deliver must be %q or %q", "correlator", stream.DeliverAll, stream.DeliverNew)
-	case c.BatchWait <= 0 || c.RetryDelay <= 0:
-		return errors.New("correlator: batch_wait and retry_delay must be positive")
-	case c.CacheSessions < 1:
+	if err := c.Source.Validate(); err != nil {
+		return fmt.Errorf("correlator: %w", err)
+	}
+	if c.CacheSessions < 1 {
 		return errors.New("correlator: cache_sessions must be positive")
 	}
 	return c.ClickHouse.Validate()
@@ -77,8 +53,7 @@ func (c Config) Validate() error {
 type Correlator struct {
 	cfg      Config
 	log      *slog.Logger
-	nc       *nats.Conn
-	js       jetstream.JetStream
+	in       *stream.Reader
 	ch       *chstore.Client
 	sessions map[sessionKey]*Session
 }
@@ -99,42 +74,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Correlator, error)
 		ch.Close()
 		return nil, err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("rampart-correlator"), nats.MaxReconnects(-1))
+	in, err := stream.Open(ctx, cfg.Source, "rampart-correlator")
 	if err != nil {
 		ch.Close()
-		return nil, fmt.Errorf("correlator: connect %s: %w", cfg.NATSURL, err)
+		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	js, err := jetstream.New(nc)
-	if err == nil {
-		_, err = stream.Ensure(ctx, js, cfg.Stream)
-	}
-	if err != nil {
-		nc.Close()
-		ch.Close()
-		return nil, err
-	}
-	return &Correlator{cfg: cfg, log: log.With("component", "correlator"), nc: nc, js: js, ch: ch,
+	return &Correlator{cfg: cfg, log: log.With("component", "correlator"), in: in, ch: ch,
 		sessions: make(map[sessionKey]*Session)}, nil
 }
 
 // Run correlates until ctx ends.
 func (c *Correlator) Run(ctx context.Context) error {
-	cons, err := stream.Durable(ctx, c.js, c.cfg.Consumer, c.cfg.Deliver, c.cfg.BatchSize, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	err = stream.ConsumeBatches(ctx, cons, stream.BatchOptions{
-		Size: c.cfg.BatchSize, MaxWait: c.cfg.BatchWait, RetryDelay: c.cfg.RetryDelay, Logger: c.log,
-	}, c.correlate)
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return c.in.Run(ctx, c.log, c.correlate)
 }
 
 // Close releases the connections.
 func (c *Correlator) Close() {
-	c.nc.Close()
+	c.in.Close()
 	c.ch.Close()
 }
 

@@ -17,14 +17,14 @@ func TestExampleConfigsAreTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := collector.Defaults(); col.BatchSize != want.BatchSize || col.Stream != want.Stream || col.ClickHouse != want.ClickHouse {
+	if want := collector.Defaults(); col.Source != want.Source || col.ClickHouse != want.ClickHouse {
 		t.Fatalf("collector example differs from defaults:\n%+v\n%+v", col, want)
 	}
 	cor, err := correlatorConfig([]string{"-config", "../../correlator/correlator.example.yaml"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := correlator.Defaults(); cor.CacheSessions != want.CacheSessions || cor.Stream != want.Stream {
+	if want := correlator.Defaults(); cor.CacheSessions != want.CacheSessions || cor.Source != want.Source {
 		t.Fatalf("correlator example differs from defaults:\n%+v\n%+v", cor, want)
 	}
 }

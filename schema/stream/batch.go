@@ -95,9 +95,6 @@ func StreamSeq(m jetstream.Msg) uint64 {
 
 // Durable connects to (creating or updating) the durable consumer name.
 func Durable(ctx context.Context, js jetstream.JetStream, name, deliver string, maxPending int, ackWait time.Duration) (jetstream.Consumer, error) {
-	if deliver != "" && deliver != DeliverAll && deliver != DeliverNew {
-		return nil, fmt.Errorf("consumer %s: deliver must be %q or %q, not %q", name, DeliverAll, DeliverNew, deliver)
-	}
 	c, err := js.CreateOrUpdateConsumer(ctx, Events, DurableConsumer(name, deliver, maxPending, ackWait))
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", name, err)

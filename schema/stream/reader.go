@@ -1,0 +1,129 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Source is the configuration every consumer of the events stream shares
+// (the collector and the correlator embed it).
+type Source struct {
+	// NATSURL is the JetStream server to read from (comma-separated for a cluster).
+	NATSURL string `yaml:"nats_url"`
+	// Consumer is the durable consumer name; processes sharing it share the work.
+	Consumer string `yaml:"consumer"`
+	// Deliver is where a newly created consumer starts: "all" retained
+	// events, or only "new" ones. An existing consumer keeps its position.
+	Deliver string `yaml:"deliver"`
+	// BatchSize bounds events per batch, and so unacknowledged events in memory.
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait is how long to wait to fill a batch before handling what came.
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// RetryDelay spaces retries of a batch that failed.
+	RetryDelay time.Duration `yaml:"retry_delay"`
+	// Stream tunes the streams, which every consumer ensures exist.
+	Stream Config `yaml:"stream"`
+}
+
+// DefaultSource returns the single-node source for the named consumer.
+func DefaultSource(consumer string) Source {
+	return Source{
+		NATSURL:    nats.DefaultURL,
+		Consumer:   consumer,
+		Deliver:    DeliverAll,
+		BatchSize:  1000,
+		BatchWait:  500 * time.Millisecond,
+		RetryDelay: time.Second,
+		Stream:     Defaults(),
+	}
+}
+
+// Validate checks s.
+func (s Source) Validate() error {
+	switch {
+	case s.NATSURL == "":
+		return errors.New("nats_url is required")
+	case s.Consumer == "":
+		return errors.New("consumer is required")
+	case s.Deliver != DeliverAll && s.Deliver != DeliverNew:
+		return fmt.Errorf("deliver must be %q or %q, not %q", DeliverAll, DeliverNew, s.Deliver)
+	case s.BatchSize < 1 || s.BatchSize > 100000:
+		return fmt.Errorf("batch_size %d out of range [1, 100000]", s.BatchSize)
+	case s.BatchWait <= 0 || s.RetryDelay <= 0:
+		return errors.New("batch_wait and retry_delay must be positive")
+	}
+	return nil
+}
+
+// Reader is a connection to JetStream that consumes the events stream in batches.
+type Reader struct {
+	src      Source
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	consumer atomic.Pointer[jetstream.Consumer] // set by Run
+}
+
+// Open connects to NATS (reconnecting forever) and ensures the streams.
+func Open(ctx context.Context, src Source, clientName string) (*Reader, error) {
+	if err := src.Validate(); err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(src.NATSURL, nats.Name(clientName), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", src.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		_, err = Ensure(ctx, js, src.Stream)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &Reader{src: src, nc: nc, js: js}, nil
+}
+
+// JetStream is the reader's JetStream context, for publishing side records
+// such as dead letters.
+func (r *Reader) JetStream() jetstream.JetStream { return r.js }
+
+// Run hands batches to h until ctx ends; see ConsumeBatches. It returns nil
+// when ctx was canceled.
+func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
+	cons, err := Durable(ctx, r.js, r.src.Consumer, r.src.Deliver, r.src.BatchSize, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	r.consumer.Store(&cons)
+	err = ConsumeBatches(ctx, cons, BatchOptions{
+		Size: r.src.BatchSize, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log,
+	}, h)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Lag is how many events the consumer has not yet finished: not delivered
+// plus delivered but unacknowledged. It is 0 before Run starts.
+func (r *Reader) Lag(ctx context.Context) (int64, error) {
+	cons := r.consumer.Load()
+	if cons == nil {
+		return 0, nil
+	}
+	info, err := (*cons).Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int64(info.NumPending) + int64(info.NumAckPending), nil
+}
+
+// Close closes the connection.
+func (r *Reader) Close() { r.nc.Close() }
