@@ -1,0 +1,396 @@
+package enforcer_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/enforcer/mcp"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/schema/stream"
+)
+
+const testPolicy = `id: e2e
+rules:
+  - id: allow-search
+    match: 'tool in ["search", "read_file"] && tenant == "acme"'
+    effect: allow
+    reason: "read-only tools"
+  - id: deny-shell
+    match: 'tool == "shell"'
+    effect: deny
+    reason: "no shell for agents"
+`
+
+// harness is an enforcer in front of a counting backend, publishing to a
+// real embedded JetStream.
+type harness struct {
+	nats    *natstest.Server
+	proxy   *httptest.Server
+	signKey jwk.Key
+	hits    atomic.Int64
+
+	mu       sync.Mutex
+	upstream http.Header // headers of the last forwarded request
+}
+
+func newHarness(t *testing.T, publishTimeout time.Duration) *harness {
+	t.Helper()
+	h := &harness{nats: natstest.Run(t)}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.hits.Add(1)
+		h.mu.Lock()
+		h.upstream = r.Header.Clone()
+		h.mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[]}}`)
+	}))
+	t.Cleanup(backend.Close)
+
+	dir := t.TempDir()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.signKey, _ = jwk.FromRaw(raw)
+	_ = h.signKey.Set(jwk.KeyIDKey, "k1")
+	pub, _ := h.signKey.PublicKey()
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	writeJSON(t, filepath.Join(dir, "jwks.json"), set)
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(testPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	e, err := enforcer.New(enforcer.Config{
+		Upstream:   backend.URL,
+		Instance:   "enf-test",
+		PolicyFile: filepath.Join(dir, "policy.yaml"),
+		Identity:   identity.Config{Issuer: "https://idp.test", Audience: "rampart", JWKSFile: filepath.Join(dir, "jwks.json")},
+		NATS:       audit.Config{URL: h.nats.URL(), PublishTimeout: publishTimeout},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	h.proxy = httptest.NewServer(e.Handler())
+	t.Cleanup(h.proxy.Close)
+	return h
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// token signs a token for user:alice of tenant acme, acted for by
+// agent:planner.
+func (h *harness) token(t *testing.T) string {
+	t.Helper()
+	payload, _ := json.Marshal(map[string]any{
+		"iss": "https://idp.test", "aud": "rampart", "sub": "user:alice", "tenant": "acme",
+		"exp": time.Now().Add(time.Hour).Unix(), "sid": "sess-1",
+		"act": map[string]any{"sub": "agent:planner"},
+	})
+	b, err := jws.Sign(payload, jws.WithKey(jwa.ES256, h.signKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func toolCall(tool, args string) string {
+	return `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":` + args + `}}`
+}
+
+type reply struct {
+	status    int
+	requestID string
+	body      map[string]any
+}
+
+func (h *harness) post(t *testing.T, body string, header http.Header) reply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.proxy.URL+"/mcp", strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := reply{status: resp.StatusCode, requestID: resp.Header.Get(enforcer.HeaderRequestID)}
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// events returns the events of one request, waiting until want kinds have
+// arrived or a deadline passes.
+func (h *harness) events(t *testing.T, requestID string, want ...event.Kind) map[event.Kind]*event.Event {
+	t.Helper()
+	nc, err := nats.Connect(h.nats.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[event.Kind]*event.Event{}
+	for {
+		batch, err := c.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			e, err := event.Decode(m.Data())
+			if err != nil {
+				t.Fatalf("undecodable event: %v", err)
+			}
+			if e.RequestID == requestID {
+				got[e.Kind] = e
+			}
+		}
+		complete := true
+		for _, k := range want {
+			complete = complete && got[k] != nil
+		}
+		if complete {
+			return got
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("events of %s: have %d, want %v", requestID, len(got), want)
+		}
+	}
+}
+
+func errorCode(r reply) string {
+	e, _ := r.body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func TestAllowedCallIsRecordedAndForwarded(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	args := `{"q":"rampart"}`
+	r := h.post(t, toolCall("search", args), http.Header{
+		"Authorization":    {"Bearer " + h.token(t)},
+		"Traceparent":      {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		"X-Rampart-Tenant": {"evil"}, // must not reach the backend
+	})
+	if r.status != http.StatusOK || h.hits.Load() != 1 {
+		t.Fatalf("status %d, backend hits %d: %v", r.status, h.hits.Load(), r.body)
+	}
+	h.mu.Lock()
+	up := h.upstream
+	h.mu.Unlock()
+	if up.Get(enforcer.HeaderTenant) != "acme" || up.Get(enforcer.HeaderSubject) != "user:alice" || up.Get(enforcer.HeaderRequestID) != r.requestID {
+		t.Errorf("upstream headers = %v", up)
+	}
+	if len(up.Values(enforcer.HeaderTenant)) != 1 {
+		t.Errorf("client-supplied tenant header survived: %v", up.Values(enforcer.HeaderTenant))
+	}
+
+	ev := h.events(t, r.requestID, event.KindRequest, event.KindDecision, event.KindResponse)
+	req, dec, resp := ev[event.KindRequest], ev[event.KindDecision], ev[event.KindResponse]
+	if req.Tenant != "acme" || req.Request.Tool != "search" || req.Request.RPCMethod != "tools/call" || req.Request.ArgsDigest != mcp.Digest([]byte(args)) {
+		t.Errorf("request event = %+v / %+v", req, req.Request)
+	}
+	if req.Trace.TraceParent == "" || req.Identity == nil || req.Identity.CurrentActor() != "agent:planner" || req.Identity.SessionID != "sess-1" {
+		t.Errorf("request event trace/identity = %+v / %+v", req.Trace, req.Identity)
+	}
+	if dec.Decision.Effect != event.EffectAllow || dec.Decision.RuleID != "allow-search" || dec.Decision.PolicyID != "e2e" || !strings.HasPrefix(dec.Decision.PolicyHash, "sha256:") {
+		t.Errorf("decision = %+v", dec.Decision)
+	}
+	if resp.Response.Status != http.StatusOK || resp.Response.Bytes == 0 || resp.Response.DurationNs <= 0 {
+		t.Errorf("response = %+v", resp.Response)
+	}
+	if req.Instance != "enf-test" || dec.Seq != req.Seq+1 || resp.Seq != dec.Seq+1 {
+		t.Errorf("instance/seq = %s %d %d %d", req.Instance, req.Seq, dec.Seq, resp.Seq)
+	}
+}
+
+func TestRefusedRequestsAreRecordedNotForwarded(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}}
+	tests := []struct {
+		name       string
+		body       string
+		header     http.Header
+		wantStatus int
+		wantCode   string // in the response
+		wantRule   string // decision rule id
+		wantDCode  string // decision code
+		wantTenant string
+	}{
+		{
+			name: "policy deny", body: toolCall("shell", `{"cmd":"rm -rf /"}`), header: auth,
+			wantStatus: http.StatusForbidden, wantCode: "policy_denied", wantRule: "deny-shell", wantTenant: "acme",
+		},
+		{
+			name: "default deny", body: toolCall("write_file", `{}`), header: auth,
+			wantStatus: http.StatusForbidden, wantCode: "policy_denied", wantRule: "default-deny", wantTenant: "acme",
+		},
+		{
+			name: "no token", body: toolCall("search", `{}`), header: http.Header{},
+			wantStatus: http.StatusUnauthorized, wantCode: "token_missing", wantDCode: "token_missing",
+		},
+		{
+			name: "bad token", body: toolCall("search", `{}`), header: http.Header{"Authorization": {"Bearer x.y.z"}},
+			wantStatus: http.StatusUnauthorized, wantCode: "token_invalid", wantDCode: "token_invalid",
+		},
+		{
+			name: "malformed JSON-RPC", body: `{"jsonrpc":"2.0","method":`, header: auth,
+			wantStatus: http.StatusBadRequest, wantDCode: "rpc_parse_error", wantTenant: "acme",
+		},
+		{
+			name: "body too large", body: toolCall("search", `{"q":"`+strings.Repeat("a", 2<<20)+`"}`), header: auth,
+			wantStatus: http.StatusRequestEntityTooLarge, wantCode: "body_too_large", wantDCode: "body_too_large", wantTenant: "acme",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.hits.Load()
+			r := h.post(t, tt.body, tt.header)
+			if r.status != tt.wantStatus {
+				t.Fatalf("status = %d, want %d: %v", r.status, tt.wantStatus, r.body)
+			}
+			if h.hits.Load() != before {
+				t.Fatal("refused request reached the backend")
+			}
+			if tt.wantCode != "" && errorCode(r) != tt.wantCode {
+				t.Errorf("error code = %q, want %q: %v", errorCode(r), tt.wantCode, r.body)
+			}
+			if r.body["request_id"] != nil && r.body["request_id"] != r.requestID {
+				t.Errorf("request_id = %v, header says %s", r.body["request_id"], r.requestID)
+			}
+			if tt.wantRule != "" {
+				e := r.body["error"].(map[string]any)
+				if e["rule_id"] != tt.wantRule || e["policy_id"] != "e2e" {
+					t.Errorf("error = %v", e)
+				}
+			}
+			ev := h.events(t, r.requestID, event.KindRequest, event.KindDecision)
+			dec := ev[event.KindDecision]
+			if dec.Decision.Effect != event.EffectDeny || dec.Decision.RuleID != tt.wantRule || dec.Decision.Code != tt.wantDCode {
+				t.Errorf("decision = %+v", dec.Decision)
+			}
+			if dec.Tenant != tt.wantTenant || ev[event.KindRequest].Tenant != tt.wantTenant {
+				t.Errorf("tenant = %q, want %q", dec.Tenant, tt.wantTenant)
+			}
+		})
+	}
+}
+
+func TestMalformedRPCGetsJSONRPCError(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	r := h.post(t, `[{"jsonrpc":"2.0","method":"ping"}]`, http.Header{"Authorization": {"Bearer " + h.token(t)}})
+	e, _ := r.body["error"].(map[string]any)
+	if r.status != http.StatusBadRequest || r.body["jsonrpc"] != "2.0" || e["code"] != float64(mcp.CodeInvalidRequest) {
+		t.Fatalf("status %d body %v", r.status, r.body)
+	}
+	if data, _ := e["data"].(map[string]any); data["request_id"] != r.requestID || data["code"] != "rpc_invalid_request" {
+		t.Errorf("data = %v", e["data"])
+	}
+}
+
+func TestAuditDownRefusesEverything(t *testing.T) {
+	h := newHarness(t, 300*time.Millisecond)
+	h.nats.Shutdown()
+	h.nats.WaitForShutdown()
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+	}{
+		{"allowed call", http.Header{"Authorization": {"Bearer " + h.token(t)}}},
+		{"unauthenticated call", http.Header{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.post(t, toolCall("search", `{}`), tt.header)
+			if r.status != http.StatusServiceUnavailable || errorCode(r) != "audit_unavailable" {
+				t.Fatalf("status %d body %v", r.status, r.body)
+			}
+			if h.hits.Load() != 0 {
+				t.Fatal("request forwarded without a record")
+			}
+		})
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	h := newHarness(t, time.Second)
+	cfg := enforcer.Config{
+		Listen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1", Instance: "run-test",
+		PolicyFile: writePolicy(t),
+		Identity:   identity.Config{Issuer: "i", Audience: "a", JWKSFile: writeJWKS(t)},
+		NATS:       audit.Config{URL: h.nats.URL()},
+	}
+	e, err := enforcer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func writePolicy(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(p, []byte(testPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func writeJWKS(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "jwks.json")
+	writeJSON(t, p, jwk.NewSet())
+	return p
+}
