@@ -142,7 +142,7 @@ func TestSchemaAndForensicQueriesAgreeOnBothEngines(t *testing.T) {
 	}
 
 	timeline, _ := server.Query(ctx, forensic.SessionTimeline(server.Database(), "acme", "s-1"))
-	if len(timeline) != 5 || timeline[0][4] != "user:alice -> agent:planner -> agent:sub" || timeline[4][8] != "deny-shell" {
+	if len(timeline) != 5 || timeline[0][3] != "user:alice -> agent:planner -> agent:sub" || timeline[4][7] != "deny-shell" || timeline[2][9] != "200" {
 		t.Fatalf("timeline: %q", timeline)
 	}
 }

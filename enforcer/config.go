@@ -1,10 +1,8 @@
 package enforcer
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,7 +10,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
-	"gopkg.in/yaml.v3"
+	"github.com/rampart-io/rampart/schema/configfile"
 )
 
 // Config is the enforcer's configuration file. Unknown keys are errors.
@@ -81,18 +79,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// LoadConfig reads, defaults and validates the config file at path. Paths
-// in it are taken relative to the file's directory.
+// LoadConfig reads the config file at path and fills in defaults; New
+// validates it, after any overrides. Paths in it are taken relative to the
+// file's directory. Unknown keys are errors.
 func LoadConfig(path string) (Config, error) {
 	var c Config
-	b, err := os.ReadFile(path)
-	if err != nil {
+	if err := configfile.Load(path, &c); err != nil {
 		return c, fmt.Errorf("enforcer: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("enforcer: config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.PolicyFile, &c.Identity.JWKSFile} {
@@ -101,8 +94,5 @@ func LoadConfig(path string) (Config, error) {
 		}
 	}
 	c.SetDefaults()
-	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("%w (config %s)", err, path)
-	}
 	return c, nil
 }

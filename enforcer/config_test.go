@@ -47,7 +47,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"no upstream", strings.Replace(valid, "upstream: http://127.0.0.1:9000\n", "", 1), "upstream"},
 		{"bad upstream", strings.Replace(valid, "http://127.0.0.1:9000", "127.0.0.1:9000", 1), "upstream"},
 		{"no policy", strings.Replace(valid, "policy_file: p.yaml\n", "", 1), "policy_file"},
-		{"no nats", strings.Replace(valid, "nats: {url: nats://x}\n", "", 1), "nats url"},
+		{"negative publish timeout", strings.Replace(valid, "nats: {url: nats://x}", "nats: {publish_timeout: -1s}", 1), "publish_timeout"},
 		{"no issuer", strings.Replace(valid, "issuer: i, ", "", 1), "issuer"},
 	}
 	for _, tt := range tests {
@@ -56,7 +56,10 @@ func TestLoadConfigErrors(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tt.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := enforcer.LoadConfig(p)
+			c, err := enforcer.LoadConfig(p)
+			if err == nil {
+				err = c.Validate() // as New does, after overrides
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to mention %q", err, tt.want)
 			}

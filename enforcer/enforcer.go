@@ -228,9 +228,11 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 // record publishes the request and decision events of x and waits for
 // their acknowledgement.
 func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision) error {
-	base := event.Event{Time: x.start.UTC(), Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity()}
+	// Every event of an exchange repeats the request's summary, so each row
+	// in ClickHouse says on its own what was asked.
+	base := event.Event{Time: x.start.UTC(), Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(), Request: x.request}
 	req, dec := base, base
-	req.Kind, req.Request = event.KindRequest, x.request
+	req.Kind = event.KindRequest
 	dec.Kind, dec.Decision = event.KindDecision, d
 	dec.Time = time.Now().UTC()
 	return e.audit.Publish(ctx, &req, &dec)
@@ -295,7 +297,7 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, x *exchange, 
 	e.proxy.ServeHTTP(rec, r)
 	resp := event.Event{
 		Kind: event.KindResponse, Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(),
-		Response: &event.Response{Status: rec.status, DurationNs: time.Since(start).Nanoseconds(), Bytes: rec.bytes},
+		Request: x.request, Response: &event.Response{Status: rec.status, DurationNs: time.Since(start).Nanoseconds(), Bytes: rec.bytes},
 	}
 	// Best effort: the answer is already on its way, and a client that has
 	// gone must not cancel the record of what it was sent.

@@ -23,10 +23,10 @@ var counter atomic.Int64
 // Unavailable fails (under CI) or skips the test with reason.
 func Unavailable(t testing.TB, reason string) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
+	if os.Getenv("CI") != "" || os.Getenv("RAMPART_REQUIRE_SERVERS") != "" {
 		t.Fatalf("ClickHouse required under CI: %s", reason)
 	}
-	t.Skipf("ClickHouse unavailable (set CI=1 to make this fatal): %s", reason)
+	t.Skipf("ClickHouse unavailable (set CI or RAMPART_REQUIRE_SERVERS to make this fatal): %s", reason)
 }
 
 // Server returns the native address of a ClickHouse server for this test,

@@ -18,9 +18,10 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(slog.DiscardHandler)
-	if *verbose {
-		log = slog.Default()
+	log := slog.Default()
+	if !*verbose {
+		log = slog.New(slog.DiscardHandler)
+		slog.SetDefault(log) // the enforcer logs to the default logger
 	}
 	rep, err := demo.Run(ctx, demo.Options{
 		NATSURL:           o.natsURL,

@@ -36,3 +36,7 @@ func apply(dst *string, v string) {
 		*dst = v
 	}
 }
+
+type errRequired string
+
+func (e errRequired) Error() string { return string(e) + " is required" }

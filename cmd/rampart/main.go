@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rampart-io/rampart/internal/telemetry"
 )
 
 // verb is one subcommand; its file is named after it.
@@ -48,7 +50,13 @@ func main() {
 	defer stop()
 	for _, v := range verbs {
 		if v.name == os.Args[1] {
-			err := v.run(ctx, os.Args[2:])
+			shutdown, err := telemetry.Setup(ctx, "rampart-"+v.name)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "rampart: telemetry: %v\n", err)
+				os.Exit(1)
+			}
+			err = v.run(ctx, os.Args[2:])
+			_ = shutdown(context.Background())
 			if errors.Is(err, flag.ErrHelp) {
 				os.Exit(2)
 			}

@@ -22,6 +22,7 @@ import (
 // Config locates JetStream and bounds how long a request waits for it.
 type Config struct {
 	// URL is the NATS server URL (comma-separated for a cluster).
+	// Default nats://127.0.0.1:4222.
 	URL string `yaml:"url"`
 	// PublishTimeout bounds the wait for JetStream to acknowledge the events
 	// of one request. Default 2s.
@@ -34,6 +35,9 @@ type Config struct {
 
 // SetDefaults fills every unset field with its default.
 func (c *Config) SetDefaults() {
+	if c.URL == "" {
+		c.URL = nats.DefaultURL
+	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 2 * time.Second
 	}

@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
-	ecfg := enforcer.Defaults()
+	var ecfg enforcer.Config
 	ecfg.Upstream = backendURL
 	ecfg.Instance = "demo-enforcer-" + runID
 	ecfg.NATS.URL = natsURL
@@ -157,6 +157,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	ecfg.Identity.Audience = issuer.Audience
 	ecfg.Identity.JWKSFile = jwksFile
 	ecfg.PolicyFile = policyFile
+	ecfg.SetDefaults()
 	enf, err := enforcer.New(ecfg)
 	if err != nil {
 		return nil, err

@@ -21,10 +21,10 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "  the tool backend served %d requests\n", len(r.BackendSeen))
 
 	section(w, "Events in ClickHouse by kind", []string{"kind", "events"}, r.ByKind)
-	section(w, "Decisions by tenant", []string{"tenant", "effect", "decisions"}, r.Decisions)
+	section(w, "Decisions by tenant", []string{"tenant", "effect", "decisions"}, named(r.Decisions))
 	section(w, "Sessions (correlator)", []string{"tenant", "session", "principal", "agents", "chain", "first seen", "last seen", "requests", "allowed", "denied", "responses"}, r.Sessions)
 	section(w, fmt.Sprintf("Session %s/%s reconstructed", r.TimelineTenant, r.TimelineSession),
-		[]string{"time", "seq", "kind", "principal", "on behalf of (chain)", "tool", "effect", "policy", "rule", "reason", "status", "request"}, r.Timeline)
+		[]string{"time", "seq", "kind", "principal -> acting agents", "tool", "effect", "policy", "rule", "reason", "status", "request"}, r.Timeline)
 	fmt.Fprintf(w, "\nFinished in %s.\n", r.Elapsed.Round(1e6))
 }
 
@@ -36,4 +36,16 @@ func section(w io.Writer, title string, header []string, rows [][]string) {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	tw.Flush()
+}
+
+// named shows the empty tenant of unidentified callers as such.
+func named(rows [][]string) [][]string {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = append([]string(nil), r...)
+		if out[i][0] == "" {
+			out[i][0] = "(unidentified)"
+		}
+	}
+	return out
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // Call is one request of the scenario and the status the demo policy
-// (testdata/demo-policy.yaml) must give it.
+// (the demo policy of `rampart demo`) must give it.
 type Call struct {
 	Caller    Caller
 	NoToken   bool   // send without credentials

@@ -39,7 +39,8 @@ const (
 )
 
 // Event is the v1 envelope. Request, decision and response events for one
-// HTTP exchange share RequestID; Seq is dense per Instance so gaps show.
+// HTTP exchange share RequestID and all carry the request's summary, so any
+// one of them says what was asked; Seq is dense per Instance so gaps show.
 type Event struct {
 	V         int       `json:"v"`
 	ID        string    `json:"id"` // ULID: unique and sortable by time
@@ -68,8 +69,9 @@ type Identity struct {
 	Subject  string `json:"sub,omitempty"`
 	Issuer   string `json:"iss,omitempty"`
 	SPIFFEID string `json:"spiffe_id,omitempty"`
-	// Chain is the delegation chain from nested RFC 8693 "act" claims,
-	// ordered from the principal (the token's subject) to the current actor.
+	// Chain is the delegation chain from nested RFC 8693 "act" claims: the
+	// actors, earliest first, the current actor (the outermost "act") last.
+	// The principal is Subject, not part of Chain.
 	Chain     []Actor `json:"chain,omitempty"`
 	SessionID string  `json:"session_id,omitempty"`
 	TaskID    string  `json:"task_id,omitempty"`
@@ -81,8 +83,8 @@ type Actor struct {
 	Issuer  string `json:"iss,omitempty"`
 }
 
-// CurrentActor returns the party acting now: the innermost actor of the
-// chain, or the subject when nothing was delegated.
+// CurrentActor returns the party acting now: the last actor of the chain
+// (the token's outermost "act"), or the subject when nothing was delegated.
 func (id *Identity) CurrentActor() string {
 	if id == nil {
 		return ""

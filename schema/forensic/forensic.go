@@ -33,21 +33,20 @@ func KindCounts(db string) string {
 
 // SessionTimeline reconstructs one session in order: who called which tool,
 // on whose behalf, which rule decided, and what came of it.
-// Columns: time, seq, kind, principal, chain, tool, effect, policy_id,
-// rule_id, reason, status, request_id.
+// Columns: time, seq, kind, chain (principal first, current actor last),
+// tool, effect, policy_id, rule_id, reason, status, request_id.
 func SessionTimeline(db, tenant, session string) string {
 	return inDB(db, `SELECT
     event_time AS time,
     seq,
     kind,
-    subject AS principal,
     arrayStringConcat(arrayConcat([subject], chain_subjects), ' -> ') AS chain,
     tool,
     effect,
     policy_id,
     rule_id,
     reason,
-    status,
+    if(kind = 'response', toString(status), '') AS status,
     request_id
 FROM {db}.events
 WHERE tenant = `+Quote(tenant)+` AND session_id = `+Quote(session)+`
