@@ -20,6 +20,8 @@ demo: deps build
 vet:
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
+	@# The enforcer stays light: no ClickHouse client in its build.
+	@! (cd enforcer && go list -deps -test ./... | grep -i clickhouse) || { echo "enforcer links a ClickHouse client"; exit 1; }
 
 # Tests that need ClickHouse or NATS fail, never skip, here.
 test: deps vet
