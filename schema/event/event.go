@@ -18,12 +18,15 @@ const (
 	KindRequest  Kind = "request"  // a request arrived and its caller was (or was not) identified
 	KindDecision Kind = "decision" // the policy decided on that request
 	KindResponse Kind = "response" // the backend answered a forwarded request
+	// KindCheckpoint is a signed statement by an enforcer instance of the
+	// head of its event chain (see package chain).
+	KindCheckpoint Kind = "checkpoint"
 )
 
 // Valid reports whether k is a kind this version knows.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindRequest, KindDecision, KindResponse:
+	case KindRequest, KindDecision, KindResponse, KindCheckpoint:
 		return true
 	}
 	return false
@@ -42,20 +45,39 @@ const (
 // HTTP exchange share RequestID and all carry the request's summary, so any
 // one of them says what was asked; Seq is dense per Instance so gaps show.
 type Event struct {
-	V         int       `json:"v"`
-	ID        string    `json:"id"` // ULID: unique and sortable by time
-	Kind      Kind      `json:"kind"`
-	Time      time.Time `json:"time"`
-	Tenant    string    `json:"tenant"`   // empty when the caller could not be identified
-	Instance  string    `json:"instance"` // the enforcer instance that saw the request
-	Seq       uint64    `json:"seq"`      // per-instance sequence number, from 1
-	RequestID string    `json:"request_id"`
-	Trace     Trace     `json:"trace,omitzero"`
+	V        int       `json:"v"`
+	ID       string    `json:"id"` // ULID: unique and sortable by time
+	Kind     Kind      `json:"kind"`
+	Time     time.Time `json:"time"`
+	Tenant   string    `json:"tenant"`   // empty when the caller could not be identified
+	Instance string    `json:"instance"` // the enforcer instance that saw the request
+	Seq      uint64    `json:"seq"`      // per-instance sequence number, from 1
+	// Epoch names one run of an instance: Seq restarts at 1 in each.
+	Epoch string `json:"epoch,omitempty"`
+	// Prev is the chain hash of the instance's previous event in this epoch
+	// ("sha256:<hex>"), empty for the first: editing, deleting, reordering
+	// or splicing stored events breaks the chain.
+	Prev      string `json:"prev,omitempty"`
+	RequestID string `json:"request_id"`
+	Trace     Trace  `json:"trace,omitzero"`
 
-	Identity *Identity `json:"identity,omitempty"`
-	Request  *Request  `json:"request,omitempty"`
-	Decision *Decision `json:"decision,omitempty"`
-	Response *Response `json:"response,omitempty"`
+	Identity   *Identity   `json:"identity,omitempty"`
+	Request    *Request    `json:"request,omitempty"`
+	Decision   *Decision   `json:"decision,omitempty"`
+	Response   *Response   `json:"response,omitempty"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+}
+
+// Checkpoint is an instance's signed statement that its chain, up to this
+// event, hashes to this event's Prev. The signature covers the checkpoint
+// event's own chain hash computed with Signature empty.
+type Checkpoint struct {
+	KeyID     string `json:"key_id"`
+	Signature string `json:"sig"` // base64 (standard, padded) Ed25519
+	// Unrecorded lists sequence numbers since the previous checkpoint whose
+	// publish failed: the enforcer refused those requests, and their events
+	// may be absent from the record without tampering.
+	Unrecorded []uint64 `json:"unrecorded,omitempty"`
 }
 
 // Trace is the W3C trace context of the request.
@@ -176,6 +198,8 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("%w: request event without request", ErrInvalid)
 	case e.Kind == KindResponse && e.Response == nil:
 		return fmt.Errorf("%w: response event without response", ErrInvalid)
+	case e.Kind == KindCheckpoint && e.Checkpoint == nil:
+		return fmt.Errorf("%w: checkpoint event without checkpoint", ErrInvalid)
 	}
 	return nil
 }

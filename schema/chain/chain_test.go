@@ -1,0 +1,224 @@
+package chain
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+type fixture struct {
+	signer Signer
+	keys   map[string]ed25519.PublicKey
+}
+
+func newFixture(t testing.TB) fixture {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{Signer{KeyID: "k1", Key: priv}, map[string]ed25519.PublicKey{"k1": pub}}
+}
+
+// chain makes n events of one instance epoch, a checkpoint every 10th
+// (so seq 10, 20, ... are checkpoints) and unrecorded listed where asked.
+func (f fixture) chain(instance, epoch string, n int, unrecorded map[uint64]bool) []*event.Event {
+	return f.chainEvery(instance, epoch, n, 10, unrecorded)
+}
+
+func (f fixture) chainEvery(instance, epoch string, n, every int, unrecorded map[uint64]bool) []*event.Event {
+	ids := &event.IDSource{}
+	l := NewLinker(instance, epoch)
+	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	var out []*event.Event
+	var pending []uint64
+	for i := 1; i <= n; i++ {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		e := &event.Event{V: 1, ID: ids.New(at), Time: at, Tenant: "acme", RequestID: fmt.Sprint(i)}
+		if i%every == 0 {
+			l.Checkpoint(e, f.signer, pending)
+			pending = nil
+		} else {
+			e.Kind = event.KindDecision
+			e.Request = &event.Request{Method: "POST", Tool: "search"}
+			e.Decision = &event.Decision{Effect: event.EffectAllow, RuleID: "r"}
+			l.Link(e)
+			if unrecorded[e.Seq] {
+				pending = append(pending, e.Seq)
+				continue // published but never stored
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func clone(es []*event.Event) []*event.Event {
+	out := make([]*event.Event, len(es))
+	for i, e := range es {
+		c := *e
+		if e.Request != nil {
+			r := *e.Request
+			c.Request = &r
+		}
+		out[i] = &c
+	}
+	return out
+}
+
+func bySeq(es []*event.Event, seq uint64) *event.Event {
+	for _, e := range es {
+		if e.Seq == seq {
+			return e
+		}
+	}
+	panic(seq)
+}
+
+func without(es []*event.Event, drop func(*event.Event) bool) []*event.Event {
+	var out []*event.Event
+	for _, e := range es {
+		if !drop(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type want struct {
+	kind FindingKind
+	seqs []uint64
+}
+
+func TestCheckNamesEachTamperedSequenceNumber(t *testing.T) {
+	f := newFixture(t)
+	a := f.chain("enf-a", "ep1", 50, nil)
+	b := f.chain("enf-b", "ep9", 20, nil)
+	lastA := a[len(a)-1] // seq 50, a checkpoint
+
+	cases := []struct {
+		name      string
+		tamper    func(a, b []*event.Event) []*event.Event
+		witnesses []*event.Event
+		want      []want
+	}{
+		{"clean", func(a, b []*event.Event) []*event.Event { return append(a, b...) }, []*event.Event{lastA}, nil},
+		{"redelivered copies", func(a, b []*event.Event) []*event.Event { return append(append(a, clone(a)...), b...) }, nil, nil},
+		{"modified", func(a, b []*event.Event) []*event.Event {
+			bySeq(a, 17).Request.Tool = "shell"
+			return append(a, b...)
+		}, nil, []want{{Modified, []uint64{17}}}},
+		{"deleted", func(a, b []*event.Event) []*event.Event {
+			return append(without(a, func(e *event.Event) bool { return e.Seq >= 20 && e.Seq <= 22 }), b...)
+		}, nil, []want{{Deleted, []uint64{20, 21, 22}}}},
+		{"reordered", func(a, b []*event.Event) []*event.Event {
+			bySeq(a, 33).Seq, bySeq(a, 30).Seq = 30, 33
+			return append(a, b...)
+		}, nil, []want{{Reordered, []uint64{30, 33}}}},
+		{"reordered neighbours", func(a, b []*event.Event) []*event.Event {
+			x, y := bySeq(a, 41), bySeq(a, 42)
+			x.Seq, y.Seq = 42, 41
+			return append(a, b...)
+		}, nil, []want{{Reordered, []uint64{41, 42}}}},
+		{"truncated tail", func(a, b []*event.Event) []*event.Event {
+			return append(without(a, func(e *event.Event) bool { return e.Seq > 45 }), b...)
+		}, []*event.Event{lastA}, []want{{Truncated, []uint64{46, 47, 48, 49, 50}}}},
+		{"spliced from another instance", func(a, b []*event.Event) []*event.Event {
+			for i, e := range clone(b[4:7]) {
+				e.Instance, e.Epoch, e.Seq = "enf-a", "ep1", uint64(51+i)
+				a = append(a, e)
+			}
+			return append(a, b...)
+		}, nil, []want{{Spliced, []uint64{51, 52, 53}}}},
+		{"second event at a sequence number", func(a, b []*event.Event) []*event.Event {
+			fake := *bySeq(a, 12)
+			fake.ID, fake.RequestID = "01FORGED00000000000000000", "forged"
+			return append(append(a, &fake), b...)
+		}, nil, []want{{Spliced, []uint64{12}}}},
+		{"forged checkpoint signature", func(a, b []*event.Event) []*event.Event {
+			cp := *bySeq(a, 20).Checkpoint
+			cp.Signature = "AAAA"
+			bySeq(a, 20).Checkpoint = &cp
+			return append(a, b...)
+		}, nil, []want{{BadSignature, []uint64{20}}, {Modified, []uint64{20}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			events := tc.tamper(clone(a), clone(b))
+			rep := Check(events, Options{Keys: f.keys, Witnesses: tc.witnesses})
+			got := map[FindingKind][]uint64{}
+			for _, fd := range rep.Findings {
+				got[fd.Kind] = append(got[fd.Kind], fd.Seq)
+			}
+			wantMap := map[FindingKind][]uint64{}
+			for _, w := range tc.want {
+				wantMap[w.kind] = w.seqs
+			}
+			if !reflect.DeepEqual(got, wantMap) {
+				t.Fatalf("findings %v\nwant %v\nreport: %v", got, wantMap, rep.Findings)
+			}
+			if rep.Chains != 2 {
+				t.Fatalf("%d chains", rep.Chains)
+			}
+		})
+	}
+}
+
+func TestUnrecordedGapsAreNotTampering(t *testing.T) {
+	f := newFixture(t)
+	events := f.chain("enf-a", "ep1", 30, map[uint64]bool{13: true, 14: true})
+	rep := Check(events, Options{Keys: f.keys})
+	if !rep.Clean() || len(rep.Findings) != 2 || rep.Findings[0].Seq != 13 || rep.Findings[0].Kind != Unrecorded {
+		t.Fatalf("findings %v", rep.Findings)
+	}
+}
+
+func TestHashCoversEveryField(t *testing.T) {
+	f := newFixture(t)
+	e := f.chain("i", "e", 1, nil)[0]
+	base := Of(e)
+	mutations := map[string]func(*event.Event){
+		"tenant":  func(e *event.Event) { e.Tenant = "globex" },
+		"time":    func(e *event.Event) { e.Time = e.Time.Add(time.Microsecond) },
+		"seq":     func(e *event.Event) { e.Seq++ },
+		"prev":    func(e *event.Event) { e.Prev = "sha256:00" },
+		"tool":    func(e *event.Event) { e.Request.Tool = "x" },
+		"effect":  func(e *event.Event) { e.Decision.Effect = event.EffectDeny },
+		"chain":   func(e *event.Event) { e.Identity = &event.Identity{Chain: []event.Actor{{Subject: "a"}}} },
+		"args":    func(e *event.Event) { e.Request.Args = []byte(`{}`) },
+		"status":  func(e *event.Event) { e.Response = &event.Response{Status: 200} },
+		"trace":   func(e *event.Event) { e.Trace.TraceParent = "00-x" },
+		"boundry": func(e *event.Event) { e.Tenant, e.Instance = e.Tenant+e.Instance[:1], e.Instance[1:] },
+	}
+	for name, mutate := range mutations {
+		c := clone([]*event.Event{e})[0]
+		d := *c.Decision
+		c.Decision = &d
+		mutate(c)
+		if Of(c) == base {
+			t.Errorf("changing %s leaves the hash unchanged", name)
+		}
+	}
+	if Of(&event.Event{}) != Of(&event.Event{Identity: &event.Identity{}, Request: &event.Request{}}) {
+		t.Error("absent and empty sections must hash alike: storage cannot tell them apart")
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	f := newFixture(b)
+	// A checkpoint every 1,000 events, as at 1,000 events/s with the
+	// default one-second interval.
+	events := f.chainEvery("enf-a", "ep1", 100000, 1000, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if rep := Check(events, Options{Keys: f.keys}); !rep.Clean() {
+			b.Fatal(rep.Findings[:1])
+		}
+	}
+	b.ReportMetric(float64(len(events))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
