@@ -126,7 +126,13 @@ func Migrate(ctx context.Context, c Conn, db string) ([]int, error) {
 			continue
 		}
 		for i, s := range m.Statements {
-			if err := c.Exec(ctx, strings.ReplaceAll(s, "{db}", db)); err != nil {
+			s = strings.ReplaceAll(s, "{db}", db)
+			if done, err := columnExists(ctx, c, s); err != nil {
+				return applied, fmt.Errorf("ddl: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			} else if done {
+				continue
+			}
+			if err := c.Exec(ctx, s); err != nil {
 				return applied, fmt.Errorf("ddl: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -138,6 +144,23 @@ func Migrate(ctx context.Context, c Conn, db string) ([]int, error) {
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+var addColumn = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\s+ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
+
+// columnExists reports whether stmt adds a single column that is already
+// there, which makes re-running an interrupted migration harmless on
+// engines without ADD COLUMN IF NOT EXISTS.
+func columnExists(ctx context.Context, c Conn, stmt string) (bool, error) {
+	m := addColumn.FindStringSubmatch(stmt)
+	if m == nil {
+		return false, nil
+	}
+	rows, err := c.Query(ctx, fmt.Sprintf("SELECT count() FROM system.columns WHERE database = '%s' AND table = '%s' AND name = '%s'", m[1], m[2], m[3]))
+	if err != nil {
+		return false, err
+	}
+	return len(rows) == 1 && rows[0][0] != "0", nil
 }
 
 // Applied returns the set of migration versions recorded in db.

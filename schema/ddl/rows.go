@@ -9,12 +9,13 @@ import (
 // EventColumns are the columns of events_raw that writers fill, in the order
 // of EventRow. Inserts name them explicitly, which ClickHouse 18.16 needs.
 var EventColumns = []string{
-	"event_id", "kind", "event_time", "event_time_us", "tenant", "instance", "seq", "request_id",
+	"event_id", "kind", "event_time", "event_time_us", "tenant", "instance", "seq", "epoch", "prev_hash", "request_id",
 	"traceparent", "tracestate",
 	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "actor", "session_id", "task_id",
 	"method", "host", "path", "rpc_method", "tool", "args_digest", "args", "body_bytes",
 	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns",
 	"status", "duration_ns", "response_bytes",
+	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
 	"stream_seq", "collected_at",
 }
 
@@ -26,6 +27,7 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 		req                         event.Request
 		dec                         event.Decision
 		resp                        event.Response
+		cp                          event.Checkpoint
 		chainSubjects, chainIssuers = []string{}, []string{}
 	)
 	if e.Identity != nil {
@@ -44,14 +46,22 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 	if e.Response != nil {
 		resp = *e.Response
 	}
+	if e.Checkpoint != nil {
+		cp = *e.Checkpoint
+	}
+	unrecorded := cp.Unrecorded
+	if unrecorded == nil {
+		unrecorded = []uint64{}
+	}
 	t := e.Time.UTC()
 	return []any{
-		e.ID, string(e.Kind), t.Truncate(time.Second), uint64(t.UnixMicro()), e.Tenant, e.Instance, e.Seq, e.RequestID,
+		e.ID, string(e.Kind), t.Truncate(time.Second), uint64(t.UnixMicro()), e.Tenant, e.Instance, e.Seq, e.Epoch, e.Prev, e.RequestID,
 		e.Trace.TraceParent, e.Trace.TraceState,
 		id.Subject, id.Issuer, id.SPIFFEID, chainSubjects, chainIssuers, e.Identity.CurrentActor(), id.SessionID, id.TaskID,
 		req.Method, req.Host, req.Path, req.RPCMethod, req.Tool, req.ArgsDigest, string(req.Args), req.BodyBytes,
 		string(dec.Effect), dec.PolicyID, dec.RuleID, dec.PolicyHash, dec.Reason, dec.Code, dec.EvalNanos,
 		int32(resp.Status), resp.DurationNs, resp.Bytes,
+		cp.KeyID, cp.Signature, unrecorded,
 		streamSeq, collectedAt.UTC().Truncate(time.Second),
 	}
 }

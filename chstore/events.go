@@ -1,0 +1,84 @@
+package chstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+// storedColumns are what ReadEvents selects: every column EventRow writes
+// that is part of the event itself.
+var storedColumns = []string{
+	"event_id", "kind", "event_time_us", "tenant", "instance", "seq", "epoch", "prev_hash", "request_id",
+	"traceparent", "tracestate",
+	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "session_id", "task_id",
+	"method", "host", "path", "rpc_method", "tool", "args_digest", "args", "body_bytes",
+	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns",
+	"status", "duration_ns", "response_bytes",
+	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
+}
+
+// ReadEvents reads events back from events_raw — every stored copy, as
+// `rampart verify` must see them — where the condition holds (a SQL
+// boolean over events_raw's columns; the caller builds it from quoted
+// values). It rebuilds each event exactly as ddl.EventRow flattened it.
+func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event.Event) error) error {
+	q := fmt.Sprintf("SELECT %s FROM %s.events_raw WHERE %s", strings.Join(storedColumns, ", "), c.cfg.Database, where)
+	rows, err := c.conn.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("clickhouse: read events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			e                           event.Event
+			id                          event.Identity
+			req                         event.Request
+			dec                         event.Decision
+			resp                        event.Response
+			cp                          event.Checkpoint
+			kind, args, effect          string
+			timeUS                      uint64
+			chainSubjects, chainIssuers []string
+			status                      int32
+		)
+		err := rows.Scan(&e.ID, &kind, &timeUS, &e.Tenant, &e.Instance, &e.Seq, &e.Epoch, &e.Prev, &e.RequestID,
+			&e.Trace.TraceParent, &e.Trace.TraceState,
+			&id.Subject, &id.Issuer, &id.SPIFFEID, &chainSubjects, &chainIssuers, &id.SessionID, &id.TaskID,
+			&req.Method, &req.Host, &req.Path, &req.RPCMethod, &req.Tool, &req.ArgsDigest, &args, &req.BodyBytes,
+			&effect, &dec.PolicyID, &dec.RuleID, &dec.PolicyHash, &dec.Reason, &dec.Code, &dec.EvalNanos,
+			&status, &resp.DurationNs, &resp.Bytes,
+			&cp.KeyID, &cp.Signature, &cp.Unrecorded)
+		if err != nil {
+			return fmt.Errorf("clickhouse: scan event: %w", err)
+		}
+		if len(chainSubjects) != len(chainIssuers) {
+			return fmt.Errorf("clickhouse: event %s: chain columns disagree in length", e.ID)
+		}
+		e.V, e.Kind = event.Version, event.Kind(kind)
+		e.Time = time.UnixMicro(int64(timeUS)).UTC()
+		for i := range chainSubjects {
+			id.Chain = append(id.Chain, event.Actor{Subject: chainSubjects[i], Issuer: chainIssuers[i]})
+		}
+		if args != "" {
+			req.Args = json.RawMessage(args)
+		}
+		dec.Effect = event.Effect(effect)
+		resp.Status = int(status)
+		if len(cp.Unrecorded) == 0 {
+			cp.Unrecorded = nil
+		}
+		e.Identity, e.Request, e.Decision, e.Response = &id, &req, &dec, &resp
+		if e.Kind == event.KindCheckpoint {
+			e.Checkpoint = &cp
+		}
+		if err := visit(&e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

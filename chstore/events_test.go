@@ -1,0 +1,60 @@
+package chstore_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/schema/chain"
+	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+// What `rampart verify` reads back must hash exactly as the enforcer
+// chained it, for every kind of event and every field.
+func TestStoredEventsKeepTheirChainHash(t *testing.T) {
+	ctx := context.Background()
+	ch := chtest.New(t)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	l := chain.NewLinker("enf-1", "epoch-1")
+	want := map[string]chain.Hash{}
+	var rows [][]any
+	for i, e := range fixture() {
+		e.Time = e.Time.Add(time.Duration(i) * 1234 * time.Nanosecond) // sub-microsecond parts are dropped by Link
+		e.Identity.SPIFFEID = "spiffe://acme.example/agent"
+		e.Identity.Chain[0].Issuer = "https://idp"
+		e.Request.Args = json.RawMessage(`{"q":"o'brien \\ \"x\""}`)
+		e.Trace = event.Trace{TraceParent: "00-abc-def-01", TraceState: "k=v"}
+		l.Link(e)
+		want[e.ID] = chain.Of(e)
+		rows = append(rows, ddl.EventRow(e, uint64(i+1), time.Now()))
+	}
+	cp := &event.Event{V: 1, ID: "01CHECKPOINT0000000000000Z", Time: t0}
+	l.Checkpoint(cp, chain.Signer{KeyID: "k", Key: priv}, []uint64{3, 4})
+	want[cp.ID] = chain.Of(cp)
+	rows = append(rows, ddl.EventRow(cp, 99, time.Now()))
+	if err := ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		t.Fatal(err)
+	}
+
+	var got []*event.Event
+	if err := ch.ReadEvents(ctx, "instance = 'enf-1'", func(e *event.Event) error { got = append(got, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d events, want %d", len(got), len(want))
+	}
+	for _, e := range got {
+		if chain.Of(e) != want[e.ID] {
+			j, _ := json.Marshal(e)
+			t.Errorf("event %s hashes differently after storage: %s", e.ID, j)
+		}
+	}
+	if rep := chain.Check(got, chain.Options{}); !rep.Clean() || rep.Checkpoints != 1 {
+		t.Fatalf("stored chain does not check clean: %+v", rep)
+	}
+}
