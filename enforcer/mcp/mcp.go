@@ -1,7 +1,9 @@
-// Package mcp reads the tool call out of an MCP request: the JSON-RPC 2.0
-// method, the tool name and its raw arguments, which the policy decides on
-// and the audit event digests. It parses strictly — duplicate keys and
-// malformed JSON are refused — so the enforcer never decides on a different
+// Package mcp reads what an MCP request asks for — the JSON-RPC 2.0
+// method, and per method the tool, resource or prompt with its raw
+// arguments — which policy decides on and the audit event digests. It reads
+// single requests and JSON-RPC batches, and parses strictly: malformed JSON,
+// repeated keys (even in another case), bodies nested too deep and data
+// after the value are refused, so the enforcer never decides on a different
 // reading of the body than the backend would make.
 package mcp
 
@@ -14,39 +16,116 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"unicode"
+	"strconv"
+	"unicode/utf8"
 )
 
-// DefaultMaxBodyBytes bounds a request body when no limit is configured.
-const DefaultMaxBodyBytes = 1 << 20
+// Defaults of the limits on a request body.
+const (
+	// DefaultMaxBodyBytes bounds a request body when no limit is configured.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxDepth bounds how deeply arrays and objects nest in a body.
+	DefaultMaxDepth = 64
+	// DefaultMaxBatch bounds the number of requests in a JSON-RPC batch.
+	DefaultMaxBatch = 32
+)
 
 // JSON-RPC 2.0 error codes (https://www.jsonrpc.org/specification#error_object).
+// The enforcer never answers -32601 (method not found): which methods
+// exist is the backend's business.
 const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
 	CodeInvalidParams  = -32602
 )
 
+// Methods whose params the parser reads. Every other method is recorded by
+// name only.
+const (
+	MethodInitialize    = "initialize"
+	MethodToolsList     = "tools/list"
+	MethodToolsCall     = "tools/call"     // params.name -> Call.Tool, params.arguments -> Call.Args
+	MethodResourcesRead = "resources/read" // params.uri -> Call.Resource
+	MethodPromptsGet    = "prompts/get"    // params.name -> Call.Prompt, params.arguments -> Call.Args
+	// MethodA2AMessageSend is the Agent2Agent protocol's message/send,
+	// which travels as JSON-RPC 2.0 too; it names no tool.
+	MethodA2AMessageSend = "message/send"
+)
+
 // ErrTooLarge is returned by ReadBody when the body exceeds the limit.
 var ErrTooLarge = errors.New("mcp: request body too large")
+
+// Limits bound what the parser reads of a body. The zero value means the
+// defaults.
+type Limits struct {
+	// MaxDepth is how deeply arrays and objects may nest, the outermost
+	// counting as 1; deeper bodies are refused as invalid requests.
+	// Default 64.
+	MaxDepth int `yaml:"max_depth"`
+	// MaxBatch is how many requests a JSON-RPC batch may hold; larger
+	// batches are refused as invalid requests. Default 32.
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// SetDefaults fills the unset fields of l.
+func (l *Limits) SetDefaults() {
+	if l.MaxDepth == 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	if l.MaxBatch == 0 {
+		l.MaxBatch = DefaultMaxBatch
+	}
+}
+
+// Validate reports the first unusable limit.
+func (l *Limits) Validate() error {
+	switch {
+	case l.MaxDepth < 0:
+		return errors.New("mcp: max_depth must not be negative")
+	case l.MaxDepth > maxScanDepth:
+		return fmt.Errorf("mcp: max_depth must be at most %d", maxScanDepth)
+	case l.MaxBatch < 0:
+		return errors.New("mcp: max_batch must not be negative")
+	}
+	return nil
+}
+
+// Batch is every call in one request body.
+type Batch struct {
+	// Array reports whether the body was a JSON-RPC batch, so that its
+	// answer is an array too.
+	Array bool
+	// Calls holds one Call per request, in body order; a single request
+	// or plain HTTP is one Call.
+	Calls []Call
+}
 
 // Call is what an HTTP request asks of an MCP server. A request that is not
 // JSON-RPC (not a POST, or no "jsonrpc" member) is a zero Call.
 type Call struct {
 	// RPC reports whether the body was a JSON-RPC request.
 	RPC bool
-	// ID is the raw JSON-RPC id, nil for a notification.
+	// ID is the raw JSON-RPC id: nil when the member is absent, which
+	// makes the request a notification; "null" when it is null.
 	ID json.RawMessage
 	// Method is the JSON-RPC method, e.g. "tools/call".
 	Method string
 	// Tool is params.name of a tools/call.
 	Tool string
-	// Args is params.arguments exactly as received; nil when absent.
+	// Resource is params.uri of a resources/read.
+	Resource string
+	// Prompt is params.name of a prompts/get.
+	Prompt string
+	// Args is params.arguments of a tools/call or prompts/get exactly as
+	// received; nil when absent.
 	Args json.RawMessage
 	// ArgsDigest is "sha256:<hex>" of Args; empty when Args is nil.
 	ArgsDigest string
 }
+
+// IsNotification reports whether c is a JSON-RPC notification: a request
+// without an id, which the backend answers with no response.
+func (c *Call) IsNotification() bool { return c.RPC && c.ID == nil }
 
 // Error is a malformed JSON-RPC request, answered with Response.
 type Error struct {
@@ -98,69 +177,158 @@ func ReadBody(r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// Parse reads the call in a request body. httpMethod is the HTTP method of
-// the request; only POST bodies are read. A body that starts like JSON but
-// is not valid, or a JSON-RPC request that breaks the spec, is an *Error.
+// Parse reads the single call in a request body with the default limits.
+// httpMethod is the HTTP method of the request; only POST bodies are read.
+// A body that starts like JSON but is not valid, or a JSON-RPC request
+// that breaks the spec, is an *Error. A batch is refused with
+// CodeInvalidRequest: callers that can decide on every call of a batch use
+// ParseBatch.
 func Parse(httpMethod string, body []byte) (Call, error) {
+	b, err := parse(httpMethod, body, Limits{}, false)
+	if err != nil {
+		return Call{}, err
+	}
+	return b.Calls[0], nil
+}
+
+// ParseBatch reads every call in a request body: one for a single JSON-RPC
+// request or for plain HTTP (a zero Call), one per element for a JSON-RPC
+// batch. When err is nil, Calls has at least one element. A batch is
+// accepted or refused as a whole: if any element is malformed the *Error
+// names its index, because an enforcer that forwarded the well-formed
+// half of a batch would forward a body it has not read as the backend
+// will. Zero fields of lim take their defaults.
+//
+// The Args of every Call alias body.
+func ParseBatch(httpMethod string, body []byte, lim Limits) (Batch, error) {
+	return parse(httpMethod, body, lim, true)
+}
+
+func parse(httpMethod string, body []byte, lim Limits, batches bool) (Batch, error) {
+	lim.SetDefaults()
+	plain := Batch{Calls: []Call{{}}}
 	if httpMethod != http.MethodPost {
-		return Call{}, nil
+		return plain, nil
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return Call{}, nil
-	}
-	switch trimmed[0] {
-	case '[':
-		if !json.Valid(trimmed) {
-			return Call{}, &Error{Code: CodeParseError, Message: "parse error"}
-		}
-		return Call{}, &Error{Code: CodeInvalidRequest, Message: "batch requests are not supported"}
-	case '{':
-	default:
+	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
 		// Not JSON at all: plain HTTP, left to policy on method and path.
-		return Call{}, nil
+		return plain, nil
 	}
-	top, err := members(trimmed)
+	if err := scan(trimmed, lim.MaxDepth, false); err != nil {
+		var se *scanError
+		if errors.As(err, &se) && se.kind == errDepth {
+			return Batch{}, &Error{Code: CodeInvalidRequest, Message: "nesting depth exceeds the limit of " + strconv.Itoa(lim.MaxDepth)}
+		}
+		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: " + err.Error()}
+	}
+	if trimmed[0] == '{' {
+		c, err := parseRequest(trimmed, false)
+		if err != nil {
+			return Batch{}, err
+		}
+		return Batch{Calls: []Call{c}}, nil
+	}
+	if !batches {
+		return Batch{}, &Error{Code: CodeInvalidRequest, Message: "batch requests are not supported"}
+	}
+	elems := arrayElements(trimmed)
+	switch {
+	case len(elems) == 0:
+		return Batch{}, &Error{Code: CodeInvalidRequest, Message: "empty batch"}
+	case len(elems) > lim.MaxBatch:
+		return Batch{}, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("batch of %d requests exceeds the limit of %d", len(elems), lim.MaxBatch)}
+	}
+	out := Batch{Array: true, Calls: make([]Call, len(elems))}
+	for i, e := range elems {
+		var err error
+		if e[0] != '{' {
+			err = &Error{Code: CodeInvalidRequest, Message: "not a request object"}
+		} else {
+			out.Calls[i], err = parseRequest(e, true)
+		}
+		if err != nil {
+			me := err.(*Error)
+			// The batch fails as a whole, so the answer is not about the
+			// element's own id.
+			return Batch{}, &Error{Code: me.Code, Message: fmt.Sprintf("batch element %d: %s", i, me.Message)}
+		}
+	}
+	return out, nil
+}
+
+// parseRequest reads one request object, which scan has accepted. Outside
+// a batch an object without a "jsonrpc" member is plain HTTP (a zero
+// Call); inside one it is an invalid request.
+func parseRequest(obj []byte, inBatch bool) (Call, error) {
+	var buf [8]member
+	top, err := uniqueMembers(obj, buf[:])
 	if err != nil {
 		return Call{}, &Error{Code: CodeParseError, Message: "parse error: " + err.Error()}
 	}
-	version, ok := top["jsonrpc"]
-	if !ok {
+	version := get(top, "jsonrpc")
+	if version == nil && !inBatch {
 		return Call{}, nil
 	}
 	c := Call{RPC: true}
-	if id, ok := top["id"]; ok {
+	if id := get(top, "id"); id != nil {
 		if !validID(id) {
 			return Call{}, &Error{Code: CodeInvalidRequest, Message: "id must be a string, number or null"}
 		}
 		c.ID = id
 	}
-	var v string
-	if json.Unmarshal(version, &v) != nil || v != "2.0" {
+	if v, ok := stringValue(version); !ok || v != "2.0" {
 		return Call{}, &Error{Code: CodeInvalidRequest, Message: `jsonrpc must be "2.0"`, ID: c.ID}
 	}
-	if json.Unmarshal(top["method"], &c.Method) != nil || c.Method == "" {
+	var ok bool
+	if c.Method, ok = stringValue(get(top, "method")); !ok || c.Method == "" {
 		return Call{}, &Error{Code: CodeInvalidRequest, Message: "method must be a non-empty string", ID: c.ID}
 	}
-	if c.Method != "tools/call" {
+	params := get(top, "params")
+	hasParams := params != nil
+	if hasParams {
+		if params[0] != '{' && params[0] != '[' {
+			return Call{}, &Error{Code: CodeInvalidRequest, Message: "params must be an object or an array", ID: c.ID}
+		}
+		// Repeated keys anywhere in params are refused, not only where
+		// the enforcer reads: policy sees the arguments through one
+		// decoder, and a backend whose decoder keeps the other copy of
+		// a key (or matches keys without regard to case, as Go structs
+		// do) would act on a value policy never saw.
+		if err := scan(params, maxScanDepth, true); err != nil {
+			var se *scanError
+			errors.As(err, &se)
+			return Call{}, &Error{Code: CodeInvalidParams, Message: fmt.Sprintf("params%s: %s", se.pointer(), se.msg), ID: c.ID}
+		}
+	}
+	var field string
+	var target *string
+	switch c.Method {
+	case MethodToolsCall:
+		field, target = "name", &c.Tool
+	case MethodPromptsGet:
+		field, target = "name", &c.Prompt
+	case MethodResourcesRead:
+		field, target = "uri", &c.Resource
+	default:
 		return c, nil
 	}
-	params, ok := top["params"]
-	if !ok {
-		return Call{}, &Error{Code: CodeInvalidParams, Message: "tools/call needs params", ID: c.ID}
+	if !hasParams {
+		return Call{}, &Error{Code: CodeInvalidParams, Message: c.Method + " needs params", ID: c.ID}
 	}
-	if p := bytes.TrimLeft(params, " \t\r\n"); len(p) == 0 || p[0] != '{' {
+	if params[0] != '{' {
 		return Call{}, &Error{Code: CodeInvalidParams, Message: "params must be an object", ID: c.ID}
 	}
-	pm, err := members(params)
-	if err != nil {
-		return Call{}, &Error{Code: CodeInvalidParams, Message: "params: " + err.Error(), ID: c.ID}
+	var pbuf [8]member
+	pm := objectMembers(params, pbuf[:])
+	if *target, ok = stringValue(get(pm, field)); !ok || *target == "" {
+		return Call{}, &Error{Code: CodeInvalidParams, Message: "params." + field + " must be a non-empty string", ID: c.ID}
 	}
-	if json.Unmarshal(pm["name"], &c.Tool) != nil || c.Tool == "" {
-		return Call{}, &Error{Code: CodeInvalidParams, Message: "params.name must be a non-empty string", ID: c.ID}
+	if c.Method == MethodResourcesRead {
+		return c, nil
 	}
-	if args, ok := pm["arguments"]; ok {
-		if a := bytes.TrimLeft(args, " \t\r\n"); len(a) == 0 || (a[0] != '{' && !bytes.Equal(a, []byte("null"))) {
+	if args := get(pm, "arguments"); args != nil {
+		if args[0] != '{' && string(args) != "null" {
 			return Call{}, &Error{Code: CodeInvalidParams, Message: "params.arguments must be an object", ID: c.ID}
 		}
 		c.Args = args
@@ -169,10 +337,75 @@ func Parse(httpMethod string, body []byte) (Call, error) {
 	return c, nil
 }
 
+// maxScanDepth is the most MaxDepth may be: encoding/json, which decodes
+// arguments for policy, refuses anything deeper. It also bounds rescans of
+// values whose depth the body's limit has already bounded.
+const maxScanDepth = 10000
+
+// get returns the value of the member named key, nil when there is none.
+func get(ms []member, key string) json.RawMessage {
+	for _, m := range ms {
+		if string(m.key) == key {
+			return m.value
+		}
+	}
+	return nil
+}
+
+// uniqueMembers splits obj, which scan has accepted, into its members and
+// refuses keys that repeat, even in another case: encoding/json folds case
+// and other parsers do not, and parsers disagree on which duplicate wins,
+// so the enforcer must not read a different method or tool name than the
+// backend.
+func uniqueMembers(obj []byte, buf []member) ([]member, error) {
+	ms := objectMembers(obj, buf)
+	var folded map[string]bool // only for objects too big to compare pairwise
+	if len(ms) > foldSetThreshold {
+		folded = make(map[string]bool, len(ms))
+	}
+	for i, m := range ms {
+		dup := false
+		if folded != nil {
+			f := fold(string(m.key))
+			dup, folded[f] = folded[f], true
+		} else {
+			for _, prev := range ms[:i] {
+				dup = dup || bytes.EqualFold(prev.key, m.key)
+			}
+		}
+		if dup {
+			return nil, fmt.Errorf("duplicate key %q", m.key)
+		}
+	}
+	return ms, nil
+}
+
+// stringValue decodes raw as a JSON string; ok is false for any other
+// value, and for a missing one.
+func stringValue(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		if string(raw) == `"2.0"` { // the jsonrpc member of every request
+			return "2.0", true
+		}
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
 // Digest returns "sha256:<hex>" of b.
 func Digest(b []byte) string {
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	var out [len("sha256:") + 2*sha256.Size]byte
+	copy(out[:], "sha256:")
+	hex.Encode(out[len("sha256:"):], sum[:])
+	return string(out[:])
 }
 
 // Arguments decodes the arguments of c for policy; an empty map when there
@@ -217,67 +450,6 @@ func numbers(v any) any {
 		}
 	}
 	return v
-}
-
-// members splits one JSON object into its members, keeping each value raw.
-// Keys match exactly, and keys that repeat — even in another case, since
-// encoding/json folds case and other parsers do not — are an error: parsers
-// disagree on which duplicate wins, and the enforcer must not read a
-// different tool name than the backend.
-func members(obj []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not an object")
-	}
-	out := map[string]json.RawMessage{}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("object key is not a string")
-		}
-		f := fold(key)
-		if seen[f] {
-			return nil, fmt.Errorf("duplicate key %q", key)
-		}
-		seen[f] = true
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		out[key] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the object")
-	}
-	return out, nil
-}
-
-// fold returns the case-folded form of s: every rune replaced by the
-// smallest rune of its Unicode simple-folding orbit, so that two keys that
-// strings.EqualFold calls equal (K and the Kelvin sign included) fold alike.
-func fold(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		low := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			low = min(low, f)
-		}
-		b.WriteRune(low)
-	}
-	return b.String()
 }
 
 // validID reports whether raw is a JSON-RPC id: string, number or null.

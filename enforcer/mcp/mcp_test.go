@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,6 +77,95 @@ func TestParse(t *testing.T) {
 		},
 		{name: "tools/call without params", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`, wantCode: mcp.CodeInvalidParams},
 		{
+			name:   "resources/read",
+			method: http.MethodPost,
+			body:   `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///etc/hosts"}}`,
+			want:   mcp.Call{RPC: true, ID: json.RawMessage("2"), Method: "resources/read", Resource: "file:///etc/hosts"},
+		},
+		{
+			name:     "resources/read without uri",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"name":"x"}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{name: "resources/read without params", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":2,"method":"resources/read"}`, wantCode: mcp.CodeInvalidParams},
+		{
+			name:     "prompts/get",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"summarize","arguments":{"style":"brief"}}}`,
+			want:     mcp.Call{RPC: true, ID: json.RawMessage("3"), Method: "prompts/get", Prompt: "summarize"},
+			wantArgs: `{"style":"brief"}`,
+		},
+		{
+			name:   "prompts/get with an escaped name",
+			method: http.MethodPost,
+			body:   `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"sum\u006darize"}}`,
+			want:   mcp.Call{RPC: true, ID: json.RawMessage("3"), Method: "prompts/get", Prompt: "summarize"},
+		},
+		{name: "prompts/get with a number name", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":7}}`, wantCode: mcp.CodeInvalidParams},
+		{
+			name:   "tools/list",
+			method: http.MethodPost,
+			body:   `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":"abc"}}`,
+			want:   mcp.Call{RPC: true, ID: json.RawMessage("4"), Method: "tools/list"},
+		},
+		{
+			name:   "initialize",
+			method: http.MethodPost,
+			body:   `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"agent","version":"1"}}}`,
+			want:   mcp.Call{RPC: true, ID: json.RawMessage("0"), Method: "initialize"},
+		},
+		{
+			name:   "A2A message/send names no tool",
+			method: http.MethodPost,
+			body:   `{"jsonrpc":"2.0","id":"m1","method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":"hi"}],"messageId":"9"}}}`,
+			want:   mcp.Call{RPC: true, ID: json.RawMessage(`"m1"`), Method: "message/send"},
+		},
+		{
+			name:   "null id is a request, not a notification",
+			method: http.MethodPost,
+			body:   `{"jsonrpc":"2.0","id":null,"method":"ping"}`,
+			want:   mcp.Call{RPC: true, ID: json.RawMessage("null"), Method: "ping"},
+		},
+		{name: "params a string", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"ping","params":"x"}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "tools/call params an array", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["x"]}`, wantCode: mcp.CodeInvalidParams},
+		{
+			// A Go backend decoding into a struct would take the second
+			// "path"; policy, decoding into a map, would see both.
+			name:     "duplicate argument in another case",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"path":"/tmp/a","Path":"/etc/shadow"}}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
+			name:     "duplicate argument deep in an array",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":[{"k":1,"k":2}]}}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
+			name:     "duplicate key folded by the Kelvin sign",
+			method:   http.MethodPost,
+			body:     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":{\"k\":1,\"\u212a\":2}}}",
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
+			name:     "duplicate key spelled with an escape",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"q":1,"\u0071":2}}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
+			name:     "duplicate params member of an unread method",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"a","protocolVersion":"b"}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{name: "nested 64 deep", method: http.MethodPost, body: nested(62), want: mcp.Call{RPC: true, ID: json.RawMessage("1"), Method: "tools/call", Tool: "t"}, wantArgs: string(nestedArgs(62))},
+		{name: "nested 65 deep", method: http.MethodPost, body: nested(63), wantCode: mcp.CodeInvalidRequest},
+		{name: "deep plain JSON", method: http.MethodPost, body: strings.Repeat("[", 100) + strings.Repeat("]", 100), wantCode: mcp.CodeInvalidRequest},
+		{name: "control character in a string", method: http.MethodPost, body: "{\"jsonrpc\":\"2.0\",\"method\":\"a\x01\"}", wantCode: mcp.CodeParseError},
+		{
 			name:     "arguments not an object",
 			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}`,
@@ -111,7 +201,8 @@ func TestParse(t *testing.T) {
 				t.Errorf("digest = %s", got.ArgsDigest)
 			}
 			got.Args, got.ArgsDigest = nil, ""
-			if got.RPC != tt.want.RPC || got.Method != tt.want.Method || got.Tool != tt.want.Tool || !bytes.Equal(got.ID, tt.want.ID) {
+			if got.RPC != tt.want.RPC || got.Method != tt.want.Method || got.Tool != tt.want.Tool ||
+				got.Resource != tt.want.Resource || got.Prompt != tt.want.Prompt || !bytes.Equal(got.ID, tt.want.ID) {
 				t.Errorf("call = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -141,5 +232,125 @@ func TestReadBody(t *testing.T) {
 	}
 	if b, err := mcp.ReadBody(strings.NewReader("1234"), 4); err != nil || string(b) != "1234" {
 		t.Errorf("ReadBody = %q, %v", b, err)
+	}
+}
+
+// nestedArgs returns an arguments object n levels deep.
+func nestedArgs(n int) []byte {
+	return []byte(strings.Repeat(`{"a":`, n-1) + `{}` + strings.Repeat(`}`, n-1))
+}
+
+// nested returns a tools/call whose arguments are n levels deep, so the
+// body is n+2 levels deep (the request and params enclose them).
+func nested(n int) string {
+	return `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":` + string(nestedArgs(n)) + `}}`
+}
+
+func TestParseBatch(t *testing.T) {
+	call := func(id int, tool string) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{"n":%d}}}`, id, tool, id)
+	}
+	tests := []struct {
+		name      string
+		body      string
+		lim       mcp.Limits
+		wantArray bool
+		want      []string // method/tool/resource of each call
+		wantCode  int
+		wantMsg   string // substring of the error message
+	}{
+		{name: "single request", body: call(1, "a"), want: []string{"tools/call/a/"}},
+		{name: "plain HTTP", body: `hello`, want: []string{"//"}},
+		{
+			name:      "batch of calls and a notification",
+			body:      "[" + call(1, "a") + "," + `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "," + `{"jsonrpc":"2.0","id":"r","method":"resources/read","params":{"uri":"db://x"}}` + "]",
+			wantArray: true,
+			want:      []string{"tools/call/a/", "notifications/initialized//", "resources/read//db://x"},
+		},
+		{name: "empty batch", body: `[]`, wantCode: mcp.CodeInvalidRequest, wantMsg: "empty batch"},
+		{name: "empty batch with space", body: ` [ ] `, wantCode: mcp.CodeInvalidRequest, wantMsg: "empty batch"},
+		{name: "batch at the limit", body: "[" + call(1, "a") + "," + call(2, "b") + "]", lim: mcp.Limits{MaxBatch: 2}, wantArray: true, want: []string{"tools/call/a/", "tools/call/b/"}},
+		{name: "batch over the limit", body: "[" + call(1, "a") + "," + call(2, "b") + "]", lim: mcp.Limits{MaxBatch: 1}, wantCode: mcp.CodeInvalidRequest, wantMsg: "exceeds the limit of 1"},
+		{name: "element not an object", body: "[" + call(1, "a") + ",1]", wantCode: mcp.CodeInvalidRequest, wantMsg: "batch element 1"},
+		{name: "nested batch", body: "[[" + call(1, "a") + "]]", wantCode: mcp.CodeInvalidRequest, wantMsg: "batch element 0"},
+		{name: "element without jsonrpc", body: `[{"method":"tools/call"}]`, wantCode: mcp.CodeInvalidRequest, wantMsg: "batch element 0"},
+		{name: "element with bad params", body: "[" + call(1, "a") + `,{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":""}}]`, wantCode: mcp.CodeInvalidParams, wantMsg: "batch element 1"},
+		{name: "element with duplicate method", body: `[{"jsonrpc":"2.0","method":"a","Method":"b"}]`, wantCode: mcp.CodeParseError, wantMsg: "duplicate key"},
+		{name: "broken batch", body: "[" + call(1, "a") + ",", wantCode: mcp.CodeParseError},
+		{name: "depth counts the batch", body: "[" + nested(62) + "]", wantCode: mcp.CodeInvalidRequest, wantMsg: "nesting depth"},
+		{name: "depth limit configured", body: call(1, "a"), lim: mcp.Limits{MaxDepth: 2}, wantCode: mcp.CodeInvalidRequest, wantMsg: "limit of 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := mcp.ParseBatch(http.MethodPost, []byte(tt.body), tt.lim)
+			if tt.wantCode != 0 {
+				var me *mcp.Error
+				if !errors.As(err, &me) || me.Code != tt.wantCode || !strings.Contains(me.Message, tt.wantMsg) {
+					t.Fatalf("err = %v, want code %d with %q", err, tt.wantCode, tt.wantMsg)
+				}
+				if me.ID != nil && got.Array {
+					t.Errorf("a refused batch answers with id %s", me.ID)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Array != tt.wantArray {
+				t.Errorf("Array = %v", got.Array)
+			}
+			var calls []string
+			for _, c := range got.Calls {
+				calls = append(calls, c.Method+"/"+c.Tool+"/"+c.Resource)
+			}
+			if fmt.Sprint(calls) != fmt.Sprint(tt.want) {
+				t.Errorf("calls = %q, want %q", calls, tt.want)
+			}
+		})
+	}
+}
+
+func TestNotification(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want bool
+	}{
+		{name: "no id", body: `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`, want: true},
+		{name: "null id", body: `{"jsonrpc":"2.0","id":null,"method":"ping"}`},
+		{name: "number id", body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`},
+		{name: "plain HTTP", body: `{"q":1}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := mcp.Parse(http.MethodPost, []byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.IsNotification() != tt.want {
+				t.Errorf("IsNotification = %v, want %v", c.IsNotification(), tt.want)
+			}
+		})
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		lim     mcp.Limits
+		wantErr bool
+	}{
+		{name: "defaults", lim: mcp.Limits{}},
+		{name: "set", lim: mcp.Limits{MaxDepth: 10, MaxBatch: 1}},
+		{name: "negative depth", lim: mcp.Limits{MaxDepth: -1}, wantErr: true},
+		{name: "depth beyond encoding/json", lim: mcp.Limits{MaxDepth: 10001}, wantErr: true},
+		{name: "negative batch", lim: mcp.Limits{MaxBatch: -1}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.lim.Validate(); (err != nil) != tt.wantErr {
+				t.Errorf("Validate() = %v, want error %v", err, tt.wantErr)
+			}
+		})
 	}
 }
