@@ -1,7 +1,14 @@
 // Package audit publishes the enforcer's events to JetStream, where the
 // collector picks them up. It is the enforcer's write-ahead record: Publish
-// returns only when JetStream has acknowledged every event, and the
+// returns only when every event is durably recorded — acknowledged by
+// JetStream, or, when JetStream is slow or away and the spool is enabled,
+// fsynced to the local spool and replayed in order later — and the
 // enforcer forwards nothing it could not record.
+//
+// Every event is chained (package chain): the publisher gives each its
+// instance's epoch, a dense sequence number and its predecessor's hash, and
+// signs a checkpoint of the chain's head periodically, after every so many
+// events, when idle, and at shutdown.
 package audit
 
 import (
@@ -14,6 +21,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/enforcer/spool"
+	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/schema/subject"
@@ -31,6 +40,38 @@ type Config struct {
 	// start. It must match the cluster's: ensuring updates the stream.
 	// Default stream.Defaults(), a single replica.
 	Stream *stream.Config `yaml:"stream"`
+	// OnUnavailable is what happens to a request whose events JetStream
+	// cannot acknowledge within PublishTimeout: "refuse" (503, the default:
+	// fail closed) or "spool" (record them in the local spool, then forward).
+	// When the spool is full, requests are refused either way.
+	OnUnavailable string `yaml:"on_unavailable"`
+	// Spool is the local write-ahead log used when OnUnavailable is
+	// "spool". Its dir must be on local disk and private to this instance.
+	Spool spool.Config `yaml:"spool"`
+	// Checkpoint configures the signed checkpoints of the event chain.
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+}
+
+// Values of OnUnavailable.
+const (
+	Refuse = "refuse"
+	Spool  = "spool"
+)
+
+// CheckpointConfig configures signed checkpoints.
+type CheckpointConfig struct {
+	// KeyFile is a PEM PKCS#8 Ed25519 private key (`rampart keygen` makes
+	// one). Without it an ephemeral key is generated at start: the chain is
+	// still checked, but signatures cannot be verified by anyone else.
+	KeyFile string `yaml:"key_file"`
+	// Interval is how often a checkpoint is published when events were
+	// recorded since the last one. Default 1s.
+	Interval time.Duration `yaml:"interval"`
+	// Every publishes a checkpoint after this many events. Default 1000.
+	Every int `yaml:"every"`
+	// Idle is how often a checkpoint is published with no new events, so
+	// a truncated tail is caught by the next one. Default 30s.
+	Idle time.Duration `yaml:"idle"`
 }
 
 // SetDefaults fills every unset field with its default.
@@ -45,6 +86,19 @@ func (c *Config) SetDefaults() {
 		d := stream.Defaults()
 		c.Stream = &d
 	}
+	if c.OnUnavailable == "" {
+		c.OnUnavailable = Refuse
+	}
+	c.Spool.SetDefaults()
+	if c.Checkpoint.Interval == 0 {
+		c.Checkpoint.Interval = time.Second
+	}
+	if c.Checkpoint.Every == 0 {
+		c.Checkpoint.Every = 1000
+	}
+	if c.Checkpoint.Idle == 0 {
+		c.Checkpoint.Idle = 30 * time.Second
+	}
 }
 
 // Validate reports the first configuration error.
@@ -54,32 +108,51 @@ func (c *Config) Validate() error {
 		return errors.New("audit: nats url is required")
 	case c.PublishTimeout < 0:
 		return errors.New("audit: publish_timeout must not be negative")
+	case c.OnUnavailable != Refuse && c.OnUnavailable != Spool:
+		return fmt.Errorf("audit: on_unavailable must be %q or %q, not %q", Refuse, Spool, c.OnUnavailable)
+	case c.OnUnavailable == Spool && c.Spool.Dir == "":
+		return errors.New("audit: on_unavailable: spool needs spool.dir")
+	case c.Checkpoint.Interval < 0 || c.Checkpoint.Idle < 0 || c.Checkpoint.Every < 0:
+		return errors.New("audit: checkpoint interval, idle and every must not be negative")
 	}
 	return nil
 }
 
 // ErrUnavailable wraps every failure to record events: the caller must not
-// act on a request whose events it could not publish.
+// act on a request whose events it could not record.
 var ErrUnavailable = errors.New("audit: unavailable")
 
-// Publisher stamps events with this instance's identity and sequence and
-// publishes them. It is safe for concurrent use.
+// Publisher stamps, chains and records events. It is safe for concurrent use.
 type Publisher struct {
-	instance string
-	timeout  time.Duration
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	log      *slog.Logger
-	ids      event.IDSource
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *slog.Logger
+	ids     event.IDSource
+	signer  chain.Signer
+	spool   *spool.Spool // nil unless OnUnavailable is "spool"
+	metrics metrics
 
-	// mu orders sequence assignment with the publish calls, so events reach
-	// the server in Seq order.
-	mu  sync.Mutex
-	seq uint64 // last sequence assigned
+	// mu orders linking with handing events on (to JetStream or the
+	// spool), so the record's order is the chain's order.
+	mu               sync.Mutex
+	linker           *chain.Linker
+	unrecorded       []uint64 // failed since the last checkpoint
+	checkpointed     uint64   // seq of the last checkpoint
+	lastCheckpointAt time.Time
+	spooling         bool // the spool holds records: new ones queue behind them
+
+	spoolPos spool.Position // last position acknowledged; the replayer's own
+
+	nudge  chan struct{} // wakes the background loop
+	stop   context.CancelFunc
+	done   chan struct{}
+	closed sync.Once
 }
 
-// Connect connects to NATS, ensures the streams exist, and returns a
-// Publisher for the named instance. The connection reconnects forever.
+// Connect connects to NATS, ensures the streams exist, opens the spool (when
+// configured) and returns a Publisher for the named instance, starting a new
+// epoch of its chain. The connection reconnects forever.
 func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger) (*Publisher, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -92,100 +165,263 @@ func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger)
 		log = slog.Default()
 	}
 	log = log.With("component", "audit")
-	nc, err := nats.Connect(cfg.URL,
+	signer, err := loadSigner(cfg.Checkpoint.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Checkpoint.KeyFile == "" {
+		log.Warn("checkpoints signed with an ephemeral key; set checkpoint.key_file so signatures can be verified", "key_id", signer.KeyID)
+	}
+	p := &Publisher{cfg: cfg, log: log, signer: signer, nudge: make(chan struct{}, 1), done: make(chan struct{})}
+	p.linker = chain.NewLinker(instance, p.ids.New(time.Now()))
+	p.lastCheckpointAt = time.Now()
+	if cfg.OnUnavailable == Spool {
+		if p.spool, err = spool.Open(cfg.Spool); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		// Records left by an earlier run are replayed before anything new.
+		p.spooling = p.spool.Len() > 0
+	}
+	p.nc, err = nats.Connect(cfg.URL,
 		nats.Name("rampart-enforcer "+instance),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		// No buffering while disconnected: a publish then fails at once
-		// (the request gets 503 without waiting out the timeout) instead of
-		// reaching the stream later for a request that was refused.
+		// (spooled, or refused) instead of reaching the stream later for
+		// a request that was refused.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+			p.wake()
+		}),
 	)
 	if err != nil {
+		p.closeSpool()
 		return nil, fmt.Errorf("audit: connect %s: %w", cfg.URL, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("audit: jetstream: %w", err)
+	if p.js, err = jetstream.New(p.nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout)); err == nil {
+		_, err = stream.Ensure(ctx, p.js, *cfg.Stream)
 	}
-	if _, err := stream.Ensure(ctx, js, *cfg.Stream); err != nil {
-		nc.Close()
+	if err != nil {
+		p.nc.Close()
+		p.closeSpool()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	return &Publisher{instance: instance, timeout: cfg.PublishTimeout, nc: nc, js: js, log: log}, nil
-}
-
-// Publish stamps and publishes events and waits until JetStream has
-// acknowledged all of them, or until the publish timeout or ctx ends. Each
-// event gets V, Instance, the next Seq, and ID and Time when unset; events
-// of one call get consecutive sequence numbers. An error wraps
-// ErrUnavailable. Events already sent when a publish fails keep their
-// sequence numbers, so a failed call can leave a gap: a gap means "events
-// may be missing here", which is the truth.
-func (p *Publisher) Publish(ctx context.Context, events ...*event.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-
-	futures, err := p.send(events)
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case e := <-f.Err():
-			return fmt.Errorf("%w: event %s: %w", ErrUnavailable, f.Msg().Header.Get(jetstream.MsgIDHeader), e)
-		case <-ctx.Done():
-			return fmt.Errorf("%w: waiting for acks: %w", ErrUnavailable, context.Cause(ctx))
-		}
+	if err := p.instrument(); err != nil {
+		p.nc.Close()
+		p.closeSpool()
+		return nil, err
 	}
-	return err
+	bg, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	go p.background(bg)
+	log.Info("audit chain started", "instance", instance, "epoch", p.linker.Epoch(), "on_unavailable", cfg.OnUnavailable)
+	return p, nil
 }
 
-// send stamps, encodes and publishes events in sequence order. It returns
-// the futures of the events sent, and the error that stopped it, if any.
-func (p *Publisher) send(events []*event.Event) ([]jetstream.PubAckFuture, error) {
-	msgs := make([]*nats.Msg, len(events))
+// Epoch is the epoch of this publisher's chain.
+func (p *Publisher) Epoch() string { return p.linker.Epoch() }
+
+// Publish stamps, chains and records events and returns once all of them
+// are durably recorded, or with an error wrapping ErrUnavailable. Each event
+// gets V, Instance, Epoch, the next Seq and Prev, and ID and Time when
+// unset; events of one call get consecutive sequence numbers. Events that
+// could not be recorded keep their numbers — the gap is reported in the
+// next checkpoint as unrecorded — because an event whose fate is unknown
+// may still reach the stream.
+func (p *Publisher) Publish(ctx context.Context, events ...*event.Event) error {
+	msgs, err := p.prepare(events)
+	if err != nil {
+		return err
+	}
+	return p.record(ctx, msgs)
+}
+
+// message is an event ready for the wire.
+type message struct {
+	seq  uint64
+	msg  *nats.Msg
+	kind event.Kind
+}
+
+// prepare stamps, validates, links and encodes events under the lock, then
+// hands them on in order; it returns what must still be awaited.
+func (p *Publisher) prepare(events []*event.Event) (*pending, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// Stamp and encode all before sending any, so a bad event costs no
-	// sequence number.
-	for i, e := range events {
+	// Validate before linking, so a bad event costs no sequence number.
+	for _, e := range events {
 		e.V = event.Version
-		e.Instance = p.instance
-		e.Seq = p.seq + uint64(i) + 1
 		if e.Time.IsZero() {
-			e.Time = time.Now().UTC()
+			e.Time = time.Now()
 		}
 		if e.ID == "" {
 			e.ID = p.ids.New(e.Time)
 		}
+		e.Instance, e.Seq, e.Epoch = "-", 1, "" // placeholders Link replaces
 		if err := e.Validate(); err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
-		subj, err := subject.For(e.Tenant, string(e.Kind))
-		if err != nil {
-			return nil, fmt.Errorf("audit: event %s: %w", e.ID, err)
+		if _, err := subject.For(e.Tenant, string(e.Kind)); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
 		}
-		data, err := event.Encode(e)
-		if err != nil {
-			return nil, fmt.Errorf("audit: encode event %s: %w", e.ID, err)
-		}
-		msgs[i] = &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for i, m := range msgs {
-		f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(events[i].ID))
+	msgs := make([]message, len(events))
+	for i, e := range events {
+		p.linker.Link(e)
+		m, err := encode(e)
 		if err != nil {
-			p.seq += uint64(i) // the ones sent keep their numbers
-			return futures, fmt.Errorf("%w: publish event %s: %w", ErrUnavailable, events[i].ID, err)
+			return nil, err // unreachable for a validated event; the seq stays a gap
 		}
-		futures = append(futures, f)
+		msgs[i] = m
 	}
-	p.seq += uint64(len(msgs))
-	return futures, nil
+	if p.linker.Seq()-p.checkpointed >= uint64(p.cfg.Checkpoint.Every) {
+		p.wake()
+	}
+	return p.send(msgs), nil
 }
 
-// Close drains nothing: events not acknowledged by now were already
-// reported as failures to their callers.
-func (p *Publisher) Close() { p.nc.Close() }
+func encode(e *event.Event) (message, error) {
+	subj, _ := subject.For(e.Tenant, string(e.Kind))
+	data, err := event.Encode(e)
+	if err != nil {
+		return message{}, fmt.Errorf("audit: encode event %s: %w", e.ID, err)
+	}
+	m := nats.NewMsg(subj)
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, e.ID)
+	return message{seq: e.Seq, msg: m, kind: e.Kind}, nil
+}
+
+// pending is a hand-off in flight: to JetStream (futures) or the spool (wait).
+type pending struct {
+	msgs    []message
+	futures []jetstream.PubAckFuture
+	sendErr error
+	spooled func() error
+}
+
+// send hands msgs to the spool when it holds records (to keep order) or
+// NATS is away, else to JetStream asynchronously. Called with p.mu held.
+func (p *Publisher) send(msgs []message) *pending {
+	pd := &pending{msgs: msgs}
+	if p.spool != nil && (p.spooling || p.nc.Status() != nats.CONNECTED) {
+		pd.spooled = p.enqueue(msgs)
+		return pd
+	}
+	for _, m := range msgs {
+		f, err := p.js.PublishMsgAsync(m.msg)
+		if err != nil {
+			pd.sendErr = err
+			break
+		}
+		pd.futures = append(pd.futures, f)
+	}
+	return pd
+}
+
+// enqueue queues msgs in the spool and returns the wait for their fsync.
+// Called with p.mu held, so the spool's order is the chain's.
+func (p *Publisher) enqueue(msgs []message) func() error {
+	records := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		records[i] = spoolRecord(m.msg)
+	}
+	p.spooling = true
+	wait := p.spool.Enqueue(records...)
+	p.wake()
+	return wait
+}
+
+// record waits for pd to be durable; on failure it spools or refuses.
+func (p *Publisher) record(ctx context.Context, pd *pending) error {
+	if pd.spooled != nil {
+		return p.spooledResult(pd, pd.spooled())
+	}
+	err := pd.sendErr
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		defer cancel()
+	wait:
+		for _, f := range pd.futures {
+			select {
+			case <-f.Ok():
+			case e := <-f.Err():
+				err = e
+				break wait
+			case <-ctx.Done():
+				err = fmt.Errorf("waiting for acks: %w", context.Cause(ctx))
+				break wait
+			}
+		}
+	}
+	if err == nil {
+		p.metrics.published.Add(context.Background(), int64(len(pd.msgs)))
+		return nil
+	}
+	if p.spool != nil {
+		// The fate of some of these is unknown: spooling republishes them
+		// under the same message ids, which JetStream de-duplicates.
+		p.mu.Lock()
+		wait := p.enqueue(pd.msgs)
+		p.mu.Unlock()
+		return p.spooledResult(pd, wait())
+	}
+	p.lose(pd.msgs)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+func (p *Publisher) spooledResult(pd *pending, err error) error {
+	if err != nil {
+		p.lose(pd.msgs)
+		return fmt.Errorf("%w: spool: %w", ErrUnavailable, err)
+	}
+	p.metrics.spooled.Add(context.Background(), int64(len(pd.msgs)))
+	return nil
+}
+
+// lose notes events that could not be recorded, for the next checkpoint.
+func (p *Publisher) lose(msgs []message) {
+	p.mu.Lock()
+	for _, m := range msgs {
+		p.unrecorded = append(p.unrecorded, m.seq)
+	}
+	p.mu.Unlock()
+	p.metrics.unrecorded.Add(context.Background(), int64(len(msgs)))
+	p.log.Error("events not recorded", "events", len(msgs), "first_seq", msgs[0].seq)
+}
+
+func (p *Publisher) wake() {
+	select {
+	case p.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Close publishes a final checkpoint, replays what it can of the spool, and
+// closes the connection and the spool. What stays in the spool is replayed
+// by the next run.
+func (p *Publisher) Close() {
+	p.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*p.cfg.PublishTimeout)
+		defer cancel()
+		if err := p.checkpoint(ctx); err != nil {
+			p.log.Warn("final checkpoint not recorded", "err", err)
+		}
+		p.stop()
+		<-p.done
+		if p.spool != nil {
+			p.replay(ctx)
+		}
+		_ = p.metrics.reg.Unregister()
+		p.nc.Close()
+		p.closeSpool()
+	})
+}
+
+func (p *Publisher) closeSpool() {
+	if p.spool != nil {
+		_ = p.spool.Close()
+	}
+}
