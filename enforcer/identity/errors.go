@@ -6,14 +6,36 @@ import "errors"
 // audit events and API error bodies; they never change meaning.
 type Code string
 
-// Codes returned by Verify.
+// Codes returned by Verify, VerifyToken and SPIFFEFromCert.
 const (
-	TokenMissing Code = "token_missing" // no bearer token on the request
-	TokenInvalid Code = "token_invalid" // malformed, bad signature, unknown key or disallowed algorithm
-	TokenExpired Code = "token_expired" // exp is in the past (beyond the allowed skew)
-	TokenClaims  Code = "token_claims"  // wrong iss or aud, or a required claim missing or mistyped
-	ChainTooDeep Code = "chain_too_deep"
+	TokenMissing         Code = "token_missing"          // no bearer token on the request
+	TokenInvalid         Code = "token_invalid"          // a failure without a more precise code
+	TokenTooLarge        Code = "token_too_large"        // longer than max_token_bytes
+	TokenMalformed       Code = "token_malformed"        // not three base64url parts of JSON objects; JWE or nested JWT; duplicate JSON keys
+	TokenHeader          Code = "token_header"           // forbidden header parameter (jku, x5u, x5c, jwk, crit, ...), bad kid or typ
+	TokenAlgorithm       Code = "token_algorithm"        // alg not allowed for the issuer (none, HS*), or not the key's algorithm
+	TokenUnknownKey      Code = "token_unknown_kid"      // kid not in the issuer's JWKS, even after a refetch
+	TokenSignature       Code = "token_signature"        // the signature does not verify
+	TokenIssuer          Code = "token_issuer"           // iss missing or not a configured issuer
+	TokenAudience        Code = "token_audience"         // aud does not name this audience
+	TokenExpired         Code = "token_expired"          // exp is in the past (beyond the allowed skew)
+	TokenNotYetValid     Code = "token_not_yet_valid"    // nbf or iat in the future (beyond the allowed skew)
+	TokenClaims          Code = "token_claims"           // a required claim missing or mistyped, an invalid SPIFFE ID, a malformed act or may_act
+	ChainTooDeep         Code = "chain_too_deep"         // more nested act claims than max_chain_depth
+	DelegationNotAllowed Code = "delegation_not_allowed" // the current actor is not in the principal's may_act
+	CertSPIFFEID         Code = "cert_spiffe_id"         // a client certificate without exactly one valid SPIFFE ID
 )
+
+// Codes lists every code this package returns, so callers can map each to
+// a response (all are authentication failures) without falling behind.
+func Codes() []Code {
+	return []Code{
+		TokenMissing, TokenInvalid, TokenTooLarge, TokenMalformed, TokenHeader,
+		TokenAlgorithm, TokenUnknownKey, TokenSignature, TokenIssuer, TokenAudience,
+		TokenExpired, TokenNotYetValid, TokenClaims, ChainTooDeep, DelegationNotAllowed,
+		CertSPIFFEID,
+	}
+}
 
 // Error is a verification failure with its stable code.
 type Error struct {
@@ -39,3 +61,5 @@ func CodeOf(err error) Code {
 	}
 	return TokenInvalid
 }
+
+func fail(c Code, err error) *Error { return &Error{Code: c, Err: err} }

@@ -1,171 +1,195 @@
 // Package identity verifies who is calling through the enforcer: it checks a
-// bearer JWT against a JWKS (from a file or a URL) and turns its claims into
-// the event.Identity that every audit event carries, including the RFC 8693
-// delegation chain of agents acting for the principal.
+// bearer JWT against the JWKS of one of the trusted issuers (RFC 8725
+// hardened: strict structure, no token-supplied keys, an algorithm
+// allow-list per issuer) and turns its claims into the event.Identity that
+// every audit event carries, including the RFC 8693 delegation chain of
+// agents acting for the principal and the workload's SPIFFE ID.
 package identity
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"github.com/rampart-io/rampart/schema/event"
 )
-
-// Config says which tokens are accepted and where identity claims are found.
-type Config struct {
-	// Issuer is the required "iss" of every token.
-	Issuer string `yaml:"issuer"`
-	// Audience must be one of the token's "aud" values.
-	Audience string `yaml:"audience"`
-	// JWKSFile is a local JSON Web Key Set. Exactly one of JWKSFile and
-	// JWKSURL is set.
-	JWKSFile string `yaml:"jwks_file"`
-	// JWKSURL is fetched at start (which must succeed) and refreshed in the
-	// background, so keys can rotate without a restart.
-	JWKSURL string `yaml:"jwks_url"`
-	// TenantClaim names the claim holding the tenant. Default "tenant".
-	TenantClaim string `yaml:"tenant_claim"`
-	// SessionClaim names the claim holding the agent session id. Default "sid".
-	SessionClaim string `yaml:"session_claim"`
-	// TaskClaim names the claim holding the task id. Default "task".
-	TaskClaim string `yaml:"task_claim"`
-	// SessionHeader supplies the session id when the token has none.
-	// Default "Mcp-Session-Id".
-	SessionHeader string `yaml:"session_header"`
-	// TaskHeader supplies the task id when the token has none.
-	// Default "X-Rampart-Task".
-	TaskHeader string `yaml:"task_header"`
-	// Algorithms are the accepted signature algorithms; "none" and HMAC
-	// algorithms are never accepted. Default RS256, ES256, EdDSA.
-	Algorithms []string `yaml:"algorithms"`
-	// ClockSkew is tolerated on exp, nbf and iat. Default 30s.
-	ClockSkew time.Duration `yaml:"clock_skew"`
-	// MaxChainDepth bounds nested "act" claims. Default 8.
-	MaxChainDepth int `yaml:"max_chain_depth"`
-}
-
-// SetDefaults fills every unset field with its default.
-func (c *Config) SetDefaults() {
-	def := func(p *string, v string) {
-		if *p == "" {
-			*p = v
-		}
-	}
-	def(&c.TenantClaim, "tenant")
-	def(&c.SessionClaim, "sid")
-	def(&c.TaskClaim, "task")
-	def(&c.SessionHeader, "Mcp-Session-Id")
-	def(&c.TaskHeader, "X-Rampart-Task")
-	if len(c.Algorithms) == 0 {
-		c.Algorithms = []string{"RS256", "ES256", "EdDSA"}
-	}
-	if c.ClockSkew == 0 {
-		c.ClockSkew = 30 * time.Second
-	}
-	if c.MaxChainDepth == 0 {
-		c.MaxChainDepth = 8
-	}
-}
-
-// Validate reports the first configuration error.
-func (c *Config) Validate() error {
-	switch {
-	case c.Issuer == "":
-		return errors.New("identity: issuer is required")
-	case c.Audience == "":
-		return errors.New("identity: audience is required")
-	case (c.JWKSFile == "") == (c.JWKSURL == ""):
-		return errors.New("identity: exactly one of jwks_file and jwks_url is required")
-	case c.ClockSkew < 0:
-		return errors.New("identity: clock_skew must not be negative")
-	case c.MaxChainDepth < 0:
-		return errors.New("identity: max_chain_depth must not be negative")
-	}
-	for _, a := range c.Algorithms {
-		var alg jwa.SignatureAlgorithm
-		if err := alg.Accept(a); err != nil {
-			return fmt.Errorf("identity: algorithm %q: %w", a, err)
-		}
-		if alg == jwa.NoSignature || alg == jwa.HS256 || alg == jwa.HS384 || alg == jwa.HS512 {
-			// Shared-secret algorithms make a public JWKS a signing key.
-			return fmt.Errorf("identity: algorithm %q is not allowed", a)
-		}
-	}
-	return nil
-}
 
 // Identity is a verified caller: the event identity plus the tenant, which
 // events carry in their envelope.
 type Identity struct {
 	Tenant string
 	event.Identity
+	// MayAct lists the subjects the principal allows to act for it (the
+	// RFC 8693 "may_act" claim), or nil when the token has none.
+	MayAct []string
 }
+
+// clone copies id deeply enough that the caller may change it without
+// touching the cached original.
+func (id Identity) clone() *Identity {
+	id.Chain = slices.Clone(id.Chain)
+	id.MayAct = slices.Clone(id.MayAct)
+	return &id
+}
+
+// Option changes how New builds a Verifier.
+type Option func(*options)
+
+type options struct {
+	now    func() time.Time
+	client *http.Client
+	log    *slog.Logger
+}
+
+// WithClock sets the clock used for exp, nbf, iat, the cache and JWKS
+// rate limits. Default time.Now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithHTTPClient sets the client JWKS URLs are fetched with. The default
+// times out after 10s and refuses redirects away from https.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithLogger sets where JWKS refresh failures are logged. Default
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // Verifier checks bearer tokens. It is safe for concurrent use.
 type Verifier struct {
-	cfg    Config
-	keys   jwk.Set
-	algs   []jwa.SignatureAlgorithm
-	cancel context.CancelFunc // stops the JWKS refresh, if any
+	cfg      Config
+	issuers  map[string]*issuer
+	sigs     map[string]jws.Verifier // by alg; stateless, so shared
+	cache    *tokenCache
+	now      func() time.Time
+	life     context.Context // ends at Close; bounds JWKS fetches
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closeOne sync.Once
 }
 
-// New loads the key set and returns a Verifier. cfg is defaulted and
-// validated first. Close stops the background JWKS refresh.
-func New(ctx context.Context, cfg Config) (*Verifier, error) {
+// issuer is one trusted issuer, ready to check tokens.
+type issuer struct {
+	cfg      IssuerConfig
+	keys     *keySource
+	validate []jwt.ValidateOption
+}
+
+// New loads every issuer's key set and returns a Verifier. cfg is
+// defaulted and validated first. A jwks_url must answer now; afterwards
+// fetch failures keep the last good keys. Close stops the refreshes.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Verifier, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg, cancel: func() {}}
-	for _, a := range cfg.Algorithms {
-		v.algs = append(v.algs, jwa.SignatureAlgorithm(a))
+	o := options{now: time.Now, log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if cfg.JWKSFile != "" {
-		set, err := jwk.ReadFile(cfg.JWKSFile)
+	if o.client == nil {
+		o.client = newHTTPClient()
+	}
+	life, cancel := context.WithCancel(context.Background())
+	v := &Verifier{
+		cfg:     cfg,
+		issuers: map[string]*issuer{},
+		sigs:    map[string]jws.Verifier{},
+		cache:   newTokenCache(cfg.CacheSize, cfg.CacheTTL),
+		now:     o.now,
+		life:    life,
+		cancel:  cancel,
+	}
+	for _, a := range supportedAlgorithms {
+		sv, err := jws.NewVerifier(jwa.SignatureAlgorithm(a))
 		if err != nil {
-			return nil, fmt.Errorf("identity: read jwks %s: %w", cfg.JWKSFile, err)
+			cancel()
+			return nil, fmt.Errorf("identity: %s verifier: %w", a, err)
 		}
-		v.keys = set
-		return v, nil
+		v.sigs[a] = sv
 	}
-	// The cache outlives ctx (which only bounds the first fetch); Close ends it.
-	cctx, cancel := context.WithCancel(context.Background())
-	cache := jwk.NewCache(cctx)
-	client := &http.Client{Timeout: 10 * time.Second}
-	if err := cache.Register(cfg.JWKSURL, jwk.WithHTTPClient(client), jwk.WithMinRefreshInterval(5*time.Minute)); err != nil {
-		cancel()
-		return nil, fmt.Errorf("identity: register jwks %s: %w", cfg.JWKSURL, err)
+	var sources []*keySource
+	for _, ic := range cfg.IssuerConfigs() {
+		src := &keySource{
+			issuer: ic.Issuer, url: ic.JWKSURL, client: o.client,
+			refreshEvery: ic.JWKSRefreshInterval, refetchEvery: ic.JWKSRefetchInterval,
+			now: o.now, log: o.log, onChange: v.cache.purge,
+		}
+		if ic.JWKSFile != "" {
+			raw, err := os.ReadFile(ic.JWKSFile)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("identity: read jwks: %w", err)
+			}
+			set, skipped, err := parseKeySet(raw)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("identity: %s: %w", ic.JWKSFile, err)
+			}
+			if len(skipped) > 0 {
+				o.log.Info("identity: jwks keys skipped", "issuer", ic.Issuer, "file", ic.JWKSFile, "skipped", skipped)
+			}
+			src.set.Store(set)
+		} else {
+			src.last = o.now()
+			if err := src.fetch(ctx); err != nil {
+				cancel()
+				return nil, fmt.Errorf("identity: fetch jwks for %s: %w", ic.Issuer, err)
+			}
+			sources = append(sources, src)
+		}
+		is := &issuer{cfg: ic, keys: src, validate: []jwt.ValidateOption{
+			jwt.WithClock(jwt.ClockFunc(o.now)),
+			jwt.WithAcceptableSkew(ic.ClockSkew),
+			jwt.WithIssuer(ic.Issuer),
+			jwt.WithAudience(ic.Audience),
+			jwt.WithRequiredClaim(jwt.ExpirationKey),
+			jwt.WithRequiredClaim(jwt.SubjectKey),
+		}}
+		for _, name := range ic.RequiredClaims {
+			is.validate = append(is.validate, jwt.WithRequiredClaim(name))
+		}
+		v.issuers[ic.Issuer] = is
 	}
-	if _, err := cache.Refresh(ctx, cfg.JWKSURL); err != nil {
-		cancel()
-		return nil, fmt.Errorf("identity: fetch jwks %s: %w", cfg.JWKSURL, err)
+	for _, src := range sources {
+		v.wg.Go(func() { src.run(life) })
 	}
-	v.keys = jwk.NewCachedSet(cache, cfg.JWKSURL)
-	v.cancel = cancel
 	return v, nil
 }
 
-// Close stops the background JWKS refresh.
-func (v *Verifier) Close() { v.cancel() }
+// Close stops the background JWKS refreshes and waits for them to end.
+func (v *Verifier) Close() {
+	v.closeOne.Do(func() {
+		v.cancel()
+		v.wg.Wait()
+	})
+}
 
 // Verify checks the bearer token of r and returns the caller. Session and
 // task ids fall back to the configured headers when the token has none.
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
-	auth := r.Header.Get("Authorization")
+	values := r.Header.Values("Authorization")
+	if len(values) > 1 {
+		// Two credentials: which one a proxy in front of us checked is a
+		// guess, so take neither.
+		return nil, fail(TokenMalformed, errors.New("more than one Authorization header"))
+	}
+	var auth string
+	if len(values) == 1 {
+		auth = values[0]
+	}
 	scheme, token, ok := strings.Cut(auth, " ")
 	if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return nil, &Error{Code: TokenMissing, Err: errors.New("no bearer token")}
+		return nil, fail(TokenMissing, errors.New("no bearer token"))
 	}
 	id, err := v.VerifyToken(r.Context(), strings.TrimSpace(token))
 	if err != nil {
@@ -181,59 +205,75 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 }
 
 // VerifyToken checks a compact JWS token and returns the caller it names.
+// A token verified before is answered from the cache until its exp or
+// the cache TTL, whichever is first.
 func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, error) {
-	if err := v.checkHeader(token); err != nil {
+	if len(token) > v.cfg.MaxTokenBytes {
+		return nil, fail(TokenTooLarge, fmt.Errorf("token of %d bytes, limit %d", len(token), v.cfg.MaxTokenBytes))
+	}
+	key := sha256.Sum256([]byte(token))
+	now := v.now()
+	id, ok, gen := v.cache.get(key, now)
+	if ok {
+		return id.clone(), nil
+	}
+	got, exp, err := v.verify(ctx, token)
+	if err != nil {
 		return nil, err
 	}
-	tok, err := jwt.ParseString(token,
-		// Never jwt.WithVerifyAuto: jku and x5u in a token are not followed.
-		jwt.WithKeySet(v.keys, jws.WithRequireKid(true), jws.WithInferAlgorithmFromKey(true)),
-		jwt.WithContext(ctx),
-		jwt.WithValidate(true),
-		jwt.WithIssuer(v.cfg.Issuer),
-		jwt.WithAudience(v.cfg.Audience),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithAcceptableSkew(v.cfg.ClockSkew),
-	)
-	if err != nil {
-		return nil, classify(err)
-	}
-	return v.identity(tok)
+	v.cache.put(key, *got, exp, now, gen)
+	return got.clone(), nil
 }
 
-// checkHeader enforces the algorithm allow-list and that the key named by
-// kid exists and is meant for that algorithm, before any signature work.
-func (v *Verifier) checkHeader(token string) error {
-	head, _, ok := strings.Cut(token, ".")
-	if !ok {
-		return &Error{Code: TokenInvalid, Err: errors.New("not a compact JWS")}
+// verify is VerifyToken without the cache. It returns the identity and
+// the token's exp. The order matters: structure and header first (cheap,
+// no keys), then the issuer named by the unverified iss, whose algorithm
+// list and keys alone are used, then the signature, and only then are the
+// claims interpreted.
+func (v *Verifier) verify(ctx context.Context, token string) (*Identity, time.Time, error) {
+	if len(token) > v.cfg.MaxTokenBytes {
+		return nil, time.Time{}, fail(TokenTooLarge, fmt.Errorf("token of %d bytes, limit %d", len(token), v.cfg.MaxTokenBytes))
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(head)
+	c, err := parseCompact(token)
 	if err != nil {
-		return &Error{Code: TokenInvalid, Err: fmt.Errorf("header: %w", err)}
+		return nil, time.Time{}, err
 	}
-	var h struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
+	is, ok := v.issuers[c.iss]
+	if !ok {
+		return nil, time.Time{}, fail(TokenIssuer, fmt.Errorf("issuer %q is not trusted", c.iss))
 	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return &Error{Code: TokenInvalid, Err: fmt.Errorf("header: %w", err)}
+	if c.hasTyp && !typeAccepted(c.typ, is.cfg.TokenTypes) {
+		return nil, time.Time{}, fail(TokenHeader, fmt.Errorf("typ %q not accepted (want one of %v)", c.typ, is.cfg.TokenTypes))
 	}
-	alg := jwa.SignatureAlgorithm(h.Alg)
-	if !slices.Contains(v.algs, alg) {
-		return &Error{Code: TokenInvalid, Err: fmt.Errorf("algorithm %q not allowed", h.Alg)}
+	if !c.hasTyp && is.cfg.RequireTokenType {
+		return nil, time.Time{}, fail(TokenHeader, errors.New("no typ header"))
 	}
-	if h.Kid == "" {
-		return &Error{Code: TokenInvalid, Err: errors.New("no kid in header")}
+	if !slices.Contains(is.cfg.Algorithms, c.alg) {
+		return nil, time.Time{}, fail(TokenAlgorithm, fmt.Errorf("algorithm %q not allowed for issuer %q", c.alg, c.iss))
 	}
-	key, found := v.keys.LookupKeyID(h.Kid)
-	if !found {
-		return &Error{Code: TokenInvalid, Err: fmt.Errorf("unknown kid %q", h.Kid)}
+	k, ok := is.keys.lookup(ctx, v.life, c.kid)
+	if !ok {
+		return nil, time.Time{}, fail(TokenUnknownKey, fmt.Errorf("issuer %q has no key %q", c.iss, c.kid))
 	}
-	if ka := key.Algorithm().String(); ka != "" && ka != h.Alg {
-		return &Error{Code: TokenInvalid, Err: fmt.Errorf("kid %q is for %s, token says %s", h.Kid, ka, h.Alg)}
+	if !k.fits(c.alg) {
+		return nil, time.Time{}, fail(TokenAlgorithm, fmt.Errorf("key %q cannot verify %s", c.kid, c.alg))
 	}
-	return nil
+	if err := v.sigs[c.alg].Verify([]byte(c.signingInput), c.signature, k.pub); err != nil {
+		return nil, time.Time{}, fail(TokenSignature, err)
+	}
+
+	tok, err := jwt.Parse(c.payload, jwt.WithVerify(false), jwt.WithValidate(false))
+	if err != nil {
+		return nil, time.Time{}, fail(TokenClaims, err)
+	}
+	if err := jwt.Validate(tok, is.validate...); err != nil {
+		return nil, time.Time{}, classify(err)
+	}
+	id, err := v.identity(tok)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return id, tok.Expiration(), nil
 }
 
 func (v *Verifier) identity(tok jwt.Token) (*Identity, error) {
@@ -245,15 +285,20 @@ func (v *Verifier) identity(tok jwt.Token) (*Identity, error) {
 		}
 		s, ok := val.(string)
 		if !ok {
-			return "", &Error{Code: TokenClaims, Err: fmt.Errorf("claim %q is not a string", name)}
+			return "", fail(TokenClaims, fmt.Errorf("claim %q is not a string", name))
 		}
 		return s, nil
 	}
 	id := &Identity{Identity: event.Identity{Subject: tok.Subject(), Issuer: tok.Issuer()}}
 	if id.Subject == "" {
-		return nil, &Error{Code: TokenClaims, Err: errors.New("no sub claim")}
+		return nil, fail(TokenClaims, errors.New("no sub claim"))
 	}
-	if strings.HasPrefix(id.Subject, "spiffe://") {
+	if len(id.Subject) >= len(spiffeScheme) && strings.EqualFold(id.Subject[:len(spiffeScheme)], spiffeScheme) {
+		// A JWT-SVID. "SPIFFE://" is refused rather than taken as a
+		// plain subject that merely looks like a workload.
+		if err := CheckSPIFFEID(id.Subject); err != nil {
+			return nil, fail(TokenClaims, err)
+		}
 		id.SPIFFEID = id.Subject
 	}
 	var err error
@@ -269,6 +314,18 @@ func (v *Verifier) identity(tok jwt.Token) (*Identity, error) {
 	if id.Chain, err = chain(claims["act"], v.cfg.MaxChainDepth); err != nil {
 		return nil, err
 	}
+	mayAct, err := parseMayAct(claims["may_act"])
+	if err != nil {
+		return nil, err
+	}
+	if mayAct != nil {
+		for _, a := range mayAct {
+			id.MayAct = append(id.MayAct, a.Subject)
+		}
+		if err := checkDelegation(id.Chain, mayAct); err != nil {
+			return nil, err
+		}
+	}
 	return id, nil
 }
 
@@ -281,32 +338,101 @@ func chain(act any, maxDepth int) ([]event.Actor, error) {
 	for act != nil {
 		m, ok := act.(map[string]any)
 		if !ok {
-			return nil, &Error{Code: TokenClaims, Err: errors.New(`"act" claim is not an object`)}
+			return nil, fail(TokenClaims, errors.New(`"act" claim is not an object`))
 		}
 		if len(out) == maxDepth {
-			return nil, &Error{Code: ChainTooDeep, Err: fmt.Errorf("delegation chain deeper than %d", maxDepth)}
+			return nil, fail(ChainTooDeep, fmt.Errorf("delegation chain deeper than %d", maxDepth))
 		}
-		sub, _ := m["sub"].(string)
-		if sub == "" {
-			return nil, &Error{Code: TokenClaims, Err: errors.New(`"act" claim without "sub"`)}
+		a, err := actor(m, "act")
+		if err != nil {
+			return nil, err
 		}
-		iss, _ := m["iss"].(string)
-		out = append(out, event.Actor{Subject: sub, Issuer: iss})
+		out = append(out, a)
 		act = m["act"]
 	}
 	slices.Reverse(out)
 	return out, nil
 }
 
-// classify maps a jwx error to a stable code.
+// actor reads the sub and optional iss of an act or may_act object.
+func actor(m map[string]any, claim string) (event.Actor, error) {
+	sub, _ := m["sub"].(string)
+	if sub == "" {
+		return event.Actor{}, fail(TokenClaims, fmt.Errorf("%q claim without a string \"sub\"", claim))
+	}
+	iss, ok := m["iss"]
+	if !ok {
+		return event.Actor{Subject: sub}, nil
+	}
+	s, ok := iss.(string)
+	if !ok {
+		return event.Actor{}, fail(TokenClaims, fmt.Errorf("%q claim has a non-string \"iss\"", claim))
+	}
+	return event.Actor{Subject: sub, Issuer: s}, nil
+}
+
+// parseMayAct reads the RFC 8693 §4.4 "may_act" claim: one object naming
+// a party allowed to act for the subject. A list of such objects is
+// accepted too, as some issuers allow several. nil means no claim.
+func parseMayAct(v any) ([]event.Actor, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		a, err := actor(v, "may_act")
+		if err != nil {
+			return nil, err
+		}
+		return []event.Actor{a}, nil
+	case []any:
+		if len(v) == 0 {
+			return nil, fail(TokenClaims, errors.New(`"may_act" claim is an empty list`))
+		}
+		out := make([]event.Actor, 0, len(v))
+		for _, e := range v {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, fail(TokenClaims, errors.New(`"may_act" list holds a non-object`))
+			}
+			a, err := actor(m, "may_act")
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+		}
+		return out, nil
+	}
+	return nil, fail(TokenClaims, errors.New(`"may_act" claim is not an object`))
+}
+
+// checkDelegation refuses a token whose current actor the principal did
+// not allow in may_act. An entry with an iss matches only an actor from
+// that issuer. Without an act claim nobody acts for the principal, so
+// there is nothing to check.
+func checkDelegation(chain []event.Actor, mayAct []event.Actor) error {
+	if len(chain) == 0 {
+		return nil
+	}
+	cur := chain[len(chain)-1]
+	for _, a := range mayAct {
+		if a.Subject == cur.Subject && (a.Issuer == "" || a.Issuer == cur.Issuer) {
+			return nil
+		}
+	}
+	return fail(DelegationNotAllowed, fmt.Errorf("actor %q is not in may_act", cur.Subject))
+}
+
+// classify maps a jwx validation error to a stable code.
 func classify(err error) error {
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired()):
-		return &Error{Code: TokenExpired, Err: err}
-	case errors.Is(err, jwt.ErrInvalidIssuer()),
-		errors.Is(err, jwt.ErrInvalidAudience()),
-		errors.Is(err, jwt.ErrRequiredClaim()):
-		return &Error{Code: TokenClaims, Err: err}
+		return fail(TokenExpired, err)
+	case errors.Is(err, jwt.ErrTokenNotYetValid()), errors.Is(err, jwt.ErrInvalidIssuedAt()):
+		return fail(TokenNotYetValid, err)
+	case errors.Is(err, jwt.ErrInvalidIssuer()):
+		return fail(TokenIssuer, err)
+	case errors.Is(err, jwt.ErrInvalidAudience()):
+		return fail(TokenAudience, err)
 	}
-	return &Error{Code: TokenInvalid, Err: err}
+	return fail(TokenClaims, err)
 }
