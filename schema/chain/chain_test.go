@@ -134,6 +134,14 @@ func TestCheckNamesEachTamperedSequenceNumber(t *testing.T) {
 			}
 			return append(a, b...)
 		}, nil, []want{{Spliced, []uint64{51, 52, 53}}}},
+		{"spliced over deleted events", func(a, b []*event.Event) []*event.Event {
+			a = without(a, func(e *event.Event) bool { return e.Seq >= 24 && e.Seq <= 26 })
+			for i, e := range clone(b[4:7]) {
+				e.Instance, e.Epoch, e.Seq = "enf-a", "ep1", uint64(24+i)
+				a = append(a, e)
+			}
+			return append(a, b...)
+		}, nil, []want{{Spliced, []uint64{24, 25, 26}}}},
 		{"second event at a sequence number", func(a, b []*event.Event) []*event.Event {
 			fake := *bySeq(a, 12)
 			fake.ID, fake.RequestID = "01FORGED00000000000000000", "forged"

@@ -341,6 +341,8 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 			c.add(s-1, Modified, "event %s no longer hashes to what seq %d chained", prev.e.ID, s)
 		case origins[s-1]:
 			// Explained by a move into or out of seq s-1.
+		case hasPrev && c.foreign(prev):
+			// Explained by the splice just before.
 		default:
 			c.add(s, Modified, "event %s does not follow seq %d", at(s).e.ID, s-1)
 		}
