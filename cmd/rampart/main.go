@@ -29,7 +29,10 @@ var verbs = []verb{
 	{"correlator", "derive sessions from events", runCorrelator},
 	{"run", "run every component in one process on embedded NATS", runAll},
 	{"migrate", "apply ClickHouse schema migrations", runMigrate},
+	{"verify", "check stored event chains for tampering", runVerify},
+	{"keygen", "make an Ed25519 checkpoint signing key", runKeygen},
 	{"demo", "run the whole pipeline on simulated agents and show what landed", runDemo},
+	{"policy", "test policy fixtures, or explain one decision (test|eval)", runPolicy},
 }
 
 func usage() {

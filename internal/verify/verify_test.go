@@ -1,0 +1,212 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/collector"
+	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/internal/verify"
+	"github.com/rampart-io/rampart/schema/chain"
+	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/natstest"
+)
+
+// record publishes n decision events from each instance through real
+// JetStream and a real collector into ClickHouse, and returns the epochs.
+func record(t *testing.T, natsURL, chAddr string, ch *chstore.Client, keyFile string, n int, instances ...string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	epochs := map[string]string{}
+	for _, inst := range instances {
+		p, err := audit.Connect(ctx, inst, audit.Config{URL: natsURL,
+			Checkpoint: audit.CheckpointConfig{KeyFile: keyFile, Every: 50, Interval: time.Hour, Idle: time.Hour}}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			e := &event.Event{Kind: event.KindDecision, Tenant: "acme", RequestID: strconv.Itoa(i),
+				Request:  &event.Request{Method: "POST", Path: "/mcp", Tool: "search"},
+				Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "p", RuleID: "r"}}
+			if err := p.Publish(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		epochs[inst] = p.Epoch()
+		p.Close() // a final checkpoint
+	}
+	cfg := collector.Defaults()
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = natsURL, chAddr, ch.Database()
+	cfg.BatchWait = 50 * time.Millisecond
+	cctx, cancel := context.WithCancel(ctx)
+	col, err := collector.New(cctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = col.Run(cctx) }()
+	defer func() { cancel(); <-done; col.Close() }()
+	// n events and 1 + n/50 checkpoints per instance.
+	want := len(instances) * (n + n/50 + 1)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rows, err := ch.Query(ctx, "SELECT count() FROM "+ch.Database()+".events")
+		if err == nil && rows[0][0] == strconv.Itoa(want) {
+			return epochs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ClickHouse holds %v events, want %d", rows, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func keyPair(t *testing.T) (string, map[string]ed25519.PublicKey) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	path := filepath.Join(t.TempDir(), "key.pem")
+	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return path, map[string]ed25519.PublicKey{audit.KeyID(pub): pub}
+}
+
+// mutate runs an ALTER ... UPDATE/DELETE and waits for the mutation to finish.
+func mutate(t *testing.T, ch *chstore.Client, stmt string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := ch.Exec(ctx, stmt); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rows, err := ch.Query(ctx, "SELECT count() FROM system.mutations WHERE database = '"+ch.Database()+"' AND is_done = 0")
+		if err == nil && rows[0][0] == "0" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mutation not done: %s", stmt)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestVerifyNamesEveryTamperedSequenceNumber(t *testing.T) {
+	srv := natstest.Run(t)
+	addr, _ := chtest.Server(t)
+	ch := chtest.Open(t, addr)
+	key, trusted := keyPair(t)
+	const n = 300
+	epochs := record(t, srv.URL(), addr, ch, key, n, "enf-a", "enf-b")
+	ctx := context.Background()
+	opts := verify.Options{Keys: trusted, NATSURL: srv.URL()}
+
+	res, err := verify.Run(ctx, ch, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 0 || res.Chains != 2 || res.Events != 2*(n+n/50+1) || res.Witnesses != 2*(n/50+1) {
+		t.Fatalf("clean record: %+v", res)
+	}
+
+	db := ch.Database() + ".events_raw"
+	a := "instance = 'enf-a'"
+	mutate(t, ch, "ALTER TABLE "+db+" UPDATE tool = 'shell' WHERE "+a+" AND seq = 17")
+	mutate(t, ch, "ALTER TABLE "+db+" DELETE WHERE "+a+" AND seq IN (40, 41, 42)")
+	mutate(t, ch, "ALTER TABLE "+db+" UPDATE seq = if(seq = 60, 63, 60) WHERE "+a+" AND seq IN (60, 63)")
+	last := uint64(n + n/50 + 1)
+	mutate(t, ch, fmt.Sprintf("ALTER TABLE %s DELETE WHERE %s AND seq > %d", db, a, last-4))
+	// Another instance's events, renumbered into enf-a's chain.
+	cols := "event_id, kind, event_time, event_time_us, tenant, instance, seq, epoch, prev_hash, request_id, method, path, tool, effect, policy_id, rule_id, checkpoint_unrecorded"
+	sel := "event_id, kind, event_time, event_time_us, tenant, 'enf-a', seq + 95, '" + epochs["enf-a"] + "', prev_hash, request_id, method, path, tool, effect, policy_id, rule_id, checkpoint_unrecorded"
+	if err := ch.Exec(ctx, "INSERT INTO "+db+" ("+cols+") SELECT "+sel+" FROM "+db+" WHERE instance = 'enf-b' AND seq IN (5, 6, 7)"); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err = verify.Run(ctx, ch, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[chain.FindingKind][]uint64{}
+	for _, f := range res.Findings {
+		if f.Instance != "enf-a" {
+			t.Errorf("finding on the untouched instance: %v", f)
+		}
+		got[f.Kind] = append(got[f.Kind], f.Seq)
+	}
+	want := map[chain.FindingKind][]uint64{
+		chain.Modified:  {17},
+		chain.Deleted:   {40, 41, 42},
+		chain.Reordered: {60, 63},
+		chain.Spliced:   {100, 101, 102},
+		chain.Truncated: {last - 3, last - 2, last - 1, last},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("findings\n got %v\nwant %v\n%v", got, want, res.Findings)
+	}
+	t.Logf("verified %d events: read %v, checked %v", res.Events, res.Read, res.Checked)
+}
+
+// BenchmarkVerify measures `rampart verify` end to end on ClickHouse 18.16:
+// reading whole chains back over the native protocol, then checking them.
+// go test -run '^$' -bench Verify -benchtime 3x ./internal/verify/
+func BenchmarkVerify(b *testing.B) {
+	addr, _ := chtest.Server(b)
+	ch := chtest.Open(b, addr)
+	ctx := context.Background()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	const n = 500_000
+	ids := &event.IDSource{}
+	l := chain.NewLinker("enf-bench", "epoch-1")
+	var rows [][]any
+	t0 := time.Now().Add(-time.Hour)
+	for i := 1; i <= n; i++ {
+		at := t0.Add(time.Duration(i) * time.Microsecond)
+		e := &event.Event{V: 1, ID: ids.New(at), Time: at, Tenant: "acme", RequestID: strconv.Itoa(i),
+			Identity: &event.Identity{Subject: "user:alice", Chain: []event.Actor{{Subject: "agent:planner"}}, SessionID: "s"},
+			Request:  &event.Request{Method: "POST", Host: "tools", Path: "/mcp", RPCMethod: "tools/call", Tool: "search", ArgsDigest: "sha256:00"}}
+		if i%1000 == 0 {
+			l.Checkpoint(e, chain.Signer{KeyID: "k", Key: priv}, nil)
+		} else {
+			e.Kind, e.Decision = event.KindDecision, &event.Decision{Effect: event.EffectAllow, PolicyID: "p", RuleID: "r", PolicyHash: "sha256:11"}
+			l.Link(e)
+		}
+		rows = append(rows, ddlRow(e, uint64(i)))
+		if len(rows) == 50_000 {
+			if err := ch.Insert(ctx, "events_raw", eventColumns, rows); err != nil {
+				b.Fatal(err)
+			}
+			rows = rows[:0]
+		}
+	}
+	b.ResetTimer()
+	var res *verify.Result
+	for b.Loop() {
+		var err error
+		if res, err = verify.Run(ctx, ch, verify.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		if !res.Clean() || res.Events != n {
+			b.Fatalf("%+v", res.Report)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(n)/res.Checked.Seconds(), "check-events/s")
+	b.ReportMetric(float64(n)/res.Read.Seconds(), "read-events/s")
+}
+
+var eventColumns = ddl.EventColumns
+
+func ddlRow(e *event.Event, seq uint64) []any { return ddl.EventRow(e, seq, time.Now()) }
