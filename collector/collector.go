@@ -54,7 +54,9 @@ type Collector struct {
 	ch  *chstore.Client
 
 	events      metric.Int64Counter // by outcome: stored, dead_lettered
+	gapped      metric.Int64Counter
 	insertTime  metric.Float64Histogram
+	gaps        gaps
 	lagCallback metric.Registration
 }
 
@@ -102,6 +104,10 @@ func (c *Collector) instrument() error {
 		metric.WithDescription("Events read from JetStream, by outcome")); err != nil {
 		return err
 	}
+	if c.gapped, err = m.Int64Counter("rampart.collector.sequence_gaps", metric.WithUnit("{event}"),
+		metric.WithDescription("Sequence numbers an enforcer chain skipped, as events arrived")); err != nil {
+		return err
+	}
 	if c.insertTime, err = m.Float64Histogram("rampart.collector.insert.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time for ClickHouse to accept one batch")); err != nil {
 		return err
@@ -143,6 +149,7 @@ func (c *Collector) Close() {
 func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 	now := time.Now()
 	rows := make([][]any, 0, len(b))
+	stored := make([]*event.Event, 0, len(b))
 	dead := 0
 	for _, m := range b {
 		seq := stream.StreamSeq(m)
@@ -155,15 +162,27 @@ func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 			continue
 		}
 		rows = append(rows, ddl.EventRow(e, seq, now))
+		stored = append(stored, e)
 	}
 	if err := c.ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
 		return err
 	}
 	c.insertTime.Record(ctx, time.Since(now).Seconds())
+	c.flagGaps(ctx, stored)
 	c.events.Add(ctx, int64(len(rows)), outcomeStored)
 	c.events.Add(ctx, int64(dead), outcomeDeadLettered)
 	c.log.Debug("batch stored", "events", len(rows), "messages", len(b))
 	return nil
+}
+
+// flagGaps notes chains that skipped sequence numbers in a stored batch.
+func (c *Collector) flagGaps(ctx context.Context, stored []*event.Event) {
+	for _, e := range stored {
+		if n := c.gaps.observe(e); n > 0 {
+			c.gapped.Add(ctx, int64(n))
+			c.log.Warn("sequence gap", "instance", e.Instance, "epoch", e.Epoch, "missing_before", e.Seq, "missing", n)
+		}
+	}
 }
 
 // ErrSubjectMismatch marks an event whose tenant or kind disagrees with the

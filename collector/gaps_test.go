@@ -1,0 +1,30 @@
+package collector
+
+import (
+	"testing"
+
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+func TestGapsFlagSkippedSequenceNumbers(t *testing.T) {
+	var g gaps
+	ev := func(inst string, seq uint64) *event.Event { return &event.Event{Instance: inst, Epoch: "e", Seq: seq} }
+	steps := []struct {
+		e    *event.Event
+		want uint64
+	}{
+		{ev("a", 1), 0},
+		{ev("a", 2), 0},
+		{ev("a", 6), 3},  // 3, 4, 5 missing
+		{ev("a", 4), 0},  // late or redelivered: not a new gap
+		{ev("b", 40), 0}, // first sight mid-chain
+		{ev("b", 41), 0},
+		{ev("a", 7), 0},
+		{&event.Event{Instance: "old", Seq: 9}, 0}, // unchained events are not tracked
+	}
+	for i, st := range steps {
+		if got := g.observe(st.e); got != st.want {
+			t.Fatalf("step %d: %d skipped, want %d", i, got, st.want)
+		}
+	}
+}
