@@ -97,12 +97,16 @@ func TestVerifyTokenAccepts(t *testing.T) {
 		},
 		{name: "EdDSA", token: func() string { return sign(t, jwa.EdDSA, ti.ed, claims(nil), nil) }},
 		{
-			name:  "no typ",
-			token: func() string { return sign(t, jwa.EdDSA, ti.ed, claims(nil), func(h map[string]any) { delete(h, "typ") }) },
+			name: "no typ",
+			token: func() string {
+				return sign(t, jwa.EdDSA, ti.ed, claims(nil), func(h map[string]any) { delete(h, "typ") })
+			},
 		},
 		{
-			name:  "typ at+jwt",
-			token: func() string { return sign(t, jwa.EdDSA, ti.ed, claims(nil), func(h map[string]any) { h["typ"] = "at+jwt" }) },
+			name: "typ at+jwt",
+			token: func() string {
+				return sign(t, jwa.EdDSA, ti.ed, claims(nil), func(h map[string]any) { h["typ"] = "at+jwt" })
+			},
 		},
 		{
 			name: "typ application/AT+JWT",
@@ -111,12 +115,16 @@ func TestVerifyTokenAccepts(t *testing.T) {
 			},
 		},
 		{
-			name:  "unknown header parameters are ignored",
-			token: func() string { return sign(t, jwa.EdDSA, ti.ed, claims(nil), func(h map[string]any) { h["x5t"] = "abc" }) },
+			name: "unknown header parameters are ignored",
+			token: func() string {
+				return sign(t, jwa.EdDSA, ti.ed, claims(nil), func(h map[string]any) { h["x5t"] = "abc" })
+			},
 		},
 		{
-			name:  "aud as a list",
-			token: func() string { return sign(t, jwa.EdDSA, ti.ed, claims(func(m map[string]any) { m["aud"] = []string{"other", audience} }), nil) },
+			name: "aud as a list",
+			token: func() string {
+				return sign(t, jwa.EdDSA, ti.ed, claims(func(m map[string]any) { m["aud"] = []string{"other", audience} }), nil)
+			},
 		},
 		{
 			name: "expired within skew",
@@ -220,7 +228,9 @@ func TestVerifyTokenRejects(t *testing.T) {
 
 	rs := func(edit func(m map[string]any)) string { return sign(t, jwa.RS256, ti.rsa, claims(edit), nil) }
 	hdr := func(edit func(h map[string]any)) string { return sign(t, jwa.RS256, ti.rsa, claims(nil), edit) }
-	rawHeader := func(header string) string { return rawSign(t, jwa.RS256, ti.rsa.priv, header, mustJSON(t, claims(nil))) }
+	rawHeader := func(header string) string {
+		return rawSign(t, jwa.RS256, ti.rsa.priv, header, mustJSON(t, claims(nil)))
+	}
 	rawClaims := func(payload string) string {
 		return rawSign(t, jwa.RS256, ti.rsa.priv, `{"alg":"RS256","kid":"rsa-1"}`, payload)
 	}
