@@ -3,9 +3,13 @@ package enforcer
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/identity"
@@ -13,12 +17,35 @@ import (
 	"github.com/rampart-io/rampart/schema/configfile"
 )
 
+// Modes the enforcer serves in; every mode runs the same decision path and
+// records the same events, only the way the request arrives and the answer
+// leaves differ.
+const (
+	// ModeProxy forwards allowed requests to Upstream itself.
+	ModeProxy = "proxy"
+	// ModeForwardAuth answers a gateway's subrequest (nginx auth_request,
+	// Caddy forward_auth, Traefik forwardAuth) at ForwardAuth.Path.
+	ModeForwardAuth = "forward_auth"
+	// ModeExtAuthzGRPC serves Envoy's ext_authz v3 gRPC service on
+	// ExtAuthz.GRPCListen.
+	ModeExtAuthzGRPC = "ext_authz_grpc"
+	// ModeExtAuthzHTTP serves Envoy's ext_authz HTTP service under
+	// ExtAuthz.HTTPPathPrefix.
+	ModeExtAuthzHTTP = "ext_authz_http"
+)
+
+var allModes = []string{ModeProxy, ModeForwardAuth, ModeExtAuthzGRPC, ModeExtAuthzHTTP}
+
 // Config is the enforcer's configuration file. Unknown keys are errors.
 type Config struct {
-	// Listen is the address agents connect to. Default "127.0.0.1:8080".
+	// Listen is the HTTP address agents (proxy mode) and gateways
+	// (forward_auth, ext_authz_http) connect to. Default "127.0.0.1:8080".
 	Listen string `yaml:"listen"`
+	// Modes are the ways requests reach the enforcer, any of "proxy",
+	// "forward_auth", "ext_authz_grpc", "ext_authz_http". Default [proxy].
+	Modes []string `yaml:"modes"`
 	// Upstream is the URL of the backend (an MCP server or any HTTP API)
-	// that allowed requests are forwarded to. Required.
+	// that allowed requests are forwarded to. Required in proxy mode.
 	Upstream string `yaml:"upstream"`
 	// Instance names this enforcer in events; each instance numbers its
 	// events densely. Default: the host name.
@@ -33,14 +60,114 @@ type Config struct {
 	// MaxBodyBytes bounds a request body; larger requests get 413.
 	// Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxHeaderBytes bounds the request line and headers; larger requests
+	// get 431. Default 32 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen, for
+	// gateways that speak h2 to their upstreams. With TLS, h2 is always
+	// offered through ALPN. Default false.
+	H2C bool `yaml:"h2c"`
+	// Timeouts bound every phase of a connection, so slow clients cannot
+	// hold the enforcer's connections.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// TLS, when cert_file is set, makes Listen serve HTTPS, optionally
+	// verifying client certificates (mTLS).
+	TLS TLSConfig `yaml:"tls"`
+	// ForwardAuth configures the forward-auth endpoint.
+	ForwardAuth ForwardAuthConfig `yaml:"forward_auth"`
+	// ExtAuthz configures the Envoy ext_authz services.
+	ExtAuthz ExtAuthzConfig `yaml:"ext_authz"`
+	// TrustedProxies are the CIDRs of the gateways whose forwarded-request
+	// headers (forward_auth) and checks (ext_authz) are believed. A check
+	// from any other address is refused with proxy_untrusted.
+	// Default loopback: ["127.0.0.0/8", "::1/128"].
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Timeouts of the HTTP server. Zero means the default; there is no way to
+// disable ReadHeaderTimeout, ReadTimeout or IdleTimeout.
+type Timeouts struct {
+	// ReadHeader bounds reading the request line and headers; it is what
+	// cuts off slowloris clients. Default 10s.
+	ReadHeader time.Duration `yaml:"read_header"`
+	// Read bounds reading a whole request, body included. Default 30s.
+	Read time.Duration `yaml:"read"`
+	// Write bounds writing a response, from the end of the request
+	// headers. Default 0: none, because streamed (SSE) MCP responses are
+	// long-lived; set it when no stream is proxied.
+	Write time.Duration `yaml:"write"`
+	// Idle bounds how long a keep-alive connection waits for its next
+	// request. Default 120s.
+	Idle time.Duration `yaml:"idle"`
+	// Shutdown bounds the graceful shutdown when the enforcer stops; requests
+	// still running then are cut off. Default 15s.
+	Shutdown time.Duration `yaml:"shutdown"`
+}
+
+// TLSConfig makes the enforcer terminate TLS, and optionally mTLS.
+type TLSConfig struct {
+	// CertFile and KeyFile are the server's PEM certificate chain and key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile holds the PEM CAs that client certificates must chain
+	// to. A client certificate's spiffe:// URI SAN is recorded as the
+	// caller's SPIFFE ID. A bearer JWT is still required: the certificate
+	// says which workload connects, the token on whose behalf; when the
+	// token's subject is itself a SPIFFE ID (a JWT-SVID) it must match the
+	// certificate's, or the request is refused with spiffe_mismatch.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// RequireClientCert refuses connections without a verified client
+	// certificate. Without it a certificate is verified when presented.
+	RequireClientCert bool `yaml:"require_client_cert"`
+}
+
+// Enabled reports whether TLS is configured.
+func (c TLSConfig) Enabled() bool { return c.CertFile != "" }
+
+// ForwardAuthConfig is the gateway subrequest endpoint.
+type ForwardAuthConfig struct {
+	// Path is where gateways send their auth subrequests. In proxy mode
+	// this path is answered, never forwarded. Default "/_rampart/auth".
+	Path string `yaml:"path"`
+	// MethodHeaders, URIHeaders and HostHeaders name the headers carrying
+	// the original request's method, URI and host, tried in order.
+	// Defaults: X-Original-Method, X-Forwarded-Method (nginx, Caddy);
+	// X-Original-URI, X-Forwarded-Uri; X-Original-Host, X-Forwarded-Host.
+	MethodHeaders []string `yaml:"method_headers"`
+	URIHeaders    []string `yaml:"uri_headers"`
+	HostHeaders   []string `yaml:"host_headers"`
+}
+
+// ExtAuthzConfig is the Envoy ext_authz services.
+type ExtAuthzConfig struct {
+	// GRPCListen is the address of the gRPC Authorization service
+	// (ext_authz_grpc mode). Default "127.0.0.1:9191".
+	GRPCListen string `yaml:"grpc_listen"`
+	// HTTPPathPrefix is Envoy's http_service path_prefix (ext_authz_http
+	// mode). Default "/_rampart/ext_authz".
+	HTTPPathPrefix string `yaml:"http_path_prefix"`
 }
 
 // SetDefaults fills every unset field, in this struct and the component
 // configs it holds, with its default.
 func (c *Config) SetDefaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
 	}
+	defList := func(p *[]string, v ...string) {
+		if len(*p) == 0 {
+			*p = v
+		}
+	}
+	defDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.Listen, "127.0.0.1:8080")
+	defList(&c.Modes, ModeProxy)
 	if c.Instance == "" {
 		if h, err := os.Hostname(); err == nil {
 			c.Instance = h
@@ -49,18 +176,42 @@ func (c *Config) SetDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = mcp.DefaultMaxBodyBytes
 	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 32 << 10
+	}
+	defDur(&c.Timeouts.ReadHeader, 10*time.Second)
+	defDur(&c.Timeouts.Read, 30*time.Second)
+	defDur(&c.Timeouts.Idle, 120*time.Second)
+	defDur(&c.Timeouts.Shutdown, 15*time.Second)
+	def(&c.ForwardAuth.Path, "/_rampart/auth")
+	defList(&c.ForwardAuth.MethodHeaders, "X-Original-Method", "X-Forwarded-Method")
+	defList(&c.ForwardAuth.URIHeaders, "X-Original-URI", "X-Forwarded-Uri")
+	defList(&c.ForwardAuth.HostHeaders, "X-Original-Host", "X-Forwarded-Host")
+	def(&c.ExtAuthz.GRPCListen, "127.0.0.1:9191")
+	def(&c.ExtAuthz.HTTPPathPrefix, "/_rampart/ext_authz")
+	defList(&c.TrustedProxies, "127.0.0.0/8", "::1/128")
 	c.Identity.SetDefaults()
 	c.NATS.SetDefaults()
 }
 
+// Enabled reports whether mode is one of c's modes.
+func (c *Config) Enabled(mode string) bool { return slices.Contains(c.Modes, mode) }
+
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
-	if c.Upstream == "" {
-		return errors.New("enforcer: upstream is required")
+	for _, m := range c.Modes {
+		if !slices.Contains(allModes, m) {
+			return fmt.Errorf("enforcer: modes: unknown mode %q (want one of %s)", m, strings.Join(allModes, ", "))
+		}
 	}
-	u, err := url.Parse(c.Upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("enforcer: upstream %q must be an http or https URL", c.Upstream)
+	if c.Enabled(ModeProxy) || c.Upstream != "" {
+		if c.Upstream == "" {
+			return errors.New("enforcer: upstream is required in proxy mode")
+		}
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("enforcer: upstream %q must be an http or https URL", c.Upstream)
+		}
 	}
 	switch {
 	case c.Instance == "":
@@ -69,6 +220,26 @@ func (c *Config) Validate() error {
 		return errors.New("enforcer: policy_file is required")
 	case c.MaxBodyBytes < 0:
 		return errors.New("enforcer: max_body_bytes must not be negative")
+	case c.MaxHeaderBytes < 0:
+		return errors.New("enforcer: max_header_bytes must not be negative")
+	case c.Timeouts.ReadHeader < 0 || c.Timeouts.Read < 0 || c.Timeouts.Write < 0 || c.Timeouts.Idle < 0 || c.Timeouts.Shutdown < 0:
+		return errors.New("enforcer: timeouts must not be negative")
+	case !strings.HasPrefix(c.ForwardAuth.Path, "/"):
+		return fmt.Errorf("enforcer: forward_auth.path %q must start with /", c.ForwardAuth.Path)
+	case !strings.HasPrefix(c.ExtAuthz.HTTPPathPrefix, "/"):
+		return fmt.Errorf("enforcer: ext_authz.http_path_prefix %q must start with /", c.ExtAuthz.HTTPPathPrefix)
+	case c.Enabled(ModeForwardAuth) && c.Enabled(ModeExtAuthzHTTP) &&
+		strings.HasPrefix(c.ForwardAuth.Path, c.ExtAuthz.HTTPPathPrefix):
+		return errors.New("enforcer: forward_auth.path must not lie under ext_authz.http_path_prefix")
+	case c.TLS.Enabled() != (c.TLS.KeyFile != ""):
+		return errors.New("enforcer: tls.cert_file and tls.key_file go together")
+	case !c.TLS.Enabled() && (c.TLS.ClientCAFile != "" || c.TLS.RequireClientCert):
+		return errors.New("enforcer: tls.client_ca_file needs tls.cert_file and tls.key_file")
+	case c.TLS.RequireClientCert && c.TLS.ClientCAFile == "":
+		return errors.New("enforcer: tls.require_client_cert needs tls.client_ca_file")
+	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("enforcer: trusted_proxies: %w", err)
 	}
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("enforcer: %w", err)
@@ -77,6 +248,27 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("enforcer: %w", err)
 	}
 	return nil
+}
+
+// parsePrefixes reads CIDRs; a bare address is a single-address prefix.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither a CIDR nor an address", s)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // LoadConfig reads the config file at path and fills in defaults; New
@@ -88,7 +280,7 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("enforcer: %w", err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.PolicyFile, &c.Identity.JWKSFile} {
+	for _, p := range []*string{&c.PolicyFile, &c.Identity.JWKSFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -1,14 +1,18 @@
 // Package enforcer is Rampart's boundary between AI agents and the tools
-// they call: a reverse proxy that identifies the caller (identity), reads
-// the tool call (mcp), decides on it (policy), records request and decision
-// in JetStream (audit) — and forwards the request only when the decision is
-// allow and the record is acknowledged. The backend's answer is recorded
-// after it is sent.
+// they call. It identifies the caller (identity), reads the tool call (mcp),
+// decides on it (policy) and records request and decision in JetStream
+// (audit) — one decision path, served in several modes: as a reverse proxy
+// that forwards allowed requests itself, as a forward-auth endpoint for
+// nginx or Caddy, and as Envoy's ext_authz service (package extauthz). In
+// every mode a request is let through only when the decision is allow and
+// its record is acknowledged, and every mode records the same events.
 package enforcer
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,18 +20,24 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
+	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/extauthz"
 	"github.com/rampart-io/rampart/enforcer/identity"
-	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/schema/event"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
-// Headers the enforcer sets on forwarded requests. Any X-Rampart-* header
+// Headers the enforcer sets on allowed requests (proxy mode) or returns
+// for the gateway to set (forward-auth, ext_authz). Any X-Rampart-* header
 // from the client is removed first, so the backend can trust these.
 const (
 	HeaderRequestID = "X-Rampart-Request-Id"
@@ -40,20 +50,24 @@ const (
 const startTimeout = 30 * time.Second
 
 // Enforcer is a configured enforcer. Create it with New, serve it with Run
-// (or mount Handler), and Close it.
+// (or Serve, on listeners of your own), and Close it.
 type Enforcer struct {
-	cfg      Config
-	log      *slog.Logger
-	verifier *identity.Verifier
-	policy   *policy.Policy
-	audit    *audit.Publisher
-	proxy    *httputil.ReverseProxy
-	ids      event.IDSource // request ids
+	cfg       Config
+	log       *slog.Logger
+	verifier  *identity.Verifier
+	policy    *policy.Policy
+	audit     *audit.Publisher
+	proxy     *httputil.ReverseProxy // nil unless proxy mode
+	ids       event.IDSource         // request ids
+	proxies   []netip.Prefix         // trusted_proxies
+	tls       *tls.Config            // nil unless tls is configured
+	authzHTTP http.Handler           // nil unless ext_authz_http mode
 }
 
-// New builds an enforcer from a defaulted and validated cfg: it loads the
-// policy and the key set and connects to JetStream. Any failure is fatal;
-// an enforcer never starts without its record.
+// New builds an enforcer from cfg, which it defaults and validates: it
+// loads the policy, the key set and the TLS material, and connects to
+// JetStream. Any failure is fatal; an enforcer never starts without its
+// record.
 func New(cfg Config) (*Enforcer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -62,7 +76,13 @@ func New(cfg Config) (*Enforcer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	e := &Enforcer{cfg: cfg, log: slog.Default().With("component", "enforcer", "instance", cfg.Instance)}
+	e.proxies, _ = parsePrefixes(cfg.TrustedProxies) // checked by Validate
 	var err error
+	if cfg.TLS.Enabled() {
+		if e.tls, err = loadTLS(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
 	if e.policy, err = policy.Load(cfg.PolicyFile); err != nil {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
@@ -73,10 +93,51 @@ func New(cfg Config) (*Enforcer, error) {
 		e.verifier.Close()
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
-	upstream, _ := url.Parse(cfg.Upstream) // checked by Validate
-	e.proxy = &httputil.ReverseProxy{
+	if cfg.Enabled(ModeProxy) {
+		e.proxy = e.newProxy()
+	}
+	if cfg.Enabled(ModeExtAuthzHTTP) {
+		e.authzHTTP = extauthz.HTTPHandler(authorizer{e}, cfg.ExtAuthz.HTTPPathPrefix, cfg.MaxBodyBytes)
+	}
+	e.log.Info("enforcer ready", "modes", cfg.Modes, "policy", e.policy.ID(), "policy_hash", e.policy.Hash(), "upstream", cfg.Upstream)
+	return e, nil
+}
+
+func loadTLS(c TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("enforcer: tls: %w", err)
+	}
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("enforcer: tls: %w", err)
+		}
+		cfg.ClientCAs = x509.NewCertPool()
+		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("enforcer: tls: no certificates in %s", c.ClientCAFile)
+		}
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		if c.RequireClientCert {
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	return cfg, nil
+}
+
+func (e *Enforcer) newProxy() *httputil.ReverseProxy {
+	upstream, _ := url.Parse(e.cfg.Upstream) // checked by Validate
+	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
+			// X-Forwarded-For from a trusted gateway is extended; from
+			// anyone else it is dropped (forward did) and starts afresh.
+			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -84,41 +145,137 @@ func New(cfg Config) (*Enforcer, error) {
 			writeError(w, CodeUpstreamUnavailable, r.Header.Get(HeaderRequestID), "", nil)
 		},
 	}
-	e.log.Info("enforcer ready", "policy", e.policy.ID(), "policy_hash", e.policy.Hash(), "upstream", cfg.Upstream)
-	return e, nil
 }
 
-// Handler returns the enforcing reverse proxy.
-func (e *Enforcer) Handler() http.Handler { return http.HandlerFunc(e.serve) }
+// Handler returns the enforcer's HTTP handler: the forward-auth endpoint,
+// the ext_authz HTTP service and the reverse proxy, as enabled. Mounted on
+// a server of your own it lacks what Serve adds: the HTTP/1 framing checks
+// against request smuggling, TLS and the configured timeouts and limits.
+func (e *Enforcer) Handler() http.Handler { return http.HandlerFunc(e.route) }
 
-// Run serves on the configured address until ctx ends, then shuts down
-// gracefully, letting requests in flight finish (and be recorded).
+func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case e.cfg.Enabled(ModeForwardAuth) && p == e.cfg.ForwardAuth.Path:
+		e.serveForwardAuth(w, r)
+	case e.authzHTTP != nil && (p == e.cfg.ExtAuthz.HTTPPathPrefix || strings.HasPrefix(p, strings.TrimSuffix(e.cfg.ExtAuthz.HTTPPathPrefix, "/")+"/")):
+		e.authzHTTP.ServeHTTP(w, r)
+	case e.proxy != nil:
+		e.serveProxy(w, r)
+	default:
+		writeError(w, CodeNotFound, "", "", nil)
+	}
+}
+
+// Listeners are what Serve serves on. GRPC is needed in ext_authz_grpc mode
+// only. TLS, when configured, is added by Serve.
+type Listeners struct {
+	HTTP net.Listener
+	GRPC net.Listener
+}
+
+// Run listens on the configured addresses and serves until ctx ends.
 func (e *Enforcer) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", e.cfg.Listen)
-	if err != nil {
+	var ls Listeners
+	var err error
+	if ls.HTTP, err = net.Listen("tcp", e.cfg.Listen); err != nil {
 		return fmt.Errorf("enforcer: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           e.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+	if e.cfg.Enabled(ModeExtAuthzGRPC) {
+		if ls.GRPC, err = net.Listen("tcp", e.cfg.ExtAuthz.GRPCListen); err != nil {
+			ls.HTTP.Close()
+			return fmt.Errorf("enforcer: %w", err)
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	e.log.Info("listening", "addr", ln.Addr().String())
+	return e.Serve(ctx, ls)
+}
+
+// Serve serves on ls until ctx ends, then shuts down gracefully, letting
+// requests in flight finish (and be recorded). It closes the listeners.
+func (e *Enforcer) Serve(ctx context.Context, ls Listeners) error {
+	if e.cfg.Enabled(ModeExtAuthzGRPC) && ls.GRPC == nil {
+		ls.HTTP.Close()
+		return errors.New("enforcer: ext_authz_grpc mode needs a gRPC listener")
+	}
+	srv := e.httpServer()
+	var hl net.Listener
+	if e.tls != nil {
+		hl = newTLSListener(ls.HTTP, e.tls, e.cfg.Timeouts.ReadHeader, e.framingLimit())
+	} else {
+		hl = &framingListener{Listener: ls.HTTP, limit: e.framingLimit()}
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(hl) }()
+	e.log.Info("listening", "addr", ls.HTTP.Addr().String(), "tls", e.tls != nil)
+	var gs *grpc.Server
+	if ls.GRPC != nil {
+		gs = e.grpcServer()
+		go func() { errc <- gs.Serve(ls.GRPC) }()
+		e.log.Info("ext_authz gRPC listening", "addr", ls.GRPC.Addr().String())
+	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("enforcer: serve: %w", err)
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeouts.Shutdown)
 	defer cancel()
-	err = srv.Shutdown(sctx)
-	<-errc // http.ErrServerClosed once Serve has returned
+	if gs != nil {
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
+	}
+	err := srv.Shutdown(sctx)
+	if serveErr != nil {
+		return fmt.Errorf("enforcer: serve: %w", serveErr)
+	}
 	if err != nil {
 		return fmt.Errorf("enforcer: shutdown: %w", err)
 	}
 	return nil
+}
+
+// framingLimit bounds a header block in the framing check; past it the
+// server answers 431 itself (it allows MaxHeaderBytes plus 4 KiB).
+func (e *Enforcer) framingLimit() int { return e.cfg.MaxHeaderBytes + 4<<10 }
+
+func (e *Enforcer) httpServer() *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(e.tls != nil)
+	protos.SetUnencryptedHTTP2(e.tls == nil && e.cfg.H2C)
+	t := e.cfg.Timeouts
+	return &http.Server{
+		Handler:           e.Handler(),
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    e.cfg.MaxHeaderBytes,
+		Protocols:         &protos,
+		TLSConfig:         e.tls,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (e *Enforcer) grpcServer() *grpc.Server {
+	opts := []grpc.ServerOption{
+		// A check carries the body (up to max_body_bytes) and the headers.
+		grpc.MaxRecvMsgSize(int(e.cfg.MaxBodyBytes)*2 + e.cfg.MaxHeaderBytes + 64<<10),
+		grpc.ConnectionTimeout(e.cfg.Timeouts.ReadHeader),
+	}
+	if e.tls != nil {
+		c := e.tls.Clone()
+		c.NextProtos = []string{"h2"}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(c)))
+	}
+	gs := grpc.NewServer(opts...)
+	extauthz.Register(gs, authorizer{e})
+	return gs
 }
 
 // Close releases the JetStream connection and the JWKS refresh.
@@ -150,151 +307,72 @@ func (x *exchange) identity() *event.Identity {
 	return &x.ident.Identity
 }
 
-// serve is the one decision path: identify, read, decide, record, then
-// answer or forward. Every outcome is recorded before the client hears it.
-func (e *Enforcer) serve(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{
-		start:   time.Now(),
-		trace:   event.Trace{TraceParent: r.Header.Get("Traceparent"), TraceState: r.Header.Get("Tracestate")},
-		request: &event.Request{Method: r.Method, Host: r.Host, Path: r.URL.Path},
-	}
-	x.id = e.ids.New(x.start)
-	w.Header().Set(HeaderRequestID, x.id)
-
-	// Identity first: it needs no body, and it makes every later refusal
-	// attributable to a caller.
-	ident, err := e.verifier.Verify(r)
-	if err != nil {
-		e.refuse(w, r, x, Code(identity.CodeOf(err)), err, nil)
+// serveProxy is the reverse-proxy mode: decide, then forward or answer.
+func (e *Enforcer) serveProxy(w http.ResponseWriter, r *http.Request) {
+	c := &check{method: r.Method, host: r.Host, path: r.URL.Path, rawPath: r.URL.EscapedPath(), header: r.Header, body: r.Body}
+	c.peerSPIFFE, c.certErr = peerSPIFFEID(r.TLS)
+	o := e.decide(r.Context(), c)
+	w.Header().Set(HeaderRequestID, o.id)
+	if !o.allow {
+		writeReply(w, o.status, o.reply)
 		return
 	}
-	x.ident = ident
+	e.forward(w, r, o)
+}
 
-	body, err := mcp.ReadBody(r.Body, e.cfg.MaxBodyBytes)
-	switch {
-	case errors.Is(err, mcp.ErrTooLarge):
-		e.refuse(w, r, x, CodeBodyTooLarge, err, nil)
-		return
-	case err != nil:
-		e.refuse(w, r, x, CodeBodyUnreadable, err, nil)
-		return
-	}
-	x.request.BodyBytes = int64(len(body))
+// hopHeaders are connection-scoped (RFC 9110 §7.6.1) and never forwarded,
+// along with any header the Connection header names. Upgrade goes too: an
+// upgraded connection would carry bytes no decision has seen.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
 
-	call, err := mcp.Parse(r.Method, body)
-	var args map[string]any
-	if err == nil {
-		args, err = call.Arguments()
-	}
-	if err != nil {
-		var rpcErr *mcp.Error
-		if !errors.As(err, &rpcErr) {
-			rpcErr = &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params", ID: call.ID}
+// forwardedHeaders describe the path of a request through proxies; a
+// client may not write them. X-Forwarded-For survives from trusted proxies.
+var forwardedHeaders = []string{"Forwarded", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip"}
+
+// sanitize removes from h what must not reach the backend: hop-by-hop
+// headers, headers the client claims on the enforcer's or a proxy's
+// behalf. trustedPeer keeps X-Forwarded-For for the proxy to extend.
+func sanitize(h http.Header, trustedPeer bool) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
 		}
-		e.refuse(w, r, x, rpcCode(rpcErr.Code), err, rpcErr)
-		return
 	}
-	x.request.RPCMethod, x.request.Tool, x.request.ArgsDigest = call.Method, call.Tool, call.ArgsDigest
-
-	d := e.policy.Decide(r.Context(), e.input(x, args))
-	if err := e.record(r.Context(), x, d.Event()); err != nil {
-		e.unavailable(w, x, err)
-		return
+	for _, k := range hopHeaders {
+		h.Del(k)
 	}
-	if d.Effect != event.EffectAllow {
-		writeError(w, CodePolicyDenied, x.id, d.Reason, func(b *apiError) {
-			b.Error.RuleID, b.Error.PolicyID = d.RuleID, d.PolicyID
-		})
-		return
+	for _, k := range forwardedHeaders {
+		h.Del(k)
 	}
-	e.forward(w, r, x, body)
-}
-
-// input is what the policy sees of an exchange.
-func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
-	id := x.ident
-	chain := make([]string, len(id.Chain))
-	for i, a := range id.Chain {
-		chain[i] = a.Subject
+	for k := range h {
+		switch {
+		case strings.HasPrefix(k, headerPrefix),
+			strings.HasPrefix(k, "X-Original-"),
+			strings.HasPrefix(k, "X-Forwarded-") && (k != "X-Forwarded-For" || !trustedPeer):
+			delete(h, k)
+		}
 	}
-	return &policy.Input{
-		Tenant: id.Tenant, Subject: id.Subject, Actor: id.CurrentActor(), Chain: chain,
-		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
-		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path,
-		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
-	}
-}
-
-// record publishes the request and decision events of x and waits for
-// their acknowledgement.
-func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision) error {
-	// Every event of an exchange repeats the request's summary, so each row
-	// in ClickHouse says on its own what was asked.
-	base := event.Event{Time: x.start.UTC(), Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(), Request: x.request}
-	req, dec := base, base
-	req.Kind = event.KindRequest
-	dec.Kind, dec.Decision = event.KindDecision, d
-	dec.Time = time.Now().UTC()
-	return e.audit.Publish(ctx, &req, &dec)
-}
-
-// refuse records a request refused before or outside policy, then answers
-// with code — or with audit_unavailable when the refusal cannot be recorded.
-// rpcErr, when set, is answered as a JSON-RPC error response.
-func (e *Enforcer) refuse(w http.ResponseWriter, r *http.Request, x *exchange, code Code, cause error, rpcErr *mcp.Error) {
-	d := &event.Decision{
-		Effect:     event.EffectDeny,
-		PolicyID:   e.policy.ID(),
-		PolicyHash: e.policy.Hash(),
-		Code:       string(code),
-		Reason:     cause.Error(),
-	}
-	if err := e.record(r.Context(), x, d); err != nil {
-		e.unavailable(w, x, err)
-		return
-	}
-	if rpcErr != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code.Status())
-		_, _ = w.Write(rpcErr.Response(map[string]string{"code": string(code), "request_id": x.id}))
-		return
-	}
-	writeError(w, code, x.id, "", nil)
-}
-
-func (e *Enforcer) unavailable(w http.ResponseWriter, x *exchange, err error) {
-	e.log.Error("request refused: events not recorded", "request_id", x.id, "err", err)
-	writeError(w, CodeAuditUnavailable, x.id, "", nil)
-}
-
-// rpcCode maps a JSON-RPC error code to the API code.
-func rpcCode(c int) Code {
-	switch c {
-	case mcp.CodeParseError:
-		return CodeRPCParseError
-	case mcp.CodeInvalidRequest:
-		return CodeRPCInvalidRequest
-	}
-	return CodeRPCInvalidParams
 }
 
 // forward sends an allowed request to the upstream and records its answer.
-func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, x *exchange, body []byte) {
-	for k := range r.Header {
-		if strings.HasPrefix(k, headerPrefix) {
-			delete(r.Header, k)
-		}
+func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
+	sanitize(r.Header, e.trusted(remoteAddr(r)))
+	for k, v := range o.upstreamHeader() {
+		r.Header[k] = v
 	}
-	r.Header.Set(HeaderRequestID, x.id)
-	r.Header.Set(HeaderTenant, x.ident.Tenant)
-	r.Header.Set(HeaderSubject, x.ident.Subject)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
+	r.Body = io.NopCloser(bytes.NewReader(o.body))
+	r.ContentLength = int64(len(o.body))
 	r.TransferEncoding = nil
 
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	start := time.Now()
 	e.proxy.ServeHTTP(rec, r)
+	x := o.x
 	resp := event.Event{
 		Kind: event.KindResponse, Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(),
 		Request: x.request, Response: &event.Response{Status: rec.status, DurationNs: time.Since(start).Nanoseconds(), Bytes: rec.bytes},

@@ -26,6 +26,29 @@ const (
 	CodePolicyDenied        = Code("policy_denied")
 	CodeAuditUnavailable    = Code("audit_unavailable")
 	CodeUpstreamUnavailable = Code("upstream_unavailable")
+	// CodePathInvalid refuses a path that is not in canonical form ("..",
+	// "//", encoded "/" or "."), which a backend could read differently
+	// from the policy.
+	CodePathInvalid = Code("path_invalid")
+	// CodeProxyUntrusted refuses a forward-auth or ext_authz check from an
+	// address outside trusted_proxies.
+	CodeProxyUntrusted = Code("proxy_untrusted")
+	// CodeForwardedMissing refuses a forward-auth check without the
+	// original method, URI or host.
+	CodeForwardedMissing = Code("forwarded_headers_missing")
+	// CodeClientCertInvalid refuses a client certificate with more than
+	// one spiffe:// URI SAN or a malformed one.
+	CodeClientCertInvalid = Code("client_cert_invalid")
+	// CodeSPIFFEMismatch refuses a JWT-SVID whose subject is not the
+	// SPIFFE ID of the client certificate it came with.
+	CodeSPIFFEMismatch = Code("spiffe_mismatch")
+	// CodeRequestMalformed is answered, at the connection level, to HTTP/1
+	// requests with ambiguous framing (Content-Length with
+	// Transfer-Encoding, repeated Content-Length, folded headers, bare LF):
+	// the shapes of request smuggling. The connection is closed.
+	CodeRequestMalformed = Code("request_malformed")
+	// CodeNotFound answers paths that no enabled mode serves.
+	CodeNotFound = Code("not_found")
 )
 
 // errorTable is the HTTP status and client-facing message of every code.
@@ -47,6 +70,13 @@ var errorTable = map[Code]struct {
 	CodePolicyDenied:        {http.StatusForbidden, "denied by policy"},
 	CodeAuditUnavailable:    {http.StatusServiceUnavailable, "the audit log is unavailable; the request was not forwarded"},
 	CodeUpstreamUnavailable: {http.StatusBadGateway, "the upstream could not be reached"},
+	CodePathInvalid:         {http.StatusBadRequest, "the request path is not canonical"},
+	CodeProxyUntrusted:      {http.StatusForbidden, "checks are accepted from trusted proxies only"},
+	CodeForwardedMissing:    {http.StatusBadRequest, "the original method, URI and host headers are required"},
+	CodeClientCertInvalid:   {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
+	CodeSPIFFEMismatch:      {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
+	CodeRequestMalformed:    {http.StatusBadRequest, "the request's framing is ambiguous"},
+	CodeNotFound:            {http.StatusNotFound, "not found"},
 }
 
 // Status returns the HTTP status of c.
@@ -71,6 +101,11 @@ type apiError struct {
 // writeError answers with code's status and JSON body; message replaces
 // the table's message when not empty.
 func writeError(w http.ResponseWriter, code Code, requestID, message string, fill func(*apiError)) {
+	writeReply(w, code.Status(), errorBody(code, requestID, message, fill))
+}
+
+// errorBody is the JSON body of an error answer.
+func errorBody(code Code, requestID, message string, fill func(*apiError)) []byte {
 	var body apiError
 	body.Error.Code = code
 	body.Error.Message = errorTable[code].message
@@ -81,14 +116,15 @@ func writeError(w http.ResponseWriter, code Code, requestID, message string, fil
 	if fill != nil {
 		fill(&body)
 	}
-	writeJSON(w, code.Status(), body)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
 	b, err := json.Marshal(body)
 	if err != nil { // only our own types reach here
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		return []byte(`{"error":{"code":"internal","message":"internal error"}}`)
 	}
+	return b
+}
+
+// writeReply answers with a JSON body.
+func writeReply(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

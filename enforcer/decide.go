@@ -1,0 +1,270 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/enforcer/mcp"
+	"github.com/rampart-io/rampart/enforcer/policy"
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+// check is one request as a mode presents it to the decision path: what
+// the mode knows of the original request, whichever way it arrived.
+type check struct {
+	method, host, path string // path without the query, percent-decoded
+	rawPath            string // path as sent, to refuse encoded separators
+	header             http.Header
+	// body is the request body, nil when the mode cannot see it (an nginx
+	// auth_request subrequest carries none): the decision is then made on
+	// identity, method, host and path alone.
+	body          io.Reader
+	bodyTruncated bool // the gateway sent only part of the body
+	// peerSPIFFE is the SPIFFE ID of a verified client certificate, or the
+	// principal a trusted gateway reported.
+	peerSPIFFE string
+	// certErr is why the client certificate's SPIFFE ID could not be read.
+	certErr error
+	// untrusted marks a check from an address outside trusted_proxies;
+	// nothing it forwarded is believed.
+	untrusted bool
+}
+
+// outcome is the decision path's answer, which each mode turns into its
+// own protocol: forward or not, with which status, headers and body.
+type outcome struct {
+	id     string
+	allow  bool
+	code   Code   // why it was refused; "" when allowed
+	status int    // HTTP status of the answer when refused
+	reply  []byte // JSON answer when refused
+	body   []byte // the request body read, to forward when allowed
+	x      *exchange
+}
+
+// upstreamHeader is what an allowed request carries to the backend; only
+// the enforcer sets these, so the backend can trust them.
+func (o *outcome) upstreamHeader() http.Header {
+	h := http.Header{}
+	h.Set(HeaderRequestID, o.id)
+	if o.x.ident != nil {
+		h.Set(HeaderTenant, o.x.ident.Tenant)
+		h.Set(HeaderSubject, o.x.ident.Subject)
+	}
+	return h
+}
+
+// decide is the one decision path of every mode: identify, read the body,
+// parse, decide, record. The outcome is recorded (acknowledged by
+// JetStream) before it is returned; when it cannot be, the outcome is
+// audit_unavailable and nothing may be forwarded.
+func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
+	x := e.newExchange(c)
+	if c.untrusted {
+		return e.refuse(ctx, x, CodeProxyUntrusted, errors.New("check from an address outside trusted_proxies"), nil)
+	}
+	// Identity first: it needs no body, and it makes every later refusal
+	// attributable to a caller.
+	ident, err := e.verifier.Verify((&http.Request{Header: c.header}).WithContext(ctx))
+	if err != nil {
+		code := Code(identity.CodeOf(err))
+		o := e.refuse(ctx, x, code, err, nil)
+		if _, known := errorTable[code]; !known && o.code == code {
+			// A code the identity package added since this table was
+			// written: still a failure to identify, so still 401.
+			o.status = http.StatusUnauthorized
+			o.reply = errorBody(code, x.id, "the caller could not be identified", nil)
+		}
+		return o
+	}
+	x.ident = ident
+	if c.certErr != nil {
+		return e.refuse(ctx, x, CodeClientCertInvalid, c.certErr, nil)
+	}
+	if c.peerSPIFFE != "" {
+		// The certificate names the workload; a JWT-SVID must name the same.
+		if ident.SPIFFEID != "" && ident.SPIFFEID != c.peerSPIFFE {
+			return e.refuse(ctx, x, CodeSPIFFEMismatch,
+				fmt.Errorf("token SPIFFE ID %q, client certificate %q", ident.SPIFFEID, c.peerSPIFFE), nil)
+		}
+		ident.SPIFFEID = c.peerSPIFFE
+	}
+	if err := canonicalPath(c.path, c.rawPath); err != nil {
+		return e.refuse(ctx, x, CodePathInvalid, err, nil)
+	}
+
+	var body []byte
+	var args map[string]any
+	if c.body != nil {
+		body, err = mcp.ReadBody(c.body, e.cfg.MaxBodyBytes)
+		switch {
+		case errors.Is(err, mcp.ErrTooLarge):
+			return e.refuse(ctx, x, CodeBodyTooLarge, err, nil)
+		case c.bodyTruncated:
+			return e.refuse(ctx, x, CodeBodyTooLarge, errors.New("the gateway sent part of the body"), nil)
+		case err != nil:
+			return e.refuse(ctx, x, CodeBodyUnreadable, err, nil)
+		}
+		x.request.BodyBytes = int64(len(body))
+		call, err := mcp.Parse(c.method, body)
+		if err == nil {
+			args, err = call.Arguments()
+		}
+		if err != nil {
+			rpcErr, ok := errors.AsType[*mcp.Error](err)
+			if !ok {
+				rpcErr = &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params", ID: call.ID}
+			}
+			return e.refuse(ctx, x, rpcCode(rpcErr.Code), err, rpcErr)
+		}
+		x.request.RPCMethod, x.request.Tool, x.request.ArgsDigest = call.Method, call.Tool, call.ArgsDigest
+	}
+
+	d := e.policy.Decide(ctx, e.input(x, args))
+	if err := e.record(ctx, x, d.Event()); err != nil {
+		return e.unavailable(x, err)
+	}
+	if d.Effect != event.EffectAllow {
+		return &outcome{id: x.id, code: CodePolicyDenied, status: CodePolicyDenied.Status(), x: x,
+			reply: errorBody(CodePolicyDenied, x.id, d.Reason, func(b *apiError) {
+				b.Error.RuleID, b.Error.PolicyID = d.RuleID, d.PolicyID
+			})}
+	}
+	return &outcome{id: x.id, allow: true, status: http.StatusOK, body: body, x: x}
+}
+
+// newExchange starts the record of c, with a fresh request id.
+func (e *Enforcer) newExchange(c *check) *exchange {
+	x := &exchange{
+		start:   time.Now(),
+		trace:   event.Trace{TraceParent: c.header.Get("Traceparent"), TraceState: c.header.Get("Tracestate")},
+		request: &event.Request{Method: c.method, Host: c.host, Path: c.path},
+	}
+	x.id = e.ids.New(x.start)
+	return x
+}
+
+// canonicalPath refuses paths a backend could resolve to somewhere other
+// than what the policy matched: dot segments, empty segments, and encoded
+// slashes, dots or backslashes.
+func canonicalPath(p, raw string) error {
+	if p == "" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("path %q is not absolute", p)
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if clean != p || strings.ContainsRune(p, '\\') {
+		return fmt.Errorf("path %q is not canonical", p)
+	}
+	lower := strings.ToLower(raw)
+	for _, enc := range []string{"%2f", "%2e", "%5c", "%00"} {
+		if strings.Contains(lower, enc) {
+			return fmt.Errorf("path %q encodes %s", raw, enc)
+		}
+	}
+	return nil
+}
+
+// input is what the policy sees of an exchange.
+func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
+	id := x.ident
+	chain := make([]string, len(id.Chain))
+	for i, a := range id.Chain {
+		chain[i] = a.Subject
+	}
+	return &policy.Input{
+		Tenant: id.Tenant, Subject: id.Subject, Actor: id.CurrentActor(), Chain: chain,
+		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
+		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path,
+		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
+	}
+}
+
+// record publishes the request and decision events of x and waits for
+// their acknowledgement.
+func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision) error {
+	// Every event of an exchange repeats the request's summary, so each row
+	// in ClickHouse says on its own what was asked.
+	base := event.Event{Time: x.start.UTC(), Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(), Request: x.request}
+	req, dec := base, base
+	req.Kind = event.KindRequest
+	dec.Kind, dec.Decision = event.KindDecision, d
+	dec.Time = time.Now().UTC()
+	return e.audit.Publish(ctx, &req, &dec)
+}
+
+// refuse records a request refused before or outside policy and returns
+// the refusal — or audit_unavailable when it cannot be recorded. rpcErr,
+// when set, is answered as a JSON-RPC error response.
+func (e *Enforcer) refuse(ctx context.Context, x *exchange, code Code, cause error, rpcErr *mcp.Error) *outcome {
+	d := &event.Decision{
+		Effect:     event.EffectDeny,
+		PolicyID:   e.policy.ID(),
+		PolicyHash: e.policy.Hash(),
+		Code:       string(code),
+		Reason:     cause.Error(),
+	}
+	if err := e.record(ctx, x, d); err != nil {
+		return e.unavailable(x, err)
+	}
+	o := &outcome{id: x.id, code: code, status: code.Status(), x: x}
+	if rpcErr != nil {
+		o.reply = rpcErr.Response(map[string]string{"code": string(code), "request_id": x.id})
+	} else {
+		o.reply = errorBody(code, x.id, "", nil)
+	}
+	return o
+}
+
+func (e *Enforcer) unavailable(x *exchange, err error) *outcome {
+	e.log.Error("request refused: events not recorded", "request_id", x.id, "err", err)
+	return &outcome{id: x.id, code: CodeAuditUnavailable, status: CodeAuditUnavailable.Status(), x: x,
+		reply: errorBody(CodeAuditUnavailable, x.id, "", nil)}
+}
+
+// rpcCode maps a JSON-RPC error code to the API code.
+func rpcCode(c int) Code {
+	switch c {
+	case mcp.CodeParseError:
+		return CodeRPCParseError
+	case mcp.CodeInvalidRequest:
+		return CodeRPCInvalidRequest
+	}
+	return CodeRPCInvalidParams
+}
+
+// trusted reports whether addr is one of the trusted proxies.
+func (e *Enforcer) trusted(addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range e.proxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteAddr is the peer address of r, invalid when unknown.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
