@@ -1,71 +1,202 @@
 package policy
 
-import "github.com/google/cel-go/interpreter"
+import (
+	"sync"
+	"time"
+
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+)
 
 // Input is what rules see of a request; each field is the CEL variable
-// named in its comment. Unset strings are "".
+// named in its tag. Unset strings are "". The json/yaml names are those of
+// fixture files and of `rampart policy eval -input`.
 type Input struct {
-	Tenant   string   // tenant
-	Subject  string   // subject: the principal (token sub)
-	Actor    string   // actor: the current actor, the subject when nothing was delegated
-	Chain    []string // chain: delegation chain, earliest actor first
-	SPIFFEID string   // spiffe_id
-	Session  string   // session
-	Task     string   // task
+	Tenant   string   `json:"tenant,omitempty" yaml:"tenant"`
+	Subject  string   `json:"subject,omitempty" yaml:"subject"`     // the principal (token sub)
+	Actor    string   `json:"actor,omitempty" yaml:"actor"`         // the current actor; the subject when nothing was delegated
+	Chain    []string `json:"chain,omitempty" yaml:"chain"`         // delegation chain, earliest actor first; chain_depth is its length
+	SPIFFEID string   `json:"spiffe_id,omitempty" yaml:"spiffe_id"` // the workload's SPIFFE ID
+	Issuer   string   `json:"issuer,omitempty" yaml:"issuer"`       // the token's issuer
+	Session  string   `json:"session,omitempty" yaml:"session"`
+	Task     string   `json:"task,omitempty" yaml:"task"`
 
-	Method    string         // method: HTTP method
-	Host      string         // host
-	Path      string         // path
-	RPCMethod string         // rpc_method: JSON-RPC method, "" for plain HTTP
-	Tool      string         // tool: tools/call name, "" otherwise
-	Args      map[string]any // args: tool arguments, empty when none
+	Method    string         `json:"method,omitempty" yaml:"method"` // HTTP method
+	Host      string         `json:"host,omitempty" yaml:"host"`
+	Path      string         `json:"path,omitempty" yaml:"path"`
+	RPCMethod string         `json:"rpc_method,omitempty" yaml:"rpc_method"` // JSON-RPC method, "" for plain HTTP
+	Tool      string         `json:"tool,omitempty" yaml:"tool"`             // tools/call name, "" otherwise
+	Args      map[string]any `json:"args,omitempty" yaml:"args"`             // tool arguments, empty when none
+
+	// Destination is where the call reaches out to, as the gateway or the
+	// tool's adapter classified it (a host, "internal", "internet", ...).
+	Destination string `json:"destination,omitempty" yaml:"destination"`
+	// DataClass is the sensitivity of the data involved ("public",
+	// "confidential", "pii", ...), as classified before the decision.
+	DataClass string `json:"data_class,omitempty" yaml:"data_class"`
+
+	// Now is the CEL variable now; zero means the time of the decision.
+	// Fixtures set it to make time-dependent rules reproducible.
+	Now time.Time `json:"now,omitzero" yaml:"now"`
 }
 
-// activation resolves CEL variables straight from the Input, without
-// building a map per request.
-type activation struct{ in *Input }
+// The CEL variables, in the order of activation.vals.
+const (
+	varTenant = iota
+	varSubject
+	varActor
+	varChain
+	varChainDepth
+	varSPIFFEID
+	varIssuer
+	varSession
+	varTask
+	varMethod
+	varHost
+	varPath
+	varRPCMethod
+	varTool
+	varArgs
+	varDestination
+	varDataClass
+	varNow
+	numVars
+)
 
-func (in *Input) activation() interpreter.Activation { return activation{in} }
+// activation resolves CEL variables from an Input. Each variable is
+// converted to its CEL value once per request, on first use, and shared by
+// every rule that reads it: converting per rule was most of the cost of a
+// decision. Activations are pooled.
+type activation struct {
+	in   *Input
+	now  time.Time
+	vals [numVars]ref.Val
+}
 
-func (a activation) ResolveName(name string) (any, bool) {
-	in := a.in
+var activations = sync.Pool{New: func() any { return new(activation) }}
+
+func newActivation(in *Input, now time.Time) *activation {
+	a := activations.Get().(*activation)
+	a.in, a.now = in, now
+	return a
+}
+
+func (a *activation) release() {
+	*a = activation{}
+	activations.Put(a)
+}
+
+// varIndex maps a CEL variable name to its slot.
+func varIndex(name string) int {
 	switch name {
 	case "tenant":
-		return in.Tenant, true
+		return varTenant
 	case "subject":
-		return in.Subject, true
+		return varSubject
 	case "actor":
-		return in.Actor, true
+		return varActor
 	case "chain":
-		if in.Chain == nil {
-			return []string{}, true
-		}
-		return in.Chain, true
+		return varChain
 	case "chain_depth":
-		return int64(len(in.Chain)), true
+		return varChainDepth
 	case "spiffe_id":
-		return in.SPIFFEID, true
+		return varSPIFFEID
+	case "issuer":
+		return varIssuer
 	case "session":
-		return in.Session, true
+		return varSession
 	case "task":
-		return in.Task, true
+		return varTask
 	case "method":
-		return in.Method, true
+		return varMethod
 	case "host":
-		return in.Host, true
+		return varHost
 	case "path":
-		return in.Path, true
+		return varPath
 	case "rpc_method":
-		return in.RPCMethod, true
+		return varRPCMethod
 	case "tool":
-		return in.Tool, true
+		return varTool
 	case "args":
-		if in.Args == nil {
-			return map[string]any{}, true
-		}
-		return in.Args, true
+		return varArgs
+	case "destination":
+		return varDestination
+	case "data_class":
+		return varDataClass
+	case "now":
+		return varNow
 	}
-	return nil, false
+	return -1
 }
 
-func (activation) Parent() interpreter.Activation { return nil }
+var emptyArgs = types.NewStringInterfaceMap(types.DefaultTypeAdapter, map[string]any{})
+var emptyChain = types.NewStringList(types.DefaultTypeAdapter, []string{})
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	i := varIndex(name)
+	if i < 0 {
+		return nil, false
+	}
+	if v := a.vals[i]; v != nil {
+		return v, true
+	}
+	v := a.value(i)
+	a.vals[i] = v
+	return v, true
+}
+
+func (a *activation) value(i int) ref.Val {
+	in := a.in
+	switch i {
+	case varTenant:
+		return types.String(in.Tenant)
+	case varSubject:
+		return types.String(in.Subject)
+	case varActor:
+		return types.String(in.Actor)
+	case varChain:
+		if len(in.Chain) == 0 {
+			return emptyChain
+		}
+		return types.NewStringList(types.DefaultTypeAdapter, in.Chain)
+	case varChainDepth:
+		return types.Int(len(in.Chain))
+	case varSPIFFEID:
+		return types.String(in.SPIFFEID)
+	case varIssuer:
+		return types.String(in.Issuer)
+	case varSession:
+		return types.String(in.Session)
+	case varTask:
+		return types.String(in.Task)
+	case varMethod:
+		return types.String(in.Method)
+	case varHost:
+		return types.String(in.Host)
+	case varPath:
+		return types.String(in.Path)
+	case varRPCMethod:
+		return types.String(in.RPCMethod)
+	case varTool:
+		return types.String(in.Tool)
+	case varArgs:
+		if len(in.Args) == 0 {
+			return emptyArgs
+		}
+		return types.NewStringInterfaceMap(types.DefaultTypeAdapter, in.Args)
+	case varDestination:
+		return types.String(in.Destination)
+	case varDataClass:
+		return types.String(in.DataClass)
+	case varNow:
+		return types.Timestamp{Time: a.now}
+	}
+	return types.NewErr("unknown variable %d", i)
+}
+
+// Parent implements interpreter.Activation.
+func (*activation) Parent() interpreter.Activation { return nil }
+
+var _ interpreter.Activation = (*activation)(nil)

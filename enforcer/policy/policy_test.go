@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -18,9 +19,11 @@ func TestDecide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The hash is that of `sha256sum default.yaml | sha256sum`.
 	raw, _ := os.ReadFile("testdata/default.yaml")
 	sum := sha256.Sum256(raw)
-	if want := "sha256:" + hex.EncodeToString(sum[:]); p.Hash() != want {
+	listing := sha256.Sum256([]byte(hex.EncodeToString(sum[:]) + "  default.yaml\n"))
+	if want := "sha256:" + hex.EncodeToString(listing[:]); p.Hash() != want {
 		t.Errorf("hash = %s, want %s", p.Hash(), want)
 	}
 	tests := []struct {
@@ -83,37 +86,67 @@ func TestDecide(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
-		name string
-		yaml string
-		want []string // substrings of the error
+		name     string
+		yaml     string
+		want     []string // substrings of the error
+		wantCode *policy.Error
+		wantLine int
 	}{
 		{
 			name: "type error names the rule",
 			yaml: "id: p\nrules:\n  - id: not-bool\n    match: 'tool + \"x\"'\n    effect: allow\n",
-			want: []string{"p.yaml", `"not-bool"`, "bool"},
+			want: []string{"p.yaml:4", `"not-bool"`, "bool"}, wantCode: policy.ErrNotBool, wantLine: 4,
 		},
 		{
 			name: "undeclared variable",
 			yaml: "id: p\nrules:\n  - id: typo\n    match: 'tol == \"x\"'\n    effect: allow\n",
-			want: []string{`"typo"`, "undeclared"},
+			want: []string{`"typo"`, "undeclared"}, wantCode: policy.ErrCompile, wantLine: 4,
+		},
+		{
+			name: "error on the second line of a block expression",
+			yaml: "id: p\nrules:\n  - id: block\n    match: |\n      tool == \"x\" &&\n      nope\n    effect: allow\n",
+			want: []string{`"block"`, "undeclared", "p.yaml:6"}, wantCode: policy.ErrCompile, wantLine: 6,
+		},
+		{
+			name: "condition type error",
+			yaml: "id: p\nrules:\n  - id: c\n    match: 'true'\n    condition: 'chain_depth'\n    effect: allow\n",
+			want: []string{`"c"`, "condition"}, wantCode: policy.ErrNotBool, wantLine: 5,
 		},
 		{
 			name: "dyn is not bool",
 			yaml: "id: p\nrules:\n  - id: dyn\n    match: 'args.flag'\n    effect: allow\n",
-			want: []string{`"dyn"`, "bool"},
+			want: []string{`"dyn"`, "bool"}, wantCode: policy.ErrNotBool,
 		},
 		{
 			name: "syntax error",
 			yaml: "id: p\nrules:\n  - id: syntax\n    match: 'tool =='\n    effect: allow\n",
 			want: []string{`"syntax"`},
 		},
-		{name: "unknown key", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    priority: 1\n", want: []string{"priority"}},
-		{name: "unknown top key", yaml: "id: p\nversion: 2\n", want: []string{"version"}},
-		{name: "bad effect", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: permit\n", want: []string{`"r"`, "permit"}},
-		{name: "duplicate rule id", yaml: "id: p\nrules:\n  - {id: r, match: 'true', effect: allow}\n  - {id: r, match: 'true', effect: deny}\n", want: []string{"not unique"}},
-		{name: "reserved rule id", yaml: "id: p\nrules:\n  - {id: default-deny, match: 'true', effect: allow}\n", want: []string{"not unique"}},
-		{name: "no id", yaml: "rules: []\n", want: []string{"id is required"}},
-		{name: "empty", yaml: "", want: []string{"empty"}},
+		{name: "unknown key", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    priority: 1\n", want: []string{"priority", `"r"`}, wantCode: policy.ErrUnknownKey, wantLine: 6},
+		{name: "unknown top key", yaml: "id: p\nversion: 2\n", want: []string{"version"}, wantCode: policy.ErrUnknownKey, wantLine: 2},
+		{name: "unknown obligation", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    obligations: {log: true}\n", want: []string{"log"}, wantCode: policy.ErrUnknownKey},
+		{name: "unknown budget key", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    obligations: {budget: {per: session, calls: 1, window: 1m, burst: 2}}\n", want: []string{"burst"}, wantCode: policy.ErrUnknownKey},
+		{name: "duplicate key", yaml: "id: p\nid: q\n", want: []string{"twice"}, wantCode: policy.ErrSyntax, wantLine: 2},
+		{name: "alias", yaml: "id: &a p\ntenant: *a\n", want: []string{"alias"}, wantCode: policy.ErrSyntax},
+		{name: "two documents", yaml: "id: p\n---\nid: q\n", want: []string{"one policy per file"}, wantCode: policy.ErrSyntax},
+		{name: "not a mapping", yaml: "- a\n", want: []string{"mapping"}, wantCode: policy.ErrSyntax},
+		{name: "rules not a list", yaml: "id: p\nrules: {a: b}\n", want: []string{"list"}, wantCode: policy.ErrSyntax},
+		{name: "bad effect", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: permit\n", want: []string{`"r"`, "permit"}, wantCode: policy.ErrInvalidValue, wantLine: 5},
+		{name: "no effect", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n", want: []string{"effect is required"}, wantCode: policy.ErrMissing},
+		{name: "no match", yaml: "id: p\nrules:\n  - id: r\n    effect: allow\n", want: []string{"match is required"}, wantCode: policy.ErrMissing},
+		{name: "duplicate rule id", yaml: "id: p\nrules:\n  - {id: r, match: 'true', effect: allow}\n  - {id: r, match: 'true', effect: deny}\n", want: []string{"not unique", "line 3"}, wantCode: policy.ErrDuplicateRule, wantLine: 4},
+		{name: "reserved rule id", yaml: "id: p\nrules:\n  - {id: default-deny, match: 'true', effect: allow}\n", want: []string{"not unique"}, wantCode: policy.ErrDuplicateRule},
+		{name: "rule without id", yaml: "id: p\nrules:\n  - {match: 'true', effect: allow}\n", want: []string{"rule 1: id is required"}, wantCode: policy.ErrMissing, wantLine: 3},
+		{name: "budget on deny", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: deny\n    obligations: {budget: {per: task, calls: 1, window: 1m}}\n", want: []string{"effect allow"}, wantCode: policy.ErrInvalidValue},
+		{name: "budget per user", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    obligations: {budget: {per: user, calls: 1, window: 1m}}\n", want: []string{"session or task"}, wantCode: policy.ErrInvalidValue},
+		{name: "budget zero calls", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    obligations: {budget: {per: task, calls: 0, window: 1m}}\n", want: []string{"positive"}, wantCode: policy.ErrInvalidValue},
+		{name: "budget bad window", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    obligations: {budget: {per: task, calls: 1, window: soon}}\n", want: []string{"duration"}, wantCode: policy.ErrInvalidValue},
+		{name: "budget incomplete", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    obligations: {budget: {per: task}}\n", want: []string{"needs per, calls and window"}, wantCode: policy.ErrMissing},
+		{name: "empty redact path", yaml: "id: p\nrules:\n  - id: r\n    match: 'true'\n    effect: allow\n    obligations: {redact: [a..b]}\n", want: []string{"empty segment"}, wantCode: policy.ErrInvalidValue},
+		{name: "empty tenant", yaml: "id: p\ntenant: ''\n", want: []string{"tenant"}, wantCode: policy.ErrMissing},
+		{name: "no id", yaml: "rules: []\n", want: []string{"id is required"}, wantCode: policy.ErrMissing},
+		{name: "empty", yaml: "", want: []string{"empty"}, wantCode: policy.ErrMissing},
+		{name: "not yaml", yaml: "id: [\n", wantCode: policy.ErrSyntax},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,6 +158,16 @@ func TestParseErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
+			}
+			if tt.wantCode != nil && !errors.Is(err, tt.wantCode) {
+				t.Errorf("error %q is not %s", err, tt.wantCode.Code)
+			}
+			var pe *policy.Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %T is not a *policy.Error", err)
+			}
+			if tt.wantLine != 0 && pe.Line != tt.wantLine {
+				t.Errorf("line = %d, want %d (%v)", pe.Line, tt.wantLine, err)
 			}
 		})
 	}
