@@ -35,12 +35,12 @@ func TestConfigGood(t *testing.T) {
 		}
 		// The file spells out every default, so it equals the defaults of
 		// the bare minimum plus the one required claim.
-		min := identity.Config{Issuer: c.Issuer, Audience: c.Audience, JWKSURL: c.JWKSURL, RequiredClaims: []string{"tenant"}}
-		min.SetDefaults()
-		if got, want := c.IssuerConfigs(), min.IssuerConfigs(); !slices.EqualFunc(got, want, eqIssuer) {
+		def := identity.Config{Issuer: c.Issuer, Audience: c.Audience, JWKSURL: c.JWKSURL, RequiredClaims: []string{"tenant"}}
+		def.SetDefaults()
+		if got, want := c.IssuerConfigs(), def.IssuerConfigs(); !slices.EqualFunc(got, want, eqIssuer) {
 			t.Errorf("issuer = %+v, want the defaults %+v", got, want)
 		}
-		if c.MaxTokenBytes != identity.DefaultMaxTokenBytes || c.CacheSize != min.CacheSize || c.CacheTTL != min.CacheTTL || c.MaxChainDepth != min.MaxChainDepth {
+		if c.MaxTokenBytes != identity.DefaultMaxTokenBytes || c.CacheSize != def.CacheSize || c.CacheTTL != def.CacheTTL || c.MaxChainDepth != def.MaxChainDepth {
 			t.Errorf("config = %+v, want defaults", c)
 		}
 	})
