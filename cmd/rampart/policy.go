@@ -127,9 +127,9 @@ func runPolicyEval(ctx context.Context, args []string) error {
 	x := policy.Explain(ctx, p, in)
 	out := struct {
 		policy.Explanation
-		Bundle string `json:"bundle"`
-		Hash   string `json:"bundle_hash"`
-		EvalUS string `json:"eval_time"`
+		Bundle   string `json:"bundle"`
+		Hash     string `json:"bundle_hash"`
+		EvalTime string `json:"eval_time"`
 	}{x, p.ID(), p.Hash(), x.Decision.Eval.String()}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")

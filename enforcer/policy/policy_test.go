@@ -199,3 +199,27 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecideBundle decides a realistic MCP call on the sample bundle:
+// a tenant policy, a shadow rule that applies, and metered rules using
+// glob, cidr_contains and starts_with_any before the deciding one.
+func BenchmarkDecideBundle(b *testing.B) {
+	p, err := policy.Load("testdata/bundle")
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := &policy.Input{
+		Tenant: "acme", Subject: "user:alice", Actor: "agent:planner", Chain: []string{"agent:planner", "agent:researcher"},
+		Issuer: "https://idp.acme.example", Session: "sess-1", Task: "task-1",
+		Method: "POST", Host: "mcp.acme.internal", Path: "/mcp", RPCMethod: "tools/call", Tool: "fetch",
+		Destination: "internet", DataClass: "pii",
+		Args: map[string]any{"ip": "203.0.113.7", "url": "https://wiki.acme.example/runbook", "timeout": int64(30)},
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.Decide(ctx, in); d.RuleID != "allow-fetch-internal" || len(d.Shadow) != 1 {
+			b.Fatalf("decision %+v", d)
+		}
+	}
+}
