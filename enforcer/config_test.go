@@ -3,6 +3,7 @@ package enforcer_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,18 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if _, err := policy.Load(c.PolicyFile); err != nil {
 		t.Errorf("example policy: %v", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	var c enforcer.Config
+	c.SetDefaults()
+	if !slices.Equal(c.Modes, []string{enforcer.ModeProxy}) || c.ForwardAuth.Path != "/_rampart/auth" ||
+		c.ExtAuthz.GRPCListen != "127.0.0.1:9191" || c.ExtAuthz.HTTPPathPrefix != "/_rampart/ext_authz" ||
+		!slices.Equal(c.TrustedProxies, []string{"127.0.0.0/8", "::1/128"}) || c.MaxHeaderBytes != 32<<10 ||
+		c.Timeouts.ReadHeader != 10*time.Second || c.Timeouts.Read != 30*time.Second || c.Timeouts.Write != 0 ||
+		c.Timeouts.Idle != 120*time.Second || c.H2C || c.TLS.Enabled() {
+		t.Errorf("defaults = %+v", c)
 	}
 }
 
@@ -49,6 +62,16 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"no policy", strings.Replace(valid, "policy_file: p.yaml\n", "", 1), "policy_file"},
 		{"negative publish timeout", strings.Replace(valid, "nats: {url: nats://x}", "nats: {publish_timeout: -1s}", 1), "publish_timeout"},
 		{"no issuer", strings.Replace(valid, "issuer: i, ", "", 1), "issuer"},
+		{"unknown mode", valid + "modes: [proxy, sidecar]\n", "sidecar"},
+		{"proxy mode without upstream", strings.Replace(valid, "upstream: http://127.0.0.1:9000\n", "", 1) + "modes: [proxy, forward_auth]\n", "upstream"},
+		{"forward-auth path not absolute", valid + "forward_auth: {path: auth}\n", "forward_auth.path"},
+		{"bad trusted proxy", valid + "trusted_proxies: [10.0.0.0/33]\n", "trusted_proxies"},
+		{"cert without key", valid + "tls: {cert_file: c.pem}\n", "tls.cert_file"},
+		{"client CA without TLS", valid + "tls: {client_ca_file: ca.pem}\n", "tls.client_ca_file"},
+		{"required client cert without CA", valid + "tls: {cert_file: c.pem, key_file: k.pem, require_client_cert: true}\n", "require_client_cert"},
+		{"negative timeout", valid + "timeouts: {idle: -1s}\n", "timeouts"},
+		{"unknown timeout", valid + "timeouts: {reed: 1s}\n", "reed"},
+		{"negative max header bytes", valid + "max_header_bytes: -1\n", "max_header_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

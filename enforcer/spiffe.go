@@ -22,7 +22,7 @@ func SPIFFEID(cert *x509.Certificate) (string, error) {
 			return "", errors.New("enforcer: certificate has more than one spiffe URI SAN")
 		}
 		switch {
-		case u.Scheme != "spiffe", u.Host == "", u.User != nil, u.Port() != "",
+		case u.Host == "", u.User != nil, u.Port() != "",
 			u.RawQuery != "", u.Fragment != "", u.Opaque != "",
 			strings.Contains(u.Path, "//"), strings.HasSuffix(u.Path, "/"),
 			u.Host != strings.ToLower(u.Host):
