@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -86,4 +87,21 @@ func FuzzFramer(f *testing.F) {
 			t.Fatalf("whole: %v, split by %d: %v", errWhole, s, errSplit)
 		}
 	})
+}
+
+// BenchmarkFramer measures the framing check on a typical MCP tool call,
+// read in one piece: the cost every HTTP/1 request pays.
+func BenchmarkFramer(b *testing.B) {
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"` + strings.Repeat("x", 1000) + `"}}}`
+	raw := []byte("POST /mcp HTTP/1.1\r\nHost: tools.test\r\nAuthorization: Bearer " + strings.Repeat("t", 600) +
+		"\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	f := framer{limit: 36 << 10}
+	for b.Loop() {
+		if err := f.feed(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -86,7 +86,7 @@ type tlsListener struct {
 	conns   chan net.Conn
 	done    chan struct{}
 	once    sync.Once
-	err     error // why the accept loop ended; read after done closes
+	err     error // why the accept loop ended; set before done closes
 	timeout time.Duration
 }
 
@@ -103,8 +103,7 @@ func (l *tlsListener) loop(cfg *tls.Config, limit int) {
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 				continue
 			}
-			l.err = err
-			l.Close()
+			l.closeWith(err)
 			return
 		}
 		go l.handshake(tls.Server(raw, cfg), limit)
@@ -148,9 +147,14 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *tlsListener) Close() error {
+func (l *tlsListener) Close() error { return l.closeWith(nil) }
+
+// closeWith closes l once; cause, from the first closer only, is what
+// Accept reports afterwards (nil: net.ErrClosed).
+func (l *tlsListener) closeWith(cause error) error {
 	var err error
 	l.once.Do(func() {
+		l.err = cause
 		close(l.done)
 		err = l.inner.Close()
 	})
