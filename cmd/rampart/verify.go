@@ -27,11 +27,12 @@ func runVerify(ctx context.Context, args []string) error {
 	from := fs.String("from", "", "RFC 3339 start of the time range")
 	to := fs.String("to", "", "RFC 3339 end of the time range")
 	keys := fs.String("keys", "", "comma-separated PEM files of trusted checkpoint public keys")
+	consumer := fs.String("consumer", "collector", "the collector's durable consumer (with -nats: which checkpoints ClickHouse must hold)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts := verify.Options{Tenant: *tenant, Instance: *instance, NATSURL: o.natsURL}
+	opts := verify.Options{Tenant: *tenant, Instance: *instance, NATSURL: o.natsURL, Consumer: *consumer}
 	for _, t := range []struct {
 		s   string
 		dst *time.Time

@@ -36,6 +36,10 @@ type Options struct {
 	Keys map[string]ed25519.PublicKey
 	// NATSURL, when set, reads witness checkpoints from the events stream.
 	NATSURL string
+	// Consumer is the collector's durable consumer: only witnesses it has
+	// acknowledged — so ClickHouse accepted them — can prove a truncation.
+	// Default "collector".
+	Consumer string
 }
 
 // Result is the report and what it cost.
@@ -64,7 +68,11 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 	res.Read = time.Since(start)
 	var witnesses []*event.Event
 	if o.NATSURL != "" {
-		if witnesses, err = readWitnesses(ctx, o.NATSURL, chains); err != nil {
+		consumer := o.Consumer
+		if consumer == "" {
+			consumer = "collector"
+		}
+		if witnesses, err = readWitnesses(ctx, o.NATSURL, consumer, chains); err != nil {
 			return nil, err
 		}
 		res.Witnesses = len(witnesses)
@@ -101,8 +109,10 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([][2]stri
 	return out, nil
 }
 
-// readWitnesses reads the checkpoints of the given chains still in the stream.
-func readWitnesses(ctx context.Context, url string, chains [][2]string) ([]*event.Event, error) {
+// readWitnesses reads the checkpoints of the given chains still in the
+// stream that the collector has already stored: a checkpoint still on its
+// way to ClickHouse proves nothing missing there yet.
+func readWitnesses(ctx context.Context, url, consumer string, chains [][2]string) ([]*event.Event, error) {
 	want := map[[2]string]bool{}
 	for _, c := range chains {
 		want[c] = true
@@ -117,6 +127,15 @@ func readWitnesses(ctx context.Context, url string, chains [][2]string) ([]*even
 		return nil, err
 	}
 	subj, _ := subject.For("", string(event.KindCheckpoint))
+	col, err := js.Consumer(ctx, stream.Events, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("verify: collector consumer %q: %w", consumer, err)
+	}
+	cinfo, err := col.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	stored := cinfo.AckFloor.Stream
 	s, err := js.Stream(ctx, stream.Events)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -142,6 +161,10 @@ func readWitnesses(ctx context.Context, url string, chains [][2]string) ([]*even
 		n := 0
 		for m := range batch.Messages() {
 			n++
+			md, err := m.Metadata()
+			if err != nil || md.Sequence.Stream > stored {
+				continue
+			}
 			if e, err := event.Decode(m.Data()); err == nil && want[[2]string{e.Instance, e.Epoch}] {
 				out = append(out, e)
 			}

@@ -64,9 +64,13 @@ func ConsumeBatches(ctx context.Context, c jetstream.Consumer, o BatchOptions, h
 			}
 			continue
 		}
-		// The consumer acks cumulatively: acking the last message acks the batch.
+		// Every message is acked; the last synchronously, so the batch's
+		// acks have reached the server before the next fetch. An ack lost
+		// on the way means a redelivery, which the handler absorbs.
+		for _, m := range b[:len(b)-1] {
+			_ = m.Ack()
+		}
 		if err := b[len(b)-1].DoubleAck(ctx); err != nil {
-			// The effect is durable and idempotent: redelivery is harmless.
 			log.Warn("ack failed", "err", err)
 		}
 	}

@@ -85,7 +85,9 @@ const (
 )
 
 // DurableConsumer returns the configuration of a durable pull consumer of
-// events, acknowledged cumulatively (one ack per batch). maxPending bounds
+// events with explicit acks. (Cumulative acks are unsafe here: after a
+// redelivery, acking the last message of a batch would also ack earlier
+// messages still waiting to be redelivered.) maxPending bounds
 // unacknowledged messages, which is the consumer's memory bound.
 func DurableConsumer(name, deliver string, maxPending int, ackWait time.Duration) jetstream.ConsumerConfig {
 	policy := jetstream.DeliverAllPolicy
@@ -96,7 +98,7 @@ func DurableConsumer(name, deliver string, maxPending int, ackWait time.Duration
 		Durable:       name,
 		Description:   "rampart " + name,
 		DeliverPolicy: policy,
-		AckPolicy:     jetstream.AckAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: maxPending,
 		MaxDeliver:    -1,
