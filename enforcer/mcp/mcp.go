@@ -43,7 +43,7 @@ const (
 // name only.
 const (
 	MethodInitialize    = "initialize"
-	MethodToolsList     = "tools/list"
+	MethodToolsList     = "tools/list"     // params.cursor -> Call.Cursor
 	MethodToolsCall     = "tools/call"     // params.name -> Call.Tool, params.arguments -> Call.Args
 	MethodResourcesRead = "resources/read" // params.uri -> Call.Resource
 	MethodPromptsGet    = "prompts/get"    // params.name -> Call.Prompt, params.arguments -> Call.Args
@@ -116,6 +116,9 @@ type Call struct {
 	Resource string
 	// Prompt is params.name of a prompts/get.
 	Prompt string
+	// Cursor is params.cursor of a tools/list: a request for a later page,
+	// whose answer is not the complete listing (toolschema.ObservePage).
+	Cursor string
 	// Args is params.arguments of a tools/call or prompts/get exactly as
 	// received; nil when absent.
 	Args json.RawMessage
@@ -300,6 +303,15 @@ func parseRequest(obj []byte, inBatch bool) (Call, error) {
 			errors.As(err, &se)
 			return Call{}, &Error{Code: CodeInvalidParams, Message: fmt.Sprintf("params%s: %s", se.pointer(), se.msg), ID: c.ID}
 		}
+	}
+	if c.Method == MethodToolsList && hasParams && params[0] == '{' {
+		var pbuf [4]member
+		if cur := get(objectMembers(params, pbuf[:]), "cursor"); cur != nil {
+			if c.Cursor, ok = stringValue(cur); !ok {
+				return Call{}, &Error{Code: CodeInvalidParams, Message: "params.cursor must be a string", ID: c.ID}
+			}
+		}
+		return c, nil
 	}
 	var field string
 	var target *string

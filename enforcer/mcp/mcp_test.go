@@ -107,8 +107,10 @@ func TestParse(t *testing.T) {
 			name:   "tools/list",
 			method: http.MethodPost,
 			body:   `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":"abc"}}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage("4"), Method: "tools/list"},
+			want:   mcp.Call{RPC: true, ID: json.RawMessage("4"), Method: "tools/list", Cursor: "abc"},
 		},
+		{name: "tools/list without params", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`, want: mcp.Call{RPC: true, ID: json.RawMessage("4"), Method: "tools/list"}},
+		{name: "tools/list with a number cursor", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":1}}`, wantCode: mcp.CodeInvalidParams},
 		{
 			name:   "initialize",
 			method: http.MethodPost,
@@ -202,7 +204,7 @@ func TestParse(t *testing.T) {
 			}
 			got.Args, got.ArgsDigest = nil, ""
 			if got.RPC != tt.want.RPC || got.Method != tt.want.Method || got.Tool != tt.want.Tool ||
-				got.Resource != tt.want.Resource || got.Prompt != tt.want.Prompt || !bytes.Equal(got.ID, tt.want.ID) {
+				got.Resource != tt.want.Resource || got.Prompt != tt.want.Prompt || got.Cursor != tt.want.Cursor || !bytes.Equal(got.ID, tt.want.ID) {
 				t.Errorf("call = %+v, want %+v", got, tt.want)
 			}
 		})
