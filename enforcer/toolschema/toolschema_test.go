@@ -175,7 +175,7 @@ func list(t testing.TB, nextCursor string, tools ...string) []byte {
 const (
 	schemaA  = `{"type":"object","properties":{"q":{"type":"string","maxLength":10}}}`
 	schemaA2 = ` { "properties" : { "q" : { "maxLength" : 10, "type" : "string" } }, "type" : "object" } ` // schemaA respelled
-	schemaB  = `{"type":"object","properties":{"q":{"type":"string"}}}`                                     // widened
+	schemaB  = `{"type":"object","properties":{"q":{"type":"string"}}}`                                    // widened
 )
 
 // step is one observation and what it must report.
