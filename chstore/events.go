@@ -17,7 +17,7 @@ var storedColumns = []string{
 	"traceparent", "tracestate",
 	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "session_id", "task_id",
 	"method", "host", "path", "rpc_method", "tool", "args_digest", "args", "body_bytes",
-	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns",
+	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns", "shadow_rules",
 	"status", "duration_ns", "response_bytes",
 	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
 }
@@ -50,7 +50,7 @@ func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event
 			&e.Trace.TraceParent, &e.Trace.TraceState,
 			&id.Subject, &id.Issuer, &id.SPIFFEID, &chainSubjects, &chainIssuers, &id.SessionID, &id.TaskID,
 			&req.Method, &req.Host, &req.Path, &req.RPCMethod, &req.Tool, &req.ArgsDigest, &args, &req.BodyBytes,
-			&effect, &dec.PolicyID, &dec.RuleID, &dec.PolicyHash, &dec.Reason, &dec.Code, &dec.EvalNanos,
+			&effect, &dec.PolicyID, &dec.RuleID, &dec.PolicyHash, &dec.Reason, &dec.Code, &dec.EvalNanos, &dec.Shadow,
 			&status, &resp.DurationNs, &resp.Bytes,
 			&cp.KeyID, &cp.Signature, &cp.Unrecorded)
 		if err != nil {
@@ -71,6 +71,9 @@ func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event
 		resp.Status = int(status)
 		if len(cp.Unrecorded) == 0 {
 			cp.Unrecorded = nil
+		}
+		if len(dec.Shadow) == 0 {
+			dec.Shadow = nil
 		}
 		e.Identity, e.Request, e.Decision, e.Response = &id, &req, &dec, &resp
 		if e.Kind == event.KindCheckpoint {

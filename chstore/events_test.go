@@ -29,6 +29,9 @@ func TestStoredEventsKeepTheirChainHash(t *testing.T) {
 		e.Identity.Chain[0].Issuer = "https://idp"
 		e.Request.Args = json.RawMessage(`{"q":"o'brien \\ \"x\""}`)
 		e.Trace = event.Trace{TraceParent: "00-abc-def-01", TraceState: "k=v"}
+		if e.Decision != nil {
+			e.Decision.Shadow = []string{"audit-egress", "audit-pii"}
+		}
 		l.Link(e)
 		want[e.ID] = chain.Of(e)
 		rows = append(rows, ddl.EventRow(e, uint64(i+1), time.Now()))

@@ -14,6 +14,10 @@ type Obligations struct {
 	// must be replaced before the arguments are written to the audit
 	// record. Apply them with Redact.
 	Redact []string `json:"redact,omitempty"`
+	// RecordArgs asks that the call's arguments (redacted) be written to
+	// the audit record. Without it only their digest is: arguments are
+	// recorded only where policy says so.
+	RecordArgs bool `json:"record_args,omitempty"`
 	// Budget is the deciding rule's call budget, nil when it has none. It
 	// has already been charged by Decide when the policy holds Budgets.
 	Budget *Budget `json:"budget,omitempty"`

@@ -66,6 +66,7 @@ type rule struct {
 	match     cel.Program
 	condition cel.Program // nil when the rule has none
 	redact    []string
+	record    bool // record_args
 	budget    *Budget
 	metered   bool // some expression runs under CEL's runtime cost meter
 }
@@ -308,7 +309,7 @@ func compilePolicy(env *cel.Env, file string, spec *fileSpec) (*tenantPolicy, er
 			return nil, at(CodeDuplicateRule, rs.Line, "rule id is not unique (first at line %d)", prev)
 		}
 		seen[rs.ID] = rs.Line
-		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, budget: rs.Budget}
+		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, record: rs.RecordArgs, budget: rs.Budget}
 		switch Effect(rs.Effect) {
 		case Allow, Deny, Audit:
 			r.effect = Effect(rs.Effect)
@@ -499,6 +500,7 @@ func (p *Policy) decide(ctx context.Context, in *Input, b *Budgets, trace *[]Rul
 		}
 		decided = r
 		d.Effect, d.RuleID, d.Reason = event.Effect(r.effect), r.id, r.reason
+		d.Obligations.RecordArgs = r.record
 		break
 	}
 	if d.RuleID == "" {

@@ -38,6 +38,7 @@ type ruleSpec struct {
 	EffectLine  int
 	Reason      string
 	Redact      []string
+	RecordArgs  bool
 	Budget      *Budget
 	BudgetLine  int
 	obligations bool
@@ -214,13 +215,19 @@ func (d decoder) obligations(n *yaml.Node, r *ruleSpec) error {
 				r.Redact = append(r.Redact, s)
 			}
 			return nil
+		case "record_args":
+			if v.Kind != yaml.ScalarNode || (v.Value != "true" && v.Value != "false") {
+				return d.errAt(CodeInvalidValue, v, "", "record_args must be true or false")
+			}
+			r.RecordArgs = v.Value == "true"
+			return nil
 		case "budget":
 			r.BudgetLine = k.Line
 			b, err := d.budget(v)
 			r.Budget = b
 			return err
 		}
-		return d.unknown(k, "obligations", "redact, budget")
+		return d.unknown(k, "obligations", "redact, record_args, budget")
 	})
 }
 

@@ -196,6 +196,7 @@ func TestHashCoversEveryField(t *testing.T) {
 		"prev":    func(e *event.Event) { e.Prev = "sha256:00" },
 		"tool":    func(e *event.Event) { e.Request.Tool = "x" },
 		"effect":  func(e *event.Event) { e.Decision.Effect = event.EffectDeny },
+		"shadow":  func(e *event.Event) { e.Decision.Shadow = []string{"audit-x"} },
 		"chain":   func(e *event.Event) { e.Identity = &event.Identity{Chain: []event.Actor{{Subject: "a"}}} },
 		"args":    func(e *event.Event) { e.Request.Args = []byte(`{}`) },
 		"status":  func(e *event.Event) { e.Response = &event.Response{Status: 200} },

@@ -106,6 +106,10 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	w.str(dec.Reason)
 	w.str(dec.Code)
 	w.u64(uint64(dec.EvalNanos))
+	w.u64(uint64(len(dec.Shadow)))
+	for _, r := range dec.Shadow {
+		w.str(r)
+	}
 
 	var resp event.Response
 	if e.Response != nil {

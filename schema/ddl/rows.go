@@ -13,7 +13,7 @@ var EventColumns = []string{
 	"traceparent", "tracestate",
 	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "actor", "session_id", "task_id",
 	"method", "host", "path", "rpc_method", "tool", "args_digest", "args", "body_bytes",
-	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns",
+	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns", "shadow_rules",
 	"status", "duration_ns", "response_bytes",
 	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
 	"stream_seq", "collected_at",
@@ -49,6 +49,10 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 	if e.Checkpoint != nil {
 		cp = *e.Checkpoint
 	}
+	shadow := dec.Shadow
+	if shadow == nil {
+		shadow = []string{}
+	}
 	unrecorded := cp.Unrecorded
 	if unrecorded == nil {
 		unrecorded = []uint64{}
@@ -59,7 +63,7 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 		e.Trace.TraceParent, e.Trace.TraceState,
 		id.Subject, id.Issuer, id.SPIFFEID, chainSubjects, chainIssuers, e.Identity.CurrentActor(), id.SessionID, id.TaskID,
 		req.Method, req.Host, req.Path, req.RPCMethod, req.Tool, req.ArgsDigest, string(req.Args), req.BodyBytes,
-		string(dec.Effect), dec.PolicyID, dec.RuleID, dec.PolicyHash, dec.Reason, dec.Code, dec.EvalNanos,
+		string(dec.Effect), dec.PolicyID, dec.RuleID, dec.PolicyHash, dec.Reason, dec.Code, dec.EvalNanos, shadow,
 		int32(resp.Status), resp.DurationNs, resp.Bytes,
 		cp.KeyID, cp.Signature, unrecorded,
 		streamSeq, collectedAt.UTC().Truncate(time.Second),

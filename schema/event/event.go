@@ -21,12 +21,16 @@ const (
 	// KindCheckpoint is a signed statement by an enforcer instance of the
 	// head of its event chain (see package chain).
 	KindCheckpoint Kind = "checkpoint"
+	// KindPolicy records a policy bundle change at an enforcer: a reload
+	// (Decision carries the new policy id and hash) or a failed one
+	// (Decision.Code "policy_reload_failed", the old policy still deciding).
+	KindPolicy Kind = "policy"
 )
 
 // Valid reports whether k is a kind this version knows.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindRequest, KindDecision, KindResponse, KindCheckpoint:
+	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy:
 		return true
 	}
 	return false
@@ -143,6 +147,8 @@ type Decision struct {
 	// outside policy (for example "token_invalid").
 	Code      string `json:"code,omitempty"`
 	EvalNanos int64  `json:"eval_ns"`
+	// Shadow lists audit-only rules that applied: what would have decided.
+	Shadow []string `json:"shadow,omitempty"`
 }
 
 // Response is what the backend answered.
@@ -198,6 +204,8 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("%w: request event without request", ErrInvalid)
 	case e.Kind == KindResponse && e.Response == nil:
 		return fmt.Errorf("%w: response event without response", ErrInvalid)
+	case e.Kind == KindPolicy && e.Decision == nil:
+		return fmt.Errorf("%w: policy event without decision", ErrInvalid)
 	case e.Kind == KindCheckpoint && e.Checkpoint == nil:
 		return fmt.Errorf("%w: checkpoint event without checkpoint", ErrInvalid)
 	}
