@@ -14,6 +14,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
+	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/schema/configfile"
 )
 
@@ -54,6 +55,11 @@ type Config struct {
 	Identity identity.Config `yaml:"identity"`
 	// PolicyFile is the YAML policy, relative to the config file. Required.
 	PolicyFile string `yaml:"policy_file"`
+	// PolicyReloadInterval is how often the policy file (or bundle
+	// directory) is checked for changes; a change that compiles replaces the
+	// policy atomically, one that does not is recorded and ignored.
+	// Default 2s.
+	PolicyReloadInterval time.Duration `yaml:"policy_reload_interval"`
 	// NATS is where events are published; requests are refused while it
 	// cannot acknowledge them.
 	NATS audit.Config `yaml:"nats"`
@@ -192,6 +198,9 @@ func (c *Config) SetDefaults() {
 	defList(&c.TrustedProxies, "127.0.0.0/8", "::1/128")
 	c.Identity.SetDefaults()
 	c.NATS.SetDefaults()
+	if c.PolicyReloadInterval == 0 {
+		c.PolicyReloadInterval = policy.DefaultPollInterval
+	}
 }
 
 // Enabled reports whether mode is one of c's modes.
@@ -280,11 +289,13 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("enforcer: %w", err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.PolicyFile, &c.Identity.JWKSFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile} {
+	for _, p := range []*string{&c.PolicyFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile,
+		&c.NATS.Spool.Dir, &c.NATS.Checkpoint.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+	c.Identity.ResolvePaths(dir)
 	c.SetDefaults()
 	return c, nil
 }

@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,15 +76,7 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 	// attributable to a caller.
 	ident, err := e.verifier.Verify((&http.Request{Header: c.header}).WithContext(ctx))
 	if err != nil {
-		code := Code(identity.CodeOf(err))
-		o := e.refuse(ctx, x, code, err, nil)
-		if _, known := errorTable[code]; !known && o.code == code {
-			// A code the identity package added since this table was
-			// written: still a failure to identify, so still 401.
-			o.status = http.StatusUnauthorized
-			o.reply = errorBody(code, x.id, "the caller could not be identified", nil)
-		}
-		return o
+		return e.refuse(ctx, x, Code(identity.CodeOf(err)), err, nil)
 	}
 	x.ident = ident
 	if c.certErr != nil {
@@ -129,12 +122,24 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 	}
 
 	d := e.policy.Decide(ctx, e.input(x, args))
-	if err := e.record(ctx, x, d.Event()); err != nil {
+	if d.Obligations.RecordArgs && args != nil {
+		// Arguments are recorded only where policy asks, and redacted first.
+		if x.request.Args, err = json.Marshal(policy.Redact(args, d.Obligations.Redact)); err != nil {
+			x.request.Args = nil
+		}
+	}
+	dec := d.Event()
+	dec.Shadow = d.Shadow
+	if err := e.record(ctx, x, dec); err != nil {
 		return e.unavailable(x, err)
 	}
 	if d.Effect != event.EffectAllow {
-		return &outcome{id: x.id, code: CodePolicyDenied, status: CodePolicyDenied.Status(), x: x,
-			reply: errorBody(CodePolicyDenied, x.id, d.Reason, func(b *apiError) {
+		code := CodePolicyDenied
+		if d.Code == policy.DecisionBudgetExceeded {
+			code = CodeBudgetExceeded
+		}
+		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
+			reply: errorBody(code, x.id, d.Reason, func(b *apiError) {
 				b.Error.RuleID, b.Error.PolicyID = d.RuleID, d.PolicyID
 			})}
 	}
@@ -186,7 +191,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 		chain[i] = a.Subject
 	}
 	return &policy.Input{
-		Tenant: id.Tenant, Subject: id.Subject, Actor: id.CurrentActor(), Chain: chain,
+		Tenant: id.Tenant, Subject: id.Subject, Issuer: id.Issuer, Actor: id.CurrentActor(), Chain: chain,
 		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
 		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path,
 		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
@@ -212,8 +217,8 @@ func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision) e
 func (e *Enforcer) refuse(ctx context.Context, x *exchange, code Code, cause error, rpcErr *mcp.Error) *outcome {
 	d := &event.Decision{
 		Effect:     event.EffectDeny,
-		PolicyID:   e.policy.ID(),
-		PolicyHash: e.policy.Hash(),
+		PolicyID:   e.policy.Policy().ID(),
+		PolicyHash: e.policy.Policy().Hash(),
 		Code:       string(code),
 		Reason:     cause.Error(),
 	}

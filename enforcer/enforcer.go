@@ -55,7 +55,8 @@ type Enforcer struct {
 	cfg       Config
 	log       *slog.Logger
 	verifier  *identity.Verifier
-	policy    *policy.Policy
+	policy    *policy.Watcher
+	stopWatch context.CancelFunc
 	audit     *audit.Publisher
 	proxy     *httputil.ReverseProxy // nil unless proxy mode
 	ids       event.IDSource         // request ids
@@ -83,7 +84,7 @@ func New(cfg Config) (*Enforcer, error) {
 			return nil, err
 		}
 	}
-	if e.policy, err = policy.Load(cfg.PolicyFile); err != nil {
+	if e.policy, err = policy.NewWatcher(policy.WatchConfig{Path: cfg.PolicyFile, Interval: cfg.PolicyReloadInterval, OnReload: e.policyChanged}); err != nil {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
 	if e.verifier, err = identity.New(ctx, cfg.Identity); err != nil {
@@ -93,13 +94,16 @@ func New(cfg Config) (*Enforcer, error) {
 		e.verifier.Close()
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	e.stopWatch = stopWatch
+	go func() { _ = e.policy.Run(watchCtx) }()
 	if cfg.Enabled(ModeProxy) {
 		e.proxy = e.newProxy()
 	}
 	if cfg.Enabled(ModeExtAuthzHTTP) {
 		e.authzHTTP = extauthz.HTTPHandler(authorizer{e}, cfg.ExtAuthz.HTTPPathPrefix, cfg.MaxBodyBytes)
 	}
-	e.log.Info("enforcer ready", "modes", cfg.Modes, "policy", e.policy.ID(), "policy_hash", e.policy.Hash(), "upstream", cfg.Upstream)
+	e.log.Info("enforcer ready", "modes", cfg.Modes, "policy", e.policy.Policy().ID(), "policy_hash", e.policy.Policy().Hash(), "upstream", cfg.Upstream)
 	return e, nil
 }
 
@@ -280,8 +284,34 @@ func (e *Enforcer) grpcServer() *grpc.Server {
 
 // Close releases the JetStream connection and the JWKS refresh.
 func (e *Enforcer) Close() {
+	e.stopWatch()
 	e.audit.Close()
 	e.verifier.Close()
+}
+
+// policyChanged records a policy reload, or a failed one (the last good
+// policy keeps deciding), as an event: what decided changes the meaning of
+// every later decision.
+func (e *Enforcer) policyChanged(ev policy.ReloadEvent) {
+	if e.audit == nil {
+		return // the first load, during New
+	}
+	d := &event.Decision{Effect: event.EffectAllow, PolicyHash: ev.NewHash, Reason: "policy reloaded from " + e.cfg.PolicyFile}
+	if p := e.policy.Policy(); p != nil {
+		d.PolicyID = p.ID()
+	}
+	if !ev.OK {
+		d.Effect, d.Code, d.PolicyHash = event.EffectDeny, "policy_reload_failed", ev.OldHash
+		d.Reason = fmt.Sprintf("reload of %s failed, %s still decides: %v", e.cfg.PolicyFile, ev.OldHash, ev.Err)
+		e.log.Error("policy reload failed", "err", ev.Err)
+	} else {
+		e.log.Info("policy reloaded", "old_hash", ev.OldHash, "new_hash", ev.NewHash)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.audit.Publish(ctx, &event.Event{Kind: event.KindPolicy, Decision: d}); err != nil {
+		e.log.Error("policy change not recorded", "err", err)
+	}
 }
 
 // exchange is the record of one request while it is handled.

@@ -49,7 +49,42 @@ const (
 	CodeRequestMalformed = Code("request_malformed")
 	// CodeNotFound answers paths that no enabled mode serves.
 	CodeNotFound = Code("not_found")
+	// CodeBudgetExceeded refuses a call beyond the session's or task's call
+	// budget that the allowing rule set.
+	CodeBudgetExceeded = Code("budget_exceeded")
 )
+
+// identityMessages are the client texts of the identity package's codes
+// that this file does not name; every one is a failure to identify.
+var identityMessages = map[identity.Code]string{
+	identity.TokenTooLarge:        "the bearer token is too large",
+	identity.TokenMalformed:       "the bearer token is malformed",
+	identity.TokenHeader:          "the bearer token's header is not accepted",
+	identity.TokenAlgorithm:       "the bearer token's algorithm is not accepted",
+	identity.TokenUnknownKey:      "the bearer token's key is unknown",
+	identity.TokenSignature:       "the bearer token's signature does not verify",
+	identity.TokenIssuer:          "the bearer token's issuer is not accepted",
+	identity.TokenAudience:        "the bearer token's audience is not accepted",
+	identity.TokenNotYetValid:     "the bearer token is not yet valid",
+	identity.DelegationNotAllowed: "the acting agent is not allowed to act for the principal",
+}
+
+func init() {
+	// Every identity code answers 401 with a stable message.
+	for _, c := range identity.Codes() {
+		if _, ok := errorTable[Code(c)]; ok {
+			continue
+		}
+		msg, ok := identityMessages[c]
+		if !ok {
+			msg = "the caller could not be identified"
+		}
+		errorTable[Code(c)] = struct {
+			status  int
+			message string
+		}{http.StatusUnauthorized, msg}
+	}
+}
 
 // errorTable is the HTTP status and client-facing message of every code.
 // Details stay in the audit event; clients get these fixed texts.
@@ -77,6 +112,7 @@ var errorTable = map[Code]struct {
 	CodeSPIFFEMismatch:      {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
 	CodeRequestMalformed:    {http.StatusBadRequest, "the request's framing is ambiguous"},
 	CodeNotFound:            {http.StatusNotFound, "not found"},
+	CodeBudgetExceeded:      {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
 }
 
 // Status returns the HTTP status of c.

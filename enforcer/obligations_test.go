@@ -1,0 +1,138 @@
+package enforcer_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
+)
+
+const obligationsPolicy = `id: obligations
+rules:
+  - id: audit-email
+    match: 'tool == "send_email"'
+    effect: audit
+    reason: "would flag email"
+  - id: allow-email
+    match: 'tool == "send_email"'
+    effect: allow
+    obligations:
+      record_args: true
+      redact: [auth.token]
+      budget: {per: session, calls: 2, window: 1h}
+  - id: allow-search
+    match: 'tool == "search"'
+    effect: allow
+`
+
+func TestObligationsShadowAndBudget(t *testing.T) {
+	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) {
+		p := filepath.Join(h.dir, "obligations.yaml")
+		if err := os.WriteFile(p, []byte(obligationsPolicy), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.PolicyFile = p
+	})
+	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}}
+	email := toolCall("send_email", `{"to":"cfo@acme.example","auth":{"token":"s3cret","user":"bot"}}`)
+
+	first := h.post(t, email, auth)
+	if first.status != http.StatusOK {
+		t.Fatalf("first email: %d %v", first.status, first.body)
+	}
+	dec := h.events(t, first.requestID, event.KindDecision)[event.KindDecision]
+	var recorded map[string]any
+	if err := json.Unmarshal(dec.Request.Args, &recorded); err != nil {
+		t.Fatalf("arguments not recorded: %q", dec.Request.Args)
+	}
+	if auth := recorded["auth"].(map[string]any); auth["token"] != "[REDACTED]" || auth["user"] != "bot" || recorded["to"] != "cfo@acme.example" {
+		t.Errorf("recorded arguments %v: want auth.token redacted, the rest kept", recorded)
+	}
+	if len(dec.Decision.Shadow) != 1 || dec.Decision.Shadow[0] != "audit-email" {
+		t.Errorf("shadow = %v, want [audit-email]", dec.Decision.Shadow)
+	}
+
+	search := h.post(t, toolCall("search", `{"q":"secret plans"}`), auth)
+	if d := h.events(t, search.requestID, event.KindDecision)[event.KindDecision]; d.Request.Args != nil {
+		t.Errorf("arguments recorded without record_args: %s", d.Request.Args)
+	}
+
+	if r := h.post(t, email, auth); r.status != http.StatusOK {
+		t.Fatalf("second email: %d", r.status)
+	}
+	over := h.post(t, email, auth)
+	if over.status != http.StatusTooManyRequests || errorCode(over) != "budget_exceeded" {
+		t.Fatalf("third email: %d %v, want 429 budget_exceeded", over.status, over.body)
+	}
+	if d := h.events(t, over.requestID, event.KindDecision)[event.KindDecision]; d.Decision.Code != "budget_exceeded" || d.Decision.Effect != event.EffectDeny {
+		t.Errorf("over-budget decision = %+v", d.Decision)
+	}
+}
+
+func TestPolicyReloadIsRecorded(t *testing.T) {
+	var policyPath string
+	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) {
+		policyPath = c.PolicyFile
+		c.PolicyReloadInterval = 50 * time.Millisecond
+	})
+	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}}
+	if r := h.post(t, toolCall("read_file", `{}`), auth); r.status != http.StatusOK {
+		t.Fatalf("before reload: %d", r.status)
+	}
+	if err := os.WriteFile(policyPath, []byte("id: locked\nrules: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reloaded := waitPolicyEvent(t, h, "")
+	if reloaded.Decision.PolicyID != "locked" {
+		t.Fatalf("reload event %+v", reloaded.Decision)
+	}
+	if r := h.post(t, toolCall("read_file", `{}`), auth); r.status != http.StatusForbidden {
+		t.Fatalf("after reload to a deny-all policy: %d", r.status)
+	}
+	// A broken file is recorded and ignored: the last good policy decides.
+	if err := os.WriteFile(policyPath, []byte("id: broken\nrules:\n  - id: x\n    match: 'tool +'\n    effect: allow\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitPolicyEvent(t, h, "policy_reload_failed")
+	if failed.Decision.PolicyHash != reloaded.Decision.PolicyHash {
+		t.Errorf("failed reload names %s as deciding, want %s", failed.Decision.PolicyHash, reloaded.Decision.PolicyHash)
+	}
+	if r := h.post(t, toolCall("read_file", `{}`), auth); r.status != http.StatusForbidden {
+		t.Fatalf("after a failed reload: %d", r.status)
+	}
+}
+
+// waitPolicyEvent returns the first policy event with the given code.
+func waitPolicyEvent(t *testing.T, h *harness, code string) *event.Event {
+	t.Helper()
+	nc, err := nats.Connect(h.nats.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := js.OrderedConsumer(t.Context(), stream.Events, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"rampart.v1.~.policy"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, _ := c.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
+		for m := range batch.Messages() {
+			if e, err := event.Decode(m.Data()); err == nil && e.Decision.Code == code {
+				return e
+			}
+		}
+	}
+	t.Fatalf("no policy event with code %q", code)
+	return nil
+}
