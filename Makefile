@@ -9,12 +9,13 @@ MODULES := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p'
 .PHONY: deps build demo test vet bench fmt
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
 
 build:
 	go build -o bin/rampart ./cmd/rampart
 
-demo: deps build
+demo: build
+	@scripts/deps.sh demo
 	bin/rampart demo
 
 vet:

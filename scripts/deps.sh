@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian machine:
-# clickhouse-server (18.16, Debian's), and libchdb.so (current ClickHouse as an
-# embedded engine, from npm) under .cache/chdb. Idempotent and quiet when done.
+# clickhouse-server (18.16, Debian's) for both; for the tests also libchdb.so
+# (current ClickHouse as an embedded engine, from npm) under .cache/chdb, and
+# the nginx and Caddy gateways (scripts/gateways.sh). Idempotent and quiet
+# when done. Usage: deps.sh [demo|test] (default test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+what=${1:-test}
 
 CHDB_VERSION=26.5.3
 CHDB_DIR=.cache/chdb
@@ -19,6 +22,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	# The package's own service stays down: Rampart starts private servers.
 	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+
+[ "$what" = demo ] && exit 0
+
+scripts/gateways.sh
 
 if [ ! -f "$CHDB_LIB" ]; then
 	echo "deps: installing @chdb/lib-linux-x64-gnu@$CHDB_VERSION (npm)"
