@@ -269,6 +269,9 @@ func parseRequest(obj []byte, inBatch bool) (Call, error) {
 	if err != nil {
 		return Call{}, &Error{Code: CodeParseError, Message: "parse error: " + err.Error()}
 	}
+	if k, want, bad := misspelled(top, "jsonrpc", "id", "method", "params"); bad {
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("member %q must be spelled %q", k, want)}
+	}
 	version := get(top, "jsonrpc")
 	if version == nil && !inBatch {
 		return Call{}, nil
@@ -333,6 +336,9 @@ func parseRequest(obj []byte, inBatch bool) (Call, error) {
 	}
 	var pbuf [8]member
 	pm := objectMembers(params, pbuf[:])
+	if k, want, bad := misspelled(pm, field, "arguments"); bad {
+		return Call{}, &Error{Code: CodeInvalidParams, Message: fmt.Sprintf("params member %q must be spelled %q", k, want), ID: c.ID}
+	}
 	if *target, ok = stringValue(get(pm, field)); !ok || *target == "" {
 		return Call{}, &Error{Code: CodeInvalidParams, Message: "params." + field + " must be a non-empty string", ID: c.ID}
 	}
@@ -390,6 +396,23 @@ func uniqueMembers(obj []byte, buf []member) ([]member, error) {
 		}
 	}
 	return ms, nil
+}
+
+// misspelled finds a member whose key equals one of names only when case
+// is ignored. Decoders that match struct fields without regard to case,
+// as encoding/json does, would read "Params" or "Arguments" as the real
+// member while the enforcer, reading exactly, would not: a request the
+// enforcer took for plain HTTP, or a call without arguments, could reach
+// the backend as a tool call with arguments policy never saw.
+func misspelled(ms []member, names ...string) (key, want string, bad bool) {
+	for _, m := range ms {
+		for _, n := range names {
+			if string(m.key) != n && bytes.EqualFold(m.key, []byte(n)) {
+				return string(m.key), n, true
+			}
+		}
+	}
+	return "", "", false
 }
 
 // stringValue decodes raw as a JSON string; ok is false for any other

@@ -168,6 +168,27 @@ func TestParse(t *testing.T) {
 		{name: "deep plain JSON", method: http.MethodPost, body: strings.Repeat("[", 100) + strings.Repeat("]", 100), wantCode: mcp.CodeInvalidRequest},
 		{name: "control character in a string", method: http.MethodPost, body: "{\"jsonrpc\":\"2.0\",\"method\":\"a\x01\"}", wantCode: mcp.CodeParseError},
 		{
+			// A Go backend would read "Params" as params, and so a tool
+			// call the enforcer took for a request without one.
+			name:     "misspelled params",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"shell"}}`,
+			wantCode: mcp.CodeInvalidRequest,
+		},
+		{name: "misspelled jsonrpc", method: http.MethodPost, body: `{"JSONRPC":"2.0","id":1,"method":"tools/call","params":{"name":"shell"}}`, wantCode: mcp.CodeInvalidRequest},
+		{
+			name:     "misspelled arguments",
+			method:   http.MethodPost,
+			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","Arguments":{"path":"/etc/shadow"}}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
+			name:     "arguments spelled with the long s",
+			method:   http.MethodPost,
+			body:     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\",\"params\":{\"name\":\"p\",\"argument\u017f\":{}}}",
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
 			name:     "arguments not an object",
 			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}`,
