@@ -29,6 +29,7 @@ func TestStoredEventsKeepTheirChainHash(t *testing.T) {
 		e.Identity.Chain[0].Issuer = "https://idp"
 		e.Request.Args = json.RawMessage(`{"q":"o'brien \\ \"x\""}`)
 		e.Trace = event.Trace{TraceParent: "00-abc-def-01", TraceState: "k=v"}
+		e.Request.Destination, e.Request.DataClass = "external-email", "confidential"
 		if e.Decision != nil {
 			e.Decision.Shadow = []string{"audit-egress", "audit-pii"}
 		}

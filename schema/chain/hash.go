@@ -94,6 +94,8 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	w.str(req.ArgsDigest)
 	w.str(string(req.Args))
 	w.u64(uint64(req.BodyBytes))
+	w.str(req.Destination)
+	w.str(req.DataClass)
 
 	var dec event.Decision
 	if e.Decision != nil {

@@ -21,6 +21,11 @@ const (
 	// KindCheckpoint is a signed statement by an enforcer instance of the
 	// head of its event chain (see package chain).
 	KindCheckpoint Kind = "checkpoint"
+	// KindToolSchema records a change in a tool's argument schema seen in a
+	// backend's tools/list answer: Request.Tool names the tool, Decision.Code
+	// the change ("schema_added", "schema_changed", "schema_removed") and
+	// Decision.Reason the old and new hashes and which one is pinned.
+	KindToolSchema Kind = "tool_schema"
 	// KindPolicy records a policy bundle change at an enforcer: a reload
 	// (Decision carries the new policy id and hash) or a failed one
 	// (Decision.Code "policy_reload_failed", the old policy still deciding).
@@ -30,7 +35,7 @@ const (
 // Valid reports whether k is a kind this version knows.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy:
+	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema:
 		return true
 	}
 	return false
@@ -134,6 +139,10 @@ type Request struct {
 	ArgsDigest string          `json:"args_digest,omitempty"`
 	Args       json.RawMessage `json:"args,omitempty"`
 	BodyBytes  int64           `json:"body_bytes,omitempty"`
+	// Destination and DataClass are where the call goes and what data it
+	// carries, from the enforcer's destination map.
+	Destination string `json:"destination,omitempty"`
+	DataClass   string `json:"data_class,omitempty"`
 }
 
 // Decision is what the policy decided and why.
