@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
+	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/configfile"
 )
 
@@ -66,6 +68,16 @@ type Config struct {
 	// MaxBodyBytes bounds a request body; larger requests get 413.
 	// Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RPC bounds JSON-RPC bodies: nesting depth (default 64) and batch
+	// length (default 32).
+	RPC mcp.Limits `yaml:"rpc"`
+	// ToolSchemas pins a JSON Schema per tool (from here, or from the
+	// backend's tools/list answers); calls that violate it are refused
+	// before policy.
+	ToolSchemas toolschema.Config `yaml:"tool_schemas"`
+	// Destinations maps host, path and tool to the destination and data
+	// class that policy sees and events record.
+	Destinations destination.Config `yaml:"destinations"`
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 32 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
@@ -201,6 +213,9 @@ func (c *Config) SetDefaults() {
 	if c.PolicyReloadInterval == 0 {
 		c.PolicyReloadInterval = policy.DefaultPollInterval
 	}
+	c.RPC.SetDefaults()
+	c.ToolSchemas.SetDefaults()
+	c.Destinations.SetDefaults()
 }
 
 // Enabled reports whether mode is one of c's modes.
@@ -208,6 +223,15 @@ func (c *Config) Enabled(mode string) bool { return slices.Contains(c.Modes, mod
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
+	if err := c.RPC.Validate(); err != nil {
+		return fmt.Errorf("enforcer: rpc: %w", err)
+	}
+	if err := c.ToolSchemas.Validate(); err != nil {
+		return fmt.Errorf("enforcer: tool_schemas: %w", err)
+	}
+	if err := c.Destinations.Validate(); err != nil {
+		return fmt.Errorf("enforcer: destinations: %w", err)
+	}
 	for _, m := range c.Modes {
 		if !slices.Contains(allModes, m) {
 			return fmt.Errorf("enforcer: modes: unknown mode %q (want one of %s)", m, strings.Join(allModes, ", "))
@@ -296,6 +320,7 @@ func LoadConfig(path string) (Config, error) {
 		}
 	}
 	c.Identity.ResolvePaths(dir)
+	c.ToolSchemas.ResolvePaths(dir)
 	c.SetDefaults()
 	return c, nil
 }

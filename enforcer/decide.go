@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
+	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -107,8 +108,15 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 			return e.refuse(ctx, x, CodeBodyUnreadable, err, nil)
 		}
 		x.request.BodyBytes = int64(len(body))
-		call, err := mcp.Parse(c.method, body)
+		batch, err := mcp.ParseBatch(c.method, body, e.cfg.RPC)
+		if err == nil && batch.Array {
+			// MCP dropped JSON-RPC batching (2025-06-18); a batch would need
+			// one decision per element for one forward, so it is refused.
+			err = &mcp.Error{Code: mcp.CodeInvalidRequest, Message: "JSON-RPC batches are not accepted"}
+		}
+		var call mcp.Call
 		if err == nil {
+			call = batch.Calls[0]
 			args, err = call.Arguments()
 		}
 		if err != nil {
@@ -119,7 +127,18 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 			return e.refuse(ctx, x, rpcCode(rpcErr.Code), err, rpcErr)
 		}
 		x.request.RPCMethod, x.request.Tool, x.request.ArgsDigest = call.Method, call.Tool, call.ArgsDigest
+		if call.Method == mcp.MethodPromptsGet {
+			x.request.Tool = call.Prompt
+		}
+		x.listCursor = call.Cursor
+		if call.Method == mcp.MethodToolsCall {
+			// Arguments that break the tool's pinned schema never reach policy.
+			if err := e.schemas.Validate(call.Tool, call.Args); err != nil {
+				return e.refuse(ctx, x, Code(toolschema.CodeOf(err)), err, nil)
+			}
+		}
 	}
+	x.request.Destination, x.request.DataClass = e.dests.Lookup(c.host, c.path, x.request.Tool)
 
 	d := e.policy.Decide(ctx, e.input(x, args))
 	if d.Obligations.RecordArgs && args != nil {
@@ -195,6 +214,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
 		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path,
 		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
+		Destination: x.request.Destination, DataClass: x.request.DataClass,
 	}
 }
 

@@ -28,9 +28,12 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/extauthz"
 	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
+	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/event"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -57,6 +60,8 @@ type Enforcer struct {
 	verifier  *identity.Verifier
 	policy    *policy.Watcher
 	stopWatch context.CancelFunc
+	schemas   *toolschema.Registry
+	dests     *destination.Map
 	audit     *audit.Publisher
 	proxy     *httputil.ReverseProxy // nil unless proxy mode
 	ids       event.IDSource         // request ids
@@ -86,6 +91,12 @@ func New(cfg Config) (*Enforcer, error) {
 	}
 	if e.policy, err = policy.NewWatcher(policy.WatchConfig{Path: cfg.PolicyFile, Interval: cfg.PolicyReloadInterval, OnReload: e.policyChanged}); err != nil {
 		return nil, fmt.Errorf("enforcer: %w", err)
+	}
+	if e.schemas, err = toolschema.New(cfg.ToolSchemas); err != nil {
+		return nil, fmt.Errorf("enforcer: tool_schemas: %w", err)
+	}
+	if e.dests, err = destination.New(cfg.Destinations); err != nil {
+		return nil, fmt.Errorf("enforcer: destinations: %w", err)
 	}
 	if e.verifier, err = identity.New(ctx, cfg.Identity); err != nil {
 		return nil, fmt.Errorf("enforcer: %w", err)
@@ -289,6 +300,41 @@ func (e *Enforcer) Close() {
 	e.verifier.Close()
 }
 
+// observeListing pins the tool schemas of a tools/list answer and records
+// every change it brings: a changed schema is itself a decision input.
+func (e *Enforcer) observeListing(x *exchange, rec *recorder) {
+	if rec.status != http.StatusOK || strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream") {
+		return // an SSE answer is not pinned from (yet)
+	}
+	changes, err := e.schemas.ObservePage(rec.kept, x.listCursor)
+	if err != nil {
+		e.log.Warn("tools/list answer not understood", "request_id", x.id, "err", err)
+		return
+	}
+	events := make([]*event.Event, 0, len(changes))
+	for _, c := range changes {
+		effect := event.EffectAllow
+		if c.Pinned != c.NewHash {
+			effect = event.EffectDeny // the new schema waits for an operator
+		}
+		reason := fmt.Sprintf("%s: %s -> %s, pinned %s (%s)", c.Kind, c.OldHash, c.NewHash, c.Pinned, c.Origin)
+		if c.Invalid != "" {
+			reason += "; invalid: " + c.Invalid
+		}
+		events = append(events, &event.Event{
+			Kind: event.KindToolSchema, Tenant: x.tenant(), RequestID: x.id, Identity: x.identity(),
+			Request:  &event.Request{Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, RPCMethod: x.request.RPCMethod, Tool: c.Tool},
+			Decision: &event.Decision{Effect: effect, Code: "schema_" + string(c.Kind), Reason: reason},
+		})
+	}
+	if len(events) == 0 {
+		return
+	}
+	if err := e.audit.Publish(context.Background(), events...); err != nil {
+		e.log.Error("tool schema changes not recorded", "request_id", x.id, "err", err)
+	}
+}
+
 // policyChanged records a policy reload, or a failed one (the last good
 // policy keeps deciding), as an event: what decided changes the meaning of
 // every later decision.
@@ -316,11 +362,12 @@ func (e *Enforcer) policyChanged(ev policy.ReloadEvent) {
 
 // exchange is the record of one request while it is handled.
 type exchange struct {
-	id      string
-	start   time.Time
-	trace   event.Trace
-	ident   *identity.Identity // nil until verified
-	request *event.Request
+	listCursor string // of a tools/list request, to pin its answer's page
+	id         string
+	start      time.Time
+	trace      event.Trace
+	ident      *identity.Identity // nil until verified
+	request    *event.Request
 }
 
 func (x *exchange) tenant() string {
@@ -400,9 +447,15 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	r.TransferEncoding = nil
 
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	if o.x.request.RPCMethod == mcp.MethodToolsList {
+		rec.keep = maxObservedListing // the listing's schemas are pinned below
+	}
 	start := time.Now()
 	e.proxy.ServeHTTP(rec, r)
 	x := o.x
+	if rec.keep > 0 {
+		e.observeListing(x, rec)
+	}
 	resp := event.Event{
 		Kind: event.KindResponse, Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(),
 		Request: x.request, Response: &event.Response{Status: rec.status, DurationNs: time.Since(start).Nanoseconds(), Bytes: rec.bytes},
@@ -414,12 +467,18 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	}
 }
 
-// recorder notes the status and size of a response as it passes.
+// maxObservedListing bounds the tools/list answer kept to pin its schemas.
+const maxObservedListing = 4 << 20
+
+// recorder notes the status and size of a response as it passes, and
+// keeps up to keep bytes of its body.
 type recorder struct {
 	http.ResponseWriter
 	status  int
 	bytes   int64
 	written bool
+	keep    int
+	kept    []byte
 }
 
 func (r *recorder) WriteHeader(status int) {
@@ -431,6 +490,11 @@ func (r *recorder) WriteHeader(status int) {
 
 func (r *recorder) Write(b []byte) (int, error) {
 	r.written = true
+	if r.keep > 0 && len(r.kept)+len(b) <= r.keep {
+		r.kept = append(r.kept, b...)
+	} else {
+		r.keep, r.kept = 0, nil // too large to pin from
+	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
 	return n, err

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/enforcer/toolschema"
 )
 
 // Code is a stable API error code: clients and audit queries match on it,
@@ -52,6 +53,11 @@ const (
 	// CodeBudgetExceeded refuses a call beyond the session's or task's call
 	// budget that the allowing rule set.
 	CodeBudgetExceeded = Code("budget_exceeded")
+	// Tool argument validation, before policy (package toolschema).
+	CodeArgsInvalid   = Code(toolschema.ArgsInvalid)
+	CodeToolUnknown   = Code(toolschema.ToolUnknown)
+	CodeSchemaChanged = Code(toolschema.SchemaChanged)
+	CodeSchemaInvalid = Code(toolschema.SchemaInvalid)
 )
 
 // identityMessages are the client texts of the identity package's codes
@@ -113,6 +119,10 @@ var errorTable = map[Code]struct {
 	CodeRequestMalformed:    {http.StatusBadRequest, "the request's framing is ambiguous"},
 	CodeNotFound:            {http.StatusNotFound, "not found"},
 	CodeBudgetExceeded:      {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
+	CodeArgsInvalid:         {http.StatusBadRequest, "the tool's arguments do not match its schema"},
+	CodeToolUnknown:         {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
+	CodeSchemaChanged:       {http.StatusForbidden, "the tool's schema changed and awaits an operator"},
+	CodeSchemaInvalid:       {http.StatusForbidden, "the tool's schema cannot be checked"},
 }
 
 // Status returns the HTTP status of c.

@@ -24,9 +24,10 @@ const (
 	DefaultDataClass   = "unclassified"
 )
 
-// Config is the destination mapping. In YAML:
+// Config is the destination mapping. In YAML (the enforcer's
+// "destinations" section):
 //
-//	destinations:
+//	rules:
 //	  - match: {host: "tools.acme.internal", path_prefix: "/mcp", tool: "send_email"}
 //	    destination: external-email
 //	    data_class: confidential
@@ -35,9 +36,9 @@ const (
 //	    data_class: internal
 //	default: {destination: unknown, data_class: unclassified}
 type Config struct {
-	// Destinations are tried in order; the first whose match fits the
-	// request names it.
-	Destinations []Rule `yaml:"destinations"`
+	// Rules are tried in order; the first whose match fits the request
+	// names it.
+	Rules []Rule `yaml:"rules"`
 	// Default names requests no rule matches. Its fields default to
 	// "unknown" and "unclassified".
 	Default Target `yaml:"default"`
@@ -88,7 +89,7 @@ func (c *Config) SetDefaults() {
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
 	seen := map[Match]int{}
-	for i, r := range c.Destinations {
+	for i, r := range c.Rules {
 		where := fmt.Sprintf("destination: destinations[%d]", i)
 		m := r.Match
 		switch {
@@ -166,8 +167,8 @@ func New(cfg Config) (*Map, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Map{def: cfg.Default, rules: make([]rule, len(cfg.Destinations))}
-	for i, r := range cfg.Destinations {
+	m := &Map{def: cfg.Default, rules: make([]rule, len(cfg.Rules))}
+	for i, r := range cfg.Rules {
 		h := normHost(r.Match.Host)
 		c := rule{host: h, prefix: r.Match.PathPrefix, tool: r.Match.Tool, target: Target{r.Destination, r.DataClass}}
 		if strings.HasPrefix(h, "*.") {
@@ -187,7 +188,7 @@ func (m *Map) Lookup(host, path, tool string) (destination, dataClass string) {
 }
 
 // Match is Lookup that also says which rule matched: its index in
-// Config.Destinations, or -1 for the default.
+// Config.Rules, or -1 for the default.
 func (m *Map) Match(host, urlPath, tool string) (Target, int) {
 	host = requestHost(host)
 	if !strings.HasPrefix(urlPath, "/") {
