@@ -176,10 +176,10 @@ func (r *rig) load(url string, rate int, stop <-chan struct{}) func() []result {
 // tally is a reconciliation of one fault run.
 type tally struct {
 	Sent, Allowed, Denied, Refused, Failed int // at the client
-	Recorded                                 int // distinct decisions in ClickHouse for the client's requests
-	Lost                                     int // answered 200/403 but no decision stored
-	Duplicated                               int // stored event rows beyond one per event id, in the view
-	ForwardedUnrecorded                      int // seen by the backend without a stored allow
+	Recorded                               int // distinct decisions in ClickHouse for the client's requests
+	Lost                                   int // answered 200/403 but no decision stored
+	Duplicated                             int // stored event rows beyond one per event id, in the view
+	ForwardedUnrecorded                    int // seen by the backend without a stored allow
 }
 
 func (tl tally) String() string {
