@@ -67,6 +67,14 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	return &Client{conn: conn, cfg: cfg}, nil
 }
 
+// WithDatabase returns a client for another database on the same
+// connections (closing either closes both).
+func (c *Client) WithDatabase(db string) *Client {
+	cfg := c.cfg
+	cfg.Database = db
+	return &Client{conn: c.conn, cfg: cfg}
+}
+
 // Database is the database Rampart's tables live in.
 func (c *Client) Database() string { return c.cfg.Database }
 
