@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"crypto/ed25519"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/rampart-io/rampart/schema/event"
 )
@@ -83,9 +85,20 @@ type row struct {
 func Check(events []*event.Event, o Options) Report {
 	var rep Report
 	rows := make([]row, len(events))
-	for i, e := range events {
-		rows[i] = row{e: e, hash: Of(e), prev: parse(e.Prev)}
+	// Hashing is most of the work, and independent per event: spread it.
+	workers := min(runtime.GOMAXPROCS(0), 1+len(events)/4096)
+	var wg sync.WaitGroup
+	chunk := (len(events) + workers - 1) / max(workers, 1)
+	for lo := 0; lo < len(events); lo += chunk {
+		hi := min(lo+chunk, len(events))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				e := events[i]
+				rows[i] = row{e: e, hash: Of(e), prev: parse(e.Prev)}
+			}
+		})
 	}
+	wg.Wait()
 	slices.SortFunc(rows, func(a, b row) int {
 		if c := cmp.Compare(a.e.Instance, b.e.Instance); c != 0 {
 			return c
