@@ -220,6 +220,14 @@ func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger)
 	return p, nil
 }
 
+// SpoolBytes is how much the spool holds for JetStream (0 without a spool).
+func (p *Publisher) SpoolBytes() int64 {
+	if p.spool == nil {
+		return 0
+	}
+	return p.spool.Len()
+}
+
 // Epoch is the epoch of this publisher's chain.
 func (p *Publisher) Epoch() string { return p.linker.Epoch() }
 
