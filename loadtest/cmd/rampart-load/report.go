@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/rampart-io/rampart/loadtest/loadgen"
+	"github.com/rampart-io/rampart/loadtest/workload"
+)
+
+// The issue's targets for the enforcer on a 2-core machine.
+const (
+	targetAddedP99   = 500 * time.Microsecond // at 3,000 req/s
+	targetAddedRate  = 3000
+	targetSaturation = 0.60 // of the bare proxy's throughput
+	targetRSS        = 64 << 20
+)
+
+// report prints the run's results as Markdown.
+type report struct {
+	out     io.Writer
+	opts    options
+	started time.Time
+	peakRSS map[string]int64 // per target with a process, during its loads
+
+	addedP99 map[float64]time.Duration // rampart proxy vs bare proxy
+	satRatio float64
+}
+
+func (r *report) printf(format string, a ...any) { fmt.Fprintf(r.out, format, a...) }
+
+func (r *report) header(args []string) {
+	r.printf("# rampart-load\n\n")
+	r.printf("`rampart-load %s` — %s, %s %s/%s, GOMAXPROCS=%d, %d CPUs; load generator, servers and JetStream share them.\n\n",
+		strings.Join(args, " "), r.started.UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		runtime.GOMAXPROCS(0), runtime.NumCPU())
+	r.printf("Each call: MCP `tools/call` `search`, bearer JWT (EdDSA, two-agent `act` chain, cached after the first verify), decided by a 20-rule policy whose last rule allows it.\n")
+	r.printf("Latency is measured from each request's scheduled send time (open loop, no coordinated omission); `svc` columns from its actual send.\n\n")
+}
+
+// equivalence checks that the enforcer and OPA decide a set of calls alike.
+func (r *report) equivalence(ctx context.Context, iss *workload.Issuer, rampart, opa *target) error {
+	caller := workload.Caller{Tenant: "acme", Principal: "user:bob@acme.example", Actors: []string{"agent:planner", "agent:researcher"}, Session: "eq-1"}
+	deep := caller
+	deep.Actors = []string{"agent:a", "agent:b", "agent:c", "agent:d"}
+	other := caller
+	other.Tenant = "umbrella"
+	call := func(tool string, args map[string]any) []byte {
+		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": map[string]any{"name": tool, "arguments": args}})
+		return b
+	}
+	cases := []struct {
+		name   string
+		caller *workload.Caller
+		body   []byte
+	}{
+		{"search", &caller, call("search", map[string]any{"q": "revenue"})},
+		{"crm_lookup", &caller, call("crm_lookup", map[string]any{"id": "c-1"})},
+		{"shell", &caller, call("shell", map[string]any{"cmd": "id"})},
+		{"read_file /data/q3.csv", &caller, call("read_file", map[string]any{"path": "/data/q3.csv"})},
+		{"read_file /data/private/k.csv", &caller, call("read_file", map[string]any{"path": "/data/private/k.csv"})},
+		{"send_email inside", &caller, call("send_email", map[string]any{"to": "cfo@acme.example"})},
+		{"send_email outside", &caller, call("send_email", map[string]any{"to": "drop@evil.example"})},
+		{"delete_records", &caller, call("delete_records", map[string]any{"table": "t"})},
+		{"unknown tool", &caller, call("format_disk", map[string]any{})},
+		{"tools/list", &caller, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)},
+		{"four-agent chain", &deep, call("search", map[string]any{"q": "x"})},
+		{"other tenant", &other, call("search", map[string]any{"q": "x"})},
+		{"no token", nil, call("search", map[string]any{"q": "x"})},
+	}
+	r.printf("## Same decisions\n\nThe enforcer (forward-auth, body passed) and OPA on the same calls:\n\n")
+	r.printf("| call | rampart | OPA |\n| --- | --- | --- |\n")
+	var disagree []string
+	for _, c := range cases {
+		token := ""
+		if c.caller != nil {
+			var err error
+			if token, err = iss.Token(*c.caller, time.Hour); err != nil {
+				return err
+			}
+		}
+		rs, rmsg, err := rampart.post(ctx, c.body, token)
+		if err != nil {
+			return err
+		}
+		os, omsg, err := opa.post(ctx, c.body, token)
+		if err != nil {
+			return err
+		}
+		rrule, orule := ruleOf(rmsg, "error", "rule_id"), ruleOf(omsg, "rule_id")
+		r.printf("| %s | %d %s | %d %s |\n", c.name, rs, rrule, os, orule)
+		if rs != os || rrule != orule {
+			disagree = append(disagree, c.name)
+		}
+	}
+	r.printf("\n")
+	if len(disagree) > 0 {
+		return fmt.Errorf("the enforcer and OPA decide differently on: %s", strings.Join(disagree, ", "))
+	}
+	return nil
+}
+
+// ruleOf digs a rule id out of a JSON answer, or returns "".
+func ruleOf(body string, path ...string) string {
+	var v any
+	if json.Unmarshal([]byte(body), &v) != nil {
+		return ""
+	}
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		v = m[p]
+	}
+	s, _ := v.(string)
+	if s == "unauthenticated" {
+		return "" // the enforcer names the identity code, not a rule
+	}
+	return s
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func signedMS(d time.Duration) string {
+	return fmt.Sprintf("%+.2f", float64(d)/float64(time.Millisecond))
+}
+
+func errorsOf(res loadgen.Result) string {
+	if res.Errors == 0 && res.Dropped == 0 {
+		return "0"
+	}
+	s := fmt.Sprintf("%d", res.Errors)
+	if res.Dropped > 0 {
+		s += fmt.Sprintf(" (+%d dropped)", res.Dropped)
+	}
+	return s
+}
+
+func (r *report) rates(names []string, res map[string]map[float64]loadgen.Result) {
+	r.addedP99 = map[float64]time.Duration{}
+	r.printf("## Fixed rates (open loop, %s per target and rate, after %s warm-up)\n\n", r.opts.duration, r.opts.warmup)
+	r.printf("Times in ms. *Added* is p50/p99 minus the baseline's at the same rate: the bare proxy for proxies, the no-op endpoint for decision endpoints.\n\n")
+	r.printf("| rate/s | target | ok | errors | p50 | p90 | p99 | max | svc p50 | svc p99 | added p50 | added p99 |\n")
+	r.printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, rate := range r.opts.rates {
+		for _, name := range names {
+			x := res[name][rate]
+			base := res[baselineOf(name)][rate]
+			added50, added99 := "–", "–"
+			if baselineOf(name) != name {
+				a50, a99 := x.Quantile(.5)-base.Quantile(.5), x.Quantile(.99)-base.Quantile(.99)
+				added50, added99 = signedMS(a50), signedMS(a99)
+				if name == tRampart {
+					r.addedP99[rate] = a99
+				}
+			}
+			r.printf("| %.0f | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rate, name, x.OK(), errorsOf(x),
+				ms(x.Quantile(.5)), ms(x.Quantile(.9)), ms(x.Quantile(.99)), ms(x.Quantile(1)),
+				ms(x.ServiceQuantile(.5)), ms(x.ServiceQuantile(.99)), added50, added99)
+		}
+	}
+	r.printf("\n")
+	for _, name := range names {
+		for _, rate := range r.opts.rates {
+			if e := res[name][rate].FirstErr; e != nil {
+				r.printf("First error, %s at %.0f/s: `%v`\n\n", name, rate, e)
+			}
+		}
+	}
+}
+
+func (r *report) saturation(names []string, res map[string]loadgen.Result) {
+	r.printf("## Saturation (closed loop, %d clients, %s per target)\n\n", r.opts.clients, r.opts.satDuration)
+	r.printf("| target | req/s | vs bare proxy | vs no-op endpoint | p50 ms | p99 ms | errors |\n")
+	r.printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	bare, noop := res[tBare].Throughput(), res[tNoop].Throughput()
+	for _, name := range names {
+		x := res[name]
+		vsNoop := "–"
+		if baselineOf(name) == tNoop {
+			vsNoop = fmt.Sprintf("%.0f%%", 100*x.Throughput()/noop)
+		}
+		r.printf("| %s | %.0f | %.0f%% | %s | %s | %s | %s |\n", name, x.Throughput(), 100*x.Throughput()/bare, vsNoop,
+			ms(x.Quantile(.5)), ms(x.Quantile(.99)), errorsOf(x))
+		if e := x.FirstErr; e != nil {
+			defer r.printf("First error, %s: `%v`\n\n", name, e)
+		}
+	}
+	r.satRatio = res[tRampart].Throughput() / bare
+	r.printf("\n")
+}
+
+func (r *report) audit(names []string, res map[string]loadgen.Result) {
+	r.printf("## What the record costs (open loop, %.0f req/s, %s per target)\n\n", r.opts.auditRate, r.opts.duration)
+	r.printf("The enforcer has no audit-off mode by design; the bare proxy and OPA (no decision log) are the audit-less baselines.\n\n")
+	r.printf("| target | record | p50 ms | p99 ms | added p50 | added p99 | errors |\n")
+	r.printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	what := map[string]string{
+		tBare:       "none",
+		tOPA:        "none (decision only, no decision log)",
+		tRampart:    "JetStream ack (file store, fsync per sync interval)",
+		tSyncAlways: "JetStream ack after fsync (sync_always)",
+		tSpool:      "local spool, group-committed fsync",
+	}
+	base := res[tBare]
+	for _, name := range names {
+		x := res[name]
+		r.printf("| %s | %s | %s | %s | %s | %s | %s |\n", name, what[name], ms(x.Quantile(.5)), ms(x.Quantile(.99)),
+			signedMS(x.Quantile(.5)-base.Quantile(.5)), signedMS(x.Quantile(.99)-base.Quantile(.99)), errorsOf(x))
+		if e := x.FirstErr; e != nil {
+			defer r.printf("First error, %s: `%v`\n\n", name, e)
+		}
+	}
+	r.printf("\n")
+}
+
+func (r *report) memory(proc *target) {
+	r.printf("## Targets\n\n| target | measured | met |\n| --- | --- | --- |\n")
+	if a, ok := r.addedP99[targetAddedRate]; ok {
+		r.printf("| p99 added latency < %s at %d req/s (in-process enforcer vs bare proxy) | %s ms | %s |\n",
+			ms(targetAddedP99), targetAddedRate, signedMS(a), yes(a < targetAddedP99))
+	} else {
+		r.printf("| p99 added latency < %s at %d req/s | not measured (rate not in -rates) | – |\n", ms(targetAddedP99), targetAddedRate)
+	}
+	r.printf("| saturation ≥ %.0f%% of the bare proxy | %.0f%% | %s |\n", 100*targetSaturation, 100*r.satRatio, yes(r.satRatio >= targetSaturation))
+	if proc != nil {
+		m, err := readMemory(fmt.Sprint(proc.pid))
+		peak := r.peakRSS[proc.name]
+		if err == nil {
+			peak = max(peak, m.hwm)
+		}
+		r.printf("| enforcer process RSS < %d MiB | peak %.1f MiB (VmHWM %.1f MiB) | %s |\n", targetRSS>>20,
+			float64(r.peakRSS[proc.name])/(1<<20), float64(m.hwm)/(1<<20), yes(peak < targetRSS))
+	} else {
+		r.printf("| enforcer process RSS < %d MiB | not measured (run with -rampart) | – |\n", targetRSS>>20)
+	}
+	if self, err := readMemory("self"); err == nil {
+		r.printf("\nThis process (load generator, backend, proxies, OPA, three in-process enforcers, two JetStreams): VmHWM %.0f MiB.\n", float64(self.hwm)/(1<<20))
+	}
+	r.printf("\nRun took %s.\n", time.Since(r.started).Round(time.Second))
+}
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/loadtest/loadgen"
+)
+
+// target is one HTTP endpoint under load and how to call it.
+type target struct {
+	name   string
+	url    string
+	header http.Header // besides Authorization and Content-Type
+	pid    int         // a separate process whose memory is sampled, or 0
+	client *http.Client
+}
+
+// newTarget makes a target with its own connection pool, large enough that
+// no request waits for or churns a connection at the loads used here.
+func newTarget(name, url string, header http.Header) *target {
+	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, DisableCompression: true, IdleConnTimeout: time.Minute}
+	return &target{name: name, url: url, header: header, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// sender returns a Sender posting body with token that expects want.
+func (t *target) sender(body []byte, token string, want int) loadgen.Sender {
+	return func(ctx context.Context) error {
+		status, msg, err := t.post(ctx, body, token)
+		if err != nil {
+			return err
+		}
+		if status != want {
+			return fmt.Errorf("%s: status %d, want %d: %s", t.name, status, want, msg)
+		}
+		return nil
+	}
+}
+
+// post sends one call and returns the status and, unless 2xx, the answer.
+func (t *target) post(ctx context.Context, body []byte, token string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	for k, v := range t.header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return resp.StatusCode, strings.TrimSpace(string(b)), err
+}
+
+// forwardAuthHeader is what a gateway sends the enforcer (and OPA) about
+// the original request.
+func forwardAuthHeader() http.Header {
+	h := http.Header{}
+	h.Set("X-Original-Method", http.MethodPost)
+	h.Set("X-Original-URI", "/mcp")
+	h.Set("X-Original-Host", "mcp.acme.internal")
+	return h
+}
+
+// serve serves h on a fresh loopback listener until the returned stop is
+// called, and returns its base URL.
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// bareProxy is the baseline: Go's reverse proxy with nothing in between,
+// forwarding as the enforcer does (the default transport).
+func bareProxy(upstream string) (http.Handler, error) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, err
+	}
+	return &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.SetXForwarded()
+	}}, nil
+}
+
+// noopAuth answers every check 200 after reading its body: the cost of the
+// HTTP round trip alone, the baseline for decision endpoints.
+func noopAuth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// startJetStream runs an embedded single-node JetStream with file storage
+// in dir on a random loopback port.
+func startJetStream(dir string, syncAlways bool) (*server.Server, error) {
+	s, err := server.NewServer(&server.Options{
+		ServerName: "rampart-load", Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		JetStream: true, StoreDir: dir, SyncAlways: syncAlways, NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("nats: embedded server not ready")
+	}
+	return s, nil
+}
+
+// world is everything a run needs that the enforcers share.
+type world struct {
+	dir        string
+	backend    string
+	policyFile string
+	jwksFile   string
+	issuer     string
+	audience   string
+}
+
+// enforcerConfig is the enforcer's configuration for this run: proxy and
+// forward-auth modes, the load's policy and key set, events to natsURL.
+func (w *world) enforcerConfig(instance, natsURL string) enforcer.Config {
+	var c enforcer.Config
+	c.Instance = instance
+	c.Modes = []string{enforcer.ModeProxy, enforcer.ModeForwardAuth}
+	c.Upstream = w.backend
+	c.PolicyFile = w.policyFile
+	c.Identity.Issuer = w.issuer
+	c.Identity.Audience = w.audience
+	c.Identity.JWKSFile = w.jwksFile
+	c.NATS.URL = natsURL
+	return c
+}
+
+// startEnforcer runs an enforcer in this process, served as `rampart
+// enforcer` serves it (framing checks, timeouts, limits), and returns its
+// base URL and a stop func.
+func startEnforcer(cfg enforcer.Config) (string, func(), error) {
+	e, err := enforcer.New(cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.Close()
+		return "", nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Serve(ctx, enforcer.Listeners{HTTP: ln}) }()
+	return "http://" + ln.Addr().String(), func() { cancel(); <-done; e.Close() }, nil
+}
+
+// startSpoolingEnforcer runs an enforcer whose JetStream goes away after it
+// connected, so every event goes to its local spool (group-committed fsync).
+func (w *world) startSpoolingEnforcer() (string, func(), error) {
+	dir := filepath.Join(w.dir, "nats-spool")
+	ns, err := startJetStream(dir, false)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := w.enforcerConfig("load-spool", ns.ClientURL())
+	cfg.NATS.OnUnavailable = audit.Spool
+	cfg.NATS.Spool.Dir = filepath.Join(w.dir, "spool")
+	url, stop, err := startEnforcer(cfg)
+	if err != nil {
+		ns.Shutdown()
+		return "", nil, err
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	return url, stop, nil
+}
+
+// startEnforcerProcess runs `bin enforcer -config FILE` as a child process
+// so its memory can be measured apart from the load generator's.
+func (w *world) startEnforcerProcess(ctx context.Context, bin, natsURL string) (string, *exec.Cmd, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := fmt.Sprintf(`listen: %s
+modes: [proxy, forward_auth]
+upstream: %s
+instance: load-process
+policy_file: %s
+identity:
+  issuer: %s
+  audience: %s
+  jwks_file: %s
+nats:
+  url: %s
+`, addr, w.backend, w.policyFile, w.issuer, w.audience, w.jwksFile, natsURL)
+	file := filepath.Join(w.dir, "enforcer.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		return "", nil, err
+	}
+	logf, err := os.Create(filepath.Join(w.dir, "enforcer-process.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "enforcer", "-config", file)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return "", nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { _ = cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return "http://" + addr, cmd, nil
+		}
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			_ = cmd.Process.Kill()
+			log, _ := os.ReadFile(logf.Name())
+			return "", nil, fmt.Errorf("enforcer process did not listen on %s: %s", addr, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// memory is a process's resident set in bytes: now and its peak.
+type memory struct{ rss, hwm int64 }
+
+// readMemory reads VmRSS and VmHWM of pid ("self" for this process).
+func readMemory(pid string) (memory, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return memory{}, err
+	}
+	var m memory
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			m.rss = kb << 10
+		case "VmHWM:":
+			m.hwm = kb << 10
+		}
+	}
+	return m, nil
+}
+
+// sampleMemory samples pid's RSS every interval until ctx ends and returns
+// the largest seen.
+func sampleMemory(ctx context.Context, pid int, interval time.Duration) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if m, err := readMemory(strconv.Itoa(pid)); err == nil {
+				peak = max(peak, m.rss)
+			}
+			select {
+			case <-ctx.Done():
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
