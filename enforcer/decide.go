@@ -64,35 +64,76 @@ func (o *outcome) upstreamHeader() http.Header {
 	return h
 }
 
-// decide is the one decision path of every mode: identify, read the body,
-// parse, decide, record. The outcome is recorded (acknowledged by
-// JetStream) before it is returned; when it cannot be, the outcome is
-// audit_unavailable and nothing may be forwarded.
+// decide is the one decision path of every mode: evaluate, then record.
+// The outcome is recorded (acknowledged by JetStream, or spooled) before it
+// is returned; when it cannot be, the outcome is audit_unavailable and
+// nothing may be forwarded.
 func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
+	v := e.evaluate(ctx, c)
+	if v.code != "" {
+		return e.refuse(ctx, v.x, v.code, v.cause, v.rpcErr)
+	}
+	d := v.policy
+	dec := d.Event()
+	dec.Shadow = d.Shadow
+	x := v.x
+	if err := e.record(ctx, x, dec); err != nil {
+		return e.unavailable(x, err)
+	}
+	if d.Effect != event.EffectAllow {
+		code := CodePolicyDenied
+		if d.Code == policy.DecisionBudgetExceeded {
+			code = CodeBudgetExceeded
+		}
+		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
+			reply: errorBody(code, x.id, d.Reason, func(b *apiError) {
+				b.Error.RuleID, b.Error.PolicyID = d.RuleID, d.PolicyID
+			})}
+	}
+	return &outcome{id: x.id, allow: true, status: http.StatusOK, body: v.body, x: x}
+}
+
+// verdict is what evaluate concluded of one request, not yet recorded:
+// a refusal before policy (code set) or the policy's decision.
+type verdict struct {
+	x      *exchange
+	code   Code       // refused before or outside policy; "" when policy decided
+	cause  error      // why, for the record
+	rpcErr *mcp.Error // answered as a JSON-RPC error when set
+	policy policy.Decision
+	body   []byte // the request body read, to forward when allowed
+}
+
+// evaluate identifies, reads, parses, validates and decides: everything
+// but recording, so it does no I/O beyond reading the body.
+func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 	x := e.newExchange(c)
+	refuse := func(code Code, cause error, rpcErr *mcp.Error) verdict {
+		return verdict{x: x, code: code, cause: cause, rpcErr: rpcErr}
+	}
 	if c.untrusted {
-		return e.refuse(ctx, x, CodeProxyUntrusted, errors.New("check from an address outside trusted_proxies"), nil)
+		return refuse(CodeProxyUntrusted, errors.New("check from an address outside trusted_proxies"), nil)
 	}
 	// Identity first: it needs no body, and it makes every later refusal
 	// attributable to a caller.
 	ident, err := e.verifier.Verify((&http.Request{Header: c.header}).WithContext(ctx))
 	if err != nil {
-		return e.refuse(ctx, x, Code(identity.CodeOf(err)), err, nil)
+		return refuse(Code(identity.CodeOf(err)), err, nil)
 	}
 	x.ident = ident
 	if c.certErr != nil {
-		return e.refuse(ctx, x, CodeClientCertInvalid, c.certErr, nil)
+		return refuse(CodeClientCertInvalid, c.certErr, nil)
 	}
 	if c.peerSPIFFE != "" {
 		// The certificate names the workload; a JWT-SVID must name the same.
 		if ident.SPIFFEID != "" && ident.SPIFFEID != c.peerSPIFFE {
-			return e.refuse(ctx, x, CodeSPIFFEMismatch,
+			return refuse(CodeSPIFFEMismatch,
 				fmt.Errorf("token SPIFFE ID %q, client certificate %q", ident.SPIFFEID, c.peerSPIFFE), nil)
 		}
 		ident.SPIFFEID = c.peerSPIFFE
 	}
 	if err := canonicalPath(c.path, c.rawPath); err != nil {
-		return e.refuse(ctx, x, CodePathInvalid, err, nil)
+		return refuse(CodePathInvalid, err, nil)
 	}
 
 	var body []byte
@@ -101,11 +142,11 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 		body, err = mcp.ReadBody(c.body, e.cfg.MaxBodyBytes)
 		switch {
 		case errors.Is(err, mcp.ErrTooLarge):
-			return e.refuse(ctx, x, CodeBodyTooLarge, err, nil)
+			return refuse(CodeBodyTooLarge, err, nil)
 		case c.bodyTruncated:
-			return e.refuse(ctx, x, CodeBodyTooLarge, errors.New("the gateway sent part of the body"), nil)
+			return refuse(CodeBodyTooLarge, errors.New("the gateway sent part of the body"), nil)
 		case err != nil:
-			return e.refuse(ctx, x, CodeBodyUnreadable, err, nil)
+			return refuse(CodeBodyUnreadable, err, nil)
 		}
 		x.request.BodyBytes = int64(len(body))
 		batch, err := mcp.ParseBatch(c.method, body, e.cfg.RPC)
@@ -124,7 +165,7 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 			if !ok {
 				rpcErr = &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params", ID: call.ID}
 			}
-			return e.refuse(ctx, x, rpcCode(rpcErr.Code), err, rpcErr)
+			return refuse(rpcCode(rpcErr.Code), err, rpcErr)
 		}
 		x.request.RPCMethod, x.request.Tool, x.request.ArgsDigest = call.Method, call.Tool, call.ArgsDigest
 		if call.Method == mcp.MethodPromptsGet {
@@ -134,7 +175,7 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 		if call.Method == mcp.MethodToolsCall {
 			// Arguments that break the tool's pinned schema never reach policy.
 			if err := e.schemas.Validate(call.Tool, call.Args); err != nil {
-				return e.refuse(ctx, x, Code(toolschema.CodeOf(err)), err, nil)
+				return refuse(Code(toolschema.CodeOf(err)), err, nil)
 			}
 		}
 	}
@@ -147,22 +188,7 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 			x.request.Args = nil
 		}
 	}
-	dec := d.Event()
-	dec.Shadow = d.Shadow
-	if err := e.record(ctx, x, dec); err != nil {
-		return e.unavailable(x, err)
-	}
-	if d.Effect != event.EffectAllow {
-		code := CodePolicyDenied
-		if d.Code == policy.DecisionBudgetExceeded {
-			code = CodeBudgetExceeded
-		}
-		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
-			reply: errorBody(code, x.id, d.Reason, func(b *apiError) {
-				b.Error.RuleID, b.Error.PolicyID = d.RuleID, d.PolicyID
-			})}
-	}
-	return &outcome{id: x.id, allow: true, status: http.StatusOK, body: body, x: x}
+	return verdict{x: x, policy: d, body: body}
 }
 
 // newExchange starts the record of c, with a fresh request id.
