@@ -77,7 +77,7 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 	dec := d.Event()
 	dec.Shadow = d.Shadow
 	x := v.x
-	if err := e.record(ctx, x, dec); err != nil {
+	if err := e.record(ctx, x, dec, d.Obligations.OnAuditUnavailable); err != nil {
 		return e.unavailable(x, err)
 	}
 	if d.Effect != event.EffectAllow {
@@ -244,9 +244,10 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 	}
 }
 
-// record publishes the request and decision events of x and waits for
-// their acknowledgement.
-func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision) error {
+// record publishes the request and decision events of x and waits until
+// they are recorded; mode, when set, is the deciding rule's
+// on_audit_unavailable.
+func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision, mode string) error {
 	// Every event of an exchange repeats the request's summary, so each row
 	// in ClickHouse says on its own what was asked.
 	base := event.Event{Time: x.start.UTC(), Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(), Request: x.request}
@@ -254,7 +255,7 @@ func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision) e
 	req.Kind = event.KindRequest
 	dec.Kind, dec.Decision = event.KindDecision, d
 	dec.Time = time.Now().UTC()
-	return e.audit.Publish(ctx, &req, &dec)
+	return e.audit.PublishMode(ctx, mode, &req, &dec)
 }
 
 // refuse records a request refused before or outside policy and returns
@@ -268,7 +269,7 @@ func (e *Enforcer) refuse(ctx context.Context, x *exchange, code Code, cause err
 		Code:       string(code),
 		Reason:     cause.Error(),
 	}
-	if err := e.record(ctx, x, d); err != nil {
+	if err := e.record(ctx, x, d, ""); err != nil {
 		return e.unavailable(x, err)
 	}
 	o := &outcome{id: x.id, code: code, status: code.Status(), x: x}

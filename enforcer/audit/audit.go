@@ -239,11 +239,25 @@ func (p *Publisher) Epoch() string { return p.linker.Epoch() }
 // next checkpoint as unrecorded — because an event whose fate is unknown
 // may still reach the stream.
 func (p *Publisher) Publish(ctx context.Context, events ...*event.Event) error {
-	msgs, err := p.prepare(events)
+	return p.PublishMode(ctx, "", events...)
+}
+
+// PublishMode is Publish with OnUnavailable overridden for these events
+// ("" keeps the configured one): a policy can make its most sensitive
+// decisions fail closed while others may spool, or the reverse. Spooling
+// needs a configured spool; without one, "spool" refuses.
+func (p *Publisher) PublishMode(ctx context.Context, mode string, events ...*event.Event) error {
+	if mode == "" {
+		mode = p.cfg.OnUnavailable
+	}
+	if mode != Refuse && mode != Spool {
+		return fmt.Errorf("audit: unknown mode %q", mode)
+	}
+	pd, err := p.prepare(events, mode == Spool)
 	if err != nil {
 		return err
 	}
-	return p.record(ctx, msgs)
+	return p.record(ctx, pd)
 }
 
 // message is an event ready for the wire.
@@ -255,7 +269,7 @@ type message struct {
 
 // prepare stamps, validates, links and encodes events under the lock, then
 // hands them on in order; it returns what must still be awaited.
-func (p *Publisher) prepare(events []*event.Event) (*pending, error) {
+func (p *Publisher) prepare(events []*event.Event, maySpool bool) (*pending, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// Validate before linking, so a bad event costs no sequence number.
@@ -287,7 +301,7 @@ func (p *Publisher) prepare(events []*event.Event) (*pending, error) {
 	if p.linker.Seq()-p.checkpointed >= uint64(p.cfg.Checkpoint.Every) {
 		p.wake()
 	}
-	return p.send(msgs), nil
+	return p.send(msgs, maySpool), nil
 }
 
 func encode(e *event.Event) (message, error) {
@@ -304,17 +318,24 @@ func encode(e *event.Event) (message, error) {
 
 // pending is a hand-off in flight: to JetStream (futures) or the spool (wait).
 type pending struct {
-	msgs    []message
+	maySpool bool
+	msgs     []message
 	futures []jetstream.PubAckFuture
 	sendErr error
 	spooled func() error
 }
 
 // send hands msgs to the spool when it holds records (to keep order) or
-// NATS is away, else to JetStream asynchronously. Called with p.mu held.
-func (p *Publisher) send(msgs []message) *pending {
-	pd := &pending{msgs: msgs}
+// NATS is away, else to JetStream asynchronously. Events that may not be
+// spooled are refused at once when the spool is in the way. Called with
+// p.mu held.
+func (p *Publisher) send(msgs []message, maySpool bool) *pending {
+	pd := &pending{msgs: msgs, maySpool: maySpool}
 	if p.spool != nil && (p.spooling || p.nc.Status() != nats.CONNECTED) {
+		if !maySpool {
+			pd.sendErr = errors.New("JetStream is unavailable and these events may not be spooled")
+			return pd
+		}
 		pd.spooled = p.enqueue(msgs)
 		return pd
 	}
@@ -368,7 +389,7 @@ func (p *Publisher) record(ctx context.Context, pd *pending) error {
 		p.metrics.published.Add(context.Background(), int64(len(pd.msgs)))
 		return nil
 	}
-	if p.spool != nil {
+	if p.spool != nil && pd.maySpool {
 		// The fate of some of these is unknown: spooling republishes them
 		// under the same message ids, which JetStream de-duplicates.
 		p.mu.Lock()

@@ -72,7 +72,7 @@ func (p *Publisher) checkpoint(ctx context.Context) error {
 		p.mu.Unlock()
 		return err
 	}
-	pd := p.send([]message{m})
+	pd := p.send([]message{m}, p.cfg.OnUnavailable == Spool)
 	p.mu.Unlock()
 	if err := p.record(ctx, pd); err != nil {
 		// The next checkpoint must still report these.

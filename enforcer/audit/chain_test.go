@@ -189,3 +189,26 @@ func TestFullSpoolRefuses(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnavailable wrapping spool.ErrFull", err)
 	}
 }
+
+func TestPerCallModeOverridesTheDefault(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
+		Spool: spool.Config{Dir: t.TempDir()}, Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}}
+	p := connectWith(t, cfg)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	if err := p.PublishMode(context.Background(), audit.Refuse, request("acme", "sensitive")); !errors.Is(err, audit.ErrUnavailable) {
+		t.Fatalf("refuse mode while NATS is down: %v, want ErrUnavailable", err)
+	}
+	if err := p.PublishMode(context.Background(), "", request("acme", "ordinary")); err != nil {
+		t.Fatalf("default (spool) mode while NATS is down: %v", err)
+	}
+	// Without a spool, asking to spool still refuses.
+	srv.Restart()
+	plain := connectWith(t, audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond})
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	if err := plain.PublishMode(context.Background(), audit.Spool, request("acme", "x")); !errors.Is(err, audit.ErrUnavailable) {
+		t.Fatalf("spool mode without a spool: %v, want ErrUnavailable", err)
+	}
+}

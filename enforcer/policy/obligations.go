@@ -18,6 +18,10 @@ type Obligations struct {
 	// the audit record. Without it only their digest is: arguments are
 	// recorded only where policy says so.
 	RecordArgs bool `json:"record_args,omitempty"`
+	// OnAuditUnavailable overrides, for this rule's decisions, what the
+	// enforcer does when JetStream cannot record them: "spool" or
+	// "refuse"; "" keeps the enforcer's configured default.
+	OnAuditUnavailable string `json:"on_audit_unavailable,omitempty"`
 	// Budget is the deciding rule's call budget, nil when it has none. It
 	// has already been charged by Decide when the policy holds Budgets.
 	Budget *Budget `json:"budget,omitempty"`

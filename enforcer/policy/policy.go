@@ -66,7 +66,8 @@ type rule struct {
 	match     cel.Program
 	condition cel.Program // nil when the rule has none
 	redact    []string
-	record    bool // record_args
+	record    bool   // record_args
+	auditMode string // on_audit_unavailable
 	budget    *Budget
 	metered   bool // some expression runs under CEL's runtime cost meter
 }
@@ -309,7 +310,7 @@ func compilePolicy(env *cel.Env, file string, spec *fileSpec) (*tenantPolicy, er
 			return nil, at(CodeDuplicateRule, rs.Line, "rule id is not unique (first at line %d)", prev)
 		}
 		seen[rs.ID] = rs.Line
-		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, record: rs.RecordArgs, budget: rs.Budget}
+		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, record: rs.RecordArgs, auditMode: rs.AuditMode, budget: rs.Budget}
 		switch Effect(rs.Effect) {
 		case Allow, Deny, Audit:
 			r.effect = Effect(rs.Effect)
@@ -500,7 +501,7 @@ func (p *Policy) decide(ctx context.Context, in *Input, b *Budgets, trace *[]Rul
 		}
 		decided = r
 		d.Effect, d.RuleID, d.Reason = event.Effect(r.effect), r.id, r.reason
-		d.Obligations.RecordArgs = r.record
+		d.Obligations.RecordArgs, d.Obligations.OnAuditUnavailable = r.record, r.auditMode
 		break
 	}
 	if d.RuleID == "" {

@@ -39,6 +39,7 @@ type ruleSpec struct {
 	Reason      string
 	Redact      []string
 	RecordArgs  bool
+	AuditMode   string
 	Budget      *Budget
 	BudgetLine  int
 	obligations bool
@@ -221,13 +222,19 @@ func (d decoder) obligations(n *yaml.Node, r *ruleSpec) error {
 			}
 			r.RecordArgs = v.Value == "true"
 			return nil
+		case "on_audit_unavailable":
+			if v.Kind != yaml.ScalarNode || (v.Value != "spool" && v.Value != "refuse") {
+				return d.errAt(CodeInvalidValue, v, "", "on_audit_unavailable must be spool or refuse")
+			}
+			r.AuditMode = v.Value
+			return nil
 		case "budget":
 			r.BudgetLine = k.Line
 			b, err := d.budget(v)
 			r.Budget = b
 			return err
 		}
-		return d.unknown(k, "obligations", "redact, record_args, budget")
+		return d.unknown(k, "obligations", "redact, record_args, on_audit_unavailable, budget")
 	})
 }
 
