@@ -320,9 +320,9 @@ func encode(e *event.Event) (message, error) {
 type pending struct {
 	maySpool bool
 	msgs     []message
-	futures []jetstream.PubAckFuture
-	sendErr error
-	spooled func() error
+	futures  []jetstream.PubAckFuture
+	sendErr  error
+	spooled  func() error
 }
 
 // send hands msgs to the spool when it holds records (to keep order) or
