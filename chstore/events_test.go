@@ -30,6 +30,7 @@ func TestStoredEventsKeepTheirChainHash(t *testing.T) {
 		e.Request.Args = json.RawMessage(`{"q":"o'brien \\ \"x\""}`)
 		e.Trace = event.Trace{TraceParent: "00-abc-def-01", TraceState: "k=v"}
 		e.Request.Destination, e.Request.DataClass = "external-email", "confidential"
+		e.Request.Query, e.Request.Resource = "a=1&b=%20", "file:///reports/q3.md"
 		if e.Decision != nil {
 			e.Decision.Shadow = []string{"audit-egress", "audit-pii"}
 		}

@@ -20,7 +20,7 @@ func (a authorizer) Check(ctx context.Context, r *extauthz.Request) extauthz.Ver
 	e := a.e
 	c := &check{method: r.Method, host: r.Host, path: r.Path, rawPath: r.Path, header: r.Header}
 	if u, err := url.ParseRequestURI(r.Path); err == nil {
-		c.path, c.rawPath = u.Path, u.EscapedPath()
+		c.path, c.rawPath, c.query = u.Path, u.EscapedPath(), u.RawQuery
 	}
 	c.untrusted = !e.trusted(r.Peer)
 	if r.BodySeen {

@@ -24,6 +24,7 @@ import (
 type check struct {
 	method, host, path string // path without the query, percent-decoded
 	rawPath            string // path as sent, to refuse encoded separators
+	query              string // the raw query string
 	header             http.Header
 	// body is the request body, nil when the mode cannot see it (an nginx
 	// auth_request subrequest carries none): the decision is then made on
@@ -172,6 +173,7 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 			x.request.Tool = call.Prompt
 		}
 		x.listCursor = call.Cursor
+		x.request.Resource = call.Resource
 		if call.Method == mcp.MethodToolsCall {
 			// Arguments that break the tool's pinned schema never reach policy.
 			if err := e.schemas.Validate(call.Tool, call.Args); err != nil {
@@ -196,7 +198,7 @@ func (e *Enforcer) newExchange(c *check) *exchange {
 	x := &exchange{
 		start:   time.Now(),
 		trace:   event.Trace{TraceParent: c.header.Get("Traceparent"), TraceState: c.header.Get("Tracestate")},
-		request: &event.Request{Method: c.method, Host: c.host, Path: c.path},
+		request: &event.Request{Method: c.method, Host: c.host, Path: c.path, Query: c.query},
 	}
 	x.id = e.ids.New(x.start)
 	return x
@@ -238,7 +240,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 	return &policy.Input{
 		Tenant: id.Tenant, Subject: id.Subject, Issuer: id.Issuer, Actor: id.CurrentActor(), Chain: chain,
 		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
-		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path,
+		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, Query: x.request.Query, Resource: x.request.Resource,
 		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
 		Destination: x.request.Destination, DataClass: x.request.DataClass,
 	}

@@ -386,7 +386,7 @@ func (x *exchange) identity() *event.Identity {
 
 // serveProxy is the reverse-proxy mode: decide, then forward or answer.
 func (e *Enforcer) serveProxy(w http.ResponseWriter, r *http.Request) {
-	c := &check{method: r.Method, host: r.Host, path: r.URL.Path, rawPath: r.URL.EscapedPath(), header: r.Header, body: r.Body}
+	c := &check{method: r.Method, host: r.Host, path: r.URL.Path, rawPath: r.URL.EscapedPath(), query: r.URL.RawQuery, header: r.Header, body: r.Body}
 	c.peerSPIFFE, c.certErr = peerSPIFFEID(r.TLS)
 	o := e.decide(r.Context(), c)
 	w.Header().Set(HeaderRequestID, o.id)

@@ -32,7 +32,7 @@ func (e *Enforcer) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			missing = err
 		default:
-			c.method, c.host, c.path, c.rawPath = method, host, u.Path, u.EscapedPath()
+			c.method, c.host, c.path, c.rawPath, c.query = method, host, u.Path, u.EscapedPath(), u.RawQuery
 		}
 		if r.ContentLength != 0 && r.Body != http.NoBody {
 			c.body = r.Body

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +136,39 @@ func waitPolicyEvent(t *testing.T, h *harness, code string) *event.Event {
 	}
 	t.Fatalf("no policy event with code %q", code)
 	return nil
+}
+
+func TestQueryAndResourceReachPolicyAndRecord(t *testing.T) {
+	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) {
+		p := filepath.Join(h.dir, "resources.yaml")
+		policy := "id: resources\nrules:\n  - id: reports-only\n    match: 'rpc_method == \"resources/read\" && glob(resource, \"file:///reports/**\") && query == \"v=2\"'\n    effect: allow\n"
+		if err := os.WriteFile(p, []byte(policy), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.PolicyFile = p
+	})
+	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}}
+	read := func(uri, query string) reply {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/mcp?"+query,
+			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+uri+`"}}`))
+		req.Header = auth.Clone()
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return reply{status: resp.StatusCode, requestID: resp.Header.Get(enforcer.HeaderRequestID)}
+	}
+	ok := read("file:///reports/q3.md", "v=2")
+	if ok.status != http.StatusOK {
+		t.Fatalf("report read: %d", ok.status)
+	}
+	d := h.events(t, ok.requestID, event.KindDecision)[event.KindDecision]
+	if d.Request.Resource != "file:///reports/q3.md" || d.Request.Query != "v=2" {
+		t.Errorf("recorded resource %q query %q", d.Request.Resource, d.Request.Query)
+	}
+	if r := read("file:///etc/shadow", "v=2"); r.status != http.StatusForbidden {
+		t.Fatalf("outside reports: %d", r.status)
+	}
 }

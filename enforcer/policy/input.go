@@ -25,6 +25,8 @@ type Input struct {
 	Method    string         `json:"method,omitempty" yaml:"method"` // HTTP method
 	Host      string         `json:"host,omitempty" yaml:"host"`
 	Path      string         `json:"path,omitempty" yaml:"path"`
+	Query     string         `json:"query,omitempty" yaml:"query"`           // the raw query string
+	Resource  string         `json:"resource,omitempty" yaml:"resource"`     // resources/read URI, "" otherwise
 	RPCMethod string         `json:"rpc_method,omitempty" yaml:"rpc_method"` // JSON-RPC method, "" for plain HTTP
 	Tool      string         `json:"tool,omitempty" yaml:"tool"`             // tools/call name, "" otherwise
 	Args      map[string]any `json:"args,omitempty" yaml:"args"`             // tool arguments, empty when none
@@ -55,6 +57,8 @@ const (
 	varMethod
 	varHost
 	varPath
+	varQuery
+	varResource
 	varRPCMethod
 	varTool
 	varArgs
@@ -114,6 +118,10 @@ func varIndex(name string) int {
 		return varHost
 	case "path":
 		return varPath
+	case "query":
+		return varQuery
+	case "resource":
+		return varResource
 	case "rpc_method":
 		return varRPCMethod
 	case "tool":
@@ -177,6 +185,10 @@ func (a *activation) value(i int) ref.Val {
 		return types.String(in.Host)
 	case varPath:
 		return types.String(in.Path)
+	case varQuery:
+		return types.String(in.Query)
+	case varResource:
+		return types.String(in.Resource)
 	case varRPCMethod:
 		return types.String(in.RPCMethod)
 	case varTool:

@@ -89,6 +89,8 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	w.str(req.Method)
 	w.str(req.Host)
 	w.str(req.Path)
+	w.str(req.Query)
+	w.str(req.Resource)
 	w.str(req.RPCMethod)
 	w.str(req.Tool)
 	w.str(req.ArgsDigest)

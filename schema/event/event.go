@@ -131,6 +131,9 @@ type Request struct {
 	Method string `json:"method"`
 	Host   string `json:"host"`
 	Path   string `json:"path"`
+	Query  string `json:"query,omitempty"` // the raw query string
+	// Resource is the URI of an MCP resources/read.
+	Resource string `json:"resource,omitempty"`
 	// RPCMethod is the JSON-RPC method of an MCP call (tools/call, ...).
 	RPCMethod string `json:"rpc_method,omitempty"`
 	Tool      string `json:"tool,omitempty"`
