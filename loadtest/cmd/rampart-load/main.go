@@ -254,6 +254,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 
+	// The record's cost at a moderate rate, with the audit-less baselines.
+	auditTargets := []string{tBare, tOPA, tRampart, tSyncAlways, tSpool}
+	audit := map[string]loadgen.Result{}
+	for _, name := range auditTargets {
+		send := targets[name].sender(body, token, 200)
+		if o.warmup > 0 {
+			loadgen.OpenLoop(ctx, send, o.auditRate, o.warmup, o.maxInFlight)
+		}
+		audit[name] = r.measure(ctx, targets[name], "audit", func() loadgen.Result { return loadgen.OpenLoop(ctx, send, o.auditRate, o.duration, o.maxInFlight) })
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	r.audit(auditTargets, audit)
+
 	// Fixed rates, every target back to back at each rate.
 	rates := map[string]map[float64]loadgen.Result{}
 	for _, rate := range o.rates {
@@ -263,7 +278,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			if o.warmup > 0 {
 				loadgen.OpenLoop(ctx, send, rate, o.warmup, o.maxInFlight)
 			}
-			res := r.measure(ctx, t, func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
+			res := r.measure(ctx, t, fmt.Sprintf("%.0f req/s", rate), func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
 			if rates[name] == nil {
 				rates[name] = map[float64]loadgen.Result{}
 			}
@@ -292,7 +307,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				return err
 			}
 		}
-		sat[name] = r.measure(ctx, t, func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
+		sat[name] = r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
 		if prof != nil {
 			pprof.StopCPUProfile()
 			prof.Close()
@@ -303,20 +318,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	r.saturation(sweep, sat)
 
-	// The record's cost at a moderate rate, with the audit-less baselines.
-	auditTargets := []string{tBare, tOPA, tRampart, tSyncAlways, tSpool}
-	audit := map[string]loadgen.Result{}
-	for _, name := range auditTargets {
-		send := targets[name].sender(body, token, 200)
-		if o.warmup > 0 {
-			loadgen.OpenLoop(ctx, send, o.auditRate, o.warmup, o.maxInFlight)
-		}
-		audit[name] = loadgen.OpenLoop(ctx, send, o.auditRate, o.duration, o.maxInFlight)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	r.audit(auditTargets, audit)
 	r.memory(targets[tProcess])
 	return nil
 }
@@ -327,8 +328,10 @@ func profileName(name string) string {
 }
 
 // measure runs load against t, sampling t's process memory meanwhile when
-// it has one.
-func (r *report) measure(ctx context.Context, t *target, load func() loadgen.Result) loadgen.Result {
+// it has one, as the peak of phase.
+func (r *report) measure(ctx context.Context, t *target, phase string, load func() loadgen.Result) loadgen.Result {
+	// Connections left from this load must not burden the next target's.
+	defer t.client.CloseIdleConnections()
 	if t.pid == 0 {
 		return load()
 	}
@@ -336,6 +339,9 @@ func (r *report) measure(ctx context.Context, t *target, load func() loadgen.Res
 	peak := sampleMemory(sctx, t.pid, 100*time.Millisecond)
 	res := load()
 	cancel()
-	r.peakRSS[t.name] = max(r.peakRSS[t.name], <-peak)
+	if _, ok := r.peakRSS[phase]; !ok {
+		r.phases = append(r.phases, phase)
+	}
+	r.peakRSS[phase] = max(r.peakRSS[phase], <-peak)
 	return res
 }

@@ -26,10 +26,13 @@ type report struct {
 	out     io.Writer
 	opts    options
 	started time.Time
-	peakRSS map[string]int64 // per target with a process, during its loads
+	peakRSS map[string]int64 // the enforcer process's, by phase of load
+	phases  []string
 
 	addedP99 map[float64]time.Duration // rampart proxy vs bare proxy
+	clean    map[float64]bool          // both answered every request as expected
 	satRatio float64
+	satClean bool
 }
 
 func (r *report) printf(format string, a ...any) { fmt.Fprintf(r.out, format, a...) }
@@ -144,6 +147,7 @@ func errorsOf(res loadgen.Result) string {
 
 func (r *report) rates(names []string, res map[string]map[float64]loadgen.Result) {
 	r.addedP99 = map[float64]time.Duration{}
+	r.clean = map[float64]bool{}
 	r.printf("## Fixed rates (open loop, %s per target and rate, after %s warm-up)\n\n", r.opts.duration, r.opts.warmup)
 	r.printf("Times in ms. *Added* is p50/p99 minus the baseline's at the same rate: the bare proxy for proxies, the no-op endpoint for decision endpoints.\n\n")
 	r.printf("| rate/s | target | ok | errors | p50 | p90 | p99 | max | svc p50 | svc p99 | added p50 | added p99 |\n")
@@ -158,6 +162,7 @@ func (r *report) rates(names []string, res map[string]map[float64]loadgen.Result
 				added50, added99 = signedMS(a50), signedMS(a99)
 				if name == tRampart {
 					r.addedP99[rate] = a99
+					r.clean[rate] = clean(x) && clean(base)
 				}
 			}
 			r.printf("| %.0f | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rate, name, x.OK(), errorsOf(x),
@@ -193,6 +198,7 @@ func (r *report) saturation(names []string, res map[string]loadgen.Result) {
 		}
 	}
 	r.satRatio = res[tRampart].Throughput() / bare
+	r.satClean = clean(res[tRampart]) && clean(res[tBare])
 	r.printf("\n")
 }
 
@@ -221,22 +227,26 @@ func (r *report) audit(names []string, res map[string]loadgen.Result) {
 }
 
 func (r *report) memory(proc *target) {
-	r.printf("## Targets\n\n| target | measured | met |\n| --- | --- | --- |\n")
+	r.printf("## Targets\n\nMet only where the runs compared had no errors.\n\n| target | measured | met |\n| --- | --- | --- |\n")
 	if a, ok := r.addedP99[targetAddedRate]; ok {
 		r.printf("| p99 added latency < %s at %d req/s (in-process enforcer vs bare proxy) | %s ms | %s |\n",
-			ms(targetAddedP99), targetAddedRate, signedMS(a), yes(a < targetAddedP99))
+			ms(targetAddedP99), targetAddedRate, signedMS(a), yes(r.clean[targetAddedRate] && a < targetAddedP99))
 	} else {
 		r.printf("| p99 added latency < %s at %d req/s | not measured (rate not in -rates) | – |\n", ms(targetAddedP99), targetAddedRate)
 	}
-	r.printf("| saturation ≥ %.0f%% of the bare proxy | %.0f%% | %s |\n", 100*targetSaturation, 100*r.satRatio, yes(r.satRatio >= targetSaturation))
+	r.printf("| saturation ≥ %.0f%% of the bare proxy | %.0f%% | %s |\n", 100*targetSaturation, 100*r.satRatio, yes(r.satClean && r.satRatio >= targetSaturation))
 	if proc != nil {
 		m, err := readMemory(fmt.Sprint(proc.pid))
-		peak := r.peakRSS[proc.name]
-		if err == nil {
-			peak = max(peak, m.hwm)
+		if err != nil {
+			r.printf("| enforcer process RSS < %d MiB | unreadable: %v | – |\n", targetRSS>>20, err)
+		} else {
+			r.printf("| enforcer process RSS < %d MiB | VmHWM (peak over the run) %.1f MiB | %s |\n", targetRSS>>20,
+				float64(m.hwm)/(1<<20), yes(m.hwm < targetRSS))
 		}
-		r.printf("| enforcer process RSS < %d MiB | peak %.1f MiB (VmHWM %.1f MiB) | %s |\n", targetRSS>>20,
-			float64(r.peakRSS[proc.name])/(1<<20), float64(m.hwm)/(1<<20), yes(peak < targetRSS))
+		r.printf("\nThe enforcer process's RSS, sampled every 100 ms during its load:\n\n| load | peak RSS MiB |\n| --- | ---: |\n")
+		for _, p := range r.phases {
+			r.printf("| %s | %.1f |\n", p, float64(r.peakRSS[p])/(1<<20))
+		}
 	} else {
 		r.printf("| enforcer process RSS < %d MiB | not measured (run with -rampart) | – |\n", targetRSS>>20)
 	}
@@ -245,6 +255,10 @@ func (r *report) memory(proc *target) {
 	}
 	r.printf("\nRun took %s.\n", time.Since(r.started).Round(time.Second))
 }
+
+// clean reports whether every request of res was answered as expected; a
+// comparison with failures in it proves nothing either way.
+func clean(res loadgen.Result) bool { return res.Errors == 0 && res.Dropped == 0 }
 
 func yes(ok bool) string {
 	if ok {

@@ -32,10 +32,16 @@ type target struct {
 	client *http.Client
 }
 
+// maxConns bounds each target's connections. A target that falls behind an
+// open-loop rate would otherwise be sent a new connection per queued
+// request until file descriptors run out; with the bound, the requests
+// queue in the client instead, and that wait counts in their latency.
+const maxConns = 256
+
 // newTarget makes a target with its own connection pool, large enough that
-// no request waits for or churns a connection at the loads used here.
+// a target keeping up never waits for or churns a connection.
 func newTarget(name, url string, header http.Header) *target {
-	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, DisableCompression: true, IdleConnTimeout: time.Minute}
+	tr := &http.Transport{MaxConnsPerHost: maxConns, MaxIdleConnsPerHost: maxConns, DisableCompression: true, IdleConnTimeout: time.Minute}
 	return &target{name: name, url: url, header: header, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
