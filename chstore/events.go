@@ -16,7 +16,7 @@ var storedColumns = []string{
 	"event_id", "kind", "event_time_us", "tenant", "instance", "seq", "epoch", "prev_hash", "request_id",
 	"traceparent", "tracestate",
 	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "session_id", "task_id",
-	"method", "host", "path", "query", "resource", "rpc_method", "tool", "args_digest", "args", "body_bytes", "destination", "data_class",
+	"method", "host", "path", "query", "resource", "header_names", "header_values", "rpc_method", "tool", "args_digest", "args", "body_bytes", "destination", "data_class",
 	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns", "shadow_rules",
 	"status", "duration_ns", "response_bytes",
 	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
@@ -35,29 +35,35 @@ func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			e                           event.Event
-			id                          event.Identity
-			req                         event.Request
-			dec                         event.Decision
-			resp                        event.Response
-			cp                          event.Checkpoint
-			kind, args, effect          string
-			timeUS                      uint64
-			chainSubjects, chainIssuers []string
-			status                      int32
+			e                                                      event.Event
+			id                                                     event.Identity
+			req                                                    event.Request
+			dec                                                    event.Decision
+			resp                                                   event.Response
+			cp                                                     event.Checkpoint
+			kind, args, effect                                     string
+			timeUS                                                 uint64
+			chainSubjects, chainIssuers, headerNames, headerValues []string
+			status                                                 int32
 		)
 		err := rows.Scan(&e.ID, &kind, &timeUS, &e.Tenant, &e.Instance, &e.Seq, &e.Epoch, &e.Prev, &e.RequestID,
 			&e.Trace.TraceParent, &e.Trace.TraceState,
 			&id.Subject, &id.Issuer, &id.SPIFFEID, &chainSubjects, &chainIssuers, &id.SessionID, &id.TaskID,
-			&req.Method, &req.Host, &req.Path, &req.Query, &req.Resource, &req.RPCMethod, &req.Tool, &req.ArgsDigest, &args, &req.BodyBytes, &req.Destination, &req.DataClass,
+			&req.Method, &req.Host, &req.Path, &req.Query, &req.Resource, &headerNames, &headerValues, &req.RPCMethod, &req.Tool, &req.ArgsDigest, &args, &req.BodyBytes, &req.Destination, &req.DataClass,
 			&effect, &dec.PolicyID, &dec.RuleID, &dec.PolicyHash, &dec.Reason, &dec.Code, &dec.EvalNanos, &dec.Shadow,
 			&status, &resp.DurationNs, &resp.Bytes,
 			&cp.KeyID, &cp.Signature, &cp.Unrecorded)
 		if err != nil {
 			return fmt.Errorf("clickhouse: scan event: %w", err)
 		}
-		if len(chainSubjects) != len(chainIssuers) {
-			return fmt.Errorf("clickhouse: event %s: chain columns disagree in length", e.ID)
+		if len(chainSubjects) != len(chainIssuers) || len(headerNames) != len(headerValues) {
+			return fmt.Errorf("clickhouse: event %s: paired array columns disagree in length", e.ID)
+		}
+		if len(headerNames) > 0 {
+			req.Headers = make(map[string]string, len(headerNames))
+			for i, k := range headerNames {
+				req.Headers[k] = headerValues[i]
+			}
 		}
 		e.V, e.Kind = event.Version, event.Kind(kind)
 		e.Time = time.UnixMicro(int64(timeUS)).UTC()

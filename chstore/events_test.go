@@ -31,6 +31,7 @@ func TestStoredEventsKeepTheirChainHash(t *testing.T) {
 		e.Trace = event.Trace{TraceParent: "00-abc-def-01", TraceState: "k=v"}
 		e.Request.Destination, e.Request.DataClass = "external-email", "confidential"
 		e.Request.Query, e.Request.Resource = "a=1&b=%20", "file:///reports/q3.md"
+		e.Request.Headers = map[string]string{"user-agent": "agent-sdk/1.2", "x-client": "a, b"}
 		if e.Decision != nil {
 			e.Decision.Shadow = []string{"audit-egress", "audit-pii"}
 		}

@@ -68,6 +68,10 @@ type Config struct {
 	// MaxBodyBytes bounds a request body; larger requests get 413.
 	// Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RecordHeaders names request headers recorded in events and shown to
+	// policy as headers["name"] (lower case). Authorization and cookies are
+	// never recorded, whatever this says.
+	RecordHeaders []string `yaml:"record_headers"`
 	// RPC bounds JSON-RPC bodies: nesting depth (default 64) and batch
 	// length (default 32).
 	RPC mcp.Limits `yaml:"rpc"`
@@ -223,6 +227,14 @@ func (c *Config) Enabled(mode string) bool { return slices.Contains(c.Modes, mod
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
+	for _, h := range c.RecordHeaders {
+		switch strings.ToLower(h) {
+		case "authorization", "proxy-authorization", "cookie", "set-cookie":
+			return fmt.Errorf("enforcer: record_headers: %s carries credentials and is never recorded", h)
+		case "":
+			return errors.New("enforcer: record_headers: empty header name")
+		}
+	}
 	if err := c.RPC.Validate(); err != nil {
 		return fmt.Errorf("enforcer: rpc: %w", err)
 	}

@@ -62,6 +62,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"no policy", strings.Replace(valid, "policy_file: p.yaml\n", "", 1), "policy_file"},
 		{"negative publish timeout", strings.Replace(valid, "nats: {url: nats://x}", "nats: {publish_timeout: -1s}", 1), "publish_timeout"},
 		{"no issuer", strings.Replace(valid, "issuer: i, ", "", 1), "issuer"},
+		{"recording credentials", valid + "record_headers: [User-Agent, Authorization]\n", "never recorded"},
 		{"unknown mode", valid + "modes: [proxy, sidecar]\n", "sidecar"},
 		{"proxy mode without upstream", strings.Replace(valid, "upstream: http://127.0.0.1:9000\n", "", 1) + "modes: [proxy, forward_auth]\n", "upstream"},
 		{"forward-auth path not absolute", valid + "forward_auth: {path: auth}\n", "forward_auth.path"},

@@ -200,6 +200,14 @@ func (e *Enforcer) newExchange(c *check) *exchange {
 		trace:   event.Trace{TraceParent: c.header.Get("Traceparent"), TraceState: c.header.Get("Tracestate")},
 		request: &event.Request{Method: c.method, Host: c.host, Path: c.path, Query: c.query},
 	}
+	for _, name := range e.cfg.RecordHeaders {
+		if v := c.header.Values(name); len(v) > 0 {
+			if x.request.Headers == nil {
+				x.request.Headers = make(map[string]string, len(e.cfg.RecordHeaders))
+			}
+			x.request.Headers[strings.ToLower(name)] = strings.Join(v, ", ")
+		}
+	}
 	x.id = e.ids.New(x.start)
 	return x
 }
@@ -240,7 +248,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 	return &policy.Input{
 		Tenant: id.Tenant, Subject: id.Subject, Issuer: id.Issuer, Actor: id.CurrentActor(), Chain: chain,
 		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
-		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, Query: x.request.Query, Resource: x.request.Resource,
+		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, Query: x.request.Query, Resource: x.request.Resource, Headers: x.request.Headers,
 		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
 		Destination: x.request.Destination, DataClass: x.request.DataClass,
 	}

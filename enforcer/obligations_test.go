@@ -141,13 +141,14 @@ func waitPolicyEvent(t *testing.T, h *harness, code string) *event.Event {
 func TestQueryAndResourceReachPolicyAndRecord(t *testing.T) {
 	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) {
 		p := filepath.Join(h.dir, "resources.yaml")
-		policy := "id: resources\nrules:\n  - id: reports-only\n    match: 'rpc_method == \"resources/read\" && glob(resource, \"file:///reports/**\") && query == \"v=2\"'\n    effect: allow\n"
+		policy := "id: resources\nrules:\n  - id: reports-only\n    match: 'rpc_method == \"resources/read\" && glob(resource, \"file:///reports/**\") && query == \"v=2\" && headers[\"user-agent\"].startsWith(\"agent-sdk/\")'\n    effect: allow\n"
 		if err := os.WriteFile(p, []byte(policy), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c.PolicyFile = p
+		c.RecordHeaders = []string{"User-Agent", "X-Absent"}
 	})
-	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}}
+	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}, "User-Agent": {"agent-sdk/1.2"}}
 	read := func(uri, query string) reply {
 		req, _ := http.NewRequest(http.MethodPost, h.url+"/mcp?"+query,
 			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+uri+`"}}`))
@@ -167,6 +168,9 @@ func TestQueryAndResourceReachPolicyAndRecord(t *testing.T) {
 	d := h.events(t, ok.requestID, event.KindDecision)[event.KindDecision]
 	if d.Request.Resource != "file:///reports/q3.md" || d.Request.Query != "v=2" {
 		t.Errorf("recorded resource %q query %q", d.Request.Resource, d.Request.Query)
+	}
+	if len(d.Request.Headers) != 1 || d.Request.Headers["user-agent"] != "agent-sdk/1.2" {
+		t.Errorf("recorded headers %v, want only user-agent", d.Request.Headers)
 	}
 	if r := read("file:///etc/shadow", "v=2"); r.status != http.StatusForbidden {
 		t.Fatalf("outside reports: %d", r.status)

@@ -22,14 +22,17 @@ type Input struct {
 	Session  string   `json:"session,omitempty" yaml:"session"`
 	Task     string   `json:"task,omitempty" yaml:"task"`
 
-	Method    string         `json:"method,omitempty" yaml:"method"` // HTTP method
-	Host      string         `json:"host,omitempty" yaml:"host"`
-	Path      string         `json:"path,omitempty" yaml:"path"`
-	Query     string         `json:"query,omitempty" yaml:"query"`           // the raw query string
-	Resource  string         `json:"resource,omitempty" yaml:"resource"`     // resources/read URI, "" otherwise
-	RPCMethod string         `json:"rpc_method,omitempty" yaml:"rpc_method"` // JSON-RPC method, "" for plain HTTP
-	Tool      string         `json:"tool,omitempty" yaml:"tool"`             // tools/call name, "" otherwise
-	Args      map[string]any `json:"args,omitempty" yaml:"args"`             // tool arguments, empty when none
+	Method   string `json:"method,omitempty" yaml:"method"` // HTTP method
+	Host     string `json:"host,omitempty" yaml:"host"`
+	Path     string `json:"path,omitempty" yaml:"path"`
+	Query    string `json:"query,omitempty" yaml:"query"`       // the raw query string
+	Resource string `json:"resource,omitempty" yaml:"resource"` // resources/read URI, "" otherwise
+	// Headers are the recorded request headers (record_headers), by
+	// lower-case name.
+	Headers   map[string]string `json:"headers,omitempty" yaml:"headers"`
+	RPCMethod string            `json:"rpc_method,omitempty" yaml:"rpc_method"` // JSON-RPC method, "" for plain HTTP
+	Tool      string            `json:"tool,omitempty" yaml:"tool"`             // tools/call name, "" otherwise
+	Args      map[string]any    `json:"args,omitempty" yaml:"args"`             // tool arguments, empty when none
 
 	// Destination is where the call reaches out to, as the gateway or the
 	// tool's adapter classified it (a host, "internal", "internet", ...).
@@ -59,6 +62,7 @@ const (
 	varPath
 	varQuery
 	varResource
+	varHeaders
 	varRPCMethod
 	varTool
 	varArgs
@@ -122,6 +126,8 @@ func varIndex(name string) int {
 		return varQuery
 	case "resource":
 		return varResource
+	case "headers":
+		return varHeaders
 	case "rpc_method":
 		return varRPCMethod
 	case "tool":
@@ -140,6 +146,7 @@ func varIndex(name string) int {
 
 var emptyArgs = types.NewStringInterfaceMap(types.DefaultTypeAdapter, map[string]any{})
 var emptyChain = types.NewStringList(types.DefaultTypeAdapter, []string{})
+var emptyHeaders = types.NewStringStringMap(types.DefaultTypeAdapter, map[string]string{})
 
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -189,6 +196,11 @@ func (a *activation) value(i int) ref.Val {
 		return types.String(in.Query)
 	case varResource:
 		return types.String(in.Resource)
+	case varHeaders:
+		if len(in.Headers) == 0 {
+			return emptyHeaders
+		}
+		return types.NewStringStringMap(types.DefaultTypeAdapter, in.Headers)
 	case varRPCMethod:
 		return types.String(in.RPCMethod)
 	case varTool:

@@ -380,6 +380,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("chain", cel.ListType(cel.StringType)),
 		cel.Variable("chain_depth", cel.IntType),
 		cel.Variable("args", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("now", cel.TimestampType),
 		// JSON arguments mix ints and doubles; let args.limit > 10 work on both.
 		cel.CrossTypeNumericComparisons(true),

@@ -197,6 +197,7 @@ func TestHashCoversEveryField(t *testing.T) {
 		"tool":    func(e *event.Event) { e.Request.Tool = "x" },
 		"dest":    func(e *event.Event) { e.Request.Destination = "internet" },
 		"query":   func(e *event.Event) { e.Request.Query = "x=1" },
+		"header":  func(e *event.Event) { e.Request.Headers = map[string]string{"user-agent": "x"} },
 		"effect":  func(e *event.Event) { e.Decision.Effect = event.EffectDeny },
 		"shadow":  func(e *event.Event) { e.Decision.Shadow = []string{"audit-x"} },
 		"chain":   func(e *event.Event) { e.Identity = &event.Identity{Chain: []event.Actor{{Subject: "a"}}} },

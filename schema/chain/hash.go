@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,6 +92,16 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	w.str(req.Path)
 	w.str(req.Query)
 	w.str(req.Resource)
+	names := make([]string, 0, len(req.Headers))
+	for k := range req.Headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	w.u64(uint64(len(names)))
+	for _, k := range names {
+		w.str(k)
+		w.str(req.Headers[k])
+	}
 	w.str(req.RPCMethod)
 	w.str(req.Tool)
 	w.str(req.ArgsDigest)

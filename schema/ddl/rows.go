@@ -1,6 +1,7 @@
 package ddl
 
 import (
+	"slices"
 	"time"
 
 	"github.com/rampart-io/rampart/schema/event"
@@ -12,7 +13,7 @@ var EventColumns = []string{
 	"event_id", "kind", "event_time", "event_time_us", "tenant", "instance", "seq", "epoch", "prev_hash", "request_id",
 	"traceparent", "tracestate",
 	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "actor", "session_id", "task_id",
-	"method", "host", "path", "query", "resource", "rpc_method", "tool", "args_digest", "args", "body_bytes", "destination", "data_class",
+	"method", "host", "path", "query", "resource", "header_names", "header_values", "rpc_method", "tool", "args_digest", "args", "body_bytes", "destination", "data_class",
 	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns", "shadow_rules",
 	"status", "duration_ns", "response_bytes",
 	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
@@ -49,6 +50,14 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 	if e.Checkpoint != nil {
 		cp = *e.Checkpoint
 	}
+	headerNames, headerValues := []string{}, []string{}
+	for k := range req.Headers {
+		headerNames = append(headerNames, k)
+	}
+	slices.Sort(headerNames)
+	for _, k := range headerNames {
+		headerValues = append(headerValues, req.Headers[k])
+	}
 	shadow := dec.Shadow
 	if shadow == nil {
 		shadow = []string{}
@@ -62,7 +71,7 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 		e.ID, string(e.Kind), t.Truncate(time.Second), uint64(t.UnixMicro()), e.Tenant, e.Instance, e.Seq, e.Epoch, e.Prev, e.RequestID,
 		e.Trace.TraceParent, e.Trace.TraceState,
 		id.Subject, id.Issuer, id.SPIFFEID, chainSubjects, chainIssuers, e.Identity.CurrentActor(), id.SessionID, id.TaskID,
-		req.Method, req.Host, req.Path, req.Query, req.Resource, req.RPCMethod, req.Tool, req.ArgsDigest, string(req.Args), req.BodyBytes, req.Destination, req.DataClass,
+		req.Method, req.Host, req.Path, req.Query, req.Resource, headerNames, headerValues, req.RPCMethod, req.Tool, req.ArgsDigest, string(req.Args), req.BodyBytes, req.Destination, req.DataClass,
 		string(dec.Effect), dec.PolicyID, dec.RuleID, dec.PolicyHash, dec.Reason, dec.Code, dec.EvalNanos, shadow,
 		int32(resp.Status), resp.DurationNs, resp.Bytes,
 		cp.KeyID, cp.Signature, unrecorded,

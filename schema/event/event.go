@@ -134,6 +134,9 @@ type Request struct {
 	Query  string `json:"query,omitempty"` // the raw query string
 	// Resource is the URI of an MCP resources/read.
 	Resource string `json:"resource,omitempty"`
+	// Headers are the request headers the enforcer is configured to
+	// record (names in lower case; repeated headers joined with ", ").
+	Headers map[string]string `json:"headers,omitempty"`
 	// RPCMethod is the JSON-RPC method of an MCP call (tools/call, ...).
 	RPCMethod string `json:"rpc_method,omitempty"`
 	Tool      string `json:"tool,omitempty"`
