@@ -68,6 +68,10 @@ type Config struct {
 	// MaxBodyBytes bounds a request body; larger requests get 413.
 	// Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxInFlight bounds requests handled at once; more get 503
+	// "overloaded" at once (not recorded: like a connection refused).
+	// Default 4096.
+	MaxInFlight int `yaml:"max_inflight"`
 	// RecordHeaders names request headers recorded in events and shown to
 	// policy as headers["name"] (lower case). Authorization and cookies are
 	// never recorded, whatever this says.
@@ -220,6 +224,9 @@ func (c *Config) SetDefaults() {
 	c.RPC.SetDefaults()
 	c.ToolSchemas.SetDefaults()
 	c.Destinations.SetDefaults()
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 4096
+	}
 }
 
 // Enabled reports whether mode is one of c's modes.
@@ -227,6 +234,9 @@ func (c *Config) Enabled(mode string) bool { return slices.Contains(c.Modes, mod
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
+	if c.MaxInFlight < 0 {
+		return errors.New("enforcer: max_inflight must not be negative")
+	}
 	for _, h := range c.RecordHeaders {
 		switch strings.ToLower(h) {
 		case "authorization", "proxy-authorization", "cookie", "set-cookie":

@@ -62,6 +62,9 @@ type Enforcer struct {
 	stopWatch context.CancelFunc
 	schemas   *toolschema.Registry
 	dests     *destination.Map
+	inflight  chan struct{}     // one slot per request being handled
+	responses chan *event.Event // response events on their way to the record
+	responded chan struct{}     // closed when the response recorder has drained
 	audit     *audit.Publisher
 	proxy     *httputil.ReverseProxy // nil unless proxy mode
 	ids       event.IDSource         // request ids
@@ -105,6 +108,9 @@ func New(cfg Config) (*Enforcer, error) {
 		e.verifier.Close()
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
+	e.inflight = make(chan struct{}, cfg.MaxInFlight)
+	e.responses, e.responded = make(chan *event.Event, responseQueue), make(chan struct{})
+	go e.recordResponses()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	e.stopWatch = stopWatch
 	go func() { _ = e.policy.Run(watchCtx) }()
@@ -147,7 +153,12 @@ func loadTLS(c TLSConfig) (*tls.Config, error) {
 
 func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 	upstream, _ := url.Parse(e.cfg.Upstream) // checked by Validate
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	// Keep connections to the one backend warm under concurrency (the
+	// default keeps 2 idle per host and churns the rest).
+	transport.MaxIdleConnsPerHost = 256
 	return &httputil.ReverseProxy{
+		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			// X-Forwarded-For from a trusted gateway is extended; from
@@ -169,6 +180,15 @@ func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 func (e *Enforcer) Handler() http.Handler { return http.HandlerFunc(e.route) }
 
 func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
+	// Past max_inflight, refuse at once rather than queue: memory stays
+	// bounded and callers see 503 instead of growing latency.
+	select {
+	case e.inflight <- struct{}{}:
+		defer func() { <-e.inflight }()
+	default:
+		writeError(w, CodeOverloaded, "", "", nil)
+		return
+	}
 	p := r.URL.Path
 	switch {
 	case e.cfg.Enabled(ModeForwardAuth) && p == e.cfg.ForwardAuth.Path:
@@ -296,6 +316,8 @@ func (e *Enforcer) grpcServer() *grpc.Server {
 // Close releases the JetStream connection and the JWKS refresh.
 func (e *Enforcer) Close() {
 	e.stopWatch()
+	close(e.responses)
+	<-e.responded
 	e.audit.Close()
 	e.verifier.Close()
 }
@@ -456,14 +478,28 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	if rec.keep > 0 {
 		e.observeListing(x, rec)
 	}
-	resp := event.Event{
+	resp := &event.Event{
 		Kind: event.KindResponse, Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(),
 		Request: x.request, Response: &event.Response{Status: rec.status, DurationNs: time.Since(start).Nanoseconds(), Bytes: rec.bytes},
 	}
-	// Best effort: the answer is already on its way, and a client that has
-	// gone must not cancel the record of what it was sent.
-	if err := e.audit.Publish(context.WithoutCancel(r.Context()), &resp); err != nil {
-		e.log.Warn("response event not recorded", "request_id", x.id, "err", err)
+	// The answer must not wait for its own record: the response event is
+	// queued (bounded; when full, this request waits: backpressure, never
+	// a drop) and recorded in order by one goroutine.
+	e.responses <- resp
+}
+
+// responseQueue bounds response events waiting to be recorded.
+const responseQueue = 4096
+
+// recordResponses records queued response events until Close.
+func (e *Enforcer) recordResponses() {
+	defer close(e.responded)
+	for resp := range e.responses {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.NATS.PublishTimeout)
+		if err := e.audit.Publish(ctx, resp); err != nil {
+			e.log.Warn("response event not recorded", "request_id", resp.RequestID, "err", err)
+		}
+		cancel()
 	}
 }
 

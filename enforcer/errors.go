@@ -53,6 +53,8 @@ const (
 	// CodeBudgetExceeded refuses a call beyond the session's or task's call
 	// budget that the allowing rule set.
 	CodeBudgetExceeded = Code("budget_exceeded")
+	// CodeOverloaded refuses a request beyond max_inflight.
+	CodeOverloaded = Code("overloaded")
 	// Tool argument validation, before policy (package toolschema).
 	CodeArgsInvalid   = Code(toolschema.ArgsInvalid)
 	CodeToolUnknown   = Code(toolschema.ToolUnknown)
@@ -119,6 +121,7 @@ var errorTable = map[Code]struct {
 	CodeRequestMalformed:    {http.StatusBadRequest, "the request's framing is ambiguous"},
 	CodeNotFound:            {http.StatusNotFound, "not found"},
 	CodeBudgetExceeded:      {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
+	CodeOverloaded:          {http.StatusServiceUnavailable, "too many requests in flight; retry"},
 	CodeArgsInvalid:         {http.StatusBadRequest, "the tool's arguments do not match its schema"},
 	CodeToolUnknown:         {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
 	CodeSchemaChanged:       {http.StatusForbidden, "the tool's schema changed and awaits an operator"},

@@ -176,3 +176,27 @@ func TestQueryAndResourceReachPolicyAndRecord(t *testing.T) {
 		t.Fatalf("outside reports: %d", r.status)
 	}
 }
+
+func TestRequestsBeyondMaxInFlightAreRefusedAtOnce(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) {
+		c.MaxInFlight = 1
+		backend := h.backend(t, func(w http.ResponseWriter, r *http.Request) {
+			entered <- struct{}{}
+			<-release
+		})
+		c.Upstream = backend.URL
+	})
+	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}}
+	first := make(chan reply, 1)
+	go func() { first <- h.post(t, toolCall("search", `{}`), auth) }()
+	<-entered // the first request holds the only slot, inside the backend
+	if r := h.post(t, toolCall("search", `{}`), auth); r.status != http.StatusServiceUnavailable || errorCode(r) != "overloaded" {
+		t.Fatalf("second request: %d %v, want 503 overloaded", r.status, r.body)
+	}
+	close(release)
+	if r := <-first; r.status != http.StatusOK {
+		t.Fatalf("first request: %d", r.status)
+	}
+}
