@@ -6,7 +6,7 @@ export CHDB_LIB_PATH ?= $(CURDIR)/.cache/chdb/node_modules/@chdb/lib-linux-x64-g
 # Modules of the workspace, from go.work.
 MODULES := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
 
-.PHONY: deps build demo test vet bench fmt
+.PHONY: deps build demo test vet bench load soak
 
 deps:
 	@scripts/deps.sh test
@@ -29,4 +29,13 @@ test: deps vet
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && RAMPART_REQUIRE_SERVERS=1 go test -count=1 -timeout 20m ./...) || exit 1; done
 
 bench:
-	go test -run '^$$' -bench . -benchmem ./schema/event/ ./enforcer/...
+	cd schema && go test -run '^$$' -bench . -benchmem ./event/ ./chain/
+	cd enforcer && go test -run '^$$' -bench . -benchmem ./...
+
+# Fixed-rate and saturation load: enforcer vs a bare proxy vs OPA (~4 min).
+load: build
+	go run ./loadtest/cmd/rampart-load -rampart bin/rampart
+
+# The fault-injection suite with 30 s outages.
+soak: deps
+	RAMPART_SOAK=1 RAMPART_REQUIRE_SERVERS=1 go test -count=1 -timeout 60m -v ./internal/faults/
