@@ -75,6 +75,20 @@ func (c *Client) WithDatabase(db string) *Client {
 	return &Client{conn: c.conn, cfg: cfg}
 }
 
+// OpenMigrated is Open followed by Migrate: how every component that
+// writes to ClickHouse starts.
+func OpenMigrated(ctx context.Context, cfg Config) (*Client, error) {
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Migrate(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // Database is the database Rampart's tables live in.
 func (c *Client) Database() string { return c.cfg.Database }
 

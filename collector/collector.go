@@ -74,12 +74,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	ch, err := chstore.Open(ctx, cfg.ClickHouse)
+	ch, err := chstore.OpenMigrated(ctx, cfg.ClickHouse)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := ch.Migrate(ctx); err != nil {
-		ch.Close()
 		return nil, err
 	}
 	in, err := stream.Open(ctx, cfg.Source, "rampart-collector")

@@ -2,28 +2,19 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 
+	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/collector"
-	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 func collectorConfig(args []string) (collector.Config, error) {
-	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
-	var o overrides
-	o.register(fs, true)
-	if err := fs.Parse(args); err != nil {
-		return collector.Config{}, err
-	}
 	cfg := collector.Defaults()
-	if err := configfile.Load(o.config, &cfg); err != nil {
-		return cfg, err
-	}
-	apply(&cfg.NATSURL, o.natsURL)
-	apply(&cfg.ClickHouse.Addr, o.chAddr)
-	apply(&cfg.ClickHouse.Database, o.database)
-	return cfg, cfg.Validate()
+	err := consumerConfig("collector", args, &cfg, func(c *collector.Config) (*stream.Source, *chstore.Config) {
+		return &c.Source, &c.ClickHouse
+	})
+	return cfg, err
 }
 
 func runCollector(ctx context.Context, args []string) error {

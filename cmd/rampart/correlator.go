@@ -2,28 +2,19 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 
+	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/correlator"
-	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 func correlatorConfig(args []string) (correlator.Config, error) {
-	fs := flag.NewFlagSet("correlator", flag.ContinueOnError)
-	var o overrides
-	o.register(fs, true)
-	if err := fs.Parse(args); err != nil {
-		return correlator.Config{}, err
-	}
 	cfg := correlator.Defaults()
-	if err := configfile.Load(o.config, &cfg); err != nil {
-		return cfg, err
-	}
-	apply(&cfg.NATSURL, o.natsURL)
-	apply(&cfg.ClickHouse.Addr, o.chAddr)
-	apply(&cfg.ClickHouse.Database, o.database)
-	return cfg, cfg.Validate()
+	err := consumerConfig("correlator", args, &cfg, func(c *correlator.Config) (*stream.Source, *chstore.Config) {
+		return &c.Source, &c.ClickHouse
+	})
+	return cfg, err
 }
 
 func runCorrelator(ctx context.Context, args []string) error {

@@ -3,6 +3,10 @@ package main
 import (
 	"flag"
 	"os"
+
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // Environment variables for the overrides every component shares. Flags
@@ -40,3 +44,23 @@ func apply(dst *string, v string) {
 type errRequired string
 
 func (e errRequired) Error() string { return string(e) + " is required" }
+
+// consumerConfig parses flags for a component that reads the events stream
+// and writes ClickHouse into cfg, which holds the defaults: then the file,
+// then env and flags. at returns the fields the common overrides set.
+func consumerConfig[T interface{ Validate() error }](name string, args []string, cfg *T, at func(*T) (*stream.Source, *chstore.Config)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var o overrides
+	o.register(fs, true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := configfile.Load(o.config, cfg); err != nil {
+		return err
+	}
+	src, ch := at(cfg)
+	apply(&src.NATSURL, o.natsURL)
+	apply(&ch.Addr, o.chAddr)
+	apply(&ch.Database, o.database)
+	return (*cfg).Validate()
+}
