@@ -20,6 +20,9 @@ import (
 type Config struct {
 	// Addr is host:port of the native protocol (9000 by default).
 	Addr string `yaml:"addr"`
+	// HTTPAddr is host:port of the HTTP interface, used only to read events
+	// back fast (`rampart verify`); empty reads over the native protocol.
+	HTTPAddr string `yaml:"http_addr"`
 	// Database holds Rampart's tables.
 	Database string `yaml:"database"`
 	Username string `yaml:"username"`
@@ -88,6 +91,9 @@ func OpenMigrated(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	return c, nil
 }
+
+// HTTPAddr is the HTTP interface's address, "" when not configured.
+func (c *Client) HTTPAddr() string { return c.cfg.HTTPAddr }
 
 // Database is the database Rampart's tables live in.
 func (c *Client) Database() string { return c.cfg.Database }

@@ -47,20 +47,24 @@ func TestStoredEventsKeepTheirChainHash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var got []*event.Event
+	var got, scanned []*event.Event
 	if err := ch.ReadEvents(ctx, "instance = 'enf-1'", func(e *event.Event) error { got = append(got, e); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("read %d events, want %d", len(got), len(want))
+	if err := ch.ScanEvents(ctx, "instance = 'enf-1'", func(e *event.Event) error { scanned = append(scanned, e); return nil }); err != nil {
+		t.Fatal(err)
 	}
+	if len(got) != len(want) || len(scanned) != len(want) {
+		t.Fatalf("read %d events natively and %d over HTTP, want %d", len(got), len(scanned), len(want))
+	}
+	got = append(got, scanned...)
 	for _, e := range got {
 		if chain.Of(e) != want[e.ID] {
 			j, _ := json.Marshal(e)
 			t.Errorf("event %s hashes differently after storage: %s", e.ID, j)
 		}
 	}
-	if rep := chain.Check(got, chain.Options{}); !rep.Clean() || rep.Checkpoints != 1 {
+	if rep := chain.Check(scanned, chain.Options{}); !rep.Clean() || rep.Checkpoints != 1 {
 		t.Fatalf("stored chain does not check clean: %+v", rep)
 	}
 }

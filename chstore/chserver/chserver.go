@@ -21,11 +21,12 @@ const Binary = "clickhouse-server"
 
 // Server is a running clickhouse-server.
 type Server struct {
-	// Addr is host:port of the native protocol.
-	Addr string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// Addr is host:port of the native protocol; HTTPAddr of the HTTP interface.
+	Addr     string
+	HTTPAddr string
+	dir      string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // Find returns the path of the server binary, or an error saying how to install it.
@@ -59,7 +60,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err := writeConfig(dir, tcpPort, httpPort); err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", tcpPort), dir: dir}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", tcpPort), HTTPAddr: fmt.Sprintf("127.0.0.1:%d", httpPort), dir: dir}
 	if err := s.start(ctx, bin); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package chtest gives a test a real ClickHouse server in one call: the one
-// at $RAMPART_CLICKHOUSE_ADDR, or else a private clickhouse-server started
+// at $RAMPART_CLICKHOUSE_ADDR (HTTP at $RAMPART_CLICKHOUSE_HTTP_ADDR), or else a private clickhouse-server started
 // for the test and killed after it. Each call gets a fresh, migrated database.
 //
 // When the server cannot be had, the test fails if $CI is set and is
@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +19,11 @@ import (
 	"github.com/rampart-io/rampart/chstore/chserver"
 )
 
-var counter atomic.Int64
+var (
+	counter atomic.Int64
+	// httpAddrs maps a private server's native address to its HTTP one.
+	httpAddrs sync.Map
+)
 
 // Unavailable fails (under CI) or skips the test with reason.
 func Unavailable(t testing.TB, reason string) {
@@ -46,6 +51,7 @@ func Server(t testing.TB) (string, *chserver.Server) {
 		Unavailable(t, err.Error())
 	}
 	t.Cleanup(srv.Stop)
+	httpAddrs.Store(srv.Addr, srv.HTTPAddr)
 	return srv.Addr, srv
 }
 
@@ -61,6 +67,10 @@ func Open(t testing.TB, addr string) *chstore.Client {
 	t.Helper()
 	cfg := chstore.Defaults()
 	cfg.Addr = addr
+	cfg.HTTPAddr = os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR")
+	if h, ok := httpAddrs.Load(addr); ok {
+		cfg.HTTPAddr = h.(string)
+	}
 	cfg.Database = fmt.Sprintf("rampart_t%d_%d", os.Getpid(), counter.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -59,9 +59,13 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 	res := &Result{}
 	var events []*event.Event
 	start := time.Now()
+	read := ch.ReadEvents
+	if ch.HTTPAddr() != "" {
+		read = ch.ScanEvents // the fast path, when the HTTP interface is known
+	}
 	for _, c := range chains {
 		where := "instance = " + forensic.Quote(c[0]) + " AND epoch = " + forensic.Quote(c[1])
-		if err := ch.ReadEvents(ctx, where, func(e *event.Event) error { events = append(events, e); return nil }); err != nil {
+		if err := read(ctx, where, func(e *event.Event) error { events = append(events, e); return nil }); err != nil {
 			return nil, err
 		}
 	}
