@@ -29,6 +29,7 @@ func runVerify(ctx context.Context, args []string) error {
 	keys := fs.String("keys", "", "comma-separated PEM files of trusted checkpoint public keys")
 	consumer := fs.String("consumer", "collector", "the collector's durable consumer (with -nats: which checkpoints ClickHouse must hold)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	httpAddr := fs.String("clickhouse-http", os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR"), "ClickHouse HTTP address host:port, for reading events faster (env RAMPART_CLICKHOUSE_HTTP_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +57,7 @@ func runVerify(ctx context.Context, args []string) error {
 	cfg := chstore.Defaults()
 	apply(&cfg.Addr, o.chAddr)
 	apply(&cfg.Database, o.database)
+	cfg.HTTPAddr = *httpAddr
 	ch, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		return err
