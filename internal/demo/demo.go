@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampart-io/rampart/chstore"
@@ -193,6 +195,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	g.Go(func() error { return col.Run(gctx) })
 	g.Go(func() error { return cor.Run(gctx) })
 	defer func() { stopPipeline(); _ = g.Wait() }()
+	if o.NATSURL != "" {
+		// The run's consumers are its own: leave a shared NATS as found.
+		defer deleteConsumers(natsURL, ccfg.Consumer, rcfg.Consumer)
+	}
 
 	calls := workload.Scenario(Tenants, o.SessionsPerTenant)
 	driver := &workload.Driver{URL: enforcerURL + "/mcp", Issuer: issuer, Client: &http.Client{Timeout: 10 * time.Second}}
@@ -281,6 +287,24 @@ func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Resu
 		}
 	}
 	return fmt.Errorf("demo: ClickHouse holds %v events and %d sessions after 60s, want %v and %d", got, gotSessions, want, sessions)
+}
+
+// deleteConsumers removes the demo's durable consumers from the events stream.
+func deleteConsumers(url string, names ...string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, n := range names {
+		_ = js.DeleteConsumer(ctx, stream.Events, n)
+	}
 }
 
 // serve runs h on a free loopback port.

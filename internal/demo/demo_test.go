@@ -10,10 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/rampart-io/rampart/chstore/chtest"
 	"github.com/rampart-io/rampart/internal/demo"
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/schema/forensic"
+	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // TestEndToEnd sends the demo workload through the real pipeline — embedded
@@ -153,5 +158,38 @@ FROM %s.events WHERE kind = 'decision'`, db))
 	}
 	if exchanges != 8*2+4 {
 		t.Errorf("timeline of %s has %d request/decision/response events, want 20", rep.TimelineSession, exchanges)
+	}
+}
+
+// The demo pointed at servers it did not start: its report covers only its
+// own run, and it leaves the shared stream without its consumers.
+func TestDemoAgainstExistingServers(t *testing.T) {
+	srv := natstest.Run(t)
+	addr, _ := chtest.Server(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for run := 1; run <= 2; run++ {
+		rep, err := demo.Run(ctx, demo.Options{NATSURL: srv.URL(), ClickHouseAddr: addr, Database: "shared_demo", SessionsPerTenant: 1, Dir: t.TempDir()})
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		for _, row := range rep.ByKind {
+			if row[0] == "decision" && row[1] != strconv.Itoa(len(rep.Results)) {
+				t.Fatalf("run %d: %s decisions for %d calls", run, row[1], len(rep.Results))
+			}
+		}
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, err := js.Stream(ctx, stream.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range s.ConsumerNames(ctx).Name() {
+		t.Errorf("consumer %s left behind", name)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,10 +66,12 @@ type Reader struct {
 	src      Source
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	consumer atomic.Pointer[jetstream.Consumer] // set by Run
+	consumer jetstream.Consumer
 }
 
-// Open connects to NATS (reconnecting forever) and ensures the streams.
+// Open connects to NATS (reconnecting forever), ensures the streams and
+// creates (or binds to) the durable consumer, so that from its return on
+// no event is missed, whatever the consumer's deliver policy.
 func Open(ctx context.Context, src Source, clientName string) (*Reader, error) {
 	if err := src.Validate(); err != nil {
 		return nil, err
@@ -83,11 +84,15 @@ func Open(ctx context.Context, src Source, clientName string) (*Reader, error) {
 	if err == nil {
 		_, err = Ensure(ctx, js, src.Stream)
 	}
+	var cons jetstream.Consumer
+	if err == nil {
+		cons, err = Durable(ctx, js, src.Consumer, src.Deliver, src.BatchSize, 30*time.Second)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	return &Reader{src: src, nc: nc, js: js}, nil
+	return &Reader{src: src, nc: nc, js: js, consumer: cons}, nil
 }
 
 // JetStream is the reader's JetStream context, for publishing side records
@@ -97,12 +102,7 @@ func (r *Reader) JetStream() jetstream.JetStream { return r.js }
 // Run hands batches to h until ctx ends; see ConsumeBatches. It returns nil
 // when ctx was canceled.
 func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
-	cons, err := Durable(ctx, r.js, r.src.Consumer, r.src.Deliver, r.src.BatchSize, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	r.consumer.Store(&cons)
-	err = ConsumeBatches(ctx, cons, BatchOptions{
+	err := ConsumeBatches(ctx, r.consumer, BatchOptions{
 		Size: r.src.BatchSize, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log,
 	}, h)
 	if errors.Is(err, context.Canceled) {
@@ -112,13 +112,9 @@ func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
 }
 
 // Lag is how many events the consumer has not yet finished: not delivered
-// plus delivered but unacknowledged. It is 0 before Run starts.
+// plus delivered but unacknowledged.
 func (r *Reader) Lag(ctx context.Context) (int64, error) {
-	cons := r.consumer.Load()
-	if cons == nil {
-		return 0, nil
-	}
-	info, err := (*cons).Info(ctx)
+	info, err := r.consumer.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
