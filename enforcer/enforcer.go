@@ -64,6 +64,7 @@ type Enforcer struct {
 	dests     *destination.Map
 	inflight  chan struct{}     // one slot per request being handled
 	responses chan *event.Event // response events on their way to the record
+	closing   chan struct{}     // closed by Close: no more queueing
 	responded chan struct{}     // closed when the response recorder has drained
 	audit     *audit.Publisher
 	proxy     *httputil.ReverseProxy // nil unless proxy mode
@@ -109,7 +110,7 @@ func New(cfg Config) (*Enforcer, error) {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
 	e.inflight = make(chan struct{}, cfg.MaxInFlight)
-	e.responses, e.responded = make(chan *event.Event, responseQueue), make(chan struct{})
+	e.responses, e.closing, e.responded = make(chan *event.Event, responseQueue), make(chan struct{}), make(chan struct{})
 	go e.recordResponses()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	e.stopWatch = stopWatch
@@ -316,7 +317,7 @@ func (e *Enforcer) grpcServer() *grpc.Server {
 // Close releases the JetStream connection and the JWKS refresh.
 func (e *Enforcer) Close() {
 	e.stopWatch()
-	close(e.responses)
+	close(e.closing)
 	<-e.responded
 	e.audit.Close()
 	e.verifier.Close()
@@ -484,22 +485,44 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	}
 	// The answer must not wait for its own record: the response event is
 	// queued (bounded; when full, this request waits: backpressure, never
-	// a drop) and recorded in order by one goroutine.
-	e.responses <- resp
+	// a drop) and recorded in order by one goroutine. A handler still
+	// running while the enforcer closes records its own.
+	select {
+	case <-e.closing:
+		e.recordResponse(resp)
+	case e.responses <- resp:
+	}
 }
 
 // responseQueue bounds response events waiting to be recorded.
 const responseQueue = 4096
 
-// recordResponses records queued response events until Close.
+// recordResponses records queued response events until Close, then what
+// is still queued.
 func (e *Enforcer) recordResponses() {
 	defer close(e.responded)
-	for resp := range e.responses {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.NATS.PublishTimeout)
-		if err := e.audit.Publish(ctx, resp); err != nil {
-			e.log.Warn("response event not recorded", "request_id", resp.RequestID, "err", err)
+	for {
+		select {
+		case resp := <-e.responses:
+			e.recordResponse(resp)
+		case <-e.closing:
+			for {
+				select {
+				case resp := <-e.responses:
+					e.recordResponse(resp)
+				default:
+					return
+				}
+			}
 		}
-		cancel()
+	}
+}
+
+func (e *Enforcer) recordResponse(resp *event.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.NATS.PublishTimeout)
+	defer cancel()
+	if err := e.audit.Publish(ctx, resp); err != nil {
+		e.log.Warn("response event not recorded", "request_id", resp.RequestID, "err", err)
 	}
 }
 
