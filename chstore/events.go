@@ -7,20 +7,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
 // storedColumns are what ReadEvents selects: every column EventRow writes
-// that is part of the event itself.
-var storedColumns = []string{
-	"event_id", "kind", "event_time_us", "tenant", "instance", "seq", "epoch", "prev_hash", "request_id",
-	"traceparent", "tracestate",
-	"subject", "issuer", "spiffe_id", "chain_subjects", "chain_issuers", "session_id", "task_id",
-	"method", "host", "path", "query", "resource", "header_names", "header_values", "rpc_method", "tool", "args_digest", "args", "body_bytes", "destination", "data_class",
-	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns", "shadow_rules",
-	"status", "duration_ns", "response_bytes",
-	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
-}
+// that is part of the event itself, in the chain's canonical order.
+var storedColumns = func() []string {
+	names := make([]string, len(chain.Columns))
+	for i, col := range chain.Columns {
+		names[i] = col.Name
+	}
+	return names
+}()
 
 // ReadEvents reads events back from events_raw — every stored copy, as
 // `rampart verify` must see them — where the condition holds (a SQL
@@ -46,7 +45,7 @@ func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event
 			chainSubjects, chainIssuers, headerNames, headerValues []string
 			status                                                 int32
 		)
-		err := rows.Scan(&e.ID, &kind, &timeUS, &e.Tenant, &e.Instance, &e.Seq, &e.Epoch, &e.Prev, &e.RequestID,
+		err := rows.Scan(&e.ID, &kind, &timeUS, &e.Tenant, &e.Instance, &e.Epoch, &e.Seq, &e.Prev, &e.RequestID,
 			&e.Trace.TraceParent, &e.Trace.TraceState,
 			&id.Subject, &id.Issuer, &id.SPIFFEID, &chainSubjects, &chainIssuers, &id.SessionID, &id.TaskID,
 			&req.Method, &req.Host, &req.Path, &req.Query, &req.Resource, &headerNames, &headerValues, &req.RPCMethod, &req.Tool, &req.ArgsDigest, &args, &req.BodyBytes, &req.Destination, &req.DataClass,

@@ -21,27 +21,12 @@ import (
 // protocol, for `rampart verify` over millions of events. It needs
 // Config.HTTPAddr.
 func (c *Client) ScanEvents(ctx context.Context, where string, visit func(*event.Event) error) error {
-	if c.cfg.HTTPAddr == "" {
-		return errors.New("clickhouse: http_addr is not configured")
-	}
-	q := fmt.Sprintf("SELECT %s FROM %s.events_raw WHERE %s FORMAT RowBinary", strings.Join(storedColumns, ", "), c.cfg.Database, where)
-	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: url.Values{"database": {c.cfg.Database}}.Encode()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(q))
+	body, err := c.rowBinary(ctx, storedColumns, where)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("X-ClickHouse-User", c.cfg.Username)
-	req.Header.Set("X-ClickHouse-Key", c.cfg.Password)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("clickhouse: http query: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("clickhouse: http query: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
-	}
-	d := &rowDecoder{r: bufio.NewReaderSize(resp.Body, 256<<10)}
+	defer body.Close()
+	d := &rowDecoder{r: bufio.NewReaderSize(body, 256<<10)}
 	const slab = 1024
 	var (
 		evs   []event.Event
@@ -67,6 +52,32 @@ func (c *Client) ScanEvents(ctx context.Context, where string, visit func(*event
 			return err
 		}
 	}
+}
+
+// rowBinary runs a query selecting columns from events_raw where the
+// condition holds, over the HTTP interface, and returns its RowBinary body.
+func (c *Client) rowBinary(ctx context.Context, columns []string, where string) (io.ReadCloser, error) {
+	if c.cfg.HTTPAddr == "" {
+		return nil, errors.New("clickhouse: http_addr is not configured")
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s.events_raw WHERE %s FORMAT RowBinary", strings.Join(columns, ", "), c.cfg.Database, where)
+	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: url.Values{"database": {c.cfg.Database}}.Encode()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(q))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-ClickHouse-User", c.cfg.Username)
+	req.Header.Set("X-ClickHouse-Key", c.cfg.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: http query: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, fmt.Errorf("clickhouse: http query: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return resp.Body, nil
 }
 
 // rowDecoder reads RowBinary values in the order of storedColumns.
@@ -154,7 +165,7 @@ func (d *rowDecoder) u64s() []uint64 {
 func (d *rowDecoder) event(e *event.Event, id *event.Identity, r *event.Request, dec *event.Decision, resp *event.Response) error {
 	e.V, e.ID, e.Kind = event.Version, d.str(), event.Kind(d.str())
 	e.Time = time.UnixMicro(d.i64()).UTC()
-	e.Tenant, e.Instance, e.Seq, e.Epoch, e.Prev, e.RequestID = d.str(), d.str(), d.u64(), d.str(), d.str(), d.str()
+	e.Tenant, e.Instance, e.Epoch, e.Seq, e.Prev, e.RequestID = d.str(), d.str(), d.str(), d.u64(), d.str(), d.str()
 	e.Trace.TraceParent, e.Trace.TraceState = d.str(), d.str()
 	id.Subject, id.Issuer, id.SPIFFEID = d.str(), d.str(), d.str()
 	subs, iss := d.strs(), d.strs()

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,17 +59,10 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{}
-	var events []*event.Event
 	start := time.Now()
-	read := ch.ReadEvents
-	if ch.HTTPAddr() != "" {
-		read = ch.ScanEvents // the fast path, when the HTTP interface is known
-	}
-	for _, c := range chains {
-		where := "instance = " + forensic.Quote(c[0]) + " AND epoch = " + forensic.Quote(c[1])
-		if err := read(ctx, where, func(e *event.Event) error { events = append(events, e); return nil }); err != nil {
-			return nil, err
-		}
+	links, err := readLinks(ctx, ch, chains)
+	if err != nil {
+		return nil, err
 	}
 	res.Read = time.Since(start)
 	var witnesses []*event.Event
@@ -82,12 +77,90 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 		res.Witnesses = len(witnesses)
 	}
 	start = time.Now()
-	res.Report = chain.Check(events, chain.Options{Keys: o.Keys, Witnesses: witnesses})
+	res.Report, err = chain.CheckLinks(links, chain.Options{Keys: o.Keys, Witnesses: witnesses,
+		Load: func(instance, epoch string, seqs []uint64) ([]*event.Event, error) {
+			return loadEvents(ctx, ch, instance, epoch, seqs)
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	res.Checked = time.Since(start)
 	return res, nil
 }
 
-func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([][2]string, error) {
+func chainWhere(instance, epoch string) string {
+	return "instance = " + forensic.Quote(instance) + " AND epoch = " + forensic.Quote(epoch)
+}
+
+// readLinks reads every stored row of the chains, in order of chain and
+// seq. Over the HTTP interface the rows are hashed as they stream in;
+// otherwise they are read whole.
+func readLinks(ctx context.Context, ch *chstore.Client, chains []chainRef) ([]chain.Link, error) {
+	n := 0
+	for _, c := range chains {
+		n += c.rows
+	}
+	links := make([]chain.Link, 0, n)
+	var extra []chain.Link
+	for _, c := range chains {
+		// Rows arrive in no particular order, but a chain's seqs run densely
+		// from 1: each goes straight to its place, saving Check a sort of
+		// large structs. Only tampering leaves holes or extra rows.
+		base := len(links)
+		links = links[:base+c.rows]
+		where := chainWhere(c.instance, c.epoch)
+		var err error
+		if ch.HTTPAddr() != "" {
+			err = ch.ScanLinks(ctx, where, func(l chain.Link) error {
+				extra = place(links[base:], l, extra)
+				return nil
+			})
+		} else {
+			err = ch.ReadEvents(ctx, where, func(e *event.Event) error {
+				extra = place(links[base:], chain.LinkOf(e), extra)
+				return nil
+			})
+		}
+		if err != nil {
+			return nil, err
+		}
+		kept := slices.DeleteFunc(links[base:], func(l chain.Link) bool { return l.Hash == (chain.Hash{}) })
+		links = links[:base+len(kept)]
+	}
+	return append(links, extra...), nil
+}
+
+// place puts l in its slot of a chain's slots, by seq, or appends it to
+// extra when it has none or the slot is taken.
+func place(slots []chain.Link, l chain.Link, extra []chain.Link) []chain.Link {
+	if l.Seq >= 1 && l.Seq <= uint64(len(slots)) && slots[l.Seq-1].Hash == (chain.Hash{}) {
+		slots[l.Seq-1] = l
+		return extra
+	}
+	return append(extra, l)
+}
+
+// loadEvents reads the stored rows of a chain at seqs whole: checkpoints,
+// and events Check suspects were moved.
+func loadEvents(ctx context.Context, ch *chstore.Client, instance, epoch string, seqs []uint64) ([]*event.Event, error) {
+	var b strings.Builder
+	for i, s := range seqs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.FormatUint(s, 10))
+	}
+	where := chainWhere(instance, epoch) + " AND seq IN (" + b.String() + ")"
+	read := ch.ReadEvents
+	if ch.HTTPAddr() != "" {
+		read = ch.ScanEvents
+	}
+	var out []*event.Event
+	err := read(ctx, where, func(e *event.Event) error { out = append(out, e); return nil })
+	return out, err
+}
+
+func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRef, error) {
 	conds := []string{"epoch != ''"}
 	if o.Tenant != "" {
 		conds = append(conds, "tenant = "+forensic.Quote(o.Tenant))
@@ -101,25 +174,35 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([][2]stri
 	if !o.To.IsZero() {
 		conds = append(conds, fmt.Sprintf("event_time_us < %d", o.To.UnixMicro()))
 	}
-	rows, err := ch.Query(ctx, fmt.Sprintf("SELECT DISTINCT instance, epoch FROM %s.events_raw WHERE %s ORDER BY instance, epoch",
+	// Each selected chain whole, with its size, so reading allocates once;
+	// one pass over the table.
+	rows, err := ch.Query(ctx, fmt.Sprintf(
+		"SELECT instance, epoch, count() FROM %s.events_raw WHERE epoch != '' GROUP BY instance, epoch HAVING countIf(%s) > 0 ORDER BY instance, epoch",
 		ch.Database(), strings.Join(conds, " AND ")))
 	if err != nil {
 		return nil, fmt.Errorf("verify: select chains: %w", err)
 	}
-	out := make([][2]string, len(rows))
+	out := make([]chainRef, len(rows))
 	for i, r := range rows {
-		out[i] = [2]string{r[0], r[1]}
+		n, _ := strconv.Atoi(r[2])
+		out[i] = chainRef{r[0], r[1], n}
 	}
 	return out, nil
+}
+
+// chainRef names a stored chain (instance epoch) and its row count.
+type chainRef struct {
+	instance, epoch string
+	rows            int
 }
 
 // readWitnesses reads the checkpoints of the given chains still in the
 // stream that the collector has already stored: a checkpoint still on its
 // way to ClickHouse proves nothing missing there yet.
-func readWitnesses(ctx context.Context, url, consumer string, chains [][2]string) ([]*event.Event, error) {
+func readWitnesses(ctx context.Context, url, consumer string, chains []chainRef) ([]*event.Event, error) {
 	want := map[[2]string]bool{}
 	for _, c := range chains {
-		want[c] = true
+		want[[2]string{c.instance, c.epoch}] = true
 	}
 	nc, err := nats.Connect(url, nats.Name("rampart-verify"))
 	if err != nil {

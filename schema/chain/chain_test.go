@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,4 +234,18 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(events))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestParseHash(t *testing.T) {
+	h := Of(&event.Event{ID: "x"})
+	if got, ok := ParseHash([]byte(h.String())); !ok || got != h {
+		t.Fatalf("round trip: %v %v", got, ok)
+	}
+	upper := Prefix + strings.ToUpper(h.String()[len(Prefix):])
+	for _, bad := range []string{"", "sha256:", h.String()[:len(h.String())-1], h.String() + "0", "sha512:" + h.String()[len(Prefix):],
+		upper, h.String()[:len(h.String())-1] + "g", strings.Replace(h.String(), "sha256:", "sha256-", 1)} {
+		if got, ok := ParseHash([]byte(bad)); ok || got != (Hash{}) {
+			t.Errorf("ParseHash(%q) = %v, %v; want a refusal", bad, got, ok)
+		}
+	}
 }

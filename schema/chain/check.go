@@ -50,6 +50,10 @@ type Options struct {
 	// attacker could not reach (the JetStream stream): they prove how far
 	// each chain reached, so a truncated tail is detected.
 	Witnesses []*event.Event
+	// Load reads the whole stored events of a chain at seqs, for links
+	// checked without them (CheckLinks). Nil: such links are checked
+	// without telling a moved event from an edited one.
+	Load func(instance, epoch string, seqs []uint64) ([]*event.Event, error)
 }
 
 // Report is the result of Check.
@@ -72,19 +76,42 @@ func (r *Report) Clean() bool {
 
 type chainKey struct{ instance, epoch string }
 
-type row struct {
-	e    *event.Event
-	hash Hash
-	prev Hash // e.Prev parsed; zero for the first event of a chain
+// Link is what Check needs of one stored event: where it sits, what it
+// follows, and its hash. Event, the whole event, is needed only for
+// checkpoints and to test whether an event was moved; Check asks
+// Options.Load for it when it is not there.
+type Link struct {
+	Instance, Epoch string
+	Seq             uint64
+	ID              string
+	Kind            event.Kind
+	Prev            Hash // the stored prev_hash, parsed; zero when malformed
+	HasPrev         bool // prev_hash is not empty
+	Hash            Hash
+	Event           *event.Event
 }
+
+// LinkOf is e's Link.
+func LinkOf(e *event.Event) Link {
+	return Link{Instance: e.Instance, Epoch: e.Epoch, Seq: e.Seq, ID: e.ID, Kind: e.Kind,
+		Prev: parse(e.Prev), HasPrev: e.Prev != "", Hash: Of(e), Event: e}
+}
+
+func (l *Link) prevString() string {
+	if !l.HasPrev {
+		return ""
+	}
+	return l.Prev.String()
+}
+
+type row = Link
 
 // Check examines stored events (any order, redelivered copies allowed) and
 // reports every sequence number that is not as its enforcer chained it.
 // Events must include whole epochs: a chain read from the middle shows its
 // unread beginning as deleted.
 func Check(events []*event.Event, o Options) Report {
-	var rep Report
-	rows := make([]row, len(events))
+	links := make([]Link, len(events))
 	// Hashing is most of the work, and independent per event: spread it.
 	workers := min(runtime.GOMAXPROCS(0), 1+len(events)/4096)
 	var wg sync.WaitGroup
@@ -93,27 +120,38 @@ func Check(events []*event.Event, o Options) Report {
 		hi := min(lo+chunk, len(events))
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				e := events[i]
-				rows[i] = row{e: e, hash: Of(e), prev: parse(e.Prev)}
+				links[i] = LinkOf(events[i])
 			}
 		})
 	}
 	wg.Wait()
-	slices.SortFunc(rows, func(a, b row) int {
-		if c := cmp.Compare(a.e.Instance, b.e.Instance); c != 0 {
+	rep, _ := CheckLinks(links, o) // every link has its event: nothing to load
+	return rep
+}
+
+// CheckLinks is Check over links, which it sorts in place. It fails only
+// when Options.Load does.
+func CheckLinks(rows []Link, o Options) (Report, error) {
+	var rep Report
+	// Rows read in order need no sorting, and sorting moves whole links.
+	byChainSeqHash := func(a, b row) int {
+		if c := cmp.Compare(a.Instance, b.Instance); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.e.Epoch, b.e.Epoch); c != 0 {
+		if c := cmp.Compare(a.Epoch, b.Epoch); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.e.Seq, b.e.Seq); c != 0 {
+		if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
 			return c
 		}
-		return bytes.Compare(a.hash[:], b.hash[:])
-	})
+		return bytes.Compare(a.Hash[:], b.Hash[:])
+	}
+	if !slices.IsSortedFunc(rows, byChainSeqHash) {
+		slices.SortFunc(rows, byChainSeqHash)
+	}
 	// Redelivered copies are identical: keep one.
 	rows = slices.CompactFunc(rows, func(a, b row) bool {
-		return a.hash == b.hash && a.e.Seq == b.e.Seq && a.e.Instance == b.e.Instance && a.e.Epoch == b.e.Epoch
+		return a.Hash == b.Hash && a.Seq == b.Seq && a.Instance == b.Instance && a.Epoch == b.Epoch
 	})
 	rep.Events = len(rows)
 
@@ -127,13 +165,17 @@ func Check(events []*event.Event, o Options) Report {
 	}
 	x := &crossChain{rows: rows}
 	for start := 0; start < len(rows); {
-		k := chainKey{rows[start].e.Instance, rows[start].e.Epoch}
+		k := chainKey{rows[start].Instance, rows[start].Epoch}
 		end := start + 1
-		for end < len(rows) && rows[end].e.Instance == k.instance && rows[end].e.Epoch == k.epoch {
+		for end < len(rows) && rows[end].Instance == k.instance && rows[end].Epoch == k.epoch {
 			end++
 		}
-		c := checker{key: k, rows: rows[start:end], cross: x, keys: o.Keys}
-		rep.Checkpoints += c.run(witnessed[k])
+		c := checker{key: k, rows: rows[start:end], cross: x, keys: o.Keys, load: o.Load}
+		n, err := c.run(witnessed[k])
+		if err != nil {
+			return rep, err
+		}
+		rep.Checkpoints += n
 		rep.Findings = append(rep.Findings, c.findings...)
 		delete(witnessed, k)
 		rep.Chains++
@@ -141,11 +183,13 @@ func Check(events []*event.Event, o Options) Report {
 	}
 	for k, ws := range witnessed { // witnessed chains with nothing stored
 		c := checker{key: k, cross: x, keys: o.Keys}
-		c.run(ws)
+		if _, err := c.run(ws); err != nil {
+			return rep, err
+		}
 		rep.Findings = append(rep.Findings, c.findings...)
 		rep.Chains++
 	}
-	return rep
+	return rep, nil
 }
 
 // crossChain answers whether a row belongs to another chain; it indexes
@@ -163,41 +207,26 @@ func (x *crossChain) foreign(k chainKey, r row) bool {
 		x.ids = make(map[string]chainKey, len(x.rows))
 		x.hashIdx = make(map[Hash]chainKey, len(x.rows))
 		for _, r := range x.rows {
-			rk := chainKey{r.e.Instance, r.e.Epoch}
-			if have, ok := x.ids[r.e.ID]; ok && have != rk {
-				x.ids[r.e.ID] = chainKey{}
+			rk := chainKey{r.Instance, r.Epoch}
+			if have, ok := x.ids[r.ID]; ok && have != rk {
+				x.ids[r.ID] = chainKey{}
 			} else if !ok {
-				x.ids[r.e.ID] = rk
+				x.ids[r.ID] = rk
 			}
-			x.hashIdx[r.hash] = rk
+			x.hashIdx[r.Hash] = rk
 		}
 	}
-	if owner := x.ids[r.e.ID]; owner != k {
+	if owner := x.ids[r.ID]; owner != k {
 		return true // the same event id is stored in another chain
 	}
-	owner, ok := x.hashIdx[r.prev]
-	return ok && r.e.Prev != "" && owner != k
+	owner, ok := x.hashIdx[r.Prev]
+	return ok && r.HasPrev && owner != k
 }
 
+// parse is e.Prev as a hash; zero, matching nothing, when malformed.
 func parse(s string) Hash {
-	var h Hash
-	if len(s) != len(Prefix)+2*len(h) {
-		return h
-	}
-	for i := range h {
-		h[i] = unhex(s[len(Prefix)+2*i])<<4 | unhex(s[len(Prefix)+2*i+1])
-	}
+	h, _ := ParseHash([]byte(s))
 	return h
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 0
 }
 
 // checker examines one chain.
@@ -206,13 +235,14 @@ type checker struct {
 	rows     []row // sorted by seq
 	cross    *crossChain
 	keys     map[string]ed25519.PublicKey
+	load     func(instance, epoch string, seqs []uint64) ([]*event.Event, error)
 	uniq     []row // the version of each seq taken as stored, by seq
 	findings []Finding
 }
 
 // get returns the stored version of seq.
 func (c *checker) get(seq uint64) (row, bool) {
-	i, ok := slices.BinarySearchFunc(c.uniq, seq, func(r row, s uint64) int { return cmp.Compare(r.e.Seq, s) })
+	i, ok := slices.BinarySearchFunc(c.uniq, seq, func(r row, s uint64) int { return cmp.Compare(r.Seq, s) })
 	if !ok {
 		return row{}, false
 	}
@@ -228,25 +258,37 @@ func (c *checker) add(seq uint64, kind FindingKind, format string, args ...any) 
 // linksFrom reports whether r follows the stored event at seq-1.
 func (c *checker) linksFrom(r row, seq uint64) bool {
 	if seq == 1 {
-		return r.e.Prev == ""
+		return !r.HasPrev
 	}
 	p, ok := c.get(seq - 1)
-	return ok && r.e.Prev != "" && r.prev == p.hash
+	return ok && r.HasPrev && r.Prev == p.Hash
 }
 
-func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
+func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 	bySeq := map[uint64][]row{} // only sequence numbers with several versions
 	seqs := make([]uint64, 0, len(c.rows))
-	c.uniq = make([]row, 0, len(c.rows))
+	dups := false
+	for i := 1; i < len(c.rows) && !dups; i++ {
+		dups = c.rows[i].Seq == c.rows[i-1].Seq
+	}
+	if !dups { // the usual case: the rows are the versions, no copy needed
+		c.uniq = c.rows
+		for _, r := range c.rows {
+			seqs = append(seqs, r.Seq)
+		}
+	}
 	for i, r := range c.rows {
-		s := r.e.Seq
-		if i > 0 && c.rows[i-1].e.Seq == s {
+		if !dups {
+			break
+		}
+		s := r.Seq
+		if i > 0 && c.rows[i-1].Seq == s {
 			bySeq[s] = append(bySeq[s], r)
 			continue
 		}
 		seqs = append(seqs, s)
 		c.uniq = append(c.uniq, r)
-		if i+1 < len(c.rows) && c.rows[i+1].e.Seq == s {
+		if i+1 < len(c.rows) && c.rows[i+1].Seq == s {
 			bySeq[s] = []row{r}
 		}
 	}
@@ -265,23 +307,23 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 			if c.linksFrom(v, s) {
 				score++
 			}
-			if next, ok := c.get(s + 1); ok && next.prev == v.hash {
+			if next, ok := c.get(s + 1); ok && next.HasPrev && next.Prev == v.Hash {
 				score++
 			}
 			if score > best {
 				keep, best = i, score
 			}
 		}
-		i, _ := slices.BinarySearchFunc(c.uniq, s, func(r row, s uint64) int { return cmp.Compare(r.e.Seq, s) })
+		i, _ := slices.BinarySearchFunc(c.uniq, s, func(r row, s uint64) int { return cmp.Compare(r.Seq, s) })
 		c.uniq[i] = vs[keep]
 		for i, v := range vs {
 			if i == keep {
 				continue
 			}
 			if c.foreign(v) {
-				c.add(s, Spliced, "a second event %s at this sequence number, copied from another chain", v.e.ID)
+				c.add(s, Spliced, "a second event %s at this sequence number, copied from another chain", v.ID)
 			} else {
-				c.add(s, Spliced, "a second event %s at this sequence number", v.e.ID)
+				c.add(s, Spliced, "a second event %s at this sequence number", v.ID)
 			}
 		}
 	}
@@ -289,14 +331,14 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 	// Broken links: which rows do not follow their predecessor?
 	var brokenIn []uint64
 	for i, r := range c.uniq {
-		s := r.e.Seq
+		s := r.Seq
 		switch {
 		case s == 1:
-			if r.e.Prev != "" {
+			if r.HasPrev {
 				brokenIn = append(brokenIn, s)
 			}
-		case i > 0 && c.uniq[i-1].e.Seq == s-1:
-			if r.e.Prev == "" || r.prev != c.uniq[i-1].hash {
+		case i > 0 && c.uniq[i-1].Seq == s-1:
+			if !r.HasPrev || r.Prev != c.uniq[i-1].Hash {
 				brokenIn = append(brokenIn, s)
 			}
 		}
@@ -314,17 +356,24 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 				}
 			}
 		}
+		if err := c.loadEvents(suspects); err != nil {
+			return 0, err
+		}
 		for _, s := range brokenIn {
-			if at(s).e.Prev == "" {
+			if !at(s).HasPrev {
 				continue
 			}
-			want := at(s).prev
+			want := at(s).Prev
 			for _, cand := range suspects {
+				e := at(cand).Event
+				if e == nil {
+					continue // not loaded: cannot tell a move from an edit
+				}
 				for _, orig := range suspects {
 					if orig == cand {
 						continue
 					}
-					r := *at(cand).e
+					r := *e
 					r.Seq = orig
 					if Of(&r) == want {
 						moved[cand] = orig
@@ -336,7 +385,7 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 	origins := map[uint64]bool{}
 	for cur, orig := range moved {
 		origins[orig] = true
-		c.add(cur, Reordered, "event %s was chained at seq %d", at(cur).e.ID, orig)
+		c.add(cur, Reordered, "event %s was chained at seq %d", at(cur).ID, orig)
 	}
 
 	// Attribute the remaining breaks.
@@ -347,30 +396,44 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 		prev, hasPrev := c.get(s - 1)
 		switch {
 		case c.foreign(at(s)):
-			c.add(s, Spliced, "event %s was chained elsewhere (prev %s)", at(s).e.ID, short(at(s).e.Prev))
+			r := at(s)
+			c.add(s, Spliced, "event %s was chained elsewhere (prev %s)", r.ID, short(r.prevString()))
 		case hasPrev && moved[s-1] == 0 && (c.linksFrom(prev, s-1) || s-1 == 0) && !c.foreign(prev) && !origins[s-1]:
 			// The predecessor is where it was chained but hashes differently:
 			// it was edited after the fact.
-			c.add(s-1, Modified, "event %s no longer hashes to what seq %d chained", prev.e.ID, s)
+			c.add(s-1, Modified, "event %s no longer hashes to what seq %d chained", prev.ID, s)
 		case origins[s-1]:
 			// Explained by a move into or out of seq s-1.
 		case hasPrev && c.foreign(prev):
 			// Explained by the splice just before.
 		default:
-			c.add(s, Modified, "event %s does not follow seq %d", at(s).e.ID, s-1)
+			c.add(s, Modified, "event %s does not follow seq %d", at(s).ID, s-1)
 		}
 	}
 
 	// Gaps: deleted, or unrecorded by the enforcer's own account.
 	unrecorded := map[uint64]bool{}
+	var cps []uint64
 	for _, r := range c.uniq {
-		s := r.e.Seq
-		if r.e.Kind != event.KindCheckpoint {
+		if r.Kind == event.KindCheckpoint && r.Event == nil {
+			cps = append(cps, r.Seq)
+		}
+	}
+	if err := c.loadEvents(cps); err != nil {
+		return 0, err
+	}
+	for _, r := range c.uniq {
+		s := r.Seq
+		if r.Kind != event.KindCheckpoint {
 			continue
 		}
 		checkpoints++
+		if r.Event == nil {
+			c.add(s, Modified, "checkpoint %s could not be read whole", r.ID)
+			continue
+		}
 		if c.keys != nil {
-			signed := *r.e
+			signed := *r.Event
 			if orig, ok := moved[s]; ok {
 				signed.Seq = orig // it was signed where it was chained
 			}
@@ -378,7 +441,10 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 				c.add(s, BadSignature, "%v", err)
 			}
 		}
-		for _, u := range r.e.Checkpoint.Unrecorded {
+		if r.Event.Checkpoint == nil {
+			continue
+		}
+		for _, u := range r.Event.Checkpoint.Unrecorded {
 			unrecorded[u] = true
 		}
 	}
@@ -389,7 +455,7 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 	witnessSeq := uint64(0)
 	for _, w := range witnesses {
 		witnessSeq = max(witnessSeq, w.Seq)
-		if r, ok := c.get(w.Seq); ok && r.hash != Of(w) {
+		if r, ok := c.get(w.Seq); ok && r.Hash != Of(w) {
 			c.add(w.Seq, Modified, "stored checkpoint differs from the one published to the stream")
 		}
 	}
@@ -415,7 +481,32 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int) {
 		gap(last+1, witnessSeq, Truncated, fmt.Sprintf("missing after the last stored event; a witness checkpoint reached seq %d", witnessSeq))
 	}
 	slices.SortStableFunc(c.findings, func(a, b Finding) int { return cmp.Compare(a.Seq, b.Seq) })
-	return checkpoints
+	return checkpoints, nil
+}
+
+// loadEvents fills in the whole events of the stored versions at seqs that
+// lack them, matching what Load returns to them by hash.
+func (c *checker) loadEvents(seqs []uint64) error {
+	var want []uint64
+	for _, s := range seqs {
+		if r, ok := c.get(s); ok && r.Event == nil {
+			want = append(want, s)
+		}
+	}
+	if len(want) == 0 || c.load == nil {
+		return nil
+	}
+	events, err := c.load(c.key.instance, c.key.epoch, want)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		i, ok := slices.BinarySearchFunc(c.uniq, e.Seq, func(r row, s uint64) int { return cmp.Compare(r.Seq, s) })
+		if ok && c.uniq[i].Hash == Of(e) {
+			c.uniq[i].Event = e
+		}
+	}
+	return nil
 }
 
 func short(s string) string {

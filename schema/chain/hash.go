@@ -4,10 +4,12 @@
 // with Ed25519. Check then finds exactly which sequence numbers of a stored
 // chain were deleted, modified, reordered, truncated or spliced in.
 //
-// The hash is over a canonical binary form of every field an event stores,
-// so it can be recomputed from ClickHouse columns without the original
-// bytes. Fields added to the event model must be added here, as a new
-// canonical version.
+// The hash is over a canonical binary form of the columns an event is
+// stored in (Columns): the row as ClickHouse's RowBinary format writes it,
+// after a version prefix. So it can be recomputed from decoded events (Of)
+// or straight from the bytes a RowBinary query returns (RowHash), which
+// spares `rampart verify` building events at all. Columns added to the
+// event model must be added here, as a new canonical version.
 package chain
 
 import (
@@ -25,7 +27,7 @@ import (
 const Prefix = "sha256:"
 
 // canonicalVersion starts every hashed form; bump it if the form changes.
-const canonicalVersion = "rampart-chain-v1\x00"
+const canonicalVersion = "rampart-chain-v2\x00"
 
 // Hash is a chain hash.
 type Hash [sha256.Size]byte
@@ -41,12 +43,16 @@ type hasher struct{ buf []byte }
 
 var hashers = sync.Pool{New: func() any { return &hasher{buf: make([]byte, 0, 2048)} }}
 
+// The encodings of RowBinary: strings and array lengths are prefixed with
+// their length as a uvarint, integers are little-endian.
 func (w *hasher) str(s string) {
-	w.buf = binary.AppendUvarint(w.buf, uint64(len(s)))
+	w.count(len(s))
 	w.buf = append(w.buf, s...)
 }
 
-func (w *hasher) u64(v uint64) { w.buf = binary.BigEndian.AppendUint64(w.buf, v) }
+func (w *hasher) count(n int)  { w.buf = binary.AppendUvarint(w.buf, uint64(n)) }
+func (w *hasher) u64(v uint64) { w.buf = binary.LittleEndian.AppendUint64(w.buf, v) }
+func (w *hasher) i32(v int32)  { w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(v)) }
 
 // Of returns the chain hash of e. Absent sections hash like empty ones, and
 // the checkpoint signature is excluded when withoutSignature is set.
@@ -54,8 +60,17 @@ func Of(e *event.Event) Hash { return of(e, false) }
 
 func of(e *event.Event, withoutSignature bool) Hash {
 	w := hashers.Get().(*hasher)
+	w.canonical(e, withoutSignature)
+	out := Hash(sha256.Sum256(w.buf))
+	hashers.Put(w)
+	return out
+}
+
+// canonical writes e's canonical form to w.buf, field by field in the order
+// of Columns.
+func (w *hasher) canonical(e *event.Event, withoutSignature bool) {
 	w.buf = append(w.buf[:0], canonicalVersion...)
-	w.u64(uint64(e.V))
+	w.buf = binary.AppendUvarint(w.buf, uint64(e.V))
 	w.str(e.ID)
 	w.str(string(e.Kind))
 	w.u64(uint64(Truncate(e.Time).UnixMicro()))
@@ -75,9 +90,12 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	w.str(id.Subject)
 	w.str(id.Issuer)
 	w.str(id.SPIFFEID)
-	w.u64(uint64(len(id.Chain)))
+	w.count(len(id.Chain))
 	for _, a := range id.Chain {
 		w.str(a.Subject)
+	}
+	w.count(len(id.Chain))
+	for _, a := range id.Chain {
 		w.str(a.Issuer)
 	}
 	w.str(id.SessionID)
@@ -97,9 +115,12 @@ func of(e *event.Event, withoutSignature bool) Hash {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	w.u64(uint64(len(names)))
+	w.count(len(names))
 	for _, k := range names {
 		w.str(k)
+	}
+	w.count(len(names))
+	for _, k := range names {
 		w.str(req.Headers[k])
 	}
 	w.str(req.RPCMethod)
@@ -121,7 +142,7 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	w.str(dec.Reason)
 	w.str(dec.Code)
 	w.u64(uint64(dec.EvalNanos))
-	w.u64(uint64(len(dec.Shadow)))
+	w.count(len(dec.Shadow))
 	for _, r := range dec.Shadow {
 		w.str(r)
 	}
@@ -130,7 +151,7 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	if e.Response != nil {
 		resp = *e.Response
 	}
-	w.u64(uint64(int64(resp.Status)))
+	w.i32(int32(resp.Status))
 	w.u64(uint64(resp.DurationNs))
 	w.u64(uint64(resp.Bytes))
 
@@ -142,12 +163,8 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	if !withoutSignature {
 		w.str(cp.Signature)
 	}
-	w.u64(uint64(len(cp.Unrecorded)))
+	w.count(len(cp.Unrecorded))
 	for _, s := range cp.Unrecorded {
 		w.u64(s)
 	}
-
-	out := Hash(sha256.Sum256(w.buf))
-	hashers.Put(w)
-	return out
 }
