@@ -13,6 +13,7 @@ deps:
 
 build:
 	go build -o bin/rampart ./cmd/rampart
+	go build -o bin/rampart-enforcer ./enforcer/cmd/rampart-enforcer
 
 demo: build
 	@scripts/deps.sh demo
@@ -34,7 +35,7 @@ bench:
 
 # Fixed-rate and saturation load: enforcer vs a bare proxy vs OPA (~4 min).
 load: build
-	go run ./loadtest/cmd/rampart-load -rampart bin/rampart
+	go run ./loadtest/cmd/rampart-load -enforcer bin/rampart-enforcer
 
 # The fault-injection suite with 30 s outages.
 soak: deps

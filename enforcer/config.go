@@ -70,8 +70,14 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxInFlight bounds requests handled at once; more get 503
 	// "overloaded" at once (not recorded: like a connection refused).
-	// Default 4096.
+	// Default 1024.
 	MaxInFlight int `yaml:"max_inflight"`
+	// MemoryLimitMiB is the soft memory limit `rampart enforcer` gives the
+	// Go runtime (as GOMEMLIMIT does, which takes precedence): near it the
+	// garbage collector works harder instead of the process growing, so an
+	// enforcer beside a gateway stays small under overload. -1: none.
+	// Default 40.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 	// RecordHeaders names request headers recorded in events and shown to
 	// policy as headers["name"] (lower case). Authorization and cookies are
 	// never recorded, whatever this says.
@@ -225,7 +231,10 @@ func (c *Config) SetDefaults() {
 	c.ToolSchemas.SetDefaults()
 	c.Destinations.SetDefaults()
 	if c.MaxInFlight == 0 {
-		c.MaxInFlight = 4096
+		c.MaxInFlight = 1024
+	}
+	if c.MemoryLimitMiB == 0 {
+		c.MemoryLimitMiB = 40
 	}
 }
 
@@ -236,6 +245,9 @@ func (c *Config) Enabled(mode string) bool { return slices.Contains(c.Modes, mod
 func (c *Config) Validate() error {
 	if c.MaxInFlight < 0 {
 		return errors.New("enforcer: max_inflight must not be negative")
+	}
+	if c.MemoryLimitMiB < -1 {
+		return errors.New("enforcer: memory_limit_mib must be positive, or -1 for none")
 	}
 	for _, h := range c.RecordHeaders {
 		switch strings.ToLower(h) {

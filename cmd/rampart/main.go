@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/rampart-io/rampart/internal/telemetry"
+	"github.com/rampart-io/rampart/schema/telemetry"
 )
 
 // verb is one subcommand; its file is named after it.

@@ -53,7 +53,7 @@ type options struct {
 	satDuration time.Duration
 	auditRate   float64
 	maxInFlight int
-	rampartBin  string
+	enforcerBin string
 	cpuProfile  string
 }
 
@@ -77,7 +77,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.satDuration, "sat-duration", 5*time.Second, "measured time per target at saturation")
 	fs.Float64Var(&o.auditRate, "audit-rate", 500, "fixed rate (req/s) of the audit-cost comparison")
 	fs.IntVar(&o.maxInFlight, "max-inflight", 10000, "open loop: sends beyond this many outstanding are dropped and counted")
-	fs.StringVar(&o.rampartBin, "rampart", "", "path to a built rampart binary: also measure the enforcer as a separate process (and its RSS)")
+	fs.StringVar(&o.enforcerBin, "enforcer", "", "path to a built rampart-enforcer binary: also measure the enforcer as a separate process (and its RSS)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory: write a CPU profile of this process during each target's saturation run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -222,9 +222,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		tSpool:       newTarget(tSpool, spoolURL+"/mcp", nil),
 	}
 	sweep := []string{tBare, tRampart, tNoop, tForwardAuth, tOPA}
-	if o.rampartBin != "" {
+	if o.enforcerBin != "" {
 		procCtx, cancel := context.WithCancel(ctx)
-		procURL, cmd, err := w.startEnforcerProcess(procCtx, o.rampartBin, nsDefault.ClientURL())
+		procURL, cmd, err := w.startEnforcerProcess(procCtx, o.enforcerBin, nsDefault.ClientURL())
 		if err != nil {
 			cancel()
 			return err

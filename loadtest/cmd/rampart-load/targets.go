@@ -213,7 +213,7 @@ func (w *world) startSpoolingEnforcer() (string, func(), error) {
 	return url, stop, nil
 }
 
-// startEnforcerProcess runs `bin enforcer -config FILE` as a child process
+// startEnforcerProcess runs `bin -config FILE` (rampart-enforcer) as a child process
 // so its memory can be measured apart from the load generator's.
 func (w *world) startEnforcerProcess(ctx context.Context, bin, natsURL string) (string, *exec.Cmd, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -242,7 +242,7 @@ nats:
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "enforcer", "-config", file)
+	cmd := exec.CommandContext(ctx, bin, "-config", file)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -1,0 +1,57 @@
+package enforcer
+
+import (
+	"context"
+	"flag"
+	"os"
+	"runtime/debug"
+)
+
+// EnvNATSURL names the environment variable that sets the NATS URL, as in
+// every Rampart component; -nats wins over it, and it over the file.
+const EnvNATSURL = "RAMPART_NATS_URL"
+
+// ConfigFromArgs builds the configuration of an enforcer command from its
+// flags: the file given with -config, then the environment, then flags.
+func ConfigFromArgs(name string, args []string) (Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	file := fs.String("config", "", "YAML configuration file (unknown keys are an error)")
+	natsURL := fs.String("nats", os.Getenv(EnvNATSURL), "NATS URL (env "+EnvNATSURL+")")
+	listen := fs.String("listen", "", "address to serve agents on (overrides the file)")
+	upstream := fs.String("upstream", "", "backend URL (overrides the file)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	var cfg Config
+	if *file != "" {
+		var err error
+		if cfg, err = LoadConfig(*file); err != nil {
+			return cfg, err
+		}
+	}
+	for dst, v := range map[*string]string{&cfg.NATS.URL: *natsURL, &cfg.Listen: *listen, &cfg.Upstream: *upstream} {
+		if v != "" {
+			*dst = v
+		}
+	}
+	cfg.SetDefaults()
+	return cfg, cfg.Validate()
+}
+
+// RunCommand runs an enforcer configured by args until ctx ends: what
+// `rampart enforcer` and the standalone `rampart-enforcer` do.
+func RunCommand(ctx context.Context, name string, args []string) error {
+	cfg, err := ConfigFromArgs(name, args)
+	if err != nil {
+		return err
+	}
+	if cfg.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	return e.Run(ctx)
+}
