@@ -157,9 +157,10 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 			err = &mcp.Error{Code: mcp.CodeInvalidRequest, Message: "JSON-RPC batches are not accepted"}
 		}
 		var call mcp.Call
+		var jsonArgs map[string]any
 		if err == nil {
 			call = batch.Calls[0]
-			args, err = call.Arguments()
+			jsonArgs, err = call.JSONArguments()
 		}
 		if err != nil {
 			rpcErr, ok := errors.AsType[*mcp.Error](err)
@@ -176,10 +177,11 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 		x.request.Resource = call.Resource
 		if call.Method == mcp.MethodToolsCall {
 			// Arguments that break the tool's pinned schema never reach policy.
-			if err := e.schemas.Validate(call.Tool, call.Args); err != nil {
+			if err := e.schemas.ValidateDecoded(call.Tool, jsonArgs); err != nil {
 				return refuse(Code(toolschema.CodeOf(err)), err, nil)
 			}
 		}
+		args = mcp.ForPolicy(jsonArgs)
 	}
 	x.request.Destination, x.request.DataClass = e.dests.Lookup(c.host, c.path, x.request.Tool)
 

@@ -448,22 +448,41 @@ func Digest(b []byte) string {
 // int64 and other numbers float64, so that policy sees CEL ints where the
 // caller sent integers.
 func (c *Call) Arguments() (map[string]any, error) {
-	m := map[string]any{}
+	m, err := c.JSONArguments()
+	if err != nil {
+		return nil, err
+	}
+	return ForPolicy(m), nil
+}
+
+// JSONArguments decodes the arguments of c with numbers as json.Number, the
+// form JSON Schema validators take; an empty map when there are none.
+// ForPolicy then turns them into what policy sees, so a call's arguments
+// are decoded once for both.
+func (c *Call) JSONArguments() (map[string]any, error) {
 	if len(c.Args) == 0 {
-		return m, nil
+		return map[string]any{}, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.Args))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("mcp: arguments: %w", err)
+	v, err := decodeValid(c.Args) // Parse scanned them strictly
+	if err != nil {
+		return nil, err
 	}
-	if m == nil { // "arguments": null
-		m = map[string]any{}
+	switch v := v.(type) {
+	case map[string]any:
+		return v, nil
+	case nil: // "arguments": null
+		return map[string]any{}, nil
 	}
+	return nil, fmt.Errorf("mcp: arguments: not an object")
+}
+
+// ForPolicy replaces, in place, the json.Number values of decoded
+// arguments by int64 (integers) or float64, and returns them.
+func ForPolicy(m map[string]any) map[string]any {
 	for k, v := range m {
 		m[k] = numbers(v)
 	}
-	return m, nil
+	return m
 }
 
 // numbers replaces json.Number values in v by int64 or float64.

@@ -159,32 +159,31 @@ func (s Source) json() ([]byte, error) {
 // the empty object. It returns nil, or an *Error whose Code is
 // ArgsInvalid, ToolUnknown, SchemaChanged or SchemaInvalid.
 func (r *Registry) Validate(tool string, args json.RawMessage) error {
-	r.mu.RLock()
-	e := r.tools[tool]
-	var sch compiled
-	pending := false
-	if e != nil {
-		sch, pending = e.schema, e.pending != nil
-	}
-	r.mu.RUnlock()
-	switch {
-	case e == nil && r.unknownDeny:
-		return &Error{Code: ToolUnknown, Tool: tool}
-	case e == nil:
-		return nil
-	case pending && r.onChange == ChangeDeny:
-		return &Error{Code: SchemaChanged, Tool: tool}
-	case sch.sch == nil:
-		return &Error{Code: SchemaInvalid, Tool: tool, Detail: sch.invalid}
+	sch, err := r.lookup(tool)
+	if err != nil || sch == nil {
+		return err
 	}
 	var v any = map[string]any{}
 	if len(args) > 0 && !bytes.Equal(bytes.TrimSpace(args), []byte("null")) {
-		var err error
 		if v, err = jsonschema.UnmarshalJSON(bytes.NewReader(args)); err != nil {
 			return &Error{Code: ArgsInvalid, Tool: tool, Detail: err.Error()}
 		}
 	}
-	err := sch.sch.Validate(v)
+	return validate(tool, sch, v)
+}
+
+// ValidateDecoded is Validate for arguments already decoded with numbers
+// as json.Number (mcp.Call.JSONArguments), so they are decoded once.
+func (r *Registry) ValidateDecoded(tool string, args map[string]any) error {
+	sch, err := r.lookup(tool)
+	if err != nil || sch == nil {
+		return err
+	}
+	return validate(tool, sch, args)
+}
+
+func validate(tool string, sch *jsonschema.Schema, v any) error {
+	err := sch.Validate(v)
 	if err == nil {
 		return nil
 	}
@@ -198,6 +197,30 @@ func (r *Registry) Validate(tool string, args json.RawMessage) error {
 		out.Detail = leaf.ErrorKind.LocalizedString(printer)
 	}
 	return out
+}
+
+// lookup returns tool's compiled schema: nil with a nil error when the
+// tool has none and unknown tools are allowed.
+func (r *Registry) lookup(tool string) (*jsonschema.Schema, error) {
+	r.mu.RLock()
+	e := r.tools[tool]
+	var sch compiled
+	pending := false
+	if e != nil {
+		sch, pending = e.schema, e.pending != nil
+	}
+	r.mu.RUnlock()
+	switch {
+	case e == nil && r.unknownDeny:
+		return nil, &Error{Code: ToolUnknown, Tool: tool}
+	case e == nil:
+		return nil, nil
+	case pending && r.onChange == ChangeDeny:
+		return nil, &Error{Code: SchemaChanged, Tool: tool}
+	case sch.sch == nil:
+		return nil, &Error{Code: SchemaInvalid, Tool: tool, Detail: sch.invalid}
+	}
+	return sch.sch, nil
 }
 
 var printer = message.NewPrinter(language.English)
