@@ -102,6 +102,7 @@ const (
 	tProcess     = "rampart proxy (process)"
 	tNoop        = "no-op auth endpoint"
 	tForwardAuth = "rampart forward-auth"
+	tFAProcess   = "rampart forward-auth (process)"
 	tOPA         = "OPA forward-auth"
 	tSyncAlways  = "rampart proxy, JetStream sync_always"
 	tSpool       = "rampart proxy, spool (NATS down)"
@@ -111,7 +112,7 @@ const (
 // bare proxy for proxies, the no-op endpoint for decision endpoints.
 func baselineOf(name string) string {
 	switch name {
-	case tNoop, tForwardAuth, tOPA:
+	case tNoop, tForwardAuth, tFAProcess, tOPA:
 		return tNoop
 	}
 	return tBare
@@ -233,7 +234,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		t := newTarget(tProcess, procURL+"/mcp", nil)
 		t.pid = cmd.Process.Pid
 		targets[tProcess] = t
-		sweep = []string{tBare, tRampart, tProcess, tNoop, tForwardAuth, tOPA}
+		t = newTarget(tFAProcess, procURL+"/_rampart/auth", fa)
+		t.pid = cmd.Process.Pid
+		targets[tFAProcess] = t
+		sweep = []string{tBare, tRampart, tProcess, tNoop, tForwardAuth, tFAProcess, tOPA}
 	}
 
 	token, err := iss.Token(workload.Caller{Tenant: "acme", Principal: "user:alice@acme.example",
