@@ -497,14 +497,32 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 // responseQueue bounds response events waiting to be recorded.
 const responseQueue = 4096
 
+// responseBatch bounds the response events recorded in one round trip.
+const responseBatch = 256
+
 // recordResponses records queued response events until Close, then what
-// is still queued.
+// is still queued. It takes whatever has queued up while the previous
+// events were being acknowledged, up to responseBatch, and records them
+// together: one event per JetStream round trip would cap the enforcer's
+// throughput at the inverse of the ack latency, every handler waiting on
+// the full queue.
 func (e *Enforcer) recordResponses() {
 	defer close(e.responded)
+	batch := make([]*event.Event, 0, responseBatch)
 	for {
 		select {
 		case resp := <-e.responses:
-			e.recordResponse(resp)
+			batch = append(batch[:0], resp)
+		fill:
+			for len(batch) < responseBatch {
+				select {
+				case resp := <-e.responses:
+					batch = append(batch, resp)
+				default:
+					break fill
+				}
+			}
+			e.recordResponse(batch...)
 		case <-e.closing:
 			for {
 				select {
@@ -518,11 +536,14 @@ func (e *Enforcer) recordResponses() {
 	}
 }
 
-func (e *Enforcer) recordResponse(resp *event.Event) {
+// recordResponse records response events in one call, in order.
+func (e *Enforcer) recordResponse(resps ...*event.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.NATS.PublishTimeout)
 	defer cancel()
-	if err := e.audit.Publish(ctx, resp); err != nil {
-		e.log.Warn("response event not recorded", "request_id", resp.RequestID, "err", err)
+	if err := e.audit.Publish(ctx, resps...); err != nil {
+		for _, resp := range resps {
+			e.log.Warn("response event not recorded", "request_id", resp.RequestID, "err", err)
+		}
 	}
 }
 
