@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -78,7 +79,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.auditRate, "audit-rate", 500, "fixed rate (req/s) of the audit-cost comparison")
 	fs.IntVar(&o.maxInFlight, "max-inflight", 10000, "open loop: sends beyond this many outstanding are dropped and counted")
 	fs.StringVar(&o.enforcerBin, "enforcer", "", "path to a built rampart-enforcer binary: also measure the enforcer as a separate process (and its RSS)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory: write a CPU profile of this process during each target's saturation run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory: write a CPU profile of this process during each target's saturation run, and its heap at the end")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -323,6 +324,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	r.saturation(sweep, sat)
 
 	r.memory(targets[tProcess])
+	if o.cpuProfile != "" {
+		// What this process keeps: its garbage collection is every
+		// in-process target's, so its live heap shapes their tails.
+		f, err := os.Create(filepath.Join(o.cpuProfile, "heap.pprof"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC()
+		return pprof.WriteHeapProfile(f)
+	}
 	return nil
 }
 

@@ -248,8 +248,13 @@ func (r *report) memory(proc *target) {
 		if !ok {
 			continue
 		}
+		met := yes(r.clean[name][targetAddedRate] && a < targetAddedP99)
+		if a < 0 {
+			// The baseline's tail was the worse one: noise decides, not the target.
+			met = "inconclusive"
+		}
 		r.printf("| p99 added latency < %s at %d req/s: %s vs %s | %s ms | %s |\n", ms(targetAddedP99), targetAddedRate, name, baselineOf(name),
-			signedMS(a), yes(r.clean[name][targetAddedRate] && a < targetAddedP99))
+			signedMS(a), met)
 	}
 	if _, ok := r.addedP99[tRampart][targetAddedRate]; !ok {
 		r.printf("| p99 added latency < %s at %d req/s | not measured (rate not in -rates) | – |\n", ms(targetAddedP99), targetAddedRate)
