@@ -215,21 +215,15 @@ func decodeRow(row []byte) (*event.Event, error) {
 	return e, err
 }
 
+// kinds are the event kinds links name without allocating.
+var kinds = []event.Kind{event.KindRequest, event.KindDecision, event.KindResponse, event.KindCheckpoint, event.KindPolicy, event.KindToolSchema}
+
 // kind returns the event kind b names, without allocating for known kinds.
 func kind(b []byte) event.Kind {
-	switch event.Kind(b) {
-	case event.KindRequest:
-		return event.KindRequest
-	case event.KindDecision:
-		return event.KindDecision
-	case event.KindResponse:
-		return event.KindResponse
-	case event.KindCheckpoint:
-		return event.KindCheckpoint
-	case event.KindPolicy:
-		return event.KindPolicy
-	case event.KindToolSchema:
-		return event.KindToolSchema
+	for _, k := range kinds {
+		if string(b) == string(k) {
+			return k
+		}
 	}
 	return event.Kind(b)
 }

@@ -13,12 +13,12 @@ import (
 // have refused.
 func decodeValid(data []byte) (any, error) {
 	d := decoder{data: data}
-	d.space()
+	d.skipSpace()
 	v, err := d.value()
 	if err != nil {
 		return nil, err
 	}
-	d.space()
+	d.skipSpace()
 	if d.pos != len(d.data) {
 		return nil, d.fail()
 	}
@@ -30,18 +30,9 @@ type decoder struct {
 	pos  int
 }
 
-func (d *decoder) fail() error { return fmt.Errorf("mcp: arguments: invalid JSON at offset %d", d.pos) }
+func (d *decoder) skipSpace() { d.pos = skipSpace(d.data, d.pos) }
 
-func (d *decoder) space() {
-	for d.pos < len(d.data) {
-		switch d.data[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-		default:
-			return
-		}
-	}
-}
+func (d *decoder) fail() error { return fmt.Errorf("mcp: arguments: invalid JSON at offset %d", d.pos) }
 
 func (d *decoder) value() (any, error) {
 	if d.pos >= len(d.data) {
@@ -85,13 +76,13 @@ func (d *decoder) literal(lit string) bool {
 func (d *decoder) object() (any, error) {
 	d.pos++ // {
 	m := map[string]any{}
-	d.space()
+	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
 		return m, nil
 	}
 	for {
-		d.space()
+		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.fail()
 		}
@@ -99,18 +90,18 @@ func (d *decoder) object() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.space()
+		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
 			return nil, d.fail()
 		}
 		d.pos++
-		d.space()
+		d.skipSpace()
 		v, err := d.value()
 		if err != nil {
 			return nil, err
 		}
 		m[k] = v // scan refused repeated keys
-		d.space()
+		d.skipSpace()
 		if d.pos >= len(d.data) {
 			return nil, d.fail()
 		}
@@ -129,19 +120,19 @@ func (d *decoder) object() (any, error) {
 func (d *decoder) array() (any, error) {
 	d.pos++ // [
 	a := []any{}
-	d.space()
+	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == ']' {
 		d.pos++
 		return a, nil
 	}
 	for {
-		d.space()
+		d.skipSpace()
 		v, err := d.value()
 		if err != nil {
 			return nil, err
 		}
 		a = append(a, v)
-		d.space()
+		d.skipSpace()
 		if d.pos >= len(d.data) {
 			return nil, d.fail()
 		}

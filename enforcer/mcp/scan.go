@@ -80,15 +80,20 @@ func (s *scanner) syntax(msg string) *scanError {
 	return &scanError{kind: errSyntax, offset: s.pos, msg: msg + " at offset " + strconv.Itoa(s.pos)}
 }
 
-func (s *scanner) skipSpace() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
+func (s *scanner) skipSpace() { s.pos = skipSpace(s.data, s.pos) }
+
+// skipSpace returns the position of the first byte at or after pos in data
+// that is not JSON white space.
+func skipSpace(data []byte, pos int) int {
+	for pos < len(data) {
+		switch data[pos] {
 		case ' ', '\t', '\n', '\r':
-			s.pos++
+			pos++
 		default:
-			return
+			return pos
 		}
 	}
+	return pos
 }
 
 // value reads one value at s.pos; depth is the number of arrays and
