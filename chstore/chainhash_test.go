@@ -66,8 +66,8 @@ func TestScanLinksHashesRowsAsChainOfDoes(t *testing.T) {
 	ctx := context.Background()
 	ch := chtest.New(t)
 	events := hashFixture()
-	// A string longer than the reader's buffer.
-	events[5].Request.Args = json.RawMessage(`"` + strings.Repeat("x", 3<<20) + `"`)
+	// A row longer than the reader's first buffer.
+	events[5].Request.Args = json.RawMessage(`"` + strings.Repeat("x", 9<<20) + `"`)
 	want := map[string]chain.Link{}
 	var rows [][]any
 	for _, e := range events {
