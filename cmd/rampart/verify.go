@@ -80,6 +80,9 @@ func runVerify(ctx context.Context, args []string) error {
 		if opts.Keys == nil {
 			fmt.Println("checkpoint signatures not checked: no -keys given")
 		}
+		if res.InFlight > 0 {
+			fmt.Printf("%d events were still on their way to ClickHouse: gaps among the newest events may be in flight; run again once the collector has caught up\n", res.InFlight)
+		}
 		for _, f := range res.Findings {
 			fmt.Println(f)
 		}

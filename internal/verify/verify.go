@@ -48,17 +48,38 @@ type Options struct {
 type Result struct {
 	chain.Report
 	Witnesses int
-	Read      time.Duration // reading events from ClickHouse
-	Checked   time.Duration // chain.Check
+	// InFlight counts stream messages the collector has not yet stored
+	// (pending or awaiting its ack) when verify read the stream: while it
+	// is not zero, the newest events may still be on their way, and a gap
+	// among them is not yet proof of deletion. Known only with NATSURL.
+	InFlight uint64
+	Read     time.Duration // reading events from ClickHouse
+	Checked  time.Duration // chain.Check
 }
 
 // Run verifies the chains selected by o in the database of ch.
 func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
+	res := &Result{}
+	// What the collector had stored is read before ClickHouse is: a
+	// witness or a gap judged against a later state could name events
+	// that were stored after verify read the table.
+	var col *collectorState
+	if o.NATSURL != "" {
+		consumer := o.Consumer
+		if consumer == "" {
+			consumer = "collector"
+		}
+		var err error
+		if col, err = sampleCollector(ctx, o.NATSURL, consumer); err != nil {
+			return nil, err
+		}
+		defer col.nc.Close()
+		res.InFlight = col.inFlight
+	}
 	chains, err := selectChains(ctx, ch, o)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{}
 	start := time.Now()
 	links, err := readLinks(ctx, ch, chains)
 	if err != nil {
@@ -66,12 +87,8 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 	}
 	res.Read = time.Since(start)
 	var witnesses []*event.Event
-	if o.NATSURL != "" {
-		consumer := o.Consumer
-		if consumer == "" {
-			consumer = "collector"
-		}
-		if witnesses, err = readWitnesses(ctx, o.NATSURL, consumer, chains); err != nil {
+	if col != nil {
+		if witnesses, err = col.witnesses(ctx, chains); err != nil {
 			return nil, err
 		}
 		res.Witnesses = len(witnesses)
@@ -196,33 +213,48 @@ type chainRef struct {
 	rows            int
 }
 
-// readWitnesses reads the checkpoints of the given chains still in the
-// stream that the collector has already stored: a checkpoint still on its
-// way to ClickHouse proves nothing missing there yet.
-func readWitnesses(ctx context.Context, url, consumer string, chains []chainRef) ([]*event.Event, error) {
-	want := map[[2]string]bool{}
-	for _, c := range chains {
-		want[[2]string{c.instance, c.epoch}] = true
-	}
+// collectorState is the collector's progress through the events stream
+// when verify began.
+type collectorState struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stored   uint64 // the stream sequence below which every message is stored
+	inFlight uint64 // messages not yet stored
+}
+
+func sampleCollector(ctx context.Context, url, consumer string) (*collectorState, error) {
 	nc, err := nats.Connect(url, nats.Name("rampart-verify"))
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
+		nc.Close()
 		return nil, err
 	}
-	subj, _ := subject.For("", string(event.KindCheckpoint))
 	col, err := js.Consumer(ctx, stream.Events, consumer)
 	if err != nil {
+		nc.Close()
 		return nil, fmt.Errorf("verify: collector consumer %q: %w", consumer, err)
 	}
-	cinfo, err := col.Info(ctx)
+	info, err := col.Info(ctx)
 	if err != nil {
+		nc.Close()
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	stored := cinfo.AckFloor.Stream
+	return &collectorState{nc: nc, js: js, stored: info.AckFloor.Stream, inFlight: info.NumPending + uint64(info.NumAckPending)}, nil
+}
+
+// witnesses reads the checkpoints of the given chains still in the stream
+// that the collector had already stored: a checkpoint still on its way to
+// ClickHouse proves nothing missing there yet.
+func (c *collectorState) witnesses(ctx context.Context, chains []chainRef) ([]*event.Event, error) {
+	want := map[[2]string]bool{}
+	for _, ch := range chains {
+		want[[2]string{ch.instance, ch.epoch}] = true
+	}
+	js, stored := c.js, c.stored
+	subj, _ := subject.For("", string(event.KindCheckpoint))
 	s, err := js.Stream(ctx, stream.Events)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
