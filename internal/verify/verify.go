@@ -48,10 +48,10 @@ type Options struct {
 type Result struct {
 	chain.Report
 	Witnesses int
-	// InFlight counts stream messages the collector has not yet stored
-	// (pending or awaiting its ack) when verify read the stream: while it
-	// is not zero, the newest events may still be on their way, and a gap
-	// among them is not yet proof of deletion. Known only with NATSURL.
+	// InFlight counts stream messages the collector had not yet stored
+	// (pending or awaiting its ack) when verify began: while it is not
+	// zero, the newest events may still be on their way, and a gap among
+	// them is not yet proof of deletion. Known only with NATSURL.
 	InFlight uint64
 	Read     time.Duration // reading events from ClickHouse
 	Checked  time.Duration // chain.Check
