@@ -540,7 +540,15 @@ func (e *Enforcer) recordResponses() {
 func (e *Enforcer) recordResponse(resps ...*event.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.NATS.PublishTimeout)
 	defer cancel()
-	if err := e.audit.Publish(ctx, resps...); err != nil {
+	err := e.audit.Publish(ctx, resps...)
+	if err != nil && len(resps) > 1 && !errors.Is(err, audit.ErrUnavailable) {
+		// One event the publisher refused must not cost the others theirs.
+		for _, resp := range resps {
+			e.recordResponse(resp)
+		}
+		return
+	}
+	if err != nil {
 		for _, resp := range resps {
 			e.log.Warn("response event not recorded", "request_id", resp.RequestID, "err", err)
 		}
