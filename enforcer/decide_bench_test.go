@@ -71,7 +71,7 @@ func benchEnforcer(b *testing.B, withSchema bool) (*Enforcer, string) {
 
 	cfg := Config{
 		Upstream: "http://127.0.0.1:1", Instance: "bench", PolicyFile: filepath.Join(dir, "policy.yaml"),
-		Identity: identity.Config{Issuer: "https://idp.bench", Audience: "rampart", JWKSFile: filepath.Join(dir, "jwks.json")},
+		Identity: identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "https://idp.bench", Audience: "rampart", JWKSFile: filepath.Join(dir, "jwks.json")}},
 		NATS:     audit.Config{URL: natstest.Run(b).URL(), Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}},
 	}
 	if withSchema {

@@ -129,7 +129,7 @@ func (h *harness) config(t *testing.T, publishTimeout time.Duration) enforcer.Co
 		Upstream:   backend.URL,
 		Instance:   "enf-test",
 		PolicyFile: filepath.Join(h.dir, "policy.yaml"),
-		Identity:   identity.Config{Issuer: "https://idp.test", Audience: "rampart", JWKSFile: filepath.Join(h.dir, "jwks.json")},
+		Identity:   identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "https://idp.test", Audience: "rampart", JWKSFile: filepath.Join(h.dir, "jwks.json")}},
 		NATS:       audit.Config{URL: h.nats.URL(), PublishTimeout: publishTimeout},
 	}
 }
@@ -436,7 +436,7 @@ func TestRunStopsWithContext(t *testing.T) {
 	cfg := enforcer.Config{
 		Listen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1", Instance: "run-test",
 		PolicyFile: writePolicy(t),
-		Identity:   identity.Config{Issuer: "i", Audience: "a", JWKSFile: filepath.Join(h.dir, "jwks.json")},
+		Identity:   identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "i", Audience: "a", JWKSFile: filepath.Join(h.dir, "jwks.json")}},
 		NATS:       audit.Config{URL: h.nats.URL()},
 	}
 	e, err := enforcer.New(cfg)

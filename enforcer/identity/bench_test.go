@@ -14,7 +14,7 @@ func benchTokens(b *testing.B) (*identity.Verifier, map[string]string) {
 	b.Helper()
 	rs, ed := rsaSigner(b, "rsa-1"), edSigner(b, "ed-1")
 	p := writeJWKS(b, rs, ed)
-	v, err := identity.New(context.Background(), identity.Config{Issuer: issuer, Audience: audience, JWKSFile: p},
+	v, err := identity.New(context.Background(), identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: issuer, Audience: audience, JWKSFile: p}},
 		identity.WithClock(newClock().Now))
 	if err != nil {
 		b.Fatal(err)

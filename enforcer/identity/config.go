@@ -87,32 +87,9 @@ type IssuerConfig struct {
 // (issuer, audience, jwks_url, ...); several are listed under issuers, and
 // then the top-level issuer fields must be unset.
 type Config struct {
-	// Issuer is the required "iss" of every token (single-issuer form).
-	Issuer string `yaml:"issuer"`
-	// Audience must be one of the token's "aud" values.
-	Audience string `yaml:"audience"`
-	// JWKSFile is a local JSON Web Key Set. Exactly one of JWKSFile and
-	// JWKSURL is set.
-	JWKSFile string `yaml:"jwks_file"`
-	// JWKSURL is fetched at start (which must succeed) and refreshed in the
-	// background, so keys can rotate without a restart.
-	JWKSURL string `yaml:"jwks_url"`
-	// JWKSRefreshInterval is the scheduled JWKS refresh period. Default 15m.
-	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
-	// JWKSRefetchInterval is the least time between two on-demand JWKS
-	// fetches for unknown kids. Default 30s.
-	JWKSRefetchInterval time.Duration `yaml:"jwks_refetch_interval"`
-	// Algorithms are the accepted signature algorithms; "none" and HMAC
-	// algorithms are never accepted. Default RS256, ES256, EdDSA.
-	Algorithms []string `yaml:"algorithms"`
-	// ClockSkew is tolerated on exp, nbf and iat. Default 30s.
-	ClockSkew time.Duration `yaml:"clock_skew"`
-	// RequiredClaims must be present besides "exp" and "sub".
-	RequiredClaims []string `yaml:"required_claims"`
-	// TokenTypes are the accepted "typ" header values. Default JWT, at+jwt.
-	TokenTypes []string `yaml:"token_types"`
-	// RequireTokenType rejects tokens without a "typ" header.
-	RequireTokenType bool `yaml:"require_token_type"`
+	// IssuerConfig is the single trusted issuer, its fields at the top
+	// level (issuer, audience, jwks_url, ...).
+	IssuerConfig `yaml:",inline"`
 
 	// Issuers lists several trusted issuers, each with its own keys and
 	// rules. Mutually exclusive with the top-level issuer fields above.
@@ -143,37 +120,13 @@ type Config struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
-// topLevel returns the single-issuer fields as an IssuerConfig.
-func (c *Config) topLevel() IssuerConfig {
-	return IssuerConfig{
-		Issuer:              c.Issuer,
-		Audience:            c.Audience,
-		JWKSFile:            c.JWKSFile,
-		JWKSURL:             c.JWKSURL,
-		JWKSRefreshInterval: c.JWKSRefreshInterval,
-		JWKSRefetchInterval: c.JWKSRefetchInterval,
-		Algorithms:          c.Algorithms,
-		ClockSkew:           c.ClockSkew,
-		RequiredClaims:      c.RequiredClaims,
-		TokenTypes:          c.TokenTypes,
-		RequireTokenType:    c.RequireTokenType,
-	}
-}
-
-func (c *Config) setTopLevel(ic IssuerConfig) {
-	c.Issuer, c.Audience, c.JWKSFile, c.JWKSURL = ic.Issuer, ic.Audience, ic.JWKSFile, ic.JWKSURL
-	c.JWKSRefreshInterval, c.JWKSRefetchInterval = ic.JWKSRefreshInterval, ic.JWKSRefetchInterval
-	c.Algorithms, c.ClockSkew, c.RequiredClaims = ic.Algorithms, ic.ClockSkew, ic.RequiredClaims
-	c.TokenTypes, c.RequireTokenType = ic.TokenTypes, ic.RequireTokenType
-}
-
 // IssuerConfigs returns the configured issuers: the Issuers list, or the
 // top-level single issuer.
 func (c *Config) IssuerConfigs() []IssuerConfig {
 	if len(c.Issuers) > 0 {
 		return c.Issuers
 	}
-	return []IssuerConfig{c.topLevel()}
+	return []IssuerConfig{c.IssuerConfig}
 }
 
 // ResolvePaths makes every relative jwks_file relative to dir, the
@@ -239,9 +192,7 @@ func (c *Config) SetDefaults() {
 		c.CacheTTL = DefaultCacheTTL
 	}
 	if len(c.Issuers) == 0 {
-		ic := c.topLevel()
-		ic.SetDefaults()
-		c.setTopLevel(ic)
+		c.IssuerConfig.SetDefaults()
 		return
 	}
 	for i := range c.Issuers {
@@ -344,16 +295,14 @@ func (c *Config) Validate() error {
 		return errors.New("identity: tenant_claim, session_claim and task_claim must not be empty")
 	}
 	if len(c.Issuers) == 0 {
-		ic := c.topLevel()
-		if err := ic.Validate(); err != nil {
+		if err := c.IssuerConfig.Validate(); err != nil {
 			return fmt.Errorf("identity: %w", err)
 		}
 		return nil
 	}
 	// Half a top-level issuer next to an issuers list is a mistake whose
 	// intent cannot be guessed; refuse it rather than ignore it.
-	top := c.topLevel()
-	if top.Issuer != "" || top.Audience != "" || top.JWKSFile != "" || top.JWKSURL != "" ||
+	if top := c.IssuerConfig; top.Issuer != "" || top.Audience != "" || top.JWKSFile != "" || top.JWKSURL != "" ||
 		top.JWKSRefreshInterval != 0 || top.JWKSRefetchInterval != 0 || len(top.Algorithms) != 0 ||
 		top.ClockSkew != 0 || len(top.RequiredClaims) != 0 || len(top.TokenTypes) != 0 || top.RequireTokenType {
 		return errors.New("identity: with issuers, the top-level issuer fields must be unset")

@@ -35,7 +35,7 @@ func TestConfigGood(t *testing.T) {
 		}
 		// The file spells out every default, so it equals the defaults of
 		// the bare minimum plus the one required claim.
-		def := identity.Config{Issuer: c.Issuer, Audience: c.Audience, JWKSURL: c.JWKSURL, RequiredClaims: []string{"tenant"}}
+		def := identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: c.Issuer, Audience: c.Audience, JWKSURL: c.JWKSURL, RequiredClaims: []string{"tenant"}}}
 		def.SetDefaults()
 		if got, want := c.IssuerConfigs(), def.IssuerConfigs(); !slices.EqualFunc(got, want, eqIssuer) {
 			t.Errorf("issuer = %+v, want the defaults %+v", got, want)

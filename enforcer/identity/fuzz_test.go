@@ -31,7 +31,7 @@ func newFuzzVerifier(f testing.TB) *identity.Verifier {
 		f.Fatal(err)
 	}
 	v, err := identity.New(context.Background(),
-		identity.Config{Issuer: issuer, Audience: audience, JWKSFile: p, Algorithms: []string{"EdDSA", "RS256"}},
+		identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: issuer, Audience: audience, JWKSFile: p, Algorithms: []string{"EdDSA", "RS256"}}},
 		identity.WithClock(newClock().Now))
 	if err != nil {
 		f.Fatal(err)

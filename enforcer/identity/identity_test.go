@@ -29,11 +29,11 @@ type testIssuer struct {
 func newTestIssuer(t *testing.T, edit func(c *identity.Config)) *testIssuer {
 	t.Helper()
 	ti := &testIssuer{rsa: rsaSigner(t, "rsa-1"), ec: ecSigner(t, "ec-1"), ed: edSigner(t, "ed-1"), clock: newClock()}
-	cfg := identity.Config{
+	cfg := identity.Config{IssuerConfig: identity.IssuerConfig{
 		Issuer: issuer, Audience: audience,
 		JWKSFile:       writeJWKS(t, ti.rsa, ti.ec, ti.ed),
 		RequiredClaims: []string{"tenant"},
-	}
+	}}
 	if edit != nil {
 		edit(&cfg)
 	}

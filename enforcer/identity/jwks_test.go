@@ -19,7 +19,7 @@ import (
 // urlIssuer is a Verifier whose single issuer's keys come from srv.
 func urlIssuer(t *testing.T, srv *jwksServer, clk *clock, edit func(c *identity.Config)) *identity.Verifier {
 	t.Helper()
-	cfg := identity.Config{Issuer: issuer, Audience: audience, JWKSURL: srv.URL}
+	cfg := identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: issuer, Audience: audience, JWKSURL: srv.URL}}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -155,7 +155,7 @@ func TestJWKSURLMustAnswerAtStart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv.failing.Store(false)
 			tt.edit()
-			v, err := identity.New(context.Background(), identity.Config{Issuer: issuer, Audience: audience, JWKSURL: srv.URL})
+			v, err := identity.New(context.Background(), identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: issuer, Audience: audience, JWKSURL: srv.URL}})
 			if err == nil {
 				v.Close()
 				t.Fatal("New succeeded")
@@ -191,7 +191,7 @@ func TestJWKSFileKeys(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tt.jwks), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			v, err := identity.New(context.Background(), identity.Config{Issuer: issuer, Audience: audience, JWKSFile: p, Algorithms: []string{"EdDSA", "RS256"}},
+			v, err := identity.New(context.Background(), identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: issuer, Audience: audience, JWKSFile: p, Algorithms: []string{"EdDSA", "RS256"}}},
 				identity.WithClock(newClock().Now))
 			if tt.wantErr {
 				if err == nil {
