@@ -29,11 +29,14 @@ func ConfigFromArgs(name string, args []string) (Config, error) {
 			return cfg, err
 		}
 	}
-	for dst, v := range map[*string]string{&cfg.NATS.URL: *natsURL, &cfg.Listen: *listen, &cfg.Upstream: *upstream} {
+	override := func(dst *string, v string) {
 		if v != "" {
 			*dst = v
 		}
 	}
+	override(&cfg.NATS.URL, *natsURL)
+	override(&cfg.Listen, *listen)
+	override(&cfg.Upstream, *upstream)
 	cfg.SetDefaults()
 	return cfg, cfg.Validate()
 }
