@@ -108,103 +108,137 @@ func (s *linkScanner) fill() error {
 	return err
 }
 
-// parse finds the row at the start of b and its link fields.
+// field says what parse does with a column: skip it or keep it in the link.
+type field uint8
+
+const (
+	skip field = iota
+	fieldID
+	fieldKind
+	fieldInstance
+	fieldEpoch
+	fieldPrev
+	fieldSeq
+)
+
+// column is one entry of the plan parse follows for every row.
+type column struct {
+	typ   chain.ColumnType
+	field field
+}
+
+// plan is chain.Columns with each column's part in the link decided once,
+// not by name on every row.
+var plan = func() []column {
+	fields := map[string]field{"event_id": fieldID, "kind": fieldKind, "instance": fieldInstance,
+		"epoch": fieldEpoch, "prev_hash": fieldPrev, "seq": fieldSeq}
+	out := make([]column, len(chain.Columns))
+	for i, c := range chain.Columns {
+		out[i] = column{c.Type, fields[c.Name]}
+	}
+	return out
+}()
+
+// parse finds the row at the start of b and its link fields. The length
+// reads are written out inline: this loop runs for every column of every
+// row verify reads.
 func (s *linkScanner) parse(b []byte) (int, chain.Link, error) {
 	var l chain.Link
 	off := 0
-	str := func() ([]byte, error) {
-		n, w := binary.Uvarint(b[off:])
-		if w <= 0 {
-			if w == 0 {
-				return nil, errShort
-			}
-			return nil, errors.New("bad string length")
-		}
-		if n > uint64(len(b)-off-w) {
-			if n > maxRow {
-				return nil, fmt.Errorf("string of %d bytes", n)
-			}
-			return nil, errShort
-		}
-		off += w
-		v := b[off : off+int(n)]
-		off += int(n)
-		return v, nil
-	}
-	fixed := func(width int) ([]byte, error) {
-		if len(b)-off < width {
-			return nil, errShort
-		}
-		off += width
-		return b[off-width : off], nil
-	}
-	count := func() (int, error) {
-		n, w := binary.Uvarint(b[off:])
-		switch {
-		case w == 0:
-			return 0, errShort
-		case w < 0 || n > maxRow:
-			return 0, errors.New("bad array length")
-		}
-		off += w
-		return int(n), nil
-	}
-	for _, col := range chain.Columns {
-		switch col.Type {
+	for _, col := range plan {
+		switch col.typ {
 		case chain.String:
-			v, err := str()
-			if err != nil {
-				return 0, l, err
+			n, w := uint64(0), 1
+			if off < len(b) && b[off] < 0x80 {
+				n = uint64(b[off])
+			} else if n, w = binary.Uvarint(b[off:]); w <= 0 {
+				return 0, l, lengthError(w)
 			}
-			switch col.Name {
-			case "event_id":
+			if n > uint64(len(b)-off-w) {
+				return 0, l, shortString(n)
+			}
+			off += w
+			v := b[off : off+int(n)]
+			off += int(n)
+			switch col.field {
+			case skip:
+			case fieldID:
 				l.ID = string(v)
-			case "kind":
+			case fieldKind:
 				l.Kind = kind(v)
-			case "instance":
+			case fieldInstance:
 				if string(v) != s.instance {
 					s.instance = string(v)
 				}
 				l.Instance = s.instance
-			case "epoch":
+			case fieldEpoch:
 				if string(v) != s.epoch {
 					s.epoch = string(v)
 				}
 				l.Epoch = s.epoch
-			case "prev_hash":
+			case fieldPrev:
 				l.HasPrev = len(v) > 0
 				l.Prev, _ = chain.ParseHash(v)
 			}
 		case chain.Int, chain.Int32:
 			width := 8
-			if col.Type == chain.Int32 {
+			if col.typ == chain.Int32 {
 				width = 4
 			}
-			v, err := fixed(width)
-			if err != nil {
-				return 0, l, err
+			if len(b)-off < width {
+				return 0, l, errShort
 			}
-			if col.Name == "seq" {
-				l.Seq = binary.LittleEndian.Uint64(v)
+			if col.field == fieldSeq {
+				l.Seq = binary.LittleEndian.Uint64(b[off:])
 			}
+			off += width
 		case chain.Strings, chain.Ints:
-			n, err := count()
-			if err != nil {
-				return 0, l, err
+			count, w := binary.Uvarint(b[off:])
+			switch {
+			case w == 0:
+				return 0, l, errShort
+			case w < 0 || count > maxRow:
+				return 0, l, errors.New("bad array length")
 			}
-			for range n {
-				if col.Type == chain.Ints {
-					_, err = fixed(8)
-				} else {
-					_, err = str()
+			off += w
+			if col.typ == chain.Ints {
+				if count*8 > uint64(len(b)-off) {
+					return 0, l, errShort
 				}
-				if err != nil {
-					return 0, l, err
+				off += int(count) * 8
+				continue
+			}
+			for range count {
+				n, w := binary.Uvarint(b[off:])
+				if w <= 0 {
+					return 0, l, lengthError(w)
 				}
+				if n > uint64(len(b)-off-w) {
+					return 0, l, shortString(n)
+				}
+				off += w + int(n)
 			}
 		}
 	}
 	return off, l, nil
+}
+
+// lengthError is the error of a string length binary.Uvarint could not
+// read: more bytes may complete it (0), or none can (<0).
+func lengthError(w int) error {
+	if w == 0 {
+		return errShort
+	}
+	return errors.New("bad string length")
+}
+
+// shortString is the error of a string of n bytes past the end of the
+// bytes read so far.
+func shortString(n uint64) error {
+	if n > maxRow {
+		return fmt.Errorf("string of %d bytes", n)
+	}
+	return errShort
 }
 
 // decodeRow decodes one RowBinary row of storedColumns into an event.
