@@ -61,7 +61,12 @@ func (c *Client) rowBinary(ctx context.Context, columns []string, where string) 
 		return nil, errors.New("clickhouse: http_addr is not configured")
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s.events_raw WHERE %s FORMAT RowBinary", strings.Join(columns, ", "), c.cfg.Database, where)
-	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: url.Values{"database": {c.cfg.Database}}.Encode()}
+	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: url.Values{
+		"database": {c.cfg.Database},
+		// One server thread already outpaces the one goroutine decoding
+		// the stream; more only take CPU from it (measured: BENCHMARKS.md).
+		"max_threads": {"1"},
+	}.Encode()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(q))
 	if err != nil {
 		return nil, err
