@@ -52,6 +52,7 @@ type options struct {
 	warmup      time.Duration
 	clients     int
 	satDuration time.Duration
+	satRounds   int
 	auditRate   float64
 	maxInFlight int
 	enforcerBin string
@@ -76,6 +77,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each measurement")
 	fs.IntVar(&o.clients, "clients", 32, "concurrent clients in the saturation (closed-loop) run")
 	fs.DurationVar(&o.satDuration, "sat-duration", 5*time.Second, "measured time per target at saturation")
+	fs.IntVar(&o.satRounds, "sat-rounds", 3, "saturation rounds, every target once a round: ratios are taken within a round")
 	fs.Float64Var(&o.auditRate, "audit-rate", 500, "fixed rate (req/s) of the audit-cost comparison")
 	fs.IntVar(&o.maxInFlight, "max-inflight", 10000, "open loop: sends beyond this many outstanding are dropped and counted")
 	fs.StringVar(&o.enforcerBin, "enforcer", "", "path to a built rampart-enforcer binary: also measure the enforcer as a separate process (and its RSS)")
@@ -90,8 +92,8 @@ func parseFlags(args []string) (options, error) {
 		}
 		o.rates = append(o.rates, r)
 	}
-	if o.duration <= 0 || o.satDuration <= 0 || o.warmup < 0 || o.clients < 1 || o.auditRate <= 0 {
-		return o, errors.New("durations and rates must be positive, -clients at least 1")
+	if o.duration <= 0 || o.satDuration <= 0 || o.warmup < 0 || o.clients < 1 || o.satRounds < 1 || o.auditRate <= 0 {
+		return o, errors.New("durations and rates must be positive, -clients and -sat-rounds at least 1")
 	}
 	return o, nil
 }
@@ -295,30 +297,35 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	r.rates(sweep, rates)
 
-	// Saturation: a fixed number of clients, back to back.
-	sat := map[string]loadgen.Result{}
-	for _, name := range sweep {
-		t := targets[name]
-		send := t.sender(body, token, 200)
-		if o.warmup > 0 {
-			loadgen.ClosedLoop(ctx, send, o.clients, o.warmup)
-		}
-		var prof *os.File
-		if o.cpuProfile != "" {
-			if prof, err = os.Create(filepath.Join(o.cpuProfile, profileName(name))); err != nil {
+	// Saturation: a fixed number of clients, back to back, in rounds: the
+	// host's speed drifts over minutes, so a target is compared with the
+	// bare proxy of its own round.
+	sat := map[string][]loadgen.Result{}
+	for round := range o.satRounds {
+		for _, name := range sweep {
+			t := targets[name]
+			send := t.sender(body, token, 200)
+			if o.warmup > 0 {
+				loadgen.ClosedLoop(ctx, send, o.clients, o.warmup)
+			}
+			var prof *os.File
+			if o.cpuProfile != "" && round == 0 {
+				if prof, err = os.Create(filepath.Join(o.cpuProfile, profileName(name))); err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(prof); err != nil {
+					return err
+				}
+			}
+			res := r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
+			sat[name] = append(sat[name], res)
+			if prof != nil {
+				pprof.StopCPUProfile()
+				prof.Close()
+			}
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := pprof.StartCPUProfile(prof); err != nil {
-				return err
-			}
-		}
-		sat[name] = r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
-		if prof != nil {
-			pprof.StopCPUProfile()
-			prof.Close()
-		}
-		if err := ctx.Err(); err != nil {
-			return err
 		}
 	}
 	r.saturation(sweep, sat)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -141,13 +142,19 @@ func signedMS(d time.Duration) string {
 	return fmt.Sprintf("%+.2f", float64(d)/float64(time.Millisecond))
 }
 
-func errorsOf(res loadgen.Result) string {
-	if res.Errors == 0 && res.Dropped == 0 {
+// errorsOf counts the failures of one run, or of rounds of one together.
+func errorsOf(runs ...loadgen.Result) string {
+	var errs, dropped int64
+	for _, res := range runs {
+		errs += int64(res.Errors)
+		dropped += int64(res.Dropped)
+	}
+	if errs == 0 && dropped == 0 {
 		return "0"
 	}
-	s := fmt.Sprintf("%d", res.Errors)
-	if res.Dropped > 0 {
-		s += fmt.Sprintf(" (+%d dropped)", res.Dropped)
+	s := fmt.Sprintf("%d", errs)
+	if dropped > 0 {
+		s += fmt.Sprintf(" (+%d dropped)", dropped)
 	}
 	return s
 }
@@ -190,31 +197,74 @@ func (r *report) rates(names []string, res map[string]map[float64]loadgen.Result
 	}
 }
 
-func (r *report) saturation(names []string, res map[string]loadgen.Result) {
-	r.printf("## Saturation (closed loop, %d clients, %s per target)\n\n", r.opts.clients, r.opts.satDuration)
-	r.printf("| target | req/s | vs bare proxy | vs no-op endpoint | p50 ms | p99 ms | errors |\n")
-	r.printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	bare, noop := res[tBare].Throughput(), res[tNoop].Throughput()
-	for _, name := range names {
-		x := res[name]
-		vsNoop := "–"
-		if baselineOf(name) == tNoop {
-			vsNoop = fmt.Sprintf("%.0f%%", 100*x.Throughput()/noop)
+func (r *report) saturation(names []string, rounds map[string][]loadgen.Result) {
+	n := len(rounds[tBare])
+	r.printf("## Saturation (closed loop, %d clients, %s per target, %d rounds)\n\n", r.opts.clients, r.opts.satDuration, n)
+	r.printf("Each ratio is taken within a round (target / baseline of the same round); the table gives the median round and the range.\n\n")
+	r.printf("| target | req/s (median) | req/s by round | vs bare proxy | vs no-op endpoint | p50 ms | p99 ms | errors |\n")
+	r.printf("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
+	ratios := func(name, base string) []float64 {
+		out := make([]float64, n)
+		for i := range n {
+			out[i] = rounds[name][i].Throughput() / rounds[base][i].Throughput()
 		}
-		r.printf("| %s | %.0f | %.0f%% | %s | %s | %s | %s |\n", name, x.Throughput(), 100*x.Throughput()/bare, vsNoop,
-			ms(x.Quantile(.5)), ms(x.Quantile(.99)), errorsOf(x))
-		if e := x.FirstErr; e != nil {
-			defer r.printf("First error, %s: `%v`\n\n", name, e)
-		}
+		return out
 	}
 	r.satRatio, r.satClean = map[string]float64{}, map[string]bool{}
 	for _, name := range names {
+		res := rounds[name]
+		mid := medianRound(res)
+		x := res[mid]
+		byRound := make([]string, n)
+		for i, ri := range res {
+			byRound[i] = fmt.Sprintf("%.0f", ri.Throughput())
+		}
+		vsNoop := "–"
+		if baselineOf(name) == tNoop {
+			vsNoop = percentRange(ratios(name, tNoop))
+		}
+		r.printf("| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", name, x.Throughput(), strings.Join(byRound, " / "),
+			percentRange(ratios(name, tBare)), vsNoop, ms(x.Quantile(.5)), ms(x.Quantile(.99)), errorsOf(res...))
+		for _, ri := range res {
+			if e := ri.FirstErr; e != nil {
+				defer r.printf("First error, %s: `%v`\n\n", name, e)
+				break
+			}
+		}
 		if slices.Contains(enforcers, name) {
-			r.satRatio[name] = res[name].Throughput() / bare
-			r.satClean[name] = clean(res[name]) && clean(res[tBare])
+			r.satRatio[name] = median(ratios(name, tBare))
+			r.satClean[name] = true
+			for i := range n {
+				r.satClean[name] = r.satClean[name] && clean(res[i]) && clean(rounds[tBare][i])
+			}
 		}
 	}
 	r.printf("\n")
+}
+
+// medianRound is the index of the round of median throughput.
+func medianRound(res []loadgen.Result) int {
+	idx := make([]int, len(res))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(res[a].Throughput(), res[b].Throughput()) })
+	return idx[len(idx)/2]
+}
+
+// median of xs, which it sorts; the upper middle of an even count.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// percentRange is "median% (min–max%)" of ratios, or just the one.
+func percentRange(xs []float64) string {
+	m := median(xs)
+	if len(xs) == 1 {
+		return fmt.Sprintf("%.0f%%", 100*m)
+	}
+	return fmt.Sprintf("%.0f%% (%.0f–%.0f%%)", 100*m, 100*xs[0], 100*xs[len(xs)-1])
 }
 
 func (r *report) audit(names []string, res map[string]loadgen.Result) {
