@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
@@ -159,7 +160,8 @@ func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 	// default keeps 2 idle per host and churns the rest).
 	transport.MaxIdleConnsPerHost = 256
 	return &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: copyBuffers{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			// X-Forwarded-For from a trusted gateway is extended; from
@@ -171,6 +173,19 @@ func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 			e.log.Warn("upstream failed", "err", err, "request_id", r.Header.Get(HeaderRequestID))
 			writeError(w, CodeUpstreamUnavailable, r.Header.Get(HeaderRequestID), "", nil)
 		},
+	}
+}
+
+// copyBuffers lends the reverse proxy its buffers for copying responses,
+// which it would otherwise allocate (32 KiB) for every one.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+func (copyBuffers) Put(b []byte) {
+	if len(b) == 32<<10 {
+		copyBufferPool.Put((*[32 << 10]byte)(b))
 	}
 }
 
