@@ -50,6 +50,13 @@ func RunCommand(ctx context.Context, name string, args []string) error {
 	}
 	if cfg.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+		// The limit is the collector's budget: with a live heap of a few
+		// MiB, the default GOGC=100 collects every few MiB allocated —
+		// dozens of cycles a second under load — while memory would stay
+		// far below the limit. GOGC, when set, still decides.
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(-1)
+		}
 	}
 	e, err := New(cfg)
 	if err != nil {

@@ -73,10 +73,11 @@ type Config struct {
 	// Default 1024.
 	MaxInFlight int `yaml:"max_inflight"`
 	// MemoryLimitMiB is the soft memory limit `rampart enforcer` gives the
-	// Go runtime (as GOMEMLIMIT does, which takes precedence): near it the
-	// garbage collector works harder instead of the process growing, so an
-	// enforcer beside a gateway stays small under overload. -1: none.
-	// Default 40.
+	// Go runtime (as GOMEMLIMIT does, which takes precedence): the garbage
+	// collector runs as memory nears it (GOGC=off, unless GOGC is set)
+	// instead of the process growing, so an enforcer beside a gateway
+	// stays small under overload and spends little on collection below it.
+	// -1: none, and the runtime's defaults. Default 40.
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 	// RecordHeaders names request headers recorded in events and shown to
 	// policy as headers["name"] (lower case). Authorization and cookies are
