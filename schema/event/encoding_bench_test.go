@@ -43,6 +43,15 @@ func BenchmarkEncode(b *testing.B) {
 		}
 		b.ReportMetric(float64(n), "bytes/event")
 	})
+	b.Run("Encode", func(b *testing.B) { // the same bytes as json, without reflection
+		b.ReportAllocs()
+		var n int
+		for b.Loop() {
+			data, _ := Encode(e)
+			n = len(data)
+		}
+		b.ReportMetric(float64(n), "bytes/event")
+	})
 	b.Run("msgpack", func(b *testing.B) {
 		b.ReportAllocs()
 		var n int

@@ -180,11 +180,6 @@ var (
 	ErrInvalid            = errors.New("event: invalid")
 )
 
-// Encode returns the wire form of e.
-func Encode(e *Event) ([]byte, error) {
-	return json.Marshal(e)
-}
-
 // Decode parses and validates one v1 event. Any other version is
 // ErrUnsupportedVersion, whatever its fields: consumers route by version.
 func Decode(data []byte) (*Event, error) {
