@@ -56,6 +56,7 @@ type options struct {
 	auditRate   float64
 	maxInFlight int
 	enforcerBin string
+	natsBin     string
 	cpuProfile  string
 }
 
@@ -81,6 +82,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.auditRate, "audit-rate", 500, "fixed rate (req/s) of the audit-cost comparison")
 	fs.IntVar(&o.maxInFlight, "max-inflight", 10000, "open loop: sends beyond this many outstanding are dropped and counted")
 	fs.StringVar(&o.enforcerBin, "enforcer", "", "path to a built rampart-enforcer binary: also measure the enforcer as a separate process (and its RSS)")
+	fs.StringVar(&o.natsBin, "nats-server", "", "path to a built nats-server binary: run JetStream in its own processes, as deployed, instead of embedded in this one")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory: write a CPU profile of this process during each target's saturation run, and its heap at the end")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -188,12 +190,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	stops = append(stops, stopOPA)
 
-	nsDefault, err := startJetStream(filepath.Join(dir, "nats-default"), false)
+	nsDefault, err := startJetStream(ctx, o.natsBin, filepath.Join(dir, "nats-default"), false)
 	if err != nil {
 		return err
 	}
 	stops = append(stops, nsDefault.Shutdown)
-	nsSync, err := startJetStream(filepath.Join(dir, "nats-sync"), true)
+	nsSync, err := startJetStream(ctx, o.natsBin, filepath.Join(dir, "nats-sync"), true)
 	if err != nil {
 		return err
 	}

@@ -47,9 +47,9 @@ func (r *report) printf(format string, a ...any) { fmt.Fprintf(r.out, format, a.
 
 func (r *report) header(args []string) {
 	r.printf("# rampart-load\n\n")
-	r.printf("`rampart-load %s` — %s, %s %s/%s, GOMAXPROCS=%d, %d CPUs; load generator, servers and JetStream share them.\n\n",
+	r.printf("`rampart-load %s` — %s, %s %s/%s, GOMAXPROCS=%d, %d CPUs; load generator, servers and JetStream share them%s.\n\n",
 		strings.Join(args, " "), r.started.UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.GOMAXPROCS(0), runtime.NumCPU())
+		runtime.GOMAXPROCS(0), runtime.NumCPU(), where(r.opts.natsBin != "", " (JetStream as nats-server processes)", " (JetStream embedded in this process)"))
 	r.printf("Each call: MCP `tools/call` `search`, bearer JWT (EdDSA, two-agent `act` chain, cached after the first verify), decided by a 20-rule policy whose last rule allows it.\n")
 	r.printf("Latency is measured from each request's scheduled send time (open loop, no coordinated omission); `svc` columns from its actual send.\n\n")
 }
@@ -330,7 +330,11 @@ func (r *report) memory(proc *target) {
 		r.printf("| enforcer process RSS < %d MiB | not measured (run with -enforcer) | – |\n", targetRSS>>20)
 	}
 	if self, err := readMemory("self"); err == nil {
-		r.printf("\nThis process (load generator, backend, proxies, OPA, three in-process enforcers, two JetStreams): VmHWM %.0f MiB.\n", float64(self.hwm)/(1<<20))
+		js := "two JetStreams"
+		if r.opts.natsBin != "" {
+			js = "JetStream in nats-server processes of its own"
+		}
+		r.printf("\nThis process (load generator, backend, proxies, OPA, three in-process enforcers; %s): VmHWM %.0f MiB.\n", js, float64(self.hwm)/(1<<20))
 	}
 	r.printf("\nRun took %s.\n", time.Since(r.started).Round(time.Second))
 }
@@ -338,6 +342,14 @@ func (r *report) memory(proc *target) {
 // clean reports whether every request of res was answered as expected; a
 // comparison with failures in it proves nothing either way.
 func clean(res loadgen.Result) bool { return res.Errors == 0 && res.Dropped == 0 }
+
+// where is a when cond holds, else b.
+func where(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
 
 func yes(ok bool) string {
 	if ok {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -133,9 +134,23 @@ func noopAuth() http.Handler {
 	})
 }
 
-// startJetStream runs an embedded single-node JetStream with file storage
-// in dir on a random loopback port.
-func startJetStream(dir string, syncAlways bool) (*server.Server, error) {
+// jetStream is a single-node JetStream server the run's enforcers record to.
+type jetStream interface {
+	ClientURL() string
+	Shutdown()
+}
+
+// startJetStream runs a single-node JetStream with file storage in dir on
+// a free loopback port: embedded in this process, or, given bin, as a
+// nats-server process of its own.
+func startJetStream(ctx context.Context, bin, dir string, syncAlways bool) (jetStream, error) {
+	if bin != "" {
+		return startNATSProcess(ctx, bin, dir, syncAlways)
+	}
+	return startEmbeddedJetStream(dir, syncAlways)
+}
+
+func startEmbeddedJetStream(dir string, syncAlways bool) (*server.Server, error) {
 	s, err := server.NewServer(&server.Options{
 		ServerName: "rampart-load", Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		JetStream: true, StoreDir: dir, SyncAlways: syncAlways, NoSigs: true, NoLog: true,
@@ -149,6 +164,63 @@ func startJetStream(dir string, syncAlways bool) (*server.Server, error) {
 		return nil, errors.New("nats: embedded server not ready")
 	}
 	return s, nil
+}
+
+// natsProcess is a nats-server process.
+type natsProcess struct {
+	url  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (p *natsProcess) ClientURL() string { return p.url }
+
+// Shutdown stops the server as an operator would, and waits for it.
+func (p *natsProcess) Shutdown() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func startNATSProcess(ctx context.Context, bin, dir string, syncAlways bool) (*natsProcess, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	sync := ""
+	if syncAlways {
+		sync = "\n  sync_interval: always"
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	cfg := fmt.Sprintf("server_name: rampart-load\nlisten: %q\njetstream {\n  store_dir: %q%s\n}\n", addr, filepath.Join(dir, "store"), sync)
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "nats.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &natsProcess{url: "nats://" + addr, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	if err := waitListening(addr, p.done); err != nil {
+		p.Shutdown()
+		log, _ := os.ReadFile(logf.Name())
+		return nil, fmt.Errorf("nats-server: %w: %s", err, log)
+	}
+	return p, nil
 }
 
 // world is everything a run needs that the enforcers share.
@@ -199,7 +271,7 @@ func startEnforcer(cfg enforcer.Config) (string, func(), error) {
 // connected, so every event goes to its local spool (group-committed fsync).
 func (w *world) startSpoolingEnforcer() (string, func(), error) {
 	dir := filepath.Join(w.dir, "nats-spool")
-	ns, err := startJetStream(dir, false)
+	ns, err := startEmbeddedJetStream(dir, false)
 	if err != nil {
 		return "", nil, err
 	}
@@ -219,12 +291,10 @@ func (w *world) startSpoolingEnforcer() (string, func(), error) {
 // startEnforcerProcess runs `bin -config FILE` (rampart-enforcer) as a child process
 // so its memory can be measured apart from the load generator's.
 func (w *world) startEnforcerProcess(ctx context.Context, bin, natsURL string) (string, *exec.Cmd, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return "", nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	cfg := fmt.Sprintf(`listen: %s
 modes: [proxy, forward_auth]
 upstream: %s
@@ -251,18 +321,43 @@ nats:
 		logf.Close()
 		return "", nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	go func() { _ = cmd.Wait(); logf.Close() }()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	if err := waitListening(addr, done); err != nil {
+		_ = cmd.Process.Kill()
+		log, _ := os.ReadFile(logf.Name())
+		return "", nil, fmt.Errorf("enforcer process: %w: %s", err, log)
+	}
+	return "http://" + addr, cmd, nil
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitListening waits up to 30 s for addr to accept connections, or for
+// the process serving it to end (done closed).
+func waitListening(addr string, done <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return "http://" + addr, cmd, nil
+			return nil
 		}
-		if time.Now().After(deadline) || cmd.ProcessState != nil {
-			_ = cmd.Process.Kill()
-			log, _ := os.ReadFile(logf.Name())
-			return "", nil, fmt.Errorf("enforcer process did not listen on %s: %s", addr, log)
+		select {
+		case <-done:
+			return fmt.Errorf("exited before listening on %s", addr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not listening on %s after 30s", addr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
