@@ -135,8 +135,12 @@ func (d *rowDecoder) count() int {
 		return 0
 	}
 	n, err := binary.ReadUvarint(d.r)
-	if err != nil || n > 1<<20 {
-		d.err = fmt.Errorf("array length %d: %v", n, err)
+	if err != nil {
+		d.err = fmt.Errorf("array length: %w", err)
+		return 0
+	}
+	if n > 1<<20 {
+		d.err = fmt.Errorf("array of %d values", n)
 		return 0
 	}
 	return int(n)
