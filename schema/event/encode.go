@@ -44,6 +44,13 @@ func (w *encoder) open() { w.b, w.comma = append(w.b, '{'), false }
 
 func (w *encoder) close() { w.b, w.comma = append(w.b, '}'), true }
 
+// sep separates array element i from the one before it.
+func (w *encoder) sep(i int) {
+	if i > 0 {
+		w.b = append(w.b, ',')
+	}
+}
+
 // key starts member name; names are plain ASCII, written as they are.
 func (w *encoder) key(name string) {
 	if w.comma {
@@ -76,9 +83,7 @@ func (w *encoder) strs(name string, vs []string) {
 	w.key(name)
 	w.b = append(w.b, '[')
 	for i, v := range vs {
-		if i > 0 {
-			w.b = append(w.b, ',')
-		}
+		w.sep(i)
 		w.b = appendString(w.b, v)
 	}
 	w.b = append(w.b, ']')
@@ -149,9 +154,7 @@ func (w *encoder) event(e *Event) {
 			w.key("unrecorded")
 			w.b = append(w.b, '[')
 			for i, s := range c.Unrecorded {
-				if i > 0 {
-					w.b = append(w.b, ',')
-				}
+				w.sep(i)
 				w.b = strconv.AppendUint(w.b, s, 10)
 			}
 			w.b = append(w.b, ']')
@@ -170,9 +173,7 @@ func (w *encoder) identity(id *Identity) {
 		w.key("chain")
 		w.b = append(w.b, '[')
 		for i, a := range id.Chain {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
+			w.sep(i)
 			w.open()
 			w.str("sub", a.Subject)
 			w.optStr("iss", a.Issuer)
