@@ -101,18 +101,12 @@ func (d *decoder) object() (any, error) {
 			return nil, err
 		}
 		m[k] = v // scan refused repeated keys
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.fail()
+		more, err := d.more('}')
+		if err != nil {
+			return nil, err
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
+		if !more {
 			return m, nil
-		default:
-			return nil, d.fail()
 		}
 	}
 }
@@ -132,20 +126,31 @@ func (d *decoder) array() (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.fail()
+		more, err := d.more(']')
+		if err != nil {
+			return nil, err
 		}
+		if !more {
+			return a, nil
+		}
+	}
+}
+
+// more reads what follows a member or an element: a comma (true, another
+// follows) or closer (false, the container ends).
+func (d *decoder) more(closer byte) (bool, error) {
+	d.skipSpace()
+	if d.pos < len(d.data) {
 		switch d.data[d.pos] {
 		case ',':
 			d.pos++
-		case ']':
+			return true, nil
+		case closer:
 			d.pos++
-			return a, nil
-		default:
-			return nil, d.fail()
+			return false, nil
 		}
 	}
+	return false, d.fail()
 }
 
 // str decodes a string; one with escapes is decoded by encoding/json, so
