@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Server is a running JetStream server on loopback.
@@ -39,6 +41,21 @@ func Run(t testing.TB) *Server {
 
 // URL is the client URL of the server.
 func (s *Server) URL() string { return s.ClientURL() }
+
+// JetStream connects a JetStream client to the server, closed with the test.
+func (s *Server) JetStream() jetstream.JetStream {
+	s.t.Helper()
+	nc, err := nats.Connect(s.URL())
+	if err != nil {
+		s.t.Fatalf("natstest: connect: %v", err)
+	}
+	s.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		s.t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return js
+}
 
 // Restart stops the server and starts it again on the same port and store.
 func (s *Server) Restart() {

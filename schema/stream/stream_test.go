@@ -4,23 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/schema/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
 func TestEnsureIsIdempotent(t *testing.T) {
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.Run(t).JetStream()
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		s, err := stream.Ensure(ctx, js, stream.Defaults())

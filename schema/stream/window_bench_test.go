@@ -21,16 +21,7 @@ import (
 // server. Size duplicate_window with it: ids held = events/s × window.
 func BenchmarkDuplicateWindowMemory(b *testing.B) {
 	const n = 200_000
-	srv := natstest.Run(b)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js := natstest.Run(b).JetStream()
 	ctx := context.Background()
 	if _, err := stream.Ensure(ctx, js, stream.Defaults()); err != nil {
 		b.Fatal(err)
@@ -45,6 +36,7 @@ func BenchmarkDuplicateWindowMemory(b *testing.B) {
 			if withID {
 				m.Header.Set(jetstream.MsgIDHeader, ids.New(time.Now()))
 			}
+			var err error
 			if last, err = js.PublishMsgAsync(m); err != nil {
 				b.Fatal(err)
 			}
