@@ -58,6 +58,7 @@ type options struct {
 	enforcerBin string
 	natsBin     string
 	cpuProfile  string
+	phases      map[string]bool
 }
 
 func main() {
@@ -83,6 +84,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.maxInFlight, "max-inflight", 10000, "open loop: sends beyond this many outstanding are dropped and counted")
 	fs.StringVar(&o.enforcerBin, "enforcer", "", "path to a built rampart-enforcer binary: also measure the enforcer as a separate process (and its RSS)")
 	fs.StringVar(&o.natsBin, "nats-server", "", "path to a built nats-server binary: run JetStream in its own processes, as deployed, instead of embedded in this one")
+	phases := fs.String("phases", "audit,rates,saturation", "the phases to run, comma-separated: audit, rates, saturation")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "directory: write a CPU profile of this process during each target's saturation run, and its heap at the end")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -94,11 +96,27 @@ func parseFlags(args []string) (options, error) {
 		}
 		o.rates = append(o.rates, r)
 	}
+	o.phases = map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case phaseAudit, phaseRates, phaseSaturation:
+			o.phases[p] = true
+		default:
+			return o, fmt.Errorf("-phases: unknown phase %q", p)
+		}
+	}
 	if o.duration <= 0 || o.satDuration <= 0 || o.warmup < 0 || o.clients < 1 || o.satRounds < 1 || o.auditRate <= 0 {
 		return o, errors.New("durations and rates must be positive, -clients and -sat-rounds at least 1")
 	}
 	return o, nil
 }
+
+// The phases of a run.
+const (
+	phaseAudit      = "audit"
+	phaseRates      = "rates"
+	phaseSaturation = "saturation"
+)
 
 // The targets, by name.
 const (
@@ -267,6 +285,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	auditTargets := []string{tBare, tOPA, tRampart, tSyncAlways, tSpool}
 	audit := map[string]loadgen.Result{}
 	for _, name := range auditTargets {
+		if !o.phases[phaseAudit] {
+			break
+		}
 		send := targets[name].sender(body, token, 200)
 		if o.warmup > 0 {
 			loadgen.OpenLoop(ctx, send, o.auditRate, o.warmup, o.maxInFlight)
@@ -276,11 +297,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	r.audit(auditTargets, audit)
+	if o.phases[phaseAudit] {
+		r.audit(auditTargets, audit)
+	}
 
 	// Fixed rates, every target back to back at each rate.
 	rates := map[string]map[float64]loadgen.Result{}
 	for _, rate := range o.rates {
+		if !o.phases[phaseRates] {
+			break
+		}
 		for _, name := range sweep {
 			t := targets[name]
 			send := t.sender(body, token, 200)
@@ -297,13 +323,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 	}
-	r.rates(sweep, rates)
+	if o.phases[phaseRates] {
+		r.rates(sweep, rates)
+	}
 
 	// Saturation: a fixed number of clients, back to back, in rounds: the
 	// host's speed drifts over minutes, so a target is compared with the
 	// bare proxy of its own round.
 	sat := map[string][]loadgen.Result{}
 	for round := range o.satRounds {
+		if !o.phases[phaseSaturation] {
+			break
+		}
 		for _, name := range sweep {
 			t := targets[name]
 			send := t.sender(body, token, 200)
@@ -330,7 +361,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 	}
-	r.saturation(sweep, sat)
+	if o.phases[phaseSaturation] {
+		r.saturation(sweep, sat)
+	}
 
 	r.memory(targets[tProcess])
 	if o.cpuProfile != "" {
