@@ -6,6 +6,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,8 +109,8 @@ func (c *Collector) instrument() error {
 		metric.WithDescription("Time for ClickHouse to accept one batch")); err != nil {
 		return err
 	}
-	lag, err := m.Int64ObservableGauge("rampart.collector.lag", metric.WithUnit("{event}"),
-		metric.WithDescription("Events in the stream this collector has not yet stored"))
+	lag, err := m.Int64ObservableGauge("rampart.collector.lag", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages (of one or more events) in the stream this collector has not yet stored"))
 	if err != nil {
 		return err
 	}
@@ -149,16 +150,18 @@ func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 	dead := 0
 	for _, m := range b {
 		seq := stream.StreamSeq(m)
-		e, err := decode(m)
+		events, err := decode(m)
 		if err != nil {
 			if err := c.deadLetter(ctx, m, seq, err); err != nil {
 				return err
 			}
-			dead++
+			dead += bytes.Count(m.Data(), []byte{'\n'}) + 1 // its events, one a line
 			continue
 		}
-		rows = append(rows, ddl.EventRow(e, seq, now))
-		stored = append(stored, e)
+		for _, e := range events {
+			rows = append(rows, ddl.EventRow(e, seq, now))
+		}
+		stored = append(stored, events...)
 	}
 	if err := c.ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
 		return err
@@ -185,8 +188,10 @@ func (c *Collector) flagGaps(ctx context.Context, stored []*event.Event) {
 // subject it was published on: a publisher misrouting or spoofing a tenant.
 var ErrSubjectMismatch = errors.New("collector: event does not match its subject")
 
-func decode(m jetstream.Msg) (*event.Event, error) {
-	e, err := event.Decode(m.Data())
+// decode reads a message's events and checks them against its subject:
+// every event must be of the subject's tenant, and the first of its kind.
+func decode(m jetstream.Msg) ([]*event.Event, error) {
+	events, err := event.DecodeMessage(m.Data())
 	if err != nil {
 		return nil, err
 	}
@@ -194,10 +199,15 @@ func decode(m jetstream.Msg) (*event.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSubjectMismatch, err)
 	}
-	if tenant != e.Tenant || kind != string(e.Kind) {
-		return nil, fmt.Errorf("%w: subject %q carries tenant %q kind %q", ErrSubjectMismatch, m.Subject(), e.Tenant, e.Kind)
+	if kind != string(events[0].Kind) {
+		return nil, fmt.Errorf("%w: subject %q carries kind %q", ErrSubjectMismatch, m.Subject(), events[0].Kind)
 	}
-	return e, nil
+	for _, e := range events {
+		if e.Tenant != tenant {
+			return nil, fmt.Errorf("%w: subject %q carries tenant %q", ErrSubjectMismatch, m.Subject(), e.Tenant)
+		}
+	}
+	return events, nil
 }
 
 // Dead-letter headers: why an event was refused and where it came from.

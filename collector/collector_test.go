@@ -64,6 +64,28 @@ func (r *rig) publish(t *testing.T, tenant string, n int) {
 	}
 }
 
+// publishBundle publishes one message holding an event of each tenant
+// given, in order, on the subject of the first.
+func (r *rig) publishBundle(t *testing.T, tenants ...string) {
+	t.Helper()
+	var body []byte
+	var first *event.Event
+	for _, tenant := range tenants {
+		r.seq++
+		e := &event.Event{V: event.Version, ID: r.ids.New(time.Now()), Kind: event.KindDecision, Time: time.Now(),
+			Tenant: tenant, Instance: "enf-test", Seq: r.seq, RequestID: fmt.Sprint(r.seq),
+			Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "p", RuleID: "r"}}
+		if first == nil {
+			first = e
+		}
+		body, _ = event.AppendMessage(body, e)
+	}
+	subj, _ := subject.For(first.Tenant, string(first.Kind))
+	if _, err := r.js.Publish(context.Background(), subj, body, jetstream.WithMsgID(first.ID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (r *rig) start(t *testing.T, addr string) context.CancelFunc {
 	t.Helper()
 	cfg := r.cfg
@@ -121,19 +143,25 @@ func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.publish(t, "globex", 30)
+	r.publishBundle(t, "acme", "acme", "acme")
+	// A bundle smuggling another tenant's event is refused whole.
+	r.publishBundle(t, "acme", "globex")
 
 	reader := sdkmetric.NewManualReader()
 	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
 	stop := r.start(t, addr)
-	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 150)
+	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 153)
 	stop()
 
 	// A second collector on the same durable consumer finds nothing to redo.
 	r.publish(t, "acme", 10)
 	r.start(t, addr)
-	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 160)
-	if n := count(t, r.ch, "SELECT count() FROM "+db+".events_raw"); n != 160 {
-		t.Fatalf("events_raw holds %d rows, want 160 (no duplicates)", n)
+	waitFor(t, r.ch, "SELECT count() FROM "+db+".events", 163)
+	if n := count(t, r.ch, "SELECT count() FROM "+db+".events_raw"); n != 163 {
+		t.Fatalf("events_raw holds %d rows, want 163 (no duplicates)", n)
+	}
+	if n := count(t, r.ch, "SELECT count() FROM "+db+".events WHERE tenant = 'globex'"); n != 30 {
+		t.Fatalf("%d globex events stored, want the 30 published on its own subject", n)
 	}
 
 	dlq, err := r.js.Stream(context.Background(), stream.DeadLetter)
@@ -141,8 +169,8 @@ func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := dlq.Info(context.Background())
-	if info.State.Msgs != 2 {
-		t.Fatalf("dead-letter stream holds %d messages, want 2", info.State.Msgs)
+	if info.State.Msgs != 3 {
+		t.Fatalf("dead-letter stream holds %d messages, want 3", info.State.Msgs)
 	}
 	m, err := dlq.GetMsg(context.Background(), info.State.FirstSeq)
 	if err != nil || m.Header.Get(collector.HeaderReason) == "" {
@@ -150,8 +178,8 @@ func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
 	}
 
 	got := eventCounts(t, reader)
-	if got["stored"] != 160 || got["dead_lettered"] != 2 || got["lag"] != 0 {
-		t.Fatalf("metrics = %v, want 160 stored, 2 dead-lettered, lag 0", got)
+	if got["stored"] != 163 || got["dead_lettered"] != 4 || got["lag"] != 0 {
+		t.Fatalf("metrics = %v, want 163 stored, 4 dead-lettered, lag 0", got)
 	}
 }
 

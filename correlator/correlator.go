@@ -93,17 +93,18 @@ func (c *Correlator) Close() {
 func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 	touched := map[sessionKey]*Session{}
 	for _, m := range b {
-		e, err := event.Decode(m.Data())
-		if err != nil || e.Identity == nil || e.Identity.SessionID == "" {
-			continue // undecodable events are the collector's to dead-letter
-		}
-		k := sessionKey{e.Tenant, e.Identity.SessionID}
-		s, err := c.session(ctx, k)
+		events, err := event.DecodeMessage(m.Data())
 		if err != nil {
-			return err
+			continue // undecodable messages are the collector's to dead-letter
 		}
-		if s.apply(e, stream.StreamSeq(m)) {
-			touched[k] = s
+		for k, events := range bySession(events) {
+			s, err := c.session(ctx, k)
+			if err != nil {
+				return err
+			}
+			if s.apply(events, stream.StreamSeq(m)) {
+				touched[k] = s
+			}
 		}
 	}
 	if len(touched) == 0 {
@@ -122,6 +123,20 @@ func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 		return err
 	}
 	return nil
+}
+
+// bySession groups a message's events by the session they belong to, in
+// order; events without a session are not correlated.
+func bySession(events []*event.Event) map[sessionKey][]*event.Event {
+	groups := make(map[sessionKey][]*event.Event, 1)
+	for _, e := range events {
+		if e.Identity == nil || e.Identity.SessionID == "" {
+			continue
+		}
+		k := sessionKey{e.Tenant, e.Identity.SessionID}
+		groups[k] = append(groups[k], e)
+	}
+	return groups
 }
 
 // session returns the state of k, from memory or else from ClickHouse.

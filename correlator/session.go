@@ -23,13 +23,22 @@ type Session struct {
 	LastStreamSeq       uint64 // events at or below it are already counted
 }
 
-// apply folds one event into s. It reports false for an event already
-// counted (a redelivery), which leaves s unchanged.
-func (s *Session) apply(e *event.Event, streamSeq uint64) bool {
+// apply folds into s the events of one message that belong to it. It
+// reports false for a message already counted (a redelivery), which leaves
+// s unchanged; the events of one message share its stream sequence.
+func (s *Session) apply(events []*event.Event, streamSeq uint64) bool {
 	if streamSeq != 0 && streamSeq <= s.LastStreamSeq {
 		return false
 	}
 	s.LastStreamSeq = max(s.LastStreamSeq, streamSeq)
+	for _, e := range events {
+		s.fold(e)
+	}
+	return true
+}
+
+// fold counts one event into s.
+func (s *Session) fold(e *event.Event) {
 	t := e.Time.UTC().Truncate(time.Second)
 	if s.FirstSeen.IsZero() || t.Before(s.FirstSeen) {
 		s.FirstSeen = t
@@ -67,7 +76,6 @@ func (s *Session) apply(e *event.Event, streamSeq uint64) bool {
 	case event.KindResponse:
 		s.Responses++
 	}
-	return true
 }
 
 // SessionColumns are the sessions_raw columns the correlator writes, in row order.

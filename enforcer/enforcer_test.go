@@ -257,12 +257,14 @@ func (h *harness) events(t *testing.T, requestID string, want ...event.Kind) map
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
-			e, err := event.Decode(m.Data())
+			events, err := event.DecodeMessage(m.Data())
 			if err != nil {
-				t.Fatalf("undecodable event: %v", err)
+				t.Fatalf("undecodable message: %v", err)
 			}
-			if e.RequestID == requestID {
-				got[e.Kind] = e
+			for _, e := range events {
+				if e.RequestID == requestID {
+					got[e.Kind] = e
+				}
 			}
 		}
 		complete := true

@@ -129,8 +129,11 @@ func waitPolicyEvent(t *testing.T, h *harness, code string) *event.Event {
 		}
 		batch, _ := c.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
 		for m := range batch.Messages() {
-			if e, err := event.Decode(m.Data()); err == nil && e.Decision.Code == code {
-				return e
+			events, _ := event.DecodeMessage(m.Data())
+			for _, e := range events {
+				if e.Decision.Code == code {
+					return e
+				}
 			}
 		}
 	}

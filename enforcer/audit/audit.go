@@ -260,11 +260,12 @@ func (p *Publisher) PublishMode(ctx context.Context, mode string, events ...*eve
 	return p.record(ctx, pd)
 }
 
-// message is an event ready for the wire.
+// message is events ready for the wire: one JetStream message carrying
+// the events with sequence numbers first to first+events-1.
 type message struct {
-	seq  uint64
-	msg  *nats.Msg
-	kind event.Kind
+	first  uint64
+	events int
+	msg    *nats.Msg
 }
 
 // prepare stamps, validates, links and encodes events under the lock, then
@@ -289,14 +290,12 @@ func (p *Publisher) prepare(events []*event.Event, maySpool bool) (*pending, err
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 	}
-	msgs := make([]message, len(events))
-	for i, e := range events {
+	for _, e := range events {
 		p.linker.Link(e)
-		m, err := encode(e)
-		if err != nil {
-			return nil, err // unreachable for a validated event; the seq stays a gap
-		}
-		msgs[i] = m
+	}
+	msgs, err := bundle(events)
+	if err != nil {
+		return nil, err // unreachable for validated events; the seqs stay a gap
 	}
 	if p.linker.Seq()-p.checkpointed >= uint64(p.cfg.Checkpoint.Every) {
 		p.wake()
@@ -304,16 +303,56 @@ func (p *Publisher) prepare(events []*event.Event, maySpool bool) (*pending, err
 	return p.send(msgs, maySpool), nil
 }
 
-func encode(e *event.Event) (message, error) {
-	subj, _ := subject.For(e.Tenant, string(e.Kind))
-	data, err := event.Encode(e)
-	if err != nil {
-		return message{}, fmt.Errorf("audit: encode event %s: %w", e.ID, err)
+// maxBundle bounds the body of a message that bundles several events, well
+// under the 1 MB a NATS server accepts by default. A larger event travels
+// alone, as it would unbundled.
+const maxBundle = 64 << 10
+
+// bundle encodes linked events into messages: consecutive events of one
+// tenant share a message (a request and its decision; a batch of
+// responses), published on the subject of its first event under that
+// event's id, so a republished message is stored once.
+func bundle(events []*event.Event) ([]message, error) {
+	msgs := make([]message, 0, 1)
+	var body []byte
+	start := 0 // of the events in body
+	flush := func(end int) {
+		first := events[start]
+		subj, _ := subject.For(first.Tenant, string(first.Kind))
+		m := nats.NewMsg(subj)
+		m.Data = body
+		m.Header.Set(jetstream.MsgIDHeader, first.ID)
+		msgs = append(msgs, message{first: first.Seq, events: end - start, msg: m})
+		body, start = nil, end
 	}
-	m := nats.NewMsg(subj)
-	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, e.ID)
-	return message{seq: e.Seq, msg: m, kind: e.Kind}, nil
+	for i, e := range events {
+		if i > start && e.Tenant != events[start].Tenant {
+			flush(i)
+		}
+		kept := len(body)
+		next, err := event.AppendMessage(body, e)
+		if err != nil {
+			return nil, fmt.Errorf("audit: encode event %s: %w", e.ID, err)
+		}
+		if i > start && len(next) > maxBundle {
+			body = next[:kept]
+			flush(i)
+			if next, err = event.AppendMessage(body, e); err != nil {
+				return nil, fmt.Errorf("audit: encode event %s: %w", e.ID, err)
+			}
+		}
+		body = next
+	}
+	flush(len(events))
+	return msgs, nil
+}
+
+func countEvents(msgs []message) int {
+	n := 0
+	for _, m := range msgs {
+		n += m.events
+	}
+	return n
 }
 
 // pending is a hand-off in flight: to JetStream (futures) or the spool (wait).
@@ -386,7 +425,7 @@ func (p *Publisher) record(ctx context.Context, pd *pending) error {
 		}
 	}
 	if err == nil {
-		p.metrics.published.Add(context.Background(), int64(len(pd.msgs)))
+		p.metrics.published.Add(context.Background(), int64(countEvents(pd.msgs)))
 		return nil
 	}
 	if p.spool != nil && pd.maySpool {
@@ -406,7 +445,7 @@ func (p *Publisher) spooledResult(pd *pending, err error) error {
 		p.lose(pd.msgs)
 		return fmt.Errorf("%w: spool: %w", ErrUnavailable, err)
 	}
-	p.metrics.spooled.Add(context.Background(), int64(len(pd.msgs)))
+	p.metrics.spooled.Add(context.Background(), int64(countEvents(pd.msgs)))
 	return nil
 }
 
@@ -414,11 +453,13 @@ func (p *Publisher) spooledResult(pd *pending, err error) error {
 func (p *Publisher) lose(msgs []message) {
 	p.mu.Lock()
 	for _, m := range msgs {
-		p.unrecorded = append(p.unrecorded, m.seq)
+		for i := range m.events {
+			p.unrecorded = append(p.unrecorded, m.first+uint64(i))
+		}
 	}
 	p.mu.Unlock()
-	p.metrics.unrecorded.Add(context.Background(), int64(len(msgs)))
-	p.log.Error("events not recorded", "events", len(msgs), "first_seq", msgs[0].seq)
+	p.metrics.unrecorded.Add(context.Background(), int64(countEvents(msgs)))
+	p.log.Error("events not recorded", "events", countEvents(msgs), "first_seq", msgs[0].first)
 }
 
 func (p *Publisher) wake() {

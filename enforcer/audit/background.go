@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -67,12 +68,12 @@ func (p *Publisher) checkpoint(ctx context.Context) error {
 	p.unrecorded = nil
 	p.linker.Checkpoint(e, p.signer, unrecorded)
 	p.checkpointed, p.lastCheckpointAt = e.Seq, now
-	m, err := encode(e)
+	msgs, err := bundle([]*event.Event{e})
 	if err != nil {
 		p.mu.Unlock()
 		return err
 	}
-	pd := p.send([]message{m}, p.cfg.OnUnavailable == Spool)
+	pd := p.send(msgs, p.cfg.OnUnavailable == Spool)
 	p.mu.Unlock()
 	if err := p.record(ctx, pd); err != nil {
 		// The next checkpoint must still report these.
@@ -94,6 +95,7 @@ func (p *Publisher) replay(ctx context.Context) {
 	for ctx.Err() == nil && p.nc.Status() == nats.CONNECTED {
 		var (
 			futures []jetstream.PubAckFuture
+			events  int
 			last    = p.spoolPos
 			err     error
 		)
@@ -120,6 +122,7 @@ func (p *Publisher) replay(ctx context.Context) {
 				break
 			}
 			futures = append(futures, f)
+			events += bytes.Count(m.Data, []byte{'\n'}) + 1 // a message's events are one a line
 			last = pos
 		}
 		if err == nil {
@@ -143,7 +146,7 @@ func (p *Publisher) replay(ctx context.Context) {
 			return
 		}
 		p.spoolPos = last
-		p.metrics.replayed.Add(context.Background(), int64(len(futures)))
+		p.metrics.replayed.Add(context.Background(), int64(events))
 	}
 }
 

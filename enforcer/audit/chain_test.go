@@ -48,11 +48,11 @@ func stored(t *testing.T, url string, n int) []*event.Event {
 	t.Helper()
 	var out []*event.Event
 	for _, m := range readAll(t, url, n) {
-		e, err := event.Decode(m.Data())
+		events, err := event.DecodeMessage(m.Data())
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, e)
+		out = append(out, events...)
 	}
 	return out
 }

@@ -21,7 +21,8 @@ type Source struct {
 	// Deliver is where a newly created consumer starts: "all" retained
 	// events, or only "new" ones. An existing consumer keeps its position.
 	Deliver string `yaml:"deliver"`
-	// BatchSize bounds events per batch, and so unacknowledged events in memory.
+	// BatchSize bounds messages per batch, and so unacknowledged messages in
+	// memory; a message holds one event or a bundle of at most 64 KiB.
 	BatchSize int `yaml:"batch_size"`
 	// BatchWait is how long to wait to fill a batch before handling what came.
 	BatchWait time.Duration `yaml:"batch_wait"`
