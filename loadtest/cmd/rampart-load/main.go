@@ -331,6 +331,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	// host's speed drifts over minutes, so a target is compared with the
 	// bare proxy of its own round.
 	sat := map[string][]loadgen.Result{}
+	satCPU := map[string][][]time.Duration{} // per round: this process, the enforcer process, nats-server
+	natsPid := ""
+	if p, ok := nsDefault.(*natsProcess); ok {
+		natsPid = fmt.Sprint(p.cmd.Process.Pid)
+	}
 	for round := range o.satRounds {
 		if !o.phases[phaseSaturation] {
 			break
@@ -350,8 +355,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 					return err
 				}
 			}
+			enforcerPid := ""
+			if t.pid != 0 {
+				enforcerPid = fmt.Sprint(t.pid)
+			}
+			cpu := startCPU("self", enforcerPid, natsPid)
 			res := r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
 			sat[name] = append(sat[name], res)
+			satCPU[name] = append(satCPU[name], cpu.used())
 			if prof != nil {
 				pprof.StopCPUProfile()
 				prof.Close()
@@ -363,6 +374,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if o.phases[phaseSaturation] {
 		r.saturation(sweep, sat)
+		r.cpu(sweep, sat, satCPU)
 	}
 
 	r.memory(targets[tProcess])

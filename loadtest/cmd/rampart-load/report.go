@@ -242,6 +242,52 @@ func (r *report) saturation(names []string, rounds map[string][]loadgen.Result) 
 	r.printf("\n")
 }
 
+// cpu reports the CPU each process spent per answered request at
+// saturation: a measure of cost that the host's drifting speed moves far
+// less than throughput.
+func (r *report) cpu(names []string, rounds map[string][]loadgen.Result, used map[string][][]time.Duration) {
+	r.printf("## CPU per request at saturation\n\n")
+	r.printf("CPU time (user + system, from /proc) each process spent during a target's saturation run, divided by the requests it answered; median round and range. This process holds the load generator, the backend and the in-process targets; – is a process the run does not have.\n\n")
+	r.printf("| target | this process µs | enforcer process µs | nats-server µs | total µs |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for _, name := range names {
+		// per[p] is process p's µs per request by round; per[3] their sum.
+		per := make([][]float64, 4)
+		for i, ri := range rounds[name] {
+			if ri.OK() == 0 {
+				continue
+			}
+			total := 0.0
+			for p, d := range used[name][i] {
+				if d < 0 {
+					continue // no such process in this run
+				}
+				us := float64(d.Microseconds()) / float64(ri.OK())
+				per[p] = append(per[p], us)
+				total += us
+			}
+			per[3] = append(per[3], total)
+		}
+		cells := make([]string, 4)
+		for p, xs := range per {
+			cells[p] = "–"
+			if len(xs) > 0 {
+				cells[p] = microsRange(xs)
+			}
+		}
+		r.printf("| %s | %s |\n", name, strings.Join(cells, " | "))
+	}
+	r.printf("\n")
+}
+
+// microsRange is "median (min–max)" of xs, or just the one.
+func microsRange(xs []float64) string {
+	m := median(xs)
+	if len(xs) == 1 {
+		return fmt.Sprintf("%.0f", m)
+	}
+	return fmt.Sprintf("%.0f (%.0f–%.0f)", m, xs[0], xs[len(xs)-1])
+}
+
 // medianRound is the index of the round of median throughput.
 func medianRound(res []loadgen.Result) int {
 	idx := make([]int, len(res))
