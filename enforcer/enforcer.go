@@ -555,7 +555,7 @@ func (e *Enforcer) recordResponses() {
 func (e *Enforcer) recordResponse(resps ...*event.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.NATS.PublishTimeout)
 	defer cancel()
-	err := e.audit.Publish(ctx, resps...)
+	err := e.audit.PublishBatch(ctx, resps...)
 	if err != nil && len(resps) > 1 && !errors.Is(err, audit.ErrUnavailable) {
 		// One event the publisher refused must not cost the others theirs.
 		for _, resp := range resps {

@@ -9,6 +9,11 @@
 // instance's epoch, a dense sequence number and its predecessor's hash, and
 // signs a checkpoint of the chain's head periodically, after every so many
 // events, when idle, and at shutdown.
+//
+// Calls are group-committed: while one group of calls is being recorded,
+// the calls that arrive join the next, which is linked and sent as a whole
+// when it settles. Under load one JetStream message then carries many
+// calls' events; an idle publisher sends a call at once.
 package audit
 
 import (
@@ -34,7 +39,8 @@ type Config struct {
 	// Default nats://127.0.0.1:4222.
 	URL string `yaml:"url"`
 	// PublishTimeout bounds the wait for JetStream to acknowledge the events
-	// of one request. Default 2s.
+	// of one group of requests; a request may first wait for the group
+	// ahead of it. Default 2s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// Stream is the configuration the events stream is ensured with at
 	// start. It must match the cluster's: ensuring updates the stream.
@@ -140,7 +146,9 @@ type Publisher struct {
 	unrecorded       []uint64 // failed since the last checkpoint
 	checkpointed     uint64   // seq of the last checkpoint
 	lastCheckpointAt time.Time
-	spooling         bool // the spool holds records: new ones queue behind them
+	spooling         bool      // the spool holds records: new ones queue behind them
+	forming          [2]*group // calls waiting for the next launch, by may-spool
+	inflight         int       // groups launched and not yet settled
 
 	spoolPos spool.Position // last position acknowledged; the replayer's own
 
@@ -237,7 +245,7 @@ func (p *Publisher) Epoch() string { return p.linker.Epoch() }
 // unset; events of one call get consecutive sequence numbers. Events that
 // could not be recorded keep their numbers — the gap is reported in the
 // next checkpoint as unrecorded — because an event whose fate is unknown
-// may still reach the stream.
+// may still reach the stream. The calls of one group share its outcome.
 func (p *Publisher) Publish(ctx context.Context, events ...*event.Event) error {
 	return p.PublishMode(ctx, "", events...)
 }
@@ -253,11 +261,18 @@ func (p *Publisher) PublishMode(ctx context.Context, mode string, events ...*eve
 	if mode != Refuse && mode != Spool {
 		return fmt.Errorf("audit: unknown mode %q", mode)
 	}
-	pd, err := p.prepare(events, mode == Spool)
+	g, err := p.join(events, mode == Spool)
 	if err != nil {
 		return err
 	}
-	return p.record(ctx, pd)
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		// The group goes on without this caller, who must not act on
+		// events it did not see recorded.
+		return fmt.Errorf("%w: waiting for the record: %w", ErrUnavailable, context.Cause(ctx))
+	}
 }
 
 // message is events ready for the wire: one JetStream message carrying
@@ -268,12 +283,73 @@ type message struct {
 	msg    *nats.Msg
 }
 
-// prepare stamps, validates, links and encodes events under the lock, then
-// hands them on in order; it returns what must still be awaited.
-func (p *Publisher) prepare(events []*event.Event, maySpool bool) (*pending, error) {
+// maxGroupsInFlight bounds the groups being recorded at once. Calls that
+// arrive meanwhile join the next group, so under load one JetStream
+// message (one store, one acknowledgement) carries the events of many
+// calls, and when idle a call is sent at once.
+const maxGroupsInFlight = 1
+
+// group is the events of calls that are linked, sent and recorded
+// together, and share the outcome.
+type group struct {
+	events   []*event.Event
+	maySpool bool
+	done     chan struct{} // closed when err is set
+	err      error
+}
+
+// join stamps and validates events and adds them to the group forming for
+// their mode, launching it at once when no group is in flight; it
+// returns the group to wait for.
+func (p *Publisher) join(events []*event.Event, maySpool bool) (*group, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// Validate before linking, so a bad event costs no sequence number.
+	if err := p.stamp(events); err != nil {
+		return nil, err
+	}
+	i := 0
+	if maySpool {
+		i = 1
+	}
+	g := p.forming[i]
+	if g == nil {
+		g = &group{maySpool: maySpool, done: make(chan struct{})}
+		p.forming[i] = g
+	}
+	g.events = append(g.events, events...)
+	if p.inflight < maxGroupsInFlight {
+		p.launch()
+	}
+	return g, nil
+}
+
+// PublishBatch records events at once, without joining a group, in the
+// configured mode: for a caller that batches its own events and that no
+// request waits on (response events), so a request never waits behind
+// them. Otherwise it is Publish.
+func (p *Publisher) PublishBatch(ctx context.Context, events ...*event.Event) error {
+	p.mu.Lock()
+	if err := p.stamp(events); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	for _, e := range events {
+		p.linker.Link(e)
+	}
+	msgs, err := bundle(events)
+	if err != nil {
+		p.mu.Unlock()
+		return err // unreachable for validated events; the seqs stay a gap
+	}
+	p.wakeForCheckpoint()
+	pd := p.send(msgs, p.cfg.OnUnavailable == Spool)
+	p.mu.Unlock()
+	return p.record(ctx, pd)
+}
+
+// stamp fills in and validates events before they are linked, so a bad
+// event costs no sequence number. Called with p.mu held.
+func (p *Publisher) stamp(events []*event.Event) error {
 	for _, e := range events {
 		e.V = event.Version
 		if e.Time.IsZero() {
@@ -284,23 +360,60 @@ func (p *Publisher) prepare(events []*event.Event, maySpool bool) (*pending, err
 		}
 		e.Instance, e.Seq, e.Epoch = "-", 1, "" // placeholders Link replaces
 		if err := e.Validate(); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
+			return fmt.Errorf("audit: %w", err)
 		}
 		if _, err := subject.For(e.Tenant, string(e.Kind)); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
+			return fmt.Errorf("audit: %w", err)
 		}
 	}
-	for _, e := range events {
-		p.linker.Link(e)
-	}
-	msgs, err := bundle(events)
-	if err != nil {
-		return nil, err // unreachable for validated events; the seqs stay a gap
-	}
+	return nil
+}
+
+// wakeForCheckpoint wakes the background loop when enough events were
+// linked for a checkpoint. Called with p.mu held.
+func (p *Publisher) wakeForCheckpoint() {
 	if p.linker.Seq()-p.checkpointed >= uint64(p.cfg.Checkpoint.Every) {
 		p.wake()
 	}
-	return p.send(msgs, maySpool), nil
+}
+
+// launch links, encodes and sends the forming groups, and records each in
+// the background. Linking at launch, under the lock, keeps the record's
+// order the chain's. Called with p.mu held.
+func (p *Publisher) launch() {
+	for i, g := range p.forming {
+		if g == nil {
+			continue
+		}
+		p.forming[i] = nil
+		for _, e := range g.events {
+			p.linker.Link(e)
+		}
+		msgs, err := bundle(g.events)
+		if err != nil {
+			// Unreachable for validated events; the seqs stay a gap.
+			g.err = err
+			close(g.done)
+			continue
+		}
+		pd := p.send(msgs, g.maySpool)
+		p.inflight++
+		go p.settle(g, pd)
+	}
+	p.wakeForCheckpoint()
+}
+
+// settle records a launched group, tells its callers, and launches the
+// groups that formed meanwhile.
+func (p *Publisher) settle(g *group, pd *pending) {
+	g.err = p.record(context.Background(), pd)
+	close(g.done)
+	p.mu.Lock()
+	p.inflight--
+	if p.inflight < maxGroupsInFlight {
+		p.launch()
+	}
+	p.mu.Unlock()
 }
 
 // maxBundle bounds the body of a message that bundles several events, well
