@@ -333,18 +333,26 @@ func (p *Publisher) PublishBatch(ctx context.Context, events ...*event.Event) er
 		p.mu.Unlock()
 		return err
 	}
+	pd, err := p.linkAndSend(events, p.cfg.OnUnavailable == Spool)
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return p.record(ctx, pd)
+}
+
+// linkAndSend links validated events, bundles them and hands them on; it
+// returns what must still be awaited. Called with p.mu held.
+func (p *Publisher) linkAndSend(events []*event.Event, maySpool bool) (*pending, error) {
 	for _, e := range events {
 		p.linker.Link(e)
 	}
 	msgs, err := bundle(events)
 	if err != nil {
-		p.mu.Unlock()
-		return err // unreachable for validated events; the seqs stay a gap
+		return nil, err // unreachable for validated events; the seqs stay a gap
 	}
 	p.wakeForCheckpoint()
-	pd := p.send(msgs, p.cfg.OnUnavailable == Spool)
-	p.mu.Unlock()
-	return p.record(ctx, pd)
+	return p.send(msgs, maySpool), nil
 }
 
 // stamp fills in and validates events before they are linked, so a bad
@@ -386,21 +394,15 @@ func (p *Publisher) launch() {
 			continue
 		}
 		p.forming[i] = nil
-		for _, e := range g.events {
-			p.linker.Link(e)
-		}
-		msgs, err := bundle(g.events)
+		pd, err := p.linkAndSend(g.events, g.maySpool)
 		if err != nil {
-			// Unreachable for validated events; the seqs stay a gap.
 			g.err = err
 			close(g.done)
 			continue
 		}
-		pd := p.send(msgs, g.maySpool)
 		p.inflight++
 		go p.settle(g, pd)
 	}
-	p.wakeForCheckpoint()
 }
 
 // settle records a launched group, tells its callers, and launches the
