@@ -282,97 +282,88 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	// The record's cost at a moderate rate, with the audit-less baselines.
-	auditTargets := []string{tBare, tOPA, tRampart, tSyncAlways, tSpool}
-	audit := map[string]loadgen.Result{}
-	for _, name := range auditTargets {
-		if !o.phases[phaseAudit] {
-			break
-		}
-		send := targets[name].sender(body, token, 200)
-		if o.warmup > 0 {
-			loadgen.OpenLoop(ctx, send, o.auditRate, o.warmup, o.maxInFlight)
-		}
-		audit[name] = r.measure(ctx, targets[name], "audit", func() loadgen.Result { return loadgen.OpenLoop(ctx, send, o.auditRate, o.duration, o.maxInFlight) })
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
 	if o.phases[phaseAudit] {
-		r.audit(auditTargets, audit)
-	}
-
-	// Fixed rates, every target back to back at each rate.
-	rates := map[string]map[float64]loadgen.Result{}
-	for _, rate := range o.rates {
-		if !o.phases[phaseRates] {
-			break
-		}
-		for _, name := range sweep {
-			t := targets[name]
-			send := t.sender(body, token, 200)
+		auditTargets := []string{tBare, tOPA, tRampart, tSyncAlways, tSpool}
+		audit := map[string]loadgen.Result{}
+		for _, name := range auditTargets {
+			send := targets[name].sender(body, token, 200)
 			if o.warmup > 0 {
-				loadgen.OpenLoop(ctx, send, rate, o.warmup, o.maxInFlight)
+				loadgen.OpenLoop(ctx, send, o.auditRate, o.warmup, o.maxInFlight)
 			}
-			res := r.measure(ctx, t, fmt.Sprintf("%.0f req/s", rate), func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
-			if rates[name] == nil {
-				rates[name] = map[float64]loadgen.Result{}
-			}
-			rates[name][rate] = res
+			audit[name] = r.measure(ctx, targets[name], "audit", func() loadgen.Result { return loadgen.OpenLoop(ctx, send, o.auditRate, o.duration, o.maxInFlight) })
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
+		r.audit(auditTargets, audit)
 	}
+
+	// Fixed rates, every target back to back at each rate.
 	if o.phases[phaseRates] {
+		rates := map[string]map[float64]loadgen.Result{}
+		for _, rate := range o.rates {
+			for _, name := range sweep {
+				t := targets[name]
+				send := t.sender(body, token, 200)
+				if o.warmup > 0 {
+					loadgen.OpenLoop(ctx, send, rate, o.warmup, o.maxInFlight)
+				}
+				res := r.measure(ctx, t, fmt.Sprintf("%.0f req/s", rate), func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
+				if rates[name] == nil {
+					rates[name] = map[float64]loadgen.Result{}
+				}
+				rates[name][rate] = res
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
 		r.rates(sweep, rates)
 	}
 
 	// Saturation: a fixed number of clients, back to back, in rounds: the
 	// host's speed drifts over minutes, so a target is compared with the
 	// bare proxy of its own round.
-	sat := map[string][]loadgen.Result{}
-	satCPU := map[string][][]time.Duration{} // per round: this process, the enforcer process, nats-server
-	natsPid := ""
-	if p, ok := nsDefault.(*natsProcess); ok {
-		natsPid = fmt.Sprint(p.cmd.Process.Pid)
-	}
-	for round := range o.satRounds {
-		if !o.phases[phaseSaturation] {
-			break
-		}
-		for _, name := range sweep {
-			t := targets[name]
-			send := t.sender(body, token, 200)
-			if o.warmup > 0 {
-				loadgen.ClosedLoop(ctx, send, o.clients, o.warmup)
-			}
-			var prof *os.File
-			if o.cpuProfile != "" && round == 0 {
-				if prof, err = os.Create(filepath.Join(o.cpuProfile, profileName(name))); err != nil {
-					return err
-				}
-				if err := pprof.StartCPUProfile(prof); err != nil {
-					return err
-				}
-			}
-			enforcerPid := ""
-			if t.pid != 0 {
-				enforcerPid = fmt.Sprint(t.pid)
-			}
-			cpu := startCPU("self", enforcerPid, natsPid)
-			res := r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
-			sat[name] = append(sat[name], res)
-			satCPU[name] = append(satCPU[name], cpu.used())
-			if prof != nil {
-				pprof.StopCPUProfile()
-				prof.Close()
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-	}
 	if o.phases[phaseSaturation] {
+		sat := map[string][]loadgen.Result{}
+		satCPU := map[string][][]time.Duration{} // per round: this process, the enforcer process, nats-server
+		natsPid := ""
+		if p, ok := nsDefault.(*natsProcess); ok {
+			natsPid = fmt.Sprint(p.cmd.Process.Pid)
+		}
+		for round := range o.satRounds {
+			for _, name := range sweep {
+				t := targets[name]
+				send := t.sender(body, token, 200)
+				if o.warmup > 0 {
+					loadgen.ClosedLoop(ctx, send, o.clients, o.warmup)
+				}
+				var prof *os.File
+				if o.cpuProfile != "" && round == 0 {
+					if prof, err = os.Create(filepath.Join(o.cpuProfile, profileName(name))); err != nil {
+						return err
+					}
+					if err := pprof.StartCPUProfile(prof); err != nil {
+						return err
+					}
+				}
+				enforcerPid := ""
+				if t.pid != 0 {
+					enforcerPid = fmt.Sprint(t.pid)
+				}
+				cpu := startCPU("self", enforcerPid, natsPid)
+				res := r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
+				sat[name] = append(sat[name], res)
+				satCPU[name] = append(satCPU[name], cpu.used())
+				if prof != nil {
+					pprof.StopCPUProfile()
+					prof.Close()
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
 		r.saturation(sweep, sat)
 		r.cpu(sweep, sat, satCPU)
 	}
