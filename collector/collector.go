@@ -8,7 +8,6 @@ package collector
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,7 +22,6 @@ import (
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
-	"github.com/rampart-io/rampart/schema/subject"
 )
 
 // Config configures a collector.
@@ -150,7 +148,7 @@ func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 	dead := 0
 	for _, m := range b {
 		seq := stream.StreamSeq(m)
-		events, err := decode(m)
+		events, err := event.DecodeMessageOn(m.Subject(), m.Data())
 		if err != nil {
 			if err := c.deadLetter(ctx, m, seq, err); err != nil {
 				return err
@@ -182,32 +180,6 @@ func (c *Collector) flagGaps(ctx context.Context, stored []*event.Event) {
 			c.log.Warn("sequence gap", "instance", e.Instance, "epoch", e.Epoch, "missing_before", e.Seq, "missing", n)
 		}
 	}
-}
-
-// ErrSubjectMismatch marks an event whose tenant or kind disagrees with the
-// subject it was published on: a publisher misrouting or spoofing a tenant.
-var ErrSubjectMismatch = errors.New("collector: event does not match its subject")
-
-// decode reads a message's events and checks them against its subject:
-// every event must be of the subject's tenant, and the first of its kind.
-func decode(m jetstream.Msg) ([]*event.Event, error) {
-	events, err := event.DecodeMessage(m.Data())
-	if err != nil {
-		return nil, err
-	}
-	tenant, kind, err := subject.Parse(m.Subject())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSubjectMismatch, err)
-	}
-	if kind != string(events[0].Kind) {
-		return nil, fmt.Errorf("%w: subject %q carries kind %q", ErrSubjectMismatch, m.Subject(), events[0].Kind)
-	}
-	for _, e := range events {
-		if e.Tenant != tenant {
-			return nil, fmt.Errorf("%w: subject %q carries tenant %q", ErrSubjectMismatch, m.Subject(), e.Tenant)
-		}
-	}
-	return events, nil
 }
 
 // Dead-letter headers: why an event was refused and where it came from.

@@ -93,9 +93,11 @@ func (c *Correlator) Close() {
 func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 	touched := map[sessionKey]*Session{}
 	for _, m := range b {
-		events, err := event.DecodeMessage(m.Data())
+		events, err := event.DecodeMessageOn(m.Subject(), m.Data())
 		if err != nil {
-			continue // undecodable messages are the collector's to dead-letter
+			// The collector dead-letters what fails here; counting it
+			// would put another tenant's events in this session.
+			continue
 		}
 		for k, events := range bySession(events) {
 			s, err := c.session(ctx, k)

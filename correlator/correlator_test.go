@@ -23,6 +23,8 @@ type publisher struct {
 	js  jetstream.JetStream
 	ids event.IDSource
 	seq uint64
+	// spoofAs, when set, publishes on that tenant's subject whatever the event says.
+	spoofAs string
 }
 
 func (p *publisher) send(t *testing.T, tenant, session string, kind event.Kind, effect event.Effect, chain ...string) {
@@ -43,7 +45,11 @@ func (p *publisher) send(t *testing.T, tenant, session string, kind event.Kind, 
 		e.Response = &event.Response{Status: 200}
 	}
 	data, _ := event.Encode(e)
-	subj, _ := subject.For(tenant, string(kind))
+	on := tenant
+	if p.spoofAs != "" {
+		on = p.spoofAs
+	}
+	subj, _ := subject.For(on, string(kind))
 	if _, err := p.js.Publish(context.Background(), subj, data, jetstream.WithMsgID(e.ID)); err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +109,12 @@ func TestSessionsSurviveRestartWithoutDoubleCounting(t *testing.T) {
 	p.send(t, "acme", "s1", event.KindDecision, event.EffectDeny, "agent:planner", "agent:sub")
 	p.send(t, "globex", "s1", event.KindRequest, "") // same id, other tenant: another session
 	p.send(t, "globex", "s1", event.KindDecision, event.EffectDeny)
+	// Events under another tenant's subject are the collector's to
+	// dead-letter; counted here they would inflate globex's session.
+	p.spoofAs = "acme"
+	p.send(t, "globex", "s1", event.KindRequest, "")
+	p.send(t, "globex", "s1", event.KindDecision, event.EffectAllow)
+	p.spoofAs = ""
 
 	q := "SELECT tenant, session_id, principal, agents, chain, tasks, requests, allowed, denied, responses FROM " +
 		ch.Database() + ".sessions ORDER BY tenant"

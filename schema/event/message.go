@@ -2,7 +2,10 @@ package event
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+
+	"github.com/rampart-io/rampart/schema/subject"
 )
 
 // A JetStream message carries one event, or several joined by newlines.
@@ -45,4 +48,34 @@ func DecodeMessage(data []byte) ([]*Event, error) {
 		}
 		data = rest
 	}
+}
+
+// ErrSubjectMismatch marks a message whose events disagree with the subject
+// it was stored under: a tenant other than the subject's, or a first event
+// of another kind. Stream permissions and consumers filter on subjects, so
+// an event must not reach a tenant's records under another tenant's name.
+var ErrSubjectMismatch = errors.New("event: message does not match its subject")
+
+// DecodeMessageOn decodes a message stored under subj and checks it against
+// the subject: every event is of the subject's tenant, and the first is of
+// its kind. Consumers that attribute events to tenants use this, not
+// DecodeMessage.
+func DecodeMessageOn(subj string, data []byte) ([]*Event, error) {
+	events, err := DecodeMessage(data)
+	if err != nil {
+		return nil, err
+	}
+	tenant, kind, err := subject.Parse(subj)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSubjectMismatch, err)
+	}
+	if kind != string(events[0].Kind) {
+		return nil, fmt.Errorf("%w: subject %q carries kind %q", ErrSubjectMismatch, subj, events[0].Kind)
+	}
+	for _, e := range events {
+		if e.Tenant != tenant {
+			return nil, fmt.Errorf("%w: subject %q carries tenant %q", ErrSubjectMismatch, subj, e.Tenant)
+		}
+	}
+	return events, nil
 }

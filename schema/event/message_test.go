@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/rampart-io/rampart/schema/subject"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -69,6 +71,46 @@ func TestDecodeMessageRefusesBadFraming(t *testing.T) {
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) || events != nil {
 			t.Errorf("%s: %d events, err %v; want %v mentioning %q", name, len(events), err, tc.want, tc.text)
 		}
+	}
+}
+
+func TestDecodeMessageOnChecksTheSubject(t *testing.T) {
+	req, dec := sample(), sample()
+	req.Kind, req.Decision = KindRequest, nil
+	dec.Seq++
+	bundle := func(events ...*Event) []byte {
+		var body []byte
+		for _, e := range events {
+			var err error
+			if body, err = AppendMessage(body, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return body
+	}
+	own, _ := subject.For(req.Tenant, "request")
+	if got, err := DecodeMessageOn(own, bundle(req, dec)); err != nil || len(got) != 2 {
+		t.Fatalf("own subject: %d events, %v", len(got), err)
+	}
+	other := *dec
+	other.Tenant = req.Tenant + "-other"
+	otherSubject, _ := subject.For(other.Tenant, "request")
+	for name, tc := range map[string]struct {
+		subj string
+		data []byte
+	}{
+		"another tenant's subject":      {otherSubject, bundle(req)},
+		"a smuggled event":              {own, bundle(req, &other)},
+		"kind other than the subject's": {own, bundle(dec)},
+		"not an event subject":          {"rampart.v1." + req.Tenant, bundle(req)},
+		"wildcard in the subject":       {"rampart.v1.*.request", bundle(req)},
+	} {
+		if events, err := DecodeMessageOn(tc.subj, tc.data); !errors.Is(err, ErrSubjectMismatch) || events != nil {
+			t.Errorf("%s: %d events, err %v; want ErrSubjectMismatch", name, len(events), err)
+		}
+	}
+	if _, err := DecodeMessageOn(own, []byte("{")); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a malformed body under a good subject: %v, want ErrMalformed", err)
 	}
 }
 
