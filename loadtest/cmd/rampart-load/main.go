@@ -53,6 +53,7 @@ type options struct {
 	clients     int
 	satDuration time.Duration
 	satRounds   int
+	rateRounds  int
 	auditRate   float64
 	maxInFlight int
 	enforcerBin string
@@ -80,6 +81,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.clients, "clients", 32, "concurrent clients in the saturation (closed-loop) run")
 	fs.DurationVar(&o.satDuration, "sat-duration", 5*time.Second, "measured time per target at saturation")
 	fs.IntVar(&o.satRounds, "sat-rounds", 3, "saturation rounds, every target once a round: ratios are taken within a round")
+	fs.IntVar(&o.rateRounds, "rate-rounds", 3, "fixed-rate rounds, every target at every rate once a round: added latency is taken within a round")
 	fs.Float64Var(&o.auditRate, "audit-rate", 500, "fixed rate (req/s) of the audit-cost comparison")
 	fs.IntVar(&o.maxInFlight, "max-inflight", 10000, "open loop: sends beyond this many outstanding are dropped and counted")
 	fs.StringVar(&o.enforcerBin, "enforcer", "", "path to a built rampart-enforcer binary: also measure the enforcer as a separate process (and its RSS)")
@@ -105,7 +107,7 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("-phases: unknown phase %q", p)
 		}
 	}
-	if o.duration <= 0 || o.satDuration <= 0 || o.warmup < 0 || o.clients < 1 || o.satRounds < 1 || o.auditRate <= 0 {
+	if o.duration <= 0 || o.satDuration <= 0 || o.warmup < 0 || o.clients < 1 || o.satRounds < 1 || o.rateRounds < 1 || o.auditRate <= 0 {
 		return o, errors.New("durations and rates must be positive, -clients and -sat-rounds at least 1")
 	}
 	return o, nil
@@ -298,23 +300,26 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		r.audit(auditTargets, audit)
 	}
 
-	// Fixed rates, every target back to back at each rate.
+	// Fixed rates, every target back to back at each rate, in rounds: a
+	// tail is compared with its baseline's in the same round.
 	if o.phases[phaseRates] {
-		rates := map[string]map[float64]loadgen.Result{}
-		for _, rate := range o.rates {
-			for _, name := range sweep {
-				t := targets[name]
-				send := t.sender(body, token, 200)
-				if o.warmup > 0 {
-					loadgen.OpenLoop(ctx, send, rate, o.warmup, o.maxInFlight)
-				}
-				res := r.measure(ctx, t, fmt.Sprintf("%.0f req/s", rate), func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
-				if rates[name] == nil {
-					rates[name] = map[float64]loadgen.Result{}
-				}
-				rates[name][rate] = res
-				if err := ctx.Err(); err != nil {
-					return err
+		rates := map[string]map[float64][]loadgen.Result{}
+		for range o.rateRounds {
+			for _, rate := range o.rates {
+				for _, name := range sweep {
+					t := targets[name]
+					send := t.sender(body, token, 200)
+					if o.warmup > 0 {
+						loadgen.OpenLoop(ctx, send, rate, o.warmup, o.maxInFlight)
+					}
+					res := r.measure(ctx, t, fmt.Sprintf("%.0f req/s", rate), func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
+					if rates[name] == nil {
+						rates[name] = map[float64][]loadgen.Result{}
+					}
+					rates[name][rate] = append(rates[name][rate], res)
+					if err := ctx.Err(); err != nil {
+						return err
+					}
 				}
 			}
 		}

@@ -34,7 +34,7 @@ type report struct {
 	// Per enforcer target: p99 added over its baseline by rate, whether
 	// both answered every request as expected, and saturation throughput
 	// over the bare proxy's.
-	addedP99 map[string]map[float64]time.Duration
+	addedP99 map[string]map[float64][]time.Duration // by round
 	clean    map[string]map[float64]bool
 	satRatio map[string]float64
 	satClean map[string]bool
@@ -159,42 +159,72 @@ func errorsOf(runs ...loadgen.Result) string {
 	return s
 }
 
-func (r *report) rates(names []string, res map[string]map[float64]loadgen.Result) {
-	r.addedP99 = map[string]map[float64]time.Duration{}
+func (r *report) rates(names []string, res map[string]map[float64][]loadgen.Result) {
+	r.addedP99 = map[string]map[float64][]time.Duration{}
 	r.clean = map[string]map[float64]bool{}
-	r.printf("## Fixed rates (open loop, %s per target and rate, after %s warm-up)\n\n", r.opts.duration, r.opts.warmup)
-	r.printf("Times in ms. *Added* is p50/p99 minus the baseline's at the same rate: the bare proxy for proxies, the no-op endpoint for decision endpoints.\n\n")
-	r.printf("| rate/s | target | ok | errors | p50 | p90 | p99 | max | svc p50 | svc p99 | added p50 | added p99 |\n")
-	r.printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	n := len(res[names[0]][r.opts.rates[0]])
+	r.printf("## Fixed rates (open loop, %s per target and rate, after %s warm-up, %d rounds)\n\n", r.opts.duration, r.opts.warmup, n)
+	r.printf("Times in ms, from the round of median p99 for each target. *Added* is p50/p99 minus the baseline's at the same rate in the same round: the bare proxy for proxies, the no-op endpoint for decision endpoints. The added columns give the median round; the last column every round's added p99.\n\n")
+	r.printf("| rate/s | target | ok | errors | p50 | p90 | p99 | max | svc p50 | svc p99 | added p50 | added p99 | added p99 by round |\n")
+	r.printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, rate := range r.opts.rates {
 		for _, name := range names {
-			x := res[name][rate]
-			base := res[baselineOf(name)][rate]
-			added50, added99 := "–", "–"
+			rounds, bases := res[name][rate], res[baselineOf(name)][rate]
+			x := rounds[medianTail(rounds)]
+			added50, added99, byRound := "–", "–", "–"
 			if baselineOf(name) != name {
-				a50, a99 := x.Quantile(.5)-base.Quantile(.5), x.Quantile(.99)-base.Quantile(.99)
-				added50, added99 = signedMS(a50), signedMS(a99)
+				a50, a99 := make([]time.Duration, n), make([]time.Duration, n)
+				all := make([]string, n)
+				ok := true
+				for i := range n {
+					a50[i] = rounds[i].Quantile(.5) - bases[i].Quantile(.5)
+					a99[i] = rounds[i].Quantile(.99) - bases[i].Quantile(.99)
+					all[i] = signedMS(a99[i])
+					ok = ok && clean(rounds[i]) && clean(bases[i])
+				}
+				added50, added99, byRound = signedMS(medianDuration(a50)), signedMS(medianDuration(a99)), strings.Join(all, " / ")
 				if slices.Contains(enforcers, name) {
 					if r.addedP99[name] == nil {
-						r.addedP99[name], r.clean[name] = map[float64]time.Duration{}, map[float64]bool{}
+						r.addedP99[name], r.clean[name] = map[float64][]time.Duration{}, map[float64]bool{}
 					}
 					r.addedP99[name][rate] = a99
-					r.clean[name][rate] = clean(x) && clean(base)
+					r.clean[name][rate] = ok
 				}
 			}
-			r.printf("| %.0f | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rate, name, x.OK(), errorsOf(x),
+			r.printf("| %.0f | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rate, name, x.OK(), errorsOf(rounds...),
 				ms(x.Quantile(.5)), ms(x.Quantile(.9)), ms(x.Quantile(.99)), ms(x.Quantile(1)),
-				ms(x.ServiceQuantile(.5)), ms(x.ServiceQuantile(.99)), added50, added99)
+				ms(x.ServiceQuantile(.5)), ms(x.ServiceQuantile(.99)), added50, added99, byRound)
 		}
 	}
 	r.printf("\n")
 	for _, name := range names {
 		for _, rate := range r.opts.rates {
-			if e := res[name][rate].FirstErr; e != nil {
-				r.printf("First error, %s at %.0f/s: `%v`\n\n", name, rate, e)
+			for _, x := range res[name][rate] {
+				if e := x.FirstErr; e != nil {
+					r.printf("First error, %s at %.0f/s: `%v`\n\n", name, rate, e)
+					break
+				}
 			}
 		}
 	}
+}
+
+// medianTail is the index of the round of median p99.
+func medianTail(res []loadgen.Result) int {
+	idx := make([]int, len(res))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(res[a].Quantile(.99), res[b].Quantile(.99)) })
+	return idx[len(idx)/2]
+}
+
+// medianDuration is the median of ds, without reordering them; the upper
+// middle of an even count.
+func medianDuration(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func (r *report) saturation(names []string, rounds map[string][]loadgen.Result) {
@@ -340,17 +370,22 @@ func (r *report) audit(names []string, res map[string]loadgen.Result) {
 func (r *report) memory(proc *target) {
 	r.printf("## Targets\n\nMet only where the runs compared had no errors.\n\n| target | measured | met |\n| --- | --- | --- |\n")
 	for _, name := range enforcers {
-		a, ok := r.addedP99[name][targetAddedRate]
+		rounds, ok := r.addedP99[name][targetAddedRate]
 		if !ok {
 			continue
 		}
+		a := medianDuration(rounds)
 		met := yes(r.clean[name][targetAddedRate] && a < targetAddedP99)
 		if a < 0 {
 			// The baseline's tail was the worse one: noise decides, not the target.
 			met = "inconclusive"
 		}
-		r.printf("| p99 added latency < %s at %d req/s: %s vs %s | %s ms | %s |\n", ms(targetAddedP99), targetAddedRate, name, baselineOf(name),
-			signedMS(a), met)
+		measured := signedMS(a) + " ms"
+		if len(rounds) > 1 {
+			measured = fmt.Sprintf("%s ms (%s to %s), median of %d rounds", signedMS(a), signedMS(slices.Min(rounds)), signedMS(slices.Max(rounds)), len(rounds))
+		}
+		r.printf("| p99 added latency < %s at %d req/s: %s vs %s | %s | %s |\n", ms(targetAddedP99), targetAddedRate, name, baselineOf(name),
+			measured, met)
 	}
 	if _, ok := r.addedP99[tRampart][targetAddedRate]; !ok {
 		r.printf("| p99 added latency < %s at %d req/s | not measured (rate not in -rates) | – |\n", ms(targetAddedP99), targetAddedRate)
