@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -123,6 +124,7 @@ const (
 // The targets, by name.
 const (
 	tBare        = "bare proxy"
+	tRecording   = "recording proxy"
 	tRampart     = "rampart proxy"
 	tProcess     = "rampart proxy (process)"
 	tNoop        = "no-op auth endpoint"
@@ -221,6 +223,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	stops = append(stops, nsSync.Shutdown)
 
+	recording, stopRecording, err := newRecordingProxy(ctx, nsDefault.ClientURL(), proxy)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopRecording)
+	recordingURL, stopRecordingServer, err := serve(recording)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopRecordingServer)
+
 	rampartURL, stopRampart, err := startEnforcer(w.enforcerConfig("load-default", nsDefault.ClientURL()))
 	if err != nil {
 		return err
@@ -240,6 +253,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fa := forwardAuthHeader()
 	targets := map[string]*target{
 		tBare:        newTarget(tBare, bareURL+"/mcp", nil),
+		tRecording:   newTarget(tRecording, recordingURL+"/mcp", nil),
 		tRampart:     newTarget(tRampart, rampartURL+"/mcp", nil),
 		tNoop:        newTarget(tNoop, noopURL+"/_auth", fa),
 		tForwardAuth: newTarget(tForwardAuth, rampartURL+"/_rampart/auth", fa),
@@ -277,7 +291,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := r.equivalence(ctx, iss, targets[tForwardAuth], targets[tOPA]); err != nil {
 		return err
 	}
-	for _, name := range sweep {
+	// At fixed rates, the recording proxy shows what the record alone adds.
+	rateSweep := slices.Insert(slices.Clone(sweep), 1, tRecording)
+	for _, name := range rateSweep {
 		if status, msg, err := targets[name].post(ctx, body, token); err != nil || status != 200 {
 			return fmt.Errorf("%s: first call: status %d %s %v", name, status, msg, err)
 		}
@@ -306,7 +322,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		rates := map[string]map[float64][]loadgen.Result{}
 		for range o.rateRounds {
 			for _, rate := range o.rates {
-				for _, name := range sweep {
+				for _, name := range rateSweep {
 					t := targets[name]
 					send := t.sender(body, token, 200)
 					if o.warmup > 0 {
@@ -323,7 +339,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				}
 			}
 		}
-		r.rates(sweep, rates)
+		r.rates(rateSweep, rates)
 	}
 
 	// Saturation: a fixed number of clients, back to back, in rounds: the

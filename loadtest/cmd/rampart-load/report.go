@@ -183,7 +183,7 @@ func (r *report) rates(names []string, res map[string]map[float64][]loadgen.Resu
 					ok = ok && clean(rounds[i]) && clean(bases[i])
 				}
 				added50, added99, byRound = signedMS(medianDuration(a50)), signedMS(medianDuration(a99)), strings.Join(all, " / ")
-				if slices.Contains(enforcers, name) {
+				if slices.Contains(enforcers, name) || name == tRecording {
 					if r.addedP99[name] == nil {
 						r.addedP99[name], r.clean[name] = map[float64][]time.Duration{}, map[float64]bool{}
 					}
@@ -386,6 +386,10 @@ func (r *report) memory(proc *target) {
 		}
 		r.printf("| p99 added latency < %s at %d req/s: %s vs %s | %s | %s |\n", ms(targetAddedP99), targetAddedRate, name, baselineOf(name),
 			measured, met)
+	}
+	if rounds, ok := r.addedP99[tRecording][targetAddedRate]; ok {
+		r.printf("| for reference, the record alone at %d req/s: %s vs %s, p99 added | %s ms (%s to %s) | – |\n", targetAddedRate, tRecording, tBare,
+			signedMS(medianDuration(rounds)), signedMS(slices.Min(rounds)), signedMS(slices.Max(rounds)))
 	}
 	if _, ok := r.addedP99[tRampart][targetAddedRate]; !ok {
 		r.printf("| p99 added latency < %s at %d req/s | not measured (rate not in -rates) | – |\n", ms(targetAddedP99), targetAddedRate)
