@@ -33,7 +33,7 @@ bench:
 	cd schema && go test -run '^$$' -bench . -benchmem ./event/ ./chain/
 	cd enforcer && go test -run '^$$' -bench . -benchmem ./...
 
-# Fixed-rate and saturation load: enforcer vs a bare proxy vs OPA (~4 min).
+# Fixed-rate (three rounds) and saturation load: enforcer vs a bare proxy vs OPA (~13 min).
 load: build
 	go run ./loadtest/cmd/rampart-load -enforcer bin/rampart-enforcer
 
