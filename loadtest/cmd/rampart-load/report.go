@@ -170,7 +170,7 @@ func (r *report) rates(names []string, res map[string]map[float64][]loadgen.Resu
 	for _, rate := range r.opts.rates {
 		for _, name := range names {
 			rounds, bases := res[name][rate], res[baselineOf(name)][rate]
-			x := rounds[medianTail(rounds)]
+			x := rounds[medianRound(rounds, p99)]
 			added50, added99, byRound := "–", "–", "–"
 			if baselineOf(name) != name {
 				a50, a99 := make([]time.Duration, n), make([]time.Duration, n)
@@ -182,7 +182,7 @@ func (r *report) rates(names []string, res map[string]map[float64][]loadgen.Resu
 					all[i] = signedMS(a99[i])
 					ok = ok && clean(rounds[i]) && clean(bases[i])
 				}
-				added50, added99, byRound = signedMS(medianDuration(a50)), signedMS(medianDuration(a99)), strings.Join(all, " / ")
+				added50, added99, byRound = signedMS(median(slices.Clone(a50))), signedMS(median(slices.Clone(a99))), strings.Join(all, " / ")
 				if slices.Contains(enforcers, name) || name == tRecording {
 					if r.addedP99[name] == nil {
 						r.addedP99[name], r.clean[name] = map[float64][]time.Duration{}, map[float64]bool{}
@@ -209,24 +209,6 @@ func (r *report) rates(names []string, res map[string]map[float64][]loadgen.Resu
 	}
 }
 
-// medianTail is the index of the round of median p99.
-func medianTail(res []loadgen.Result) int {
-	idx := make([]int, len(res))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(res[a].Quantile(.99), res[b].Quantile(.99)) })
-	return idx[len(idx)/2]
-}
-
-// medianDuration is the median of ds, without reordering them; the upper
-// middle of an even count.
-func medianDuration(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 func (r *report) saturation(names []string, rounds map[string][]loadgen.Result) {
 	n := len(rounds[tBare])
 	r.printf("## Saturation (closed loop, %d clients, %s per target, %d rounds)\n\n", r.opts.clients, r.opts.satDuration, n)
@@ -243,7 +225,7 @@ func (r *report) saturation(names []string, rounds map[string][]loadgen.Result) 
 	r.satRatio, r.satClean = map[string]float64{}, map[string]bool{}
 	for _, name := range names {
 		res := rounds[name]
-		mid := medianRound(res)
+		mid := medianRound(res, loadgen.Result.Throughput)
 		x := res[mid]
 		byRound := make([]string, n)
 		for i, ri := range res {
@@ -318,18 +300,20 @@ func microsRange(xs []float64) string {
 	return fmt.Sprintf("%.0f (%.0f–%.0f)", m, xs[0], xs[len(xs)-1])
 }
 
-// medianRound is the index of the round of median throughput.
-func medianRound(res []loadgen.Result) int {
+// medianRound is the index of the round whose by is the median.
+func medianRound(res []loadgen.Result, by func(loadgen.Result) float64) int {
 	idx := make([]int, len(res))
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(res[a].Throughput(), res[b].Throughput()) })
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(by(res[a]), by(res[b])) })
 	return idx[len(idx)/2]
 }
 
+func p99(r loadgen.Result) float64 { return float64(r.Quantile(.99)) }
+
 // median of xs, which it sorts; the upper middle of an even count.
-func median(xs []float64) float64 {
+func median[T cmp.Ordered](xs []T) T {
 	slices.Sort(xs)
 	return xs[len(xs)/2]
 }
@@ -374,7 +358,7 @@ func (r *report) memory(proc *target) {
 		if !ok {
 			continue
 		}
-		a := medianDuration(rounds)
+		a := median(slices.Clone(rounds))
 		met := yes(r.clean[name][targetAddedRate] && a < targetAddedP99)
 		if a < 0 {
 			// The baseline's tail was the worse one: noise decides, not the target.
@@ -389,7 +373,7 @@ func (r *report) memory(proc *target) {
 	}
 	if rounds, ok := r.addedP99[tRecording][targetAddedRate]; ok {
 		r.printf("| for reference, the record alone at %d req/s: %s vs %s, p99 added | %s ms (%s to %s) | – |\n", targetAddedRate, tRecording, tBare,
-			signedMS(medianDuration(rounds)), signedMS(slices.Min(rounds)), signedMS(slices.Max(rounds)))
+			signedMS(median(slices.Clone(rounds))), signedMS(slices.Min(rounds)), signedMS(slices.Max(rounds)))
 	}
 	if _, ok := r.addedP99[tRampart][targetAddedRate]; !ok {
 		r.printf("| p99 added latency < %s at %d req/s | not measured (rate not in -rates) | – |\n", ms(targetAddedP99), targetAddedRate)
