@@ -22,17 +22,31 @@ type Input struct {
 	Session  string   `json:"session,omitempty" yaml:"session"`
 	Task     string   `json:"task,omitempty" yaml:"task"`
 
-	Method   string `json:"method,omitempty" yaml:"method"` // HTTP method
-	Host     string `json:"host,omitempty" yaml:"host"`
-	Path     string `json:"path,omitempty" yaml:"path"`
-	Query    string `json:"query,omitempty" yaml:"query"`       // the raw query string
-	Resource string `json:"resource,omitempty" yaml:"resource"` // resources/read URI, "" otherwise
+	Method string `json:"method,omitempty" yaml:"method"` // HTTP method
+	Host   string `json:"host,omitempty" yaml:"host"`
+	Path   string `json:"path,omitempty" yaml:"path"`
+	Query  string `json:"query,omitempty" yaml:"query"` // the raw query string
 	// Headers are the recorded request headers (record_headers), by
 	// lower-case name.
-	Headers   map[string]string `json:"headers,omitempty" yaml:"headers"`
-	RPCMethod string            `json:"rpc_method,omitempty" yaml:"rpc_method"` // JSON-RPC method, "" for plain HTTP
-	Tool      string            `json:"tool,omitempty" yaml:"tool"`             // tools/call name, "" otherwise
-	Args      map[string]any    `json:"args,omitempty" yaml:"args"`             // tool arguments, empty when none
+	Headers map[string]string `json:"headers,omitempty" yaml:"headers"`
+
+	// RPCKind is what the JSON-RPC message is: "request", "notification",
+	// "response" (a client's answer to a request the server sent it, as
+	// in sampling and elicitation), or "" for plain HTTP.
+	RPCKind string `json:"rpc_kind,omitempty" yaml:"rpc_kind"`
+	// RPCMethod is the JSON-RPC method of a request or notification; ""
+	// for a response and for plain HTTP.
+	RPCMethod string `json:"rpc_method,omitempty" yaml:"rpc_method"`
+	// Tool is the name of a tools/call and "" for every other message, so
+	// a rule on tool never matches a prompt or a resource.
+	Tool string `json:"tool,omitempty" yaml:"tool"`
+	// Prompt is the name of a prompts/get, "" otherwise.
+	Prompt string `json:"prompt,omitempty" yaml:"prompt"`
+	// Resource is the URI of a resources/read, "" otherwise.
+	Resource string `json:"resource,omitempty" yaml:"resource"`
+	// Args are the arguments of a tools/call or prompts/get; empty when
+	// there are none.
+	Args map[string]any `json:"args,omitempty" yaml:"args"`
 
 	// Destination is where the call reaches out to, as the gateway or the
 	// tool's adapter classified it (a host, "internal", "internet", ...).
@@ -63,8 +77,10 @@ const (
 	varQuery
 	varResource
 	varHeaders
+	varRPCKind
 	varRPCMethod
 	varTool
+	varPrompt
 	varArgs
 	varDestination
 	varDataClass
@@ -128,10 +144,14 @@ func varIndex(name string) int {
 		return varResource
 	case "headers":
 		return varHeaders
+	case "rpc_kind":
+		return varRPCKind
 	case "rpc_method":
 		return varRPCMethod
 	case "tool":
 		return varTool
+	case "prompt":
+		return varPrompt
 	case "args":
 		return varArgs
 	case "destination":
@@ -201,10 +221,14 @@ func (a *activation) value(i int) ref.Val {
 			return emptyHeaders
 		}
 		return types.NewStringStringMap(types.DefaultTypeAdapter, in.Headers)
+	case varRPCKind:
+		return types.String(in.RPCKind)
 	case varRPCMethod:
 		return types.String(in.RPCMethod)
 	case varTool:
 		return types.String(in.Tool)
+	case varPrompt:
+		return types.String(in.Prompt)
 	case varArgs:
 		if len(in.Args) == 0 {
 			return emptyArgs

@@ -375,7 +375,8 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	opts := []cel.EnvOption{
 		str("tenant"), str("subject"), str("actor"), str("spiffe_id"), str("issuer"),
 		str("session"), str("task"),
-		str("method"), str("host"), str("path"), str("query"), str("resource"), str("rpc_method"), str("tool"),
+		str("method"), str("host"), str("path"), str("query"), str("resource"), str("rpc_kind"), str("rpc_method"),
+		str("tool"), str("prompt"),
 		str("destination"), str("data_class"),
 		cel.Variable("chain", cel.ListType(cel.StringType)),
 		cel.Variable("chain_depth", cel.IntType),

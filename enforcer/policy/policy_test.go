@@ -223,3 +223,38 @@ func BenchmarkDecideBundle(b *testing.B) {
 		}
 	}
 }
+
+// TestMessageVariables: each of the message's variables reads its own
+// field and no other, so a rule on tool never matches a prompt or a
+// resource of the same name.
+func TestMessageVariables(t *testing.T) {
+	p, err := policy.Parse("vars.yaml", []byte(`id: vars
+rules:
+  - {id: tool, match: 'tool == "search"', effect: allow}
+  - {id: prompt, match: 'prompt == "search"', effect: allow}
+  - {id: resource, match: 'resource == "search"', effect: allow}
+  - {id: response, match: 'rpc_kind == "response"', effect: allow}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		in       policy.Input
+		wantRule string
+	}{
+		{"tools/call", policy.Input{RPCKind: "request", RPCMethod: "tools/call", Tool: "search"}, "tool"},
+		{"prompts/get", policy.Input{RPCKind: "request", RPCMethod: "prompts/get", Prompt: "search"}, "prompt"},
+		{"resources/read", policy.Input{RPCKind: "request", RPCMethod: "resources/read", Resource: "search"}, "resource"},
+		{"response", policy.Input{RPCKind: "response"}, "response"},
+		{"notification", policy.Input{RPCKind: "notification", RPCMethod: "notifications/initialized"}, policy.DefaultDenyRule},
+		{"plain HTTP", policy.Input{Method: "GET", Path: "/mcp"}, policy.DefaultDenyRule},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := p.Decide(context.Background(), &tt.in); d.RuleID != tt.wantRule {
+				t.Errorf("decided by %s (%s), want %s", d.RuleID, d.Reason, tt.wantRule)
+			}
+		})
+	}
+}
