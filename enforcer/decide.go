@@ -150,7 +150,7 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 			return refuse(CodeBodyUnreadable, err, nil)
 		}
 		x.request.BodyBytes = int64(len(body))
-		batch, err := mcp.ParseBatch(c.method, body, e.cfg.RPC)
+		batch, err := mcp.ParseBatch(body, e.cfg.RPC)
 		if err == nil && batch.Array {
 			// MCP dropped JSON-RPC batching (2025-06-18); a batch would need
 			// one decision per element for one forward, so it is refused.

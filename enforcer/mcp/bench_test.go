@@ -3,7 +3,6 @@ package mcp_test
 import (
 	"bytes"
 	"fmt"
-	"net/http"
 	"testing"
 
 	"github.com/rampart-io/rampart/enforcer/mcp"
@@ -37,7 +36,7 @@ func BenchmarkParse(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
-			if _, err := mcp.Parse(http.MethodPost, body); err != nil {
+			if _, err := mcp.Parse(body); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -47,7 +46,7 @@ func BenchmarkParse(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
-			batch, err := mcp.ParseBatch(http.MethodPost, body, mcp.Limits{})
+			batch, err := mcp.ParseBatch(body, mcp.Limits{})
 			if err != nil || len(batch.Calls) != 8 {
 				b.Fatal(len(batch.Calls), err)
 			}

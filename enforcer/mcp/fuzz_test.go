@@ -2,30 +2,41 @@ package mcp_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"net/http"
+	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf16"
 
 	"github.com/rampart-io/rampart/enforcer/mcp"
 )
 
-// stdRequest is encoding/json's reading of a request, which an accepted
+// stdRequest is encoding/json's reading of a message, which an accepted
 // call must agree with. Params stays raw: the parser reads params only for
 // the methods it knows, and so accepts, say, a number "name" elsewhere.
 type stdRequest struct {
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
 }
 
 // agree fails t when c says something other than std does.
 func agree(t *testing.T, c mcp.Call, std stdRequest) {
 	t.Helper()
-	if !c.RPC {
+	if c.Kind == "" {
 		return
 	}
 	if std.Method != c.Method {
 		t.Fatalf("Parse read method %q, encoding/json %q", c.Method, std.Method)
+	}
+	if isResponse := std.Result != nil || std.Error != nil; isResponse != (c.Kind == mcp.KindResponse) {
+		t.Fatalf("Parse read a %s, encoding/json a result %s or an error %s", c.Kind, std.Result, std.Error)
+	}
+	if c.Kind == mcp.KindResponse && (c.Method != "" || std.Params != nil) {
+		t.Fatalf("a response with method %q or params %s", c.Method, std.Params)
 	}
 	if c.Tool == "" && c.Prompt == "" && c.Resource == "" {
 		return
@@ -70,9 +81,73 @@ func checkError(t *testing.T, err error) {
 	}
 }
 
+// lenientReadings are the texts that decoders more lenient than the
+// parser read from body: as sent; as UTF-16 and UTF-32 of either byte
+// order; as Latin-1; each with any leading BOM, Unicode white space and
+// control characters dropped. Written independently of the parser's
+// sniffing, which it checks.
+func lenientReadings(body []byte) [][]byte {
+	texts := []string{string(body)}
+	var latin1 []rune
+	for _, b := range body {
+		latin1 = append(latin1, rune(b))
+	}
+	texts = append(texts, string(latin1))
+	for _, big := range []bool{false, true} {
+		order := binary.ByteOrder(binary.LittleEndian)
+		if big {
+			order = binary.BigEndian
+		}
+		var u16 []uint16
+		for i := 0; i+1 < len(body); i += 2 {
+			u16 = append(u16, order.Uint16(body[i:]))
+		}
+		texts = append(texts, string(utf16.Decode(u16)))
+		var u32 []rune
+		for i := 0; i+3 < len(body); i += 4 {
+			u32 = append(u32, rune(order.Uint32(body[i:])))
+		}
+		texts = append(texts, string(u32))
+	}
+	out := make([][]byte, 0, len(texts))
+	for _, t := range texts {
+		t = strings.TrimLeftFunc(t, func(r rune) bool {
+			return unicode.IsSpace(r) || unicode.IsControl(r) || r == '\ufeff' || r == '\u200b'
+		})
+		out = append(out, []byte(t))
+	}
+	return out
+}
+
+// plainAsDecoded fails t when a lenient decoder reads a body that the
+// parser took for plain HTTP as a JSON-RPC message: an array, or an object
+// with a member that is, in some case, jsonrpc, method, result or error.
+func plainAsDecoded(t *testing.T, body []byte) {
+	t.Helper()
+	for _, text := range lenientReadings(body) {
+		var v any
+		if json.Unmarshal(text, &v) != nil {
+			continue
+		}
+		switch v := v.(type) {
+		case []any:
+			t.Fatalf("plain HTTP, but read as an array: %q", text)
+		case map[string]any:
+			for k := range v {
+				for _, m := range []string{"jsonrpc", "method", "result", "error"} {
+					if strings.EqualFold(k, m) {
+						t.Fatalf("plain HTTP, but read as a message with %q: %q", k, text)
+					}
+				}
+			}
+		}
+	}
+}
+
 // FuzzParse checks that Parse never panics, that every error is a JSON-RPC
-// error with a valid response body, and that a parsed call agrees with
-// encoding/json's own reading of the body.
+// error with a valid response body, that a parsed call agrees with
+// encoding/json's own reading of the body, and that no lenient decoder
+// reads a message from what Parse calls plain HTTP.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"x"}}}`))
 	f.Add([]byte(`{"jsonrpc":"2.0","method":"ping"}`))
@@ -80,13 +155,22 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a","name":"b"}}`))
 	f.Add([]byte(`{"jsonrpc":"2.0","id":"r","method":"resources/read","params":{"uri":"file:///x"}}`))
 	f.Add([]byte(`{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"p","arguments":{"a":"b"}}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":0,"result":{"content":{"type":"text","text":"hi"}}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x","data":[1]}}`))
+	f.Add([]byte(`{"id":1,"method":"tools/call","params":{"name":"shell"}}`))
+	f.Add([]byte("\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\"method\":\"ping\"}"))
+	f.Add([]byte("\xff\xfe{\x00}\x00"))
+	f.Add([]byte("\x00[\x00]"))
+	f.Add([]byte("/* c */ {}"))
+	f.Add([]byte("\u00a0{\"q\":1}"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		c, err := mcp.Parse(http.MethodPost, body)
+		c, err := mcp.Parse(body)
 		if err != nil {
 			checkError(t, err)
 			return
 		}
-		if !c.RPC {
+		if c.Kind == "" {
+			plainAsDecoded(t, body)
 			return
 		}
 		var std stdRequest
@@ -105,9 +189,12 @@ func FuzzParseBatch(f *testing.F) {
 	f.Add([]byte(`[1]`))
 	f.Add([]byte(`[{"jsonrpc":"2.0","method":"a"},{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x","arguments":{"k":1,"K":2}}}]`))
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]`))
+	f.Add([]byte(`[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"m"}}]`))
+	f.Add([]byte("\xef\xbb\xbf[{\"jsonrpc\":\"2.0\",\"method\":\"ping\"}]"))
+	f.Add([]byte("[\x00]\x00"))
 	lim := mcp.Limits{MaxBatch: 4, MaxDepth: 16}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		b, err := mcp.ParseBatch(http.MethodPost, body, lim)
+		b, err := mcp.ParseBatch(body, lim)
 		if err != nil {
 			checkError(t, err)
 			return
@@ -116,7 +203,9 @@ func FuzzParseBatch(f *testing.F) {
 			t.Fatalf("%d calls", len(b.Calls))
 		}
 		if !b.Array {
-			if b.Calls[0].RPC {
+			if b.Calls[0].Kind == "" {
+				plainAsDecoded(t, body)
+			} else {
 				var std stdRequest
 				if err := json.Unmarshal(body, &std); err != nil {
 					t.Fatalf("ParseBatch accepted what encoding/json rejects: %v", err)
@@ -133,7 +222,7 @@ func FuzzParseBatch(f *testing.F) {
 			t.Fatalf("%d calls, encoding/json reads %d", len(b.Calls), len(std))
 		}
 		for i, c := range b.Calls {
-			if !c.RPC {
+			if c.Kind == "" {
 				t.Fatalf("batch element %d is not JSON-RPC", i)
 			}
 			agree(t, c, std[i])

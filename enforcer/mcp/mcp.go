@@ -1,10 +1,12 @@
 // Package mcp reads what an MCP request asks for — the JSON-RPC 2.0
-// method, and per method the tool, resource or prompt with its raw
-// arguments — which policy decides on and the audit event digests. It reads
-// single requests and JSON-RPC batches, and parses strictly: malformed JSON,
-// repeated keys (even in another case), bodies nested too deep and data
-// after the value are refused, so the enforcer never decides on a different
-// reading of the body than the backend would make.
+// message kind and method, and per method the tool, resource or prompt
+// with its raw arguments — which policy decides on and the audit event
+// digests. It reads single messages and JSON-RPC batches, whatever the
+// HTTP method, and parses strictly: malformed JSON, repeated keys (even in
+// another case), bodies nested too deep, data after the value, and JSON in
+// any encoding but UTF-8 without a byte order mark are refused, so the
+// enforcer never decides on a different reading of the body than the
+// backend would make.
 package mcp
 
 import (
@@ -15,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"unicode/utf8"
 )
@@ -90,6 +91,21 @@ func (l *Limits) Validate() error {
 	return nil
 }
 
+// Kind is what a JSON-RPC message is: policy's rpc_kind.
+type Kind string
+
+// Message kinds. A body that is not JSON-RPC (plain HTTP) has kind "".
+const (
+	// KindRequest has a method and an id, and expects a response.
+	KindRequest Kind = "request"
+	// KindNotification has a method and no id.
+	KindNotification Kind = "notification"
+	// KindResponse has a result or an error and the id of the request it
+	// answers: a client's answer to a server-initiated request, such as
+	// sampling/createMessage or elicitation/create.
+	KindResponse Kind = "response"
+)
+
 // Batch is every call in one request body.
 type Batch struct {
 	// Array reports whether the body was a JSON-RPC batch, so that its
@@ -100,15 +116,16 @@ type Batch struct {
 	Calls []Call
 }
 
-// Call is what an HTTP request asks of an MCP server. A request that is not
-// JSON-RPC (not a POST, or no "jsonrpc" member) is a zero Call.
+// Call is what an HTTP request asks of an MCP server. A body that is not
+// JSON-RPC (plain HTTP) is a zero Call.
 type Call struct {
-	// RPC reports whether the body was a JSON-RPC request.
-	RPC bool
+	// Kind is the message's kind; "" for plain HTTP.
+	Kind Kind
 	// ID is the raw JSON-RPC id: nil when the member is absent, which
 	// makes the request a notification; "null" when it is null.
 	ID json.RawMessage
-	// Method is the JSON-RPC method, e.g. "tools/call".
+	// Method is the JSON-RPC method of a request or notification, e.g.
+	// "tools/call"; "" for a response.
 	Method string
 	// Tool is params.name of a tools/call.
 	Tool string
@@ -128,7 +145,7 @@ type Call struct {
 
 // IsNotification reports whether c is a JSON-RPC notification: a request
 // without an id, which the backend answers with no response.
-func (c *Call) IsNotification() bool { return c.RPC && c.ID == nil }
+func (c *Call) IsNotification() bool { return c.Kind == KindNotification }
 
 // Error is a malformed JSON-RPC request, answered with Response.
 type Error struct {
@@ -180,44 +197,67 @@ func ReadBody(r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// Parse reads the single call in a request body with the default limits.
-// httpMethod is the HTTP method of the request; only POST bodies are read.
-// A body that starts like JSON but is not valid, or a JSON-RPC request
-// that breaks the spec, is an *Error. A batch is refused with
-// CodeInvalidRequest: callers that can decide on every call of a batch use
-// ParseBatch.
-func Parse(httpMethod string, body []byte) (Call, error) {
-	b, err := parse(httpMethod, body, Limits{}, false)
+// Parse reads the single message in a request body with the default
+// limits. A body that some JSON decoder reads as an object or an array
+// but that is not valid UTF-8 JSON, or a JSON-RPC message that breaks the
+// spec, is an *Error; so is an object with a "method", "result" or "error"
+// member but no "jsonrpc", which a backend that does not check the version
+// runs as a message. Any other body is plain HTTP, a zero Call. A batch is
+// refused with CodeInvalidRequest: callers that can decide on every call
+// of a batch use ParseBatch.
+//
+// The body is read whatever the HTTP method it came with: backends that
+// route on the body alone run a tools/call sent with PUT.
+func Parse(body []byte) (Call, error) {
+	b, err := parse(body, Limits{}, false)
 	if err != nil {
 		return Call{}, err
 	}
 	return b.Calls[0], nil
 }
 
-// ParseBatch reads every call in a request body: one for a single JSON-RPC
-// request or for plain HTTP (a zero Call), one per element for a JSON-RPC
-// batch. When err is nil, Calls has at least one element. A batch is
-// accepted or refused as a whole: if any element is malformed the *Error
-// names its index, because an enforcer that forwarded the well-formed
-// half of a batch would forward a body it has not read as the backend
-// will. Zero fields of lim take their defaults.
+// ParseBatch reads every call in a request body as Parse does: one for a
+// single JSON-RPC message or for plain HTTP (a zero Call), one per element
+// for a JSON-RPC batch. When err is nil, Calls has at least one element. A
+// batch is accepted or refused as a whole: if any element is malformed
+// the *Error names its index, because an enforcer that forwarded the
+// well-formed half of a batch would forward a body it has not read as the
+// backend will. Zero fields of lim take their defaults.
 //
 // The Args of every Call alias body.
-func ParseBatch(httpMethod string, body []byte, lim Limits) (Batch, error) {
-	return parse(httpMethod, body, lim, true)
+func ParseBatch(body []byte, lim Limits) (Batch, error) {
+	return parse(body, lim, true)
 }
 
-func parse(httpMethod string, body []byte, lim Limits, batches bool) (Batch, error) {
+// NotMessage is the error for a body that Parse read as plain HTTP where
+// a JSON-RPC message is required (a POST to an MCP endpoint): a parse
+// error, or an invalid request when the body is JSON but not an object or
+// array (or an object with no JSON-RPC member).
+func NotMessage(body []byte) *Error {
+	if json.Valid(body) {
+		return &Error{Code: CodeInvalidRequest, Message: "the body is not a JSON-RPC message"}
+	}
+	return &Error{Code: CodeParseError, Message: "parse error: the body is not JSON"}
+}
+
+func parse(body []byte, lim Limits, batches bool) (Batch, error) {
 	lim.SetDefaults()
-	plain := Batch{Calls: []Call{{}}}
-	if httpMethod != http.MethodPost {
-		return plain, nil
+	switch sniff(body) {
+	case notJSON:
+		// No JSON decoder reads a message here: plain HTTP, left to
+		// policy on method and path.
+		return Batch{Calls: []Call{{}}}, nil
+	case bomJSON:
+		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: the body starts with a byte order mark; JSON-RPC bodies are UTF-8 without one"}
+	case wideJSON:
+		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: the body is UTF-16 or UTF-32; JSON-RPC bodies are UTF-8"}
+	}
+	// encoding/json reads invalid UTF-8 as U+FFFD, other decoders refuse
+	// it or read it as Latin-1: a name could be read three ways.
+	if !utf8.Valid(body) {
+		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: the body is not valid UTF-8"}
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') {
-		// Not JSON at all: plain HTTP, left to policy on method and path.
-		return plain, nil
-	}
 	if err := scan(trimmed, lim.MaxDepth, false); err != nil {
 		var se *scanError
 		if errors.As(err, &se) && se.kind == errDepth {
@@ -226,7 +266,7 @@ func parse(httpMethod string, body []byte, lim Limits, batches bool) (Batch, err
 		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: " + err.Error()}
 	}
 	if trimmed[0] == '{' {
-		c, err := parseRequest(trimmed, false)
+		c, err := parseMessage(trimmed, false)
 		if err != nil {
 			return Batch{}, err
 		}
@@ -246,9 +286,9 @@ func parse(httpMethod string, body []byte, lim Limits, batches bool) (Batch, err
 	for i, e := range elems {
 		var err error
 		if e[0] != '{' {
-			err = &Error{Code: CodeInvalidRequest, Message: "not a request object"}
+			err = &Error{Code: CodeInvalidRequest, Message: "not a message object"}
 		} else {
-			out.Calls[i], err = parseRequest(e, true)
+			out.Calls[i], err = parseMessage(e, true)
 		}
 		if err != nil {
 			me := err.(*Error)
@@ -260,23 +300,24 @@ func parse(httpMethod string, body []byte, lim Limits, batches bool) (Batch, err
 	return out, nil
 }
 
-// parseRequest reads one request object, which scan has accepted. Outside
-// a batch an object without a "jsonrpc" member is plain HTTP (a zero
+// parseMessage reads one message object, which scan has accepted. Outside
+// a batch an object with no JSON-RPC member at all is plain HTTP (a zero
 // Call); inside one it is an invalid request.
-func parseRequest(obj []byte, inBatch bool) (Call, error) {
+func parseMessage(obj []byte, inBatch bool) (Call, error) {
 	var buf [8]member
 	top, err := uniqueMembers(obj, buf[:])
 	if err != nil {
 		return Call{}, &Error{Code: CodeParseError, Message: "parse error: " + err.Error()}
 	}
-	if k, want, bad := misspelled(top, "jsonrpc", "id", "method", "params"); bad {
+	if k, want, bad := misspelled(top, "jsonrpc", "id", "method", "params", "result", "error"); bad {
 		return Call{}, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("member %q must be spelled %q", k, want)}
 	}
-	version := get(top, "jsonrpc")
-	if version == nil && !inBatch {
+	version, method := get(top, "jsonrpc"), get(top, "method")
+	result, rpcErr := get(top, "result"), get(top, "error")
+	if version == nil && method == nil && result == nil && rpcErr == nil && !inBatch {
 		return Call{}, nil
 	}
-	c := Call{RPC: true}
+	var c Call
 	if id := get(top, "id"); id != nil {
 		if !validID(id) {
 			return Call{}, &Error{Code: CodeInvalidRequest, Message: "id must be a string, number or null"}
@@ -284,10 +325,22 @@ func parseRequest(obj []byte, inBatch bool) (Call, error) {
 		c.ID = id
 	}
 	if v, ok := stringValue(version); !ok || v != "2.0" {
+		// Without the version a message is still one to a backend that
+		// never checks it: refused, not plain HTTP.
 		return Call{}, &Error{Code: CodeInvalidRequest, Message: `jsonrpc must be "2.0"`, ID: c.ID}
 	}
+	if method == nil && (result != nil || rpcErr != nil) {
+		return parseResponse(c, top, result, rpcErr)
+	}
+	if result != nil || rpcErr != nil {
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: "a request has no result or error", ID: c.ID}
+	}
+	c.Kind = KindRequest
+	if c.ID == nil {
+		c.Kind = KindNotification
+	}
 	var ok bool
-	if c.Method, ok = stringValue(get(top, "method")); !ok || c.Method == "" {
+	if c.Method, ok = stringValue(method); !ok || c.Method == "" {
 		return Call{}, &Error{Code: CodeInvalidRequest, Message: "method must be a non-empty string", ID: c.ID}
 	}
 	params := get(top, "params")
@@ -301,10 +354,8 @@ func parseRequest(obj []byte, inBatch bool) (Call, error) {
 		// decoder, and a backend whose decoder keeps the other copy of
 		// a key (or matches keys without regard to case, as Go structs
 		// do) would act on a value policy never saw.
-		if err := scan(params, maxScanDepth, true); err != nil {
-			var se *scanError
-			errors.As(err, &se)
-			return Call{}, &Error{Code: CodeInvalidParams, Message: fmt.Sprintf("params%s: %s", se.pointer(), se.msg), ID: c.ID}
+		if err := uniqueKeys(params); err != nil {
+			return Call{}, &Error{Code: CodeInvalidParams, Message: "params" + err.Error(), ID: c.ID}
 		}
 	}
 	if c.Method == MethodToolsList && hasParams && params[0] == '{' {
@@ -353,6 +404,72 @@ func parseRequest(obj []byte, inBatch bool) (Call, error) {
 		c.ArgsDigest = Digest(args)
 	}
 	return c, nil
+}
+
+// parseResponse reads a response: an answer to a request the server sent
+// the client. It carries exactly one of result and error, the id of that
+// request (null only in an error, when the request's id could not be
+// read), and no params; an error is an object with an integer code and a
+// string message.
+func parseResponse(c Call, top []member, result, rpcErr json.RawMessage) (Call, error) {
+	c.Kind = KindResponse
+	switch {
+	case result != nil && rpcErr != nil:
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: "a response has a result or an error, not both", ID: c.ID}
+	case c.ID == nil, result != nil && string(c.ID) == "null":
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: "a response needs the id of the request it answers", ID: c.ID}
+	case get(top, "params") != nil:
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: "a response has no params", ID: c.ID}
+	}
+	// The enforcer reads neither, but the backend acts on them: they are
+	// held to one reading as params are.
+	if err := uniqueKeys(result); err != nil {
+		return Call{}, &Error{Code: CodeInvalidParams, Message: "result" + err.Error(), ID: c.ID}
+	}
+	if rpcErr == nil {
+		return c, nil
+	}
+	if rpcErr[0] != '{' {
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: "error must be an object", ID: c.ID}
+	}
+	if err := uniqueKeys(rpcErr); err != nil {
+		return Call{}, &Error{Code: CodeInvalidParams, Message: "error" + err.Error(), ID: c.ID}
+	}
+	var buf [4]member
+	em := objectMembers(rpcErr, buf[:])
+	if k, want, bad := misspelled(em, "code", "message", "data"); bad {
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("error member %q must be spelled %q", k, want), ID: c.ID}
+	}
+	if !isInteger(get(em, "code")) {
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: "error.code must be an integer", ID: c.ID}
+	}
+	if _, ok := stringValue(get(em, "message")); !ok {
+		return Call{}, &Error{Code: CodeInvalidRequest, Message: "error.message must be a string", ID: c.ID}
+	}
+	return c, nil
+}
+
+// uniqueKeys refuses a value, which scan has accepted, with a key repeated
+// in any of its objects; the error names where, as a JSON pointer.
+func uniqueKeys(v json.RawMessage) error {
+	if len(v) == 0 || (v[0] != '{' && v[0] != '[') {
+		return nil
+	}
+	if err := scan(v, maxScanDepth, true); err != nil {
+		var se *scanError
+		errors.As(err, &se)
+		return fmt.Errorf("%s: %s", se.pointer(), se.msg)
+	}
+	return nil
+}
+
+// isInteger reports whether raw is a JSON number without a fraction or an
+// exponent.
+func isInteger(raw json.RawMessage) bool {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return false
+	}
+	return !bytes.ContainsAny(raw, ".eE")
 }
 
 // maxScanDepth is the most MaxDepth may be: encoding/json, which decodes

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -15,7 +14,6 @@ import (
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name     string
-		method   string
 		body     string
 		want     mcp.Call // Args and ArgsDigest checked separately
 		wantArgs string
@@ -23,181 +21,209 @@ func TestParse(t *testing.T) {
 	}{
 		{
 			name:     "tools/call",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search","arguments":{"q":"rampart"}}}`,
-			want:     mcp.Call{RPC: true, ID: json.RawMessage("7"), Method: "tools/call", Tool: "search"},
+			want:     mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("7"), Method: "tools/call", Tool: "search"},
 			wantArgs: `{"q":"rampart"}`,
 		},
 		{
-			name:   "tools/call without arguments",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"list"}}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage(`"a"`), Method: "tools/call", Tool: "list"},
+			name: "tools/call without arguments",
+			body: `{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"list"}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage(`"a"`), Method: "tools/call", Tool: "list"},
 		},
 		{
-			name:   "notification",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
-			want:   mcp.Call{RPC: true, Method: "notifications/initialized"},
+			name: "notification",
+			body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+			want: mcp.Call{Kind: mcp.KindNotification, Method: "notifications/initialized"},
 		},
-		{name: "GET is plain HTTP", method: http.MethodGet, body: `{"jsonrpc":"2.0","method":"tools/call"}`},
-		{name: "JSON without jsonrpc is plain HTTP", method: http.MethodPost, body: `{"query":"x"}`},
-		{name: "text is plain HTTP", method: http.MethodPost, body: `hello`},
-		{name: "empty body", method: http.MethodPost, body: ``},
-		{name: "broken JSON", method: http.MethodPost, body: `{"jsonrpc":"2.0",`, wantCode: mcp.CodeParseError},
-		{name: "trailing data", method: http.MethodPost, body: `{"jsonrpc":"2.0","method":"x"} {}`, wantCode: mcp.CodeParseError},
-		{name: "batch", method: http.MethodPost, body: `[{"jsonrpc":"2.0","method":"x"}]`, wantCode: mcp.CodeInvalidRequest},
-		{name: "wrong version", method: http.MethodPost, body: `{"jsonrpc":"1.0","method":"x"}`, wantCode: mcp.CodeInvalidRequest},
-		{name: "method not a string", method: http.MethodPost, body: `{"jsonrpc":"2.0","method":1}`, wantCode: mcp.CodeInvalidRequest},
-		{name: "object id", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":{},"method":"x"}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "JSON without JSON-RPC members is plain HTTP", body: `{"query":"x"}`},
+		{name: "text is plain HTTP", body: `hello`},
+		{name: "empty body", body: ``},
+		{name: "JSON scalar is plain HTTP", body: `"{\"jsonrpc\":\"2.0\"}"`},
+		{name: "binary with zero bytes is plain HTTP", body: "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"},
+		{name: "gzip bytes are plain HTTP", body: "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x5b\x7b"},
+		{name: "UTF-16 text is plain HTTP", body: "h\x00i\x00"},
+		{name: "a lone slash is plain HTTP", body: "/"},
+		{name: "an unclosed comment is plain HTTP", body: "/* {"},
+		{name: "method without jsonrpc", body: `{"id":1,"method":"tools/call","params":{"name":"shell"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "result without jsonrpc", body: `{"id":1,"result":{}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "error without jsonrpc", body: `{"id":1,"error":{"code":1,"message":"x"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "misspelled method without jsonrpc", body: `{"id":1,"mEthod":"tools/call","params":{"name":"shell"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "UTF-8 byte order mark", body: "\xef\xbb\xbf" + `{"jsonrpc":"2.0","method":"x"}`, wantCode: mcp.CodeParseError},
+		{name: "UTF-16LE", body: "{\x00}\x00", wantCode: mcp.CodeParseError},
+		{name: "UTF-16BE", body: "\x00{\x00}", wantCode: mcp.CodeParseError},
+		{name: "UTF-16BE with byte order mark", body: "\xfe\xff\x00[\x00]", wantCode: mcp.CodeParseError},
+		{name: "UTF-16LE after a line separator", body: "\x28\x20{\x00}\x00", wantCode: mcp.CodeParseError},
+		{name: "UTF-32LE with byte order mark", body: "\xff\xfe\x00\x00{\x00\x00\x00}\x00\x00\x00", wantCode: mcp.CodeParseError},
+		{name: "UTF-32BE", body: "\x00\x00\x00{\x00\x00\x00}", wantCode: mcp.CodeParseError},
+		{name: "leading form feed", body: "\f{}", wantCode: mcp.CodeParseError},
+		{name: "leading NUL", body: "\x00{}", wantCode: mcp.CodeParseError},
+		{name: "leading no-break space", body: "\u00a0{}", wantCode: mcp.CodeParseError},
+		{name: "leading Latin-1 no-break space", body: "\xa0{}", wantCode: mcp.CodeParseError},
+		{name: "leading zero-width space", body: "\u200b[]", wantCode: mcp.CodeParseError},
+		{name: "leading block comment", body: "/* x */{}", wantCode: mcp.CodeParseError},
+		{name: "leading line comment", body: "// x\r\n{}", wantCode: mcp.CodeParseError},
+		{name: "leading hash comment", body: "# x\n[]", wantCode: mcp.CodeParseError},
+		{name: "invalid UTF-8 in a string", body: "{\"jsonrpc\":\"2.0\",\"method\":\"x\xff\"}", wantCode: mcp.CodeParseError},
+		{
+			name: "response",
+			body: `{"jsonrpc":"2.0","id":0,"result":{"role":"assistant","content":{"type":"text","text":"hi"}}}`,
+			want: mcp.Call{Kind: mcp.KindResponse, ID: json.RawMessage("0")},
+		},
+		{
+			name: "error response",
+			body: `{"jsonrpc":"2.0","id":"e1","error":{"code":-32601,"message":"no such method","data":{"k":1}}}`,
+			want: mcp.Call{Kind: mcp.KindResponse, ID: json.RawMessage(`"e1"`)},
+		},
+		{
+			name: "error response to an unreadable request",
+			body: `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}`,
+			want: mcp.Call{Kind: mcp.KindResponse, ID: json.RawMessage("null")},
+		},
+		{name: "response with a null id", body: `{"jsonrpc":"2.0","id":null,"result":{}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "response without an id", body: `{"jsonrpc":"2.0","result":{}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "response with result and error", body: `{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"x"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "request with a result", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"shell"},"result":{}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "response with params", body: `{"jsonrpc":"2.0","id":1,"result":{},"params":{"name":"shell"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "misspelled result", body: `{"jsonrpc":"2.0","id":1,"Result":{}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "error not an object", body: `{"jsonrpc":"2.0","id":1,"error":"x"}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "error code not an integer", body: `{"jsonrpc":"2.0","id":1,"error":{"code":1.5,"message":"x"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "error code a string", body: `{"jsonrpc":"2.0","id":1,"error":{"code":"1","message":"x"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "error without a message", body: `{"jsonrpc":"2.0","id":1,"error":{"code":1}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "misspelled error message", body: `{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x","Message":"y"}}`, wantCode: mcp.CodeInvalidParams},
+		{name: "duplicate key in a result", body: `{"jsonrpc":"2.0","id":1,"result":{"action":"accept","Action":"decline"}}`, wantCode: mcp.CodeInvalidParams},
+		{name: "broken JSON", body: `{"jsonrpc":"2.0",`, wantCode: mcp.CodeParseError},
+		{name: "trailing data", body: `{"jsonrpc":"2.0","method":"x"} {}`, wantCode: mcp.CodeParseError},
+		{name: "batch", body: `[{"jsonrpc":"2.0","method":"x"}]`, wantCode: mcp.CodeInvalidRequest},
+		{name: "wrong version", body: `{"jsonrpc":"1.0","method":"x"}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "method not a string", body: `{"jsonrpc":"2.0","method":1}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "object id", body: `{"jsonrpc":"2.0","id":{},"method":"x"}`, wantCode: mcp.CodeInvalidRequest},
 		{
 			name:     "duplicate tool name",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","name":"shell"}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "duplicate tool name in another case",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","Name":"shell"}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "duplicate method",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","method":"ping","method":"tools/call"}`,
 			wantCode: mcp.CodeParseError,
 		},
 		{
 			// encoding/json would fold "Name" into name; a backend may not.
 			name:     "case-folded key is not the name",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"shell"}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
-		{name: "tools/call without params", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`, wantCode: mcp.CodeInvalidParams},
+		{name: "tools/call without params", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`, wantCode: mcp.CodeInvalidParams},
 		{
-			name:   "resources/read",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///etc/hosts"}}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage("2"), Method: "resources/read", Resource: "file:///etc/hosts"},
+			name: "resources/read",
+			body: `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///etc/hosts"}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("2"), Method: "resources/read", Resource: "file:///etc/hosts"},
 		},
 		{
 			name:     "resources/read without uri",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"name":"x"}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
-		{name: "resources/read without params", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":2,"method":"resources/read"}`, wantCode: mcp.CodeInvalidParams},
+		{name: "resources/read without params", body: `{"jsonrpc":"2.0","id":2,"method":"resources/read"}`, wantCode: mcp.CodeInvalidParams},
 		{
 			name:     "prompts/get",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"summarize","arguments":{"style":"brief"}}}`,
-			want:     mcp.Call{RPC: true, ID: json.RawMessage("3"), Method: "prompts/get", Prompt: "summarize"},
+			want:     mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("3"), Method: "prompts/get", Prompt: "summarize"},
 			wantArgs: `{"style":"brief"}`,
 		},
 		{
-			name:   "prompts/get with an escaped name",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"sum\u006darize"}}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage("3"), Method: "prompts/get", Prompt: "summarize"},
+			name: "prompts/get with an escaped name",
+			body: `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"sum\u006darize"}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("3"), Method: "prompts/get", Prompt: "summarize"},
 		},
-		{name: "prompts/get with a number name", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":7}}`, wantCode: mcp.CodeInvalidParams},
+		{name: "prompts/get with a number name", body: `{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":7}}`, wantCode: mcp.CodeInvalidParams},
 		{
-			name:   "tools/list",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":"abc"}}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage("4"), Method: "tools/list", Cursor: "abc"},
+			name: "tools/list",
+			body: `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":"abc"}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("4"), Method: "tools/list", Cursor: "abc"},
 		},
-		{name: "tools/list without params", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`, want: mcp.Call{RPC: true, ID: json.RawMessage("4"), Method: "tools/list"}},
-		{name: "tools/list with a number cursor", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":1}}`, wantCode: mcp.CodeInvalidParams},
+		{name: "tools/list without params", body: `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`, want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("4"), Method: "tools/list"}},
+		{name: "tools/list with a number cursor", body: `{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":1}}`, wantCode: mcp.CodeInvalidParams},
 		{
-			name:   "initialize",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"agent","version":"1"}}}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage("0"), Method: "initialize"},
+			name: "initialize",
+			body: `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"agent","version":"1"}}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("0"), Method: "initialize"},
 		},
 		{
-			name:   "A2A message/send names no tool",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","id":"m1","method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":"hi"}],"messageId":"9"}}}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage(`"m1"`), Method: "message/send"},
+			name: "A2A message/send names no tool",
+			body: `{"jsonrpc":"2.0","id":"m1","method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":"hi"}],"messageId":"9"}}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage(`"m1"`), Method: "message/send"},
 		},
 		{
-			name:   "null id is a request, not a notification",
-			method: http.MethodPost,
-			body:   `{"jsonrpc":"2.0","id":null,"method":"ping"}`,
-			want:   mcp.Call{RPC: true, ID: json.RawMessage("null"), Method: "ping"},
+			name: "null id is a request, not a notification",
+			body: `{"jsonrpc":"2.0","id":null,"method":"ping"}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("null"), Method: "ping"},
 		},
-		{name: "params a string", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"ping","params":"x"}`, wantCode: mcp.CodeInvalidRequest},
-		{name: "tools/call params an array", method: http.MethodPost, body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["x"]}`, wantCode: mcp.CodeInvalidParams},
+		{name: "params a string", body: `{"jsonrpc":"2.0","id":1,"method":"ping","params":"x"}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "tools/call params an array", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["x"]}`, wantCode: mcp.CodeInvalidParams},
 		{
 			// A Go backend decoding into a struct would take the second
 			// "path"; policy, decoding into a map, would see both.
 			name:     "duplicate argument in another case",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"path":"/tmp/a","Path":"/etc/shadow"}}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "duplicate argument deep in an array",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":[{"k":1,"k":2}]}}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "duplicate key folded by the Kelvin sign",
-			method:   http.MethodPost,
 			body:     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":{\"k\":1,\"\u212a\":2}}}",
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "duplicate key spelled with an escape",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"q":1,"\u0071":2}}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "duplicate params member of an unread method",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"a","protocolVersion":"b"}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
-		{name: "nested 64 deep", method: http.MethodPost, body: nested(62), want: mcp.Call{RPC: true, ID: json.RawMessage("1"), Method: "tools/call", Tool: "t"}, wantArgs: string(nestedArgs(62))},
-		{name: "nested 65 deep", method: http.MethodPost, body: nested(63), wantCode: mcp.CodeInvalidRequest},
-		{name: "deep plain JSON", method: http.MethodPost, body: strings.Repeat("[", 100) + strings.Repeat("]", 100), wantCode: mcp.CodeInvalidRequest},
-		{name: "control character in a string", method: http.MethodPost, body: "{\"jsonrpc\":\"2.0\",\"method\":\"a\x01\"}", wantCode: mcp.CodeParseError},
+		{name: "nested 64 deep", body: nested(62), want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("1"), Method: "tools/call", Tool: "t"}, wantArgs: string(nestedArgs(62))},
+		{name: "nested 65 deep", body: nested(63), wantCode: mcp.CodeInvalidRequest},
+		{name: "deep plain JSON", body: strings.Repeat("[", 100) + strings.Repeat("]", 100), wantCode: mcp.CodeInvalidRequest},
+		{name: "control character in a string", body: "{\"jsonrpc\":\"2.0\",\"method\":\"a\x01\"}", wantCode: mcp.CodeParseError},
 		{
 			// A Go backend would read "Params" as params, and so a tool
 			// call the enforcer took for a request without one.
 			name:     "misspelled params",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"shell"}}`,
 			wantCode: mcp.CodeInvalidRequest,
 		},
-		{name: "misspelled jsonrpc", method: http.MethodPost, body: `{"JSONRPC":"2.0","id":1,"method":"tools/call","params":{"name":"shell"}}`, wantCode: mcp.CodeInvalidRequest},
+		{name: "misspelled jsonrpc", body: `{"JSONRPC":"2.0","id":1,"method":"tools/call","params":{"name":"shell"}}`, wantCode: mcp.CodeInvalidRequest},
 		{
 			name:     "misspelled arguments",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","Arguments":{"path":"/etc/shadow"}}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "arguments spelled with the long s",
-			method:   http.MethodPost,
 			body:     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\",\"params\":{\"name\":\"p\",\"argument\u017f\":{}}}",
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
 			name:     "arguments not an object",
-			method:   http.MethodPost,
 			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}`,
 			wantCode: mcp.CodeInvalidParams,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := mcp.Parse(tt.method, []byte(tt.body))
+			got, err := mcp.Parse([]byte(tt.body))
 			if tt.wantCode != 0 {
 				var me *mcp.Error
 				if !errors.As(err, &me) || me.Code != tt.wantCode {
@@ -224,7 +250,7 @@ func TestParse(t *testing.T) {
 				t.Errorf("digest = %s", got.ArgsDigest)
 			}
 			got.Args, got.ArgsDigest = nil, ""
-			if got.RPC != tt.want.RPC || got.Method != tt.want.Method || got.Tool != tt.want.Tool ||
+			if got.Kind != tt.want.Kind || got.Method != tt.want.Method || got.Tool != tt.want.Tool ||
 				got.Resource != tt.want.Resource || got.Prompt != tt.want.Prompt || got.Cursor != tt.want.Cursor || !bytes.Equal(got.ID, tt.want.ID) {
 				t.Errorf("call = %+v, want %+v", got, tt.want)
 			}
@@ -235,8 +261,8 @@ func TestParse(t *testing.T) {
 func TestDigestIsOverRawBytes(t *testing.T) {
 	// Same arguments, different spelling: different digests, because the
 	// digest attests to what was sent, not to a normal form.
-	a, _ := mcp.Parse(http.MethodPost, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{"q":1}}}`))
-	b, _ := mcp.Parse(http.MethodPost, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{ "q": 1 }}}`))
+	a, _ := mcp.Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{"q":1}}}`))
+	b, _ := mcp.Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s","arguments":{ "q": 1 }}}`))
 	if a.ArgsDigest == b.ArgsDigest {
 		t.Error("digests equal")
 	}
@@ -305,7 +331,7 @@ func TestParseBatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := mcp.ParseBatch(http.MethodPost, []byte(tt.body), tt.lim)
+			got, err := mcp.ParseBatch([]byte(tt.body), tt.lim)
 			if tt.wantCode != 0 {
 				var me *mcp.Error
 				if !errors.As(err, &me) || me.Code != tt.wantCode || !strings.Contains(me.Message, tt.wantMsg) {
@@ -346,7 +372,7 @@ func TestNotification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := mcp.Parse(http.MethodPost, []byte(tt.body))
+			c, err := mcp.Parse([]byte(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
