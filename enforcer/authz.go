@@ -33,6 +33,7 @@ func (a authorizer) Check(ctx context.Context, r *extauthz.Request) extauthz.Ver
 	if !o.allow {
 		h := http.Header{}
 		h.Set(HeaderRequestID, o.id)
+		o.code.setHeader(h)
 		return extauthz.Verdict{Status: o.status, Header: h, Body: o.reply}
 	}
 	return extauthz.Verdict{Allow: true, Status: http.StatusOK, Header: o.upstreamHeader(), Remove: rampartHeaders(r.Header)}

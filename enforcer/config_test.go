@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 		c.ExtAuthz.GRPCListen != "127.0.0.1:9191" || c.ExtAuthz.HTTPPathPrefix != "/_rampart/ext_authz" ||
 		!slices.Equal(c.TrustedProxies, []string{"127.0.0.0/8", "::1/128"}) || c.MaxHeaderBytes != 32<<10 ||
 		c.Timeouts.ReadHeader != 10*time.Second || c.Timeouts.Read != 30*time.Second || c.Timeouts.Write != 0 ||
-		c.Timeouts.Idle != 120*time.Second || c.H2C || c.TLS.Enabled() {
+		c.Timeouts.Idle != 120*time.Second || c.H2C || c.TLS.Enabled() || !slices.Equal(c.MCP.Paths, []string{"/"}) {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -73,6 +73,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"negative timeout", valid + "timeouts: {idle: -1s}\n", "timeouts"},
 		{"unknown timeout", valid + "timeouts: {reed: 1s}\n", "reed"},
 		{"negative max header bytes", valid + "max_header_bytes: -1\n", "max_header_bytes"},
+		{"relative MCP path", valid + "mcp: {paths: [mcp]}\n", "mcp: paths"},
+		{"MCP path not canonical", valid + "mcp: {paths: [/a/../mcp]}\n", "mcp: paths"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
-	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -137,51 +136,9 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 		return refuse(CodePathInvalid, err, nil)
 	}
 
-	var body []byte
-	var args map[string]any
-	if c.body != nil {
-		body, err = mcp.ReadBody(c.body, e.cfg.MaxBodyBytes)
-		switch {
-		case errors.Is(err, mcp.ErrTooLarge):
-			return refuse(CodeBodyTooLarge, err, nil)
-		case c.bodyTruncated:
-			return refuse(CodeBodyTooLarge, errors.New("the gateway sent part of the body"), nil)
-		case err != nil:
-			return refuse(CodeBodyUnreadable, err, nil)
-		}
-		x.request.BodyBytes = int64(len(body))
-		batch, err := mcp.ParseBatch(body, e.cfg.RPC)
-		if err == nil && batch.Array {
-			// MCP dropped JSON-RPC batching (2025-06-18); a batch would need
-			// one decision per element for one forward, so it is refused.
-			err = &mcp.Error{Code: mcp.CodeInvalidRequest, Message: "JSON-RPC batches are not accepted"}
-		}
-		var call mcp.Call
-		var jsonArgs map[string]any
-		if err == nil {
-			call = batch.Calls[0]
-			jsonArgs, err = call.JSONArguments()
-		}
-		if err != nil {
-			rpcErr, ok := errors.AsType[*mcp.Error](err)
-			if !ok {
-				rpcErr = &mcp.Error{Code: mcp.CodeInvalidParams, Message: "invalid params", ID: call.ID}
-			}
-			return refuse(rpcCode(rpcErr.Code), err, rpcErr)
-		}
-		x.request.RPCMethod, x.request.Tool, x.request.ArgsDigest = call.Method, call.Tool, call.ArgsDigest
-		if call.Method == mcp.MethodPromptsGet {
-			x.request.Tool = call.Prompt
-		}
-		x.listCursor = call.Cursor
-		x.request.Resource = call.Resource
-		if call.Method == mcp.MethodToolsCall {
-			// Arguments that break the tool's pinned schema never reach policy.
-			if err := e.schemas.ValidateDecoded(call.Tool, jsonArgs); err != nil {
-				return refuse(Code(toolschema.CodeOf(err)), err, nil)
-			}
-		}
-		args = mcp.ForPolicy(jsonArgs)
+	body, args, r := e.readCall(c, x)
+	if r != nil {
+		return refuse(r.code, r.cause, r.rpcErr)
 	}
 	x.request.Destination, x.request.DataClass = e.dests.Lookup(c.host, c.path, x.request.Tool)
 
@@ -251,7 +208,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 		Tenant: id.Tenant, Subject: id.Subject, Issuer: id.Issuer, Actor: id.CurrentActor(), Chain: chain,
 		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
 		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, Query: x.request.Query, Resource: x.request.Resource, Headers: x.request.Headers,
-		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
+		RPCKind: x.request.RPCKind, RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Prompt: x.request.Prompt, Args: args,
 		Destination: x.request.Destination, DataClass: x.request.DataClass,
 	}
 }

@@ -429,6 +429,7 @@ func (e *Enforcer) serveProxy(w http.ResponseWriter, r *http.Request) {
 	o := e.decide(r.Context(), c)
 	w.Header().Set(HeaderRequestID, o.id)
 	if !o.allow {
+		o.code.setHeader(w.Header())
 		writeReply(w, o.status, o.reply)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 )
 
@@ -55,6 +56,25 @@ const (
 	CodeBudgetExceeded = Code("budget_exceeded")
 	// CodeOverloaded refuses a request beyond max_inflight.
 	CodeOverloaded = Code("overloaded")
+	// CodeMethodInvalid refuses a request method that is not an upper-case
+	// token ("post", "Post"): methods are case-sensitive, and a backend
+	// that folds case would run as a POST what policy saw as another
+	// method.
+	CodeMethodInvalid = Code("method_invalid")
+	// CodeMCPMethodNotAllowed refuses, on an MCP endpoint (mcp.paths), a
+	// method other than POST, GET and DELETE; the answer is 405 with Allow.
+	CodeMCPMethodNotAllowed = Code("mcp_method_not_allowed")
+	// CodeMCPRequestInvalid refuses, on an MCP endpoint, a GET or DELETE
+	// with a body: the transport gives them none, and a backend that reads
+	// one anyway would run a message sent outside a POST.
+	CodeMCPRequestInvalid = Code("mcp_request_invalid")
+	// CodeBodyEncodingUnsupported refuses a body with a Content-Encoding
+	// other than identity (gzip, deflate, br, ...), which the enforcer
+	// does not decode and so cannot read as the backend would.
+	CodeBodyEncodingUnsupported = Code("body_encoding_unsupported")
+	// CodeBodyCharsetUnsupported refuses a Content-Type whose charset is
+	// not utf-8, or that is malformed or repeated.
+	CodeBodyCharsetUnsupported = Code("body_charset_unsupported")
 	// Tool argument validation, before policy (package toolschema).
 	CodeArgsInvalid   = Code(toolschema.ArgsInvalid)
 	CodeToolUnknown   = Code(toolschema.ToolUnknown)
@@ -126,6 +146,20 @@ var errorTable = map[Code]struct {
 	CodeToolUnknown:         {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
 	CodeSchemaChanged:       {http.StatusForbidden, "the tool's schema changed and awaits an operator"},
 	CodeSchemaInvalid:       {http.StatusForbidden, "the tool's schema cannot be checked"},
+
+	CodeMethodInvalid:           {http.StatusBadRequest, "the request method is not an upper-case token"},
+	CodeMCPMethodNotAllowed:     {http.StatusMethodNotAllowed, "MCP endpoints accept POST, GET and DELETE only"},
+	CodeMCPRequestInvalid:       {http.StatusBadRequest, "GET and DELETE to an MCP endpoint carry no body"},
+	CodeBodyEncodingUnsupported: {http.StatusUnsupportedMediaType, "request bodies are accepted without a content coding only"},
+	CodeBodyCharsetUnsupported:  {http.StatusUnsupportedMediaType, "request bodies are accepted in UTF-8 only"},
+}
+
+// setHeader adds to h the headers that an answer with c's status needs:
+// Allow, for 405.
+func (c Code) setHeader(h http.Header) {
+	if c == CodeMCPMethodNotAllowed {
+		h.Set("Allow", mcp.EndpointMethods)
+	}
 }
 
 // Status returns the HTTP status of c.

@@ -48,6 +48,7 @@ func (e *Enforcer) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set(HeaderRequestID, o.id)
 	if !o.allow {
+		o.code.setHeader(w.Header())
 		writeReply(w, o.status, o.reply)
 		return
 	}

@@ -15,9 +15,11 @@ type Endpoints struct {
 	// is /mcp and everything under /mcp/. There a request must be a POST
 	// whose body is one JSON-RPC message, or a GET (the server's event
 	// stream) or a DELETE (the end of a session) without a body; anything
-	// else is refused before policy. Elsewhere a body that a JSON decoder
-	// reads as an object or array is still parsed as JSON-RPC whatever the
-	// method, and other bodies are plain HTTP for policy to decide on.
+	// else is refused before policy (a mode that sees no body, as behind
+	// nginx's auth_request, checks the method only). Elsewhere a body that
+	// a JSON decoder reads as an object or array is still parsed as
+	// JSON-RPC whatever the method, and other bodies are plain HTTP for
+	// policy to decide on.
 	// Default ["/"]: every path, so that nothing reaches an MCP server
 	// undecided unless the operator has said where else the upstream
 	// serves plain HTTP.
