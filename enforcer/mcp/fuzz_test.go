@@ -83,9 +83,9 @@ func checkError(t *testing.T, err error) {
 
 // lenientReadings are the texts that decoders more lenient than the
 // parser read from body: as sent; as UTF-16 and UTF-32 of either byte
-// order; as Latin-1; each with any leading BOM, Unicode white space and
-// control characters dropped. Written independently of the parser's
-// sniffing, which it checks.
+// order; as Latin-1; each with any leading BOM, zero-width space, Unicode
+// white space and ASCII control characters dropped. Written independently
+// of the parser's sniffing, which it checks.
 func lenientReadings(body []byte) [][]byte {
 	texts := []string{string(body)}
 	var latin1 []rune
@@ -112,7 +112,7 @@ func lenientReadings(body []byte) [][]byte {
 	out := make([][]byte, 0, len(texts))
 	for _, t := range texts {
 		t = strings.TrimLeftFunc(t, func(r rune) bool {
-			return unicode.IsSpace(r) || unicode.IsControl(r) || r == '\ufeff' || r == '\u200b'
+			return unicode.IsSpace(r) || r < 0x20 || r == 0x7f || r == '\ufeff' || r == '\u200b'
 		})
 		out = append(out, []byte(t))
 	}

@@ -116,14 +116,21 @@ func sniff(body []byte) reading {
 }
 
 // opensJSON reports whether b, read as next decodes, starts with { or [
-// after anything a lenient decoder skips: Unicode white space, control
-// characters, byte order marks, zero-width spaces, bytes that are white
-// space in Latin-1 (0x85, 0xA0), and /* */, // and # comments.
+// after anything a lenient decoder skips: Unicode white space (U+0085 and
+// U+00A0 among it), ASCII control characters, byte order marks, zero-width
+// spaces, and /* */, // and # comments. A byte that is not UTF-8 is read as
+// Latin-1, where 0x85 and 0xA0 are white space too. (C1 control characters
+// other than U+0085 are white space to no decoder the enforcer knows of,
+// and skipping them would take for JSON binary bodies that are not, such
+// as gzip's.)
 func opensJSON(b []byte, next func([]byte) (rune, int)) bool {
 	for len(b) > 0 {
 		r, n := next(b)
 		if n == 0 {
 			return false
+		}
+		if r == utf8.RuneError && n == 1 {
+			r = rune(b[0])
 		}
 		switch {
 		case r == '{' || r == '[':
@@ -136,8 +143,7 @@ func opensJSON(b []byte, next func([]byte) (rune, int)) bool {
 			}
 			b = b[end:]
 			continue
-		case r == utf8.RuneError && n == 1 && (b[0] == 0x85 || b[0] == 0xa0),
-			r < 0x20, r == 0x7f, unicode.IsSpace(r), r == 0xfeff, r == 0x200b:
+		case unicode.IsSpace(r), r < 0x20, r == 0x7f, r == 0xfeff, r == 0x200b:
 		default:
 			return false
 		}
