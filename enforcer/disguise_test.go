@@ -93,7 +93,7 @@ func utf32LEBody(s string) []byte {
 	return out
 }
 
-func compressed(enc, s string) []byte {
+func compressed(enc, s string) string {
 	var b bytes.Buffer
 	switch enc {
 	case "gzip":
@@ -118,7 +118,7 @@ func compressed(enc, s string) []byte {
 		b.WriteString(s)
 		b.WriteByte(0x03)
 	}
-	return b.Bytes()
+	return b.String()
 }
 
 // TestDisguisedToolCallsNeverPass sends a tools/call of shell in every
@@ -156,14 +156,14 @@ func TestDisguisedToolCallsNeverPass(t *testing.T) {
 		{"UTF-16BE with BOM, charset", rawHTTP("POST", "/mcp", tok, utf16Body(shell, true, true), json+"; charset=UTF-16"), "body_charset_unsupported"},
 		{"UTF-16BE, charset", rawHTTP("POST", "/mcp", tok, utf16Body(shell, true, false), json+`; charset="utf-16be"`), "body_charset_unsupported"},
 		{"UTF-32LE with BOM", rawHTTP("POST", "/mcp", tok, utf32LEBody(shell), json), "rpc_parse_error"},
-		{"gzip", rawHTTP("POST", "/mcp", tok, compressed("gzip", shell), json, "Content-Encoding: gzip"), "body_encoding_unsupported"},
-		{"deflate", rawHTTP("POST", "/mcp", tok, compressed("deflate", shell), json, "Content-Encoding: deflate"), "body_encoding_unsupported"},
-		{"raw deflate", rawHTTP("POST", "/mcp", tok, compressed("raw-deflate", shell), json, "Content-Encoding: deflate"), "body_encoding_unsupported"},
-		{"br", rawHTTP("POST", "/mcp", tok, compressed("br", shell), json, "Content-Encoding: br"), "body_encoding_unsupported"},
-		{"identity, gzip", rawHTTP("POST", "/mcp", tok, compressed("gzip", shell), json, "Content-Encoding: identity, gzip"), "body_encoding_unsupported"},
-		{"GZIP", rawHTTP("POST", "/mcp", tok, compressed("gzip", shell), json, "Content-Encoding: GZIP"), "body_encoding_unsupported"},
-		{"repeated Content-Encoding", rawHTTP("POST", "/mcp", tok, compressed("gzip", shell), json, "Content-Encoding: identity", "Content-Encoding: gzip"), "body_encoding_unsupported"},
-		{"x-gzip", rawHTTP("POST", "/mcp", tok, compressed("gzip", shell), json, "Content-Encoding: x-gzip"), "body_encoding_unsupported"},
+		{"gzip", rawHTTP("POST", "/mcp", tok, []byte(compressed("gzip", shell)), json, "Content-Encoding: gzip"), "body_encoding_unsupported"},
+		{"deflate", rawHTTP("POST", "/mcp", tok, []byte(compressed("deflate", shell)), json, "Content-Encoding: deflate"), "body_encoding_unsupported"},
+		{"raw deflate", rawHTTP("POST", "/mcp", tok, []byte(compressed("raw-deflate", shell)), json, "Content-Encoding: deflate"), "body_encoding_unsupported"},
+		{"br", rawHTTP("POST", "/mcp", tok, []byte(compressed("br", shell)), json, "Content-Encoding: br"), "body_encoding_unsupported"},
+		{"identity, gzip", rawHTTP("POST", "/mcp", tok, []byte(compressed("gzip", shell)), json, "Content-Encoding: identity, gzip"), "body_encoding_unsupported"},
+		{"GZIP", rawHTTP("POST", "/mcp", tok, []byte(compressed("gzip", shell)), json, "Content-Encoding: GZIP"), "body_encoding_unsupported"},
+		{"repeated Content-Encoding", rawHTTP("POST", "/mcp", tok, []byte(compressed("gzip", shell)), json, "Content-Encoding: identity", "Content-Encoding: gzip"), "body_encoding_unsupported"},
+		{"x-gzip", rawHTTP("POST", "/mcp", tok, []byte(compressed("gzip", shell)), json, "Content-Encoding: x-gzip"), "body_encoding_unsupported"},
 		// A latin-1 NBSP is white space to lenient decoders (.NET's
 		// char.IsWhiteSpace) once the body is read as latin-1.
 		{"charset latin1", rawHTTP("POST", "/mcp", tok, append([]byte("\xa0"), shell...), json+"; charset=latin1"), "body_charset_unsupported"},
@@ -295,7 +295,7 @@ func TestMCPEndpoints(t *testing.T) {
 		{"elsewhere: PATCH a batch", rawHTTP("PATCH", "/api", tok, []byte("["+string(shell)+"]"), json), 400, "rpc_invalid_request", ""},
 		{"elsewhere: no jsonrpc", rawHTTP("PUT", "/api", tok, []byte(`{"method":"tools/call","params":{"name":"shell"}}`), json), 400, "rpc_invalid_request", ""},
 		{"elsewhere: UTF-16", rawHTTP("POST", "/api", tok, utf16Body(string(shell), true, false), json), 400, "rpc_parse_error", ""},
-		{"elsewhere: gzip", rawHTTP("POST", "/api", tok, compressed("gzip", string(shell)), "Content-Encoding: gzip"), 415, "body_encoding_unsupported", ""},
+		{"elsewhere: gzip", rawHTTP("POST", "/api", tok, []byte(compressed("gzip", string(shell))), "Content-Encoding: gzip"), 415, "body_encoding_unsupported", ""},
 		{"elsewhere: lower-case put", rawHTTP("put", "/api", tok, []byte("x")), 400, "method_invalid", ""},
 		{"elsewhere: text", rawHTTP("PUT", "/api", tok, []byte("hello"), "Content-Type: text/plain; charset=UTF-8"), 200, "", ""},
 		{"elsewhere: JSON that is no message", rawHTTP("POST", "/api", tok, []byte(`{"q":"x"}`), json), 200, "", ""},

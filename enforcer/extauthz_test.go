@@ -165,6 +165,12 @@ func TestCheckEndpoints(t *testing.T) {
 			fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test"), "", 403, "proxy_untrusted"},
 		{"forward-auth no token", trusted, "GET", "/_rampart/auth", http.Header{"X-Original-Method": {"POST"},
 			"X-Original-Uri": {"/gw/allowed"}, "X-Original-Host": {"tools.test"}}, "", 401, "token_missing"},
+		{"ext_authz http: a call sent with PUT", trusted, "PUT", "/_rampart/ext_authz/mcp", fa(), toolCall("shell", `{}`), 405, "mcp_method_not_allowed"},
+		{"ext_authz http: gzip", trusted, "POST", "/_rampart/ext_authz/mcp", fa("Content-Encoding", "gzip"), compressed("gzip", toolCall("shell", `{}`)), 415, "body_encoding_unsupported"},
+		{"forward-auth: lower-case method", trusted, "GET", "/_rampart/auth",
+			fa("X-Original-Method", "post", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test"), "", 400, "method_invalid"},
+		{"forward-auth: a call without jsonrpc", trusted, "POST", "/_rampart/auth",
+			fa("X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/mcp", "X-Forwarded-Host", "tools.test"), `{"id":1,"method":"tools/call","params":{"name":"shell"}}`, 400, "rpc_invalid_request"},
 		{"no proxy mode", trusted, "POST", "/mcp", fa(), toolCall("search", `{}`), 404, "not_found"},
 	}
 	for _, tt := range tests {
