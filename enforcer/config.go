@@ -162,13 +162,20 @@ type ForwardAuthConfig struct {
 	// Path is where gateways send their auth subrequests. In proxy mode
 	// this path is answered, never forwarded. Default "/_rampart/auth".
 	Path string `yaml:"path"`
-	// MethodHeaders, URIHeaders and HostHeaders name the headers carrying
-	// the original request's method, URI and host, tried in order.
-	// Defaults: X-Original-Method, X-Forwarded-Method (nginx, Caddy);
-	// X-Original-URI, X-Forwarded-Uri; X-Original-Host, X-Forwarded-Host.
-	MethodHeaders []string `yaml:"method_headers"`
-	URIHeaders    []string `yaml:"uri_headers"`
-	HostHeaders   []string `yaml:"host_headers"`
+	// Gateway is the kind of gateway that sends the subrequests: "nginx"
+	// (X-Original-Method, X-Original-URI, X-Original-Host, set with
+	// proxy_set_header), "caddy" or "traefik" (X-Forwarded-Method,
+	// X-Forwarded-Uri, X-Forwarded-Host, which they set themselves). Only
+	// that gateway's headers are read; a subrequest carrying another
+	// spelling of them came from the client and is refused. Required in
+	// forward_auth mode.
+	Gateway string `yaml:"gateway"`
+	// SecretFile holds the secret the gateway sends in
+	// X-Rampart-Gateway-Secret with every subrequest (one line, at least
+	// 16 characters); a subrequest without it is refused with
+	// gateway_unauthenticated. Required in forward_auth mode: without it,
+	// any process that reaches the endpoint records decisions.
+	SecretFile string `yaml:"secret_file"`
 }
 
 // ExtAuthzConfig is the Envoy ext_authz services.
@@ -217,9 +224,6 @@ func (c *Config) SetDefaults() {
 	defDur(&c.Timeouts.Idle, 120*time.Second)
 	defDur(&c.Timeouts.Shutdown, 15*time.Second)
 	def(&c.ForwardAuth.Path, "/_rampart/auth")
-	defList(&c.ForwardAuth.MethodHeaders, "X-Original-Method", "X-Forwarded-Method")
-	defList(&c.ForwardAuth.URIHeaders, "X-Original-URI", "X-Forwarded-Uri")
-	defList(&c.ForwardAuth.HostHeaders, "X-Original-Host", "X-Forwarded-Host")
 	def(&c.ExtAuthz.GRPCListen, "127.0.0.1:9191")
 	def(&c.ExtAuthz.HTTPPathPrefix, "/_rampart/ext_authz")
 	defList(&c.TrustedProxies, "127.0.0.0/8", "::1/128")
@@ -294,6 +298,10 @@ func (c *Config) Validate() error {
 		return errors.New("enforcer: timeouts must not be negative")
 	case !strings.HasPrefix(c.ForwardAuth.Path, "/"):
 		return fmt.Errorf("enforcer: forward_auth.path %q must start with /", c.ForwardAuth.Path)
+	case c.Enabled(ModeForwardAuth) && gatewayHeaders[c.ForwardAuth.Gateway] == (originHeaders{}):
+		return fmt.Errorf("enforcer: forward_auth.gateway %q: want nginx, caddy or traefik", c.ForwardAuth.Gateway)
+	case c.Enabled(ModeForwardAuth) && c.ForwardAuth.SecretFile == "":
+		return errors.New("enforcer: forward_auth.secret_file is required in forward_auth mode")
 	case !strings.HasPrefix(c.ExtAuthz.HTTPPathPrefix, "/"):
 		return fmt.Errorf("enforcer: ext_authz.http_path_prefix %q must start with /", c.ExtAuthz.HTTPPathPrefix)
 	case c.Enabled(ModeForwardAuth) && c.Enabled(ModeExtAuthzHTTP) &&
@@ -349,7 +357,7 @@ func LoadConfig(path string) (Config, error) {
 	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.PolicyFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile,
-		&c.NATS.Spool.Dir, &c.NATS.Checkpoint.KeyFile} {
+		&c.NATS.Spool.Dir, &c.NATS.Checkpoint.KeyFile, &c.ForwardAuth.SecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -39,6 +39,10 @@ type check struct {
 	// untrusted marks a check from an address outside trusted_proxies;
 	// nothing it forwarded is believed.
 	untrusted bool
+	// refusal is why the mode refuses what it was sent (with refusalCode),
+	// decided once the caller is identified so that the refusal is theirs.
+	refusal     error
+	refusalCode Code
 }
 
 // outcome is the decision path's answer, which each mode turns into its
@@ -124,6 +128,9 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 	x.ident = ident
 	if c.certErr != nil {
 		return refuse(CodeClientCertInvalid, c.certErr, nil)
+	}
+	if c.refusal != nil {
+		return refuse(c.refusalCode, c.refusal, nil)
 	}
 	if c.peerSPIFFE != "" {
 		// The certificate names the workload; a JWT-SVID must name the same.

@@ -73,6 +73,8 @@ type Enforcer struct {
 	proxies   []netip.Prefix         // trusted_proxies
 	tls       *tls.Config            // nil unless tls is configured
 	authzHTTP http.Handler           // nil unless ext_authz_http mode
+	// gatewaySecret is the SHA-256 of forward_auth's secret.
+	gatewaySecret [32]byte
 }
 
 // New builds an enforcer from cfg, which it defaults and validates: it
@@ -91,6 +93,11 @@ func New(cfg Config) (*Enforcer, error) {
 	var err error
 	if cfg.TLS.Enabled() {
 		if e.tls, err = loadTLS(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Enabled(ModeForwardAuth) {
+		if e.gatewaySecret, err = loadGatewaySecret(cfg.ForwardAuth.SecretFile); err != nil {
 			return nil, err
 		}
 	}
@@ -462,6 +469,9 @@ func sanitize(h http.Header, trustedPeer bool) {
 		h.Del(k)
 	}
 	for _, k := range forwardedHeaders {
+		h.Del(k)
+	}
+	for _, k := range overrideHeaders {
 		h.Del(k)
 	}
 	for k := range h {

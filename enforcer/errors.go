@@ -37,6 +37,17 @@ const (
 	// CodeForwardedMissing refuses a forward-auth check without the
 	// original method, URI or host.
 	CodeForwardedMissing = Code("forwarded_headers_missing")
+	// CodeGatewayUnauthenticated refuses a forward-auth subrequest without
+	// the gateway secret.
+	CodeGatewayUnauthenticated = Code("gateway_unauthenticated")
+	// CodeForwardedConflict refuses a forward-auth subrequest whose
+	// original-request headers are repeated or spelled other than the
+	// gateway writes them: the client wrote them.
+	CodeForwardedConflict = Code("forwarded_headers_conflict")
+	// CodeHeaderForbidden refuses a request carrying a header only the
+	// enforcer or the gateway may write (X-Rampart-*) where it cannot be
+	// stripped.
+	CodeHeaderForbidden = Code("header_forbidden")
 	// CodeClientCertInvalid refuses a client certificate with more than
 	// one spiffe:// URI SAN or a malformed one.
 	CodeClientCertInvalid = Code("client_cert_invalid")
@@ -100,32 +111,35 @@ var errorTable = map[Code]struct {
 	status  int
 	message string
 }{
-	CodeTokenMissing:        {http.StatusUnauthorized, "a bearer token is required"},
-	CodeTokenInvalid:        {http.StatusUnauthorized, "the bearer token is invalid"},
-	CodeTokenExpired:        {http.StatusUnauthorized, "the bearer token has expired"},
-	CodeTokenClaims:         {http.StatusUnauthorized, "the bearer token's claims are not accepted"},
-	CodeChainTooDeep:        {http.StatusUnauthorized, "the delegation chain is too deep"},
-	CodeBodyTooLarge:        {http.StatusRequestEntityTooLarge, "the request body is too large"},
-	CodeBodyUnreadable:      {http.StatusBadRequest, "the request body could not be read"},
-	CodeRPCParseError:       {http.StatusBadRequest, "parse error"},
-	CodeRPCInvalidRequest:   {http.StatusBadRequest, "invalid request"},
-	CodeRPCInvalidParams:    {http.StatusBadRequest, "invalid params"},
-	CodePolicyDenied:        {http.StatusForbidden, "denied by policy"},
-	CodeAuditUnavailable:    {http.StatusServiceUnavailable, "the audit log is unavailable; the request was not forwarded"},
-	CodeUpstreamUnavailable: {http.StatusBadGateway, "the upstream could not be reached"},
-	CodePathInvalid:         {http.StatusBadRequest, "the request path is not canonical"},
-	CodeProxyUntrusted:      {http.StatusForbidden, "checks are accepted from trusted proxies only"},
-	CodeForwardedMissing:    {http.StatusBadRequest, "the original method, URI and host headers are required"},
-	CodeClientCertInvalid:   {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
-	CodeSPIFFEMismatch:      {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
-	CodeRequestMalformed:    {http.StatusBadRequest, "the request's framing is ambiguous"},
-	CodeNotFound:            {http.StatusNotFound, "not found"},
-	CodeBudgetExceeded:      {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
-	CodeOverloaded:          {http.StatusServiceUnavailable, "too many requests in flight; retry"},
-	CodeArgsInvalid:         {http.StatusBadRequest, "the tool's arguments do not match its schema"},
-	CodeToolUnknown:         {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
-	CodeSchemaChanged:       {http.StatusForbidden, "the tool's schema changed and awaits an operator"},
-	CodeSchemaInvalid:       {http.StatusForbidden, "the tool's schema cannot be checked"},
+	CodeTokenMissing:           {http.StatusUnauthorized, "a bearer token is required"},
+	CodeTokenInvalid:           {http.StatusUnauthorized, "the bearer token is invalid"},
+	CodeTokenExpired:           {http.StatusUnauthorized, "the bearer token has expired"},
+	CodeTokenClaims:            {http.StatusUnauthorized, "the bearer token's claims are not accepted"},
+	CodeChainTooDeep:           {http.StatusUnauthorized, "the delegation chain is too deep"},
+	CodeBodyTooLarge:           {http.StatusRequestEntityTooLarge, "the request body is too large"},
+	CodeBodyUnreadable:         {http.StatusBadRequest, "the request body could not be read"},
+	CodeRPCParseError:          {http.StatusBadRequest, "parse error"},
+	CodeRPCInvalidRequest:      {http.StatusBadRequest, "invalid request"},
+	CodeRPCInvalidParams:       {http.StatusBadRequest, "invalid params"},
+	CodePolicyDenied:           {http.StatusForbidden, "denied by policy"},
+	CodeAuditUnavailable:       {http.StatusServiceUnavailable, "the audit log is unavailable; the request was not forwarded"},
+	CodeUpstreamUnavailable:    {http.StatusBadGateway, "the upstream could not be reached"},
+	CodePathInvalid:            {http.StatusBadRequest, "the request path is not canonical"},
+	CodeProxyUntrusted:         {http.StatusForbidden, "checks are accepted from trusted proxies only"},
+	CodeForwardedMissing:       {http.StatusBadRequest, "the original method, URI and host headers are required"},
+	CodeGatewayUnauthenticated: {http.StatusForbidden, "checks are accepted from the configured gateway only"},
+	CodeForwardedConflict:      {http.StatusBadRequest, "the original-request headers are ambiguous"},
+	CodeHeaderForbidden:        {http.StatusBadRequest, "the request carries a header reserved for the enforcer"},
+	CodeClientCertInvalid:      {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
+	CodeSPIFFEMismatch:         {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
+	CodeRequestMalformed:       {http.StatusBadRequest, "the request's framing is ambiguous"},
+	CodeNotFound:               {http.StatusNotFound, "not found"},
+	CodeBudgetExceeded:         {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
+	CodeOverloaded:             {http.StatusServiceUnavailable, "too many requests in flight; retry"},
+	CodeArgsInvalid:            {http.StatusBadRequest, "the tool's arguments do not match its schema"},
+	CodeToolUnknown:            {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
+	CodeSchemaChanged:          {http.StatusForbidden, "the tool's schema changed and awaits an operator"},
+	CodeSchemaInvalid:          {http.StatusForbidden, "the tool's schema cannot be checked"},
 }
 
 // Status returns the HTTP status of c.
