@@ -11,12 +11,14 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/event"
+	"golang.org/x/text/unicode/norm"
 )
 
 // check is one request as a mode presents it to the decision path: what
@@ -222,8 +224,12 @@ func (e *Enforcer) newExchange(c *check) *exchange {
 }
 
 // canonicalPath refuses paths a backend could resolve to somewhere other
-// than what the policy matched: dot segments, empty segments, and encoded
-// slashes, dots or backslashes.
+// than what the policy matched: dot segments, empty segments, encoded
+// slashes, dots or backslashes, and the forms some backends normalise on
+// their own — matrix parameters (";": Tomcat and Spring resolve
+// /mcp/..;/admin to /admin), double encoding ("%25"), bytes that are not
+// UTF-8 (overlong encodings of "." and "/"), control characters, and
+// characters that compatibility-fold (NFKC) to a separator.
 func canonicalPath(p, raw string) error {
 	if p == "" {
 		return nil
@@ -235,17 +241,32 @@ func canonicalPath(p, raw string) error {
 	if strings.HasSuffix(p, "/") && clean != "/" {
 		clean += "/"
 	}
-	if clean != p || strings.ContainsRune(p, '\\') {
+	if clean != p || strings.ContainsAny(p, "\\;") {
 		return fmt.Errorf("path %q is not canonical", p)
 	}
 	lower := strings.ToLower(raw)
-	for _, enc := range []string{"%2f", "%2e", "%5c", "%00"} {
+	for _, enc := range []string{"%2f", "%2e", "%5c", "%00", "%25", "%3b"} {
 		if strings.Contains(lower, enc) {
 			return fmt.Errorf("path %q encodes %s", raw, enc)
 		}
 	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("path %q is not UTF-8", raw)
+	}
+	for _, r := range p {
+		switch {
+		case r < 0x20 || r == 0x7f:
+			return fmt.Errorf("path %q holds a control character", raw)
+		case r >= utf8.RuneSelf && (strings.ContainsAny(norm.NFKC.String(string(r)), "./\\;%") || slashLike[r]):
+			return fmt.Errorf("path %q holds %U, which folds to a separator", raw, r)
+		}
+	}
 	return nil
 }
+
+// slashLike are slashes NFKC leaves alone that "best fit" code page
+// mappings (IIS, Windows file APIs) still turn into / or \.
+var slashLike = map[rune]bool{0x2044: true, 0x2215: true, 0x2216: true, 0x29F5: true, 0x29F8: true, 0x29F9: true}
 
 // input is what the policy sees of an exchange.
 func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {

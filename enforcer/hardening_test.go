@@ -222,7 +222,13 @@ func TestForwardedRequestIsSanitized(t *testing.T) {
 func TestNonCanonicalPathsRefused(t *testing.T) {
 	h := newHarness(t, 2*time.Second)
 	tok := h.token(t)
-	for _, path := range []string{"/mcp/../admin", "//mcp", "/mcp/./x", "/mcp%2f..%2fadmin", "/mcp/%2e%2e/admin", `/mcp\..\admin`} {
+	for _, path := range []string{"/mcp/../admin", "//mcp", "/mcp/./x", "/mcp%2f..%2fadmin", "/mcp/%2e%2e/admin", `/mcp\..\admin`,
+		// Forms backends normalise on their own: matrix parameters
+		// (Tomcat/Spring resolve /mcp/..;/admin to /admin), double
+		// encoding, overlong UTF-8, characters that NFKC-fold to a
+		// separator, control characters.
+		"/mcp/..;/admin", "/mcp;jsessionid=1", "/mcp/%3b/admin", "/mcp/%252e%252e/admin", "/mcp/%c0%ae%c0%ae/admin",
+		"/mcp/%ef%bc%8e%ef%bc%8e/admin", "/mcp/%ef%bc%8fadmin", "/mcp/%e2%88%95admin", "/mcp/%ef%bc%bcadmin", "/mcp%09", "/mcp/%0d%0aX:y", "/mcp/%ff", "/mcp/%7f"} {
 		t.Run(path, func(t *testing.T) {
 			before := h.hits.Load()
 			resp, b, _ := h.rawRequest(t, post(path, tok))
