@@ -115,6 +115,11 @@ type Config struct {
 	// from any other address is refused with proxy_untrusted.
 	// Default loopback: ["127.0.0.0/8", "::1/128"].
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedFor are the CIDRs of proxies in front of proxy mode whose
+	// X-Forwarded-For the enforcer extends; from anyone else it is dropped
+	// and starts afresh with the peer's address. Default none: an agent
+	// on the enforcer's own host is not a proxy.
+	ForwardedFor []string `yaml:"forwarded_for"`
 }
 
 // Timeouts of the HTTP server. Zero means the default; there is no way to
@@ -316,6 +321,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
 		return fmt.Errorf("enforcer: trusted_proxies: %w", err)
+	}
+	if _, err := parsePrefixes(c.ForwardedFor); err != nil {
+		return fmt.Errorf("enforcer: forwarded_for: %w", err)
 	}
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("enforcer: %w", err)

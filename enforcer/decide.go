@@ -339,12 +339,15 @@ func rpcCode(c int) Code {
 }
 
 // trusted reports whether addr is one of the trusted proxies.
-func (e *Enforcer) trusted(addr netip.Addr) bool {
+func (e *Enforcer) trusted(addr netip.Addr) bool { return inPrefixes(e.proxies, addr) }
+
+// inPrefixes reports whether addr lies in one of prefixes.
+func inPrefixes(prefixes []netip.Prefix, addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
 	addr = addr.Unmap()
-	for _, p := range e.proxies {
+	for _, p := range prefixes {
 		if p.Contains(addr) {
 			return true
 		}

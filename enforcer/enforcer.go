@@ -56,23 +56,25 @@ const startTimeout = 30 * time.Second
 // Enforcer is a configured enforcer. Create it with New, serve it with Run
 // (or Serve, on listeners of your own), and Close it.
 type Enforcer struct {
-	cfg       Config
-	log       *slog.Logger
-	verifier  *identity.Verifier
-	policy    *policy.Watcher
-	stopWatch context.CancelFunc
-	schemas   *toolschema.Registry
-	dests     *destination.Map
-	inflight  chan struct{}     // one slot per request being handled
-	responses chan *event.Event // response events on their way to the record
-	closing   chan struct{}     // closed by Close: no more queueing
-	responded chan struct{}     // closed when the response recorder has drained
-	audit     *audit.Publisher
-	proxy     *httputil.ReverseProxy // nil unless proxy mode
-	ids       event.IDSource         // request ids
-	proxies   []netip.Prefix         // trusted_proxies
-	tls       *tls.Config            // nil unless tls is configured
-	authzHTTP http.Handler           // nil unless ext_authz_http mode
+	cfg          Config
+	log          *slog.Logger
+	verifier     *identity.Verifier
+	policy       *policy.Watcher
+	stopWatch    context.CancelFunc
+	schemas      *toolschema.Registry
+	dests        *destination.Map
+	inflight     chan struct{}     // one slot per request being handled
+	responses    chan *event.Event // response events on their way to the record
+	closing      chan struct{}     // closed by Close: no more queueing
+	responded    chan struct{}     // closed when the response recorder has drained
+	audit        *audit.Publisher
+	proxy        *httputil.ReverseProxy // nil unless proxy mode
+	ids          event.IDSource         // request ids
+	proxies      []netip.Prefix         // trusted_proxies
+	forwarders   []netip.Prefix         // forwarded_for
+	upstreamHost string                 // proxy mode: the host every request goes to
+	tls          *tls.Config            // nil unless tls is configured
+	authzHTTP    http.Handler           // nil unless ext_authz_http mode
 	// gatewaySecret is the SHA-256 of forward_auth's secret.
 	gatewaySecret [32]byte
 }
@@ -90,6 +92,10 @@ func New(cfg Config) (*Enforcer, error) {
 	defer cancel()
 	e := &Enforcer{cfg: cfg, log: slog.Default().With("component", "enforcer", "instance", cfg.Instance)}
 	e.proxies, _ = parsePrefixes(cfg.TrustedProxies) // checked by Validate
+	e.forwarders, _ = parsePrefixes(cfg.ForwardedFor)
+	if u, err := url.Parse(cfg.Upstream); err == nil {
+		e.upstreamHost = u.Host
+	}
 	var err error
 	if cfg.TLS.Enabled() {
 		if e.tls, err = loadTLS(cfg.TLS); err != nil {
@@ -430,8 +436,11 @@ func (x *exchange) identity() *event.Identity {
 }
 
 // serveProxy is the reverse-proxy mode: decide, then forward or answer.
+// The host decided on and recorded is the upstream's, where the request is
+// sent with that Host: the client's Host names nothing here, and letting
+// it pick the destination would let a client choose its data class.
 func (e *Enforcer) serveProxy(w http.ResponseWriter, r *http.Request) {
-	c := &check{method: r.Method, host: r.Host, path: r.URL.Path, rawPath: r.URL.EscapedPath(), query: r.URL.RawQuery, header: r.Header, body: r.Body}
+	c := &check{method: r.Method, host: e.upstreamHost, path: r.URL.Path, rawPath: r.URL.EscapedPath(), query: r.URL.RawQuery, header: r.Header, body: r.Body}
 	c.peerSPIFFE, c.certErr = peerSPIFFEID(r.TLS)
 	o := e.decide(r.Context(), c)
 	w.Header().Set(HeaderRequestID, o.id)
@@ -486,7 +495,7 @@ func sanitize(h http.Header, trustedPeer bool) {
 
 // forward sends an allowed request to the upstream and records its answer.
 func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
-	sanitize(r.Header, e.trusted(remoteAddr(r)))
+	sanitize(r.Header, inPrefixes(e.forwarders, remoteAddr(r)))
 	for k, v := range o.upstreamHeader() {
 		r.Header[k] = v
 	}

@@ -45,8 +45,13 @@ func (h *harness) rawRequest(t *testing.T, raw string) (resp *http.Response, bod
 }
 
 func post(path, token string, extra ...string) string {
+	return postHost(path, "tools.test", token, extra...)
+}
+
+// postHost is post with another Host.
+func postHost(path, host, token string, extra ...string) string {
 	b := toolCall("search", `{"q":"x"}`)
-	return "POST " + path + " HTTP/1.1\r\nHost: tools.test\r\nAuthorization: Bearer " + token + "\r\n" +
+	return "POST " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + token + "\r\n" +
 		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(b)) + "\r\n" +
 		strings.Join(extra, "") + "\r\n" + b
 }
@@ -180,28 +185,34 @@ func TestConnectionLimits(t *testing.T) {
 
 func TestForwardedRequestIsSanitized(t *testing.T) {
 	tests := []struct {
-		name    string
-		trusted []string
-		wantXFF string
+		name       string
+		trusted    []string // trusted_proxies: forward-auth's, not proxy mode's
+		forwarders []string
+		wantXFF    string
 	}{
-		{"client not a trusted proxy", []string{"10.9.9.9/32"}, "127.0.0.1"},
-		{"client a trusted proxy", nil, "6.6.6.6, 127.0.0.1"},
+		{"by default no client is a proxy", nil, nil, "127.0.0.1"},
+		{"trusted_proxies are not proxy mode's forwarders", []string{"127.0.0.0/8"}, nil, "127.0.0.1"},
+		{"client not a forwarder", nil, []string{"10.9.9.9/32"}, "127.0.0.1"},
+		{"client a forwarder", nil, []string{"127.0.0.0/8"}, "6.6.6.6, 127.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) { c.TrustedProxies = tt.trusted })
+			h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) {
+				c.TrustedProxies, c.ForwardedFor = tt.trusted, tt.forwarders
+			})
 			resp, b, _ := h.rawRequest(t, post("/mcp", h.token(t),
 				"Connection: keep-alive, X-Secret\r\n", "X-Secret: s\r\n", "Keep-Alive: timeout=5\r\n",
 				"Proxy-Authorization: Basic eDp5\r\n", "Te: trailers\r\n", "Upgrade: websocket\r\n",
 				"X-Forwarded-For: 6.6.6.6\r\n", "X-Forwarded-Host: evil.test\r\n", "X-Forwarded-Proto: https\r\n",
 				"X-Forwarded-Uri: /admin\r\n", "X-Original-URI: /admin\r\n", "Forwarded: for=6.6.6.6\r\n", "X-Real-Ip: 6.6.6.6\r\n",
-				"X-Rampart-Tenant: evil\r\n", "X-Rampart-Role: admin\r\n", "X-Kept: yes\r\n"))
+				"X-Rampart-Tenant: evil\r\n", "X-Rampart-Role: admin\r\n", "X-Kept: yes\r\n",
+				"X-HTTP-Method-Override: DELETE\r\n", "X-Original-URL: /admin\r\n", "X-Rewrite-URL: /admin\r\n"))
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %v", resp.StatusCode, b)
 			}
 			up := h.lastUpstream()
 			for _, k := range []string{"X-Secret", "Keep-Alive", "Proxy-Authorization", "Te", "Upgrade", "X-Forwarded-Uri",
-				"X-Original-Uri", "Forwarded", "X-Real-Ip", "X-Rampart-Role"} {
+				"X-Original-Uri", "Forwarded", "X-Real-Ip", "X-Rampart-Role", "X-Http-Method-Override", "X-Original-Url", "X-Rewrite-Url"} {
 				if v, ok := up[k]; ok {
 					t.Errorf("%s reached the backend: %q", k, v)
 				}
