@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/schema/event"
 )
 
 // rawRequest writes raw to the enforcer over plain TCP and reads one
@@ -246,6 +247,34 @@ func TestNonCanonicalPathsRefused(t *testing.T) {
 			e, _ := b["error"].(map[string]any)
 			if resp.StatusCode != http.StatusBadRequest || e["code"] != string(enforcer.CodePathInvalid) || h.hits.Load() != before {
 				t.Fatalf("status %d body %v hits %d", resp.StatusCode, b, h.hits.Load()-before)
+			}
+		})
+	}
+}
+
+// TestUnrecordableTenantRefusedAndRecorded: a tenant claim that cannot name
+// a subject used to fail at publish, as 503 audit_unavailable with no event
+// anywhere; a token without a tenant was filed with unidentified callers.
+// Both are refused as the token's fault, and recorded.
+func TestUnrecordableTenantRefusedAndRecorded(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	for name, tenant := range map[string]any{"escapes past a subject token": strings.Repeat(".", 70), "absent": nil, "empty": ""} {
+		t.Run(name, func(t *testing.T) {
+			tok := h.tokenWith(t, func(c map[string]any) {
+				if tenant == nil {
+					delete(c, "tenant")
+				} else {
+					c["tenant"] = tenant
+				}
+			})
+			resp, b, _ := h.rawRequest(t, post("/mcp", tok))
+			e, _ := b["error"].(map[string]any)
+			if resp.StatusCode != http.StatusUnauthorized || e["code"] != "token_claims" || h.hits.Load() != 0 {
+				t.Fatalf("status %d body %v hits %d", resp.StatusCode, b, h.hits.Load())
+			}
+			d := h.events(t, resp.Header.Get(enforcer.HeaderRequestID), event.KindDecision)[event.KindDecision]
+			if d.Decision.Code != "token_claims" || d.Tenant != "" {
+				t.Errorf("decision %+v tenant %q", d.Decision, d.Tenant)
 			}
 		})
 	}

@@ -79,6 +79,10 @@ type IssuerConfig struct {
 	// RequireTokenType rejects tokens without a "typ" header. Default false:
 	// many issuers, including SPIFFE JWT-SVIDs, may leave it out.
 	RequireTokenType bool `yaml:"require_token_type"`
+	// Tenant binds the issuer to one tenant: its tokens without a tenant
+	// claim (JWT-SVIDs carry none) are that tenant's, and a token naming
+	// another tenant is refused. Without it a token must carry the claim.
+	Tenant string `yaml:"tenant"`
 }
 
 // Config says which tokens are accepted and where identity claims are found.

@@ -302,6 +302,10 @@ func TestVerifyTokenRejects(t *testing.T) {
 		{"no sub", rs(func(m map[string]any) { delete(m, "sub") }), identity.TokenClaims},
 		{"required claim tenant missing", rs(func(m map[string]any) { delete(m, "tenant") }), identity.TokenClaims},
 		{"tenant not a string", rs(func(m map[string]any) { m["tenant"] = 7 }), identity.TokenClaims},
+		{"tenant empty", rs(func(m map[string]any) { m["tenant"] = "" }), identity.TokenClaims},
+		{"tenant null", rs(func(m map[string]any) { m["tenant"] = nil }), identity.TokenClaims},
+		// 70 dots escape to 210 bytes: no subject could carry its events.
+		{"tenant beyond a subject token", rs(func(m map[string]any) { m["tenant"] = strings.Repeat(".", 70) }), identity.TokenClaims},
 
 		// SPIFFE IDs in sub.
 		{"SPIFFE uppercase trust domain", rs(func(m map[string]any) { m["sub"] = "spiffe://Acme.example/agent" }), identity.TokenClaims},
