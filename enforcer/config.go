@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
@@ -115,6 +116,10 @@ type Config struct {
 	// from any other address is refused with proxy_untrusted.
 	// Default loopback: ["127.0.0.0/8", "::1/128"].
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// SessionBindings bounds the table binding client-sent session and
+	// task ids to the principal that holds them (identity.session_header,
+	// identity.task_header).
+	SessionBindings binding.Config `yaml:"session_bindings"`
 	// ForwardedFor are the CIDRs of proxies in front of proxy mode whose
 	// X-Forwarded-For the enforcer extends; from anyone else it is dropped
 	// and starts afresh with the peer's address. Default none: an agent
@@ -240,6 +245,7 @@ func (c *Config) SetDefaults() {
 	c.RPC.SetDefaults()
 	c.ToolSchemas.SetDefaults()
 	c.Destinations.SetDefaults()
+	c.SessionBindings.SetDefaults()
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1024
 	}
@@ -272,6 +278,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ToolSchemas.Validate(); err != nil {
 		return fmt.Errorf("enforcer: tool_schemas: %w", err)
+	}
+	if err := c.SessionBindings.Validate(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
 	}
 	if err := c.Destinations.Validate(); err != nil {
 		return fmt.Errorf("enforcer: destinations: %w", err)

@@ -73,6 +73,12 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"negative timeout", valid + "timeouts: {idle: -1s}\n", "timeouts"},
 		{"unknown timeout", valid + "timeouts: {reed: 1s}\n", "reed"},
 		{"negative max header bytes", valid + "max_header_bytes: -1\n", "max_header_bytes"},
+		{"forward_auth without a gateway", valid + "modes: [forward_auth]\nforward_auth: {secret_file: s}\n", "forward_auth.gateway"},
+		{"forward_auth with an unknown gateway", valid + "modes: [forward_auth]\nforward_auth: {gateway: haproxy, secret_file: s}\n", "forward_auth.gateway"},
+		{"forward_auth without a secret", valid + "modes: [forward_auth]\nforward_auth: {gateway: nginx}\n", "secret_file"},
+		{"forward_auth header lists are gone", valid + "forward_auth: {uri_headers: [X-Original-URI]}\n", "uri_headers"},
+		{"bad forwarded_for", valid + "forwarded_for: [nonsense]\n", "forwarded_for"},
+		{"negative session bindings", valid + "session_bindings: {max_total: -1}\n", "session_bindings"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

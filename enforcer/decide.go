@@ -123,11 +123,14 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 	}
 	// Identity first: it needs no body, and it makes every later refusal
 	// attributable to a caller.
-	ident, err := e.verifier.Verify((&http.Request{Header: c.header}).WithContext(ctx))
+	ident, err := e.verifier.Verify(ctx, c.header)
 	if err != nil {
 		return refuse(Code(identity.CodeOf(err)), err, nil)
 	}
 	x.ident = ident
+	if code, err := e.bindClientIDs(c.header, ident); err != nil {
+		return refuse(code, err, nil)
+	}
 	if c.certErr != nil {
 		return refuse(CodeClientCertInvalid, c.certErr, nil)
 	}
@@ -277,7 +280,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 	}
 	return &policy.Input{
 		Tenant: id.Tenant, Subject: id.Subject, Issuer: id.Issuer, Actor: id.CurrentActor(), Chain: chain,
-		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
+		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID, SessionSource: id.SessionSource, TaskSource: id.TaskSource,
 		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, Query: x.request.Query, Resource: x.request.Resource, Headers: x.request.Headers,
 		RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Args: args,
 		Destination: x.request.Destination, DataClass: x.request.DataClass,

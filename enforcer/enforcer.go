@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/extauthz"
 	"github.com/rampart-io/rampart/enforcer/identity"
@@ -75,6 +76,7 @@ type Enforcer struct {
 	upstreamHost string                 // proxy mode: the host every request goes to
 	tls          *tls.Config            // nil unless tls is configured
 	authzHTTP    http.Handler           // nil unless ext_authz_http mode
+	bindings     *binding.Table         // client session and task ids, bound to their holders
 	// gatewaySecret is the SHA-256 of forward_auth's secret.
 	gatewaySecret [32]byte
 }
@@ -123,6 +125,7 @@ func New(cfg Config) (*Enforcer, error) {
 		e.verifier.Close()
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
+	e.bindings = binding.New(cfg.SessionBindings)
 	e.inflight = make(chan struct{}, cfg.MaxInFlight)
 	e.responses, e.closing, e.responded = make(chan *event.Event, responseQueue), make(chan struct{}), make(chan struct{})
 	go e.recordResponses()
@@ -182,12 +185,27 @@ func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
 		},
+		// A session the backend issues is bound to the caller before the
+		// answer leaves, so nobody can present it first.
+		ModifyResponse: func(resp *http.Response) error {
+			if x, ok := resp.Request.Context().Value(exchangeKey{}).(*exchange); ok && !e.issueSession(x, resp) {
+				return errSessionHeld
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			e.log.Warn("upstream failed", "err", err, "request_id", r.Header.Get(HeaderRequestID))
 			writeError(w, CodeUpstreamUnavailable, r.Header.Get(HeaderRequestID), "", nil)
 		},
 	}
 }
+
+// exchangeKey carries a forwarded request's exchange to ModifyResponse.
+type exchangeKey struct{}
+
+// errSessionHeld is a backend issuing a session id another principal
+// holds: its answer is not passed on.
+var errSessionHeld = errors.New("the backend issued a session id another principal holds")
 
 // copyBuffers lends the reverse proxy its buffers for copying responses,
 // which it would otherwise allocate (32 KiB) for every one.
@@ -508,8 +526,11 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 		rec.keep = maxObservedListing // the listing's schemas are pinned below
 	}
 	start := time.Now()
-	e.proxy.ServeHTTP(rec, r)
 	x := o.x
+	e.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+	if r.Method == http.MethodDelete && rec.status/100 == 2 {
+		e.releaseSession(x, r.Header) // the MCP session is over
+	}
 	if rec.keep > 0 {
 		e.observeListing(x, rec)
 	}

@@ -48,6 +48,13 @@ const (
 	// enforcer or the gateway may write (X-Rampart-*) where it cannot be
 	// stripped.
 	CodeHeaderForbidden = Code("header_forbidden")
+	// CodeClientIDInvalid refuses a session or task id header that is
+	// repeated, empty, longer than 128 bytes or not visible ASCII.
+	CodeClientIDInvalid = Code("client_id_invalid")
+	// CodeSessionForeign and CodeTaskForeign refuse a session or task id
+	// that another principal holds.
+	CodeSessionForeign = Code("session_foreign")
+	CodeTaskForeign    = Code("task_foreign")
 	// CodeClientCertInvalid refuses a client certificate with more than
 	// one spiffe:// URI SAN or a malformed one.
 	CodeClientCertInvalid = Code("client_cert_invalid")
@@ -130,6 +137,9 @@ var errorTable = map[Code]struct {
 	CodeGatewayUnauthenticated: {http.StatusForbidden, "checks are accepted from the configured gateway only"},
 	CodeForwardedConflict:      {http.StatusBadRequest, "the original-request headers are ambiguous"},
 	CodeHeaderForbidden:        {http.StatusBadRequest, "the request carries a header reserved for the enforcer"},
+	CodeClientIDInvalid:        {http.StatusBadRequest, "the session or task id header is malformed"},
+	CodeSessionForeign:         {http.StatusForbidden, "the session belongs to another principal"},
+	CodeTaskForeign:            {http.StatusForbidden, "the task belongs to another principal"},
 	CodeClientCertInvalid:      {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
 	CodeSPIFFEMismatch:         {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
 	CodeRequestMalformed:       {http.StatusBadRequest, "the request's framing is ambiguous"},

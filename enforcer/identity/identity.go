@@ -175,10 +175,12 @@ func (v *Verifier) Close() {
 	})
 }
 
-// Verify checks the bearer token of r and returns the caller. Session and
-// task ids fall back to the configured headers when the token has none.
-func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
-	values := r.Header.Values("Authorization")
+// Verify checks the bearer token in h (Authorization) and returns the
+// caller. Session and task ids come from the token's claims only: ids a
+// client sends in headers are its own choice, which the enforcer binds to
+// the caller (package binding) and records as such.
+func (v *Verifier) Verify(ctx context.Context, h http.Header) (*Identity, error) {
+	values := h.Values("Authorization")
 	if len(values) > 1 {
 		// Two credentials: which one a proxy in front of us checked is a
 		// guess, so take neither.
@@ -192,17 +194,7 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 	if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return nil, fail(TokenMissing, errors.New("no bearer token"))
 	}
-	id, err := v.VerifyToken(r.Context(), strings.TrimSpace(token))
-	if err != nil {
-		return nil, err
-	}
-	if id.SessionID == "" {
-		id.SessionID = r.Header.Get(v.cfg.SessionHeader)
-	}
-	if id.TaskID == "" {
-		id.TaskID = r.Header.Get(v.cfg.TaskHeader)
-	}
-	return id, nil
+	return v.VerifyToken(ctx, strings.TrimSpace(token))
 }
 
 // VerifyToken checks a compact JWS token and returns the caller it names.

@@ -569,9 +569,15 @@ func evalBool(prg cel.Program, act *activation) (bool, error) {
 // chargeBudget counts an allowed call against r's budget, turning d into
 // a deny when the budget is spent or cannot be keyed.
 func chargeBudget(b *Budgets, d *Decision, tp *tenantPolicy, r *rule, in *Input, now time.Time) {
-	scope := in.Session
+	scope, source := in.Session, in.SessionSource
 	if r.budget.Per == PerTask {
-		scope = in.Task
+		scope, source = in.Task, in.TaskSource
+	}
+	if scope != "" && source == SourceClient {
+		// An id the client made up is no scope: presenting a fresh one per
+		// call would open a fresh budget per call. Its calls count
+		// together, as all of the principal's client-chosen scopes.
+		scope = "\x00client\x00" + in.Issuer + "\x00" + in.Subject
 	}
 	if scope == "" {
 		d.Effect, d.Code = event.EffectDeny, DecisionBudgetNoScope
