@@ -73,6 +73,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"negative timeout", valid + "timeouts: {idle: -1s}\n", "timeouts"},
 		{"unknown timeout", valid + "timeouts: {reed: 1s}\n", "reed"},
 		{"negative max header bytes", valid + "max_header_bytes: -1\n", "max_header_bytes"},
+		{"negative budget bound", valid + "budgets: {max_total: -1}\n", "max_total must not be negative"},
+		{"tenant budget bound above the total", valid + "budgets: {max_total: 5000}\n", "max_per_tenant (10000) must not exceed max_total (5000)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

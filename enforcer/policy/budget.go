@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +50,7 @@ func (l *BudgetLimits) Validate() error {
 	case l.MaxPerTenant < 0 || l.MaxTotal < 0:
 		return errors.New("budgets: max_per_tenant and max_total must not be negative")
 	case l.MaxPerTenant > l.MaxTotal:
-		return errors.New("budgets: max_per_tenant must not exceed max_total")
+		return fmt.Errorf("budgets: max_per_tenant (%d) must not exceed max_total (%d)", l.MaxPerTenant, l.MaxTotal)
 	}
 	return nil
 }
