@@ -26,7 +26,7 @@ type BudgetLimits struct {
 	// Default 10000.
 	MaxPerTenant int `yaml:"max_per_tenant"`
 	// MaxTotal bounds the counters of all tenants together, and with it
-	// the memory budgets hold (about 60 bytes a counter, whatever the
+	// the memory budgets hold (about 66 bytes a counter, whatever the
 	// length of the session or task id; see BENCHMARKS.md). When it is reached, every
 	// tenant's new sessions or tasks are refused with budget_table_full;
 	// counters already held keep counting, and none is evicted. Room for
