@@ -89,6 +89,8 @@ type partition struct {
 
 // budgetKey is a digest of the policy id, rule id, scope kind and session
 // or task id, so a counter's size does not depend on what the caller sent.
+// 16 bytes of SHA-256: two scopes share a counter only by a collision, and
+// only within their tenant's partition.
 type budgetKey [16]byte
 
 type budgetCounter struct {
@@ -113,9 +115,6 @@ func NewBudgets(l BudgetLimits) *Budgets {
 	l.MaxPerTenant = min(l.MaxPerTenant, l.MaxTotal)
 	return &Budgets{limits: l, epoch: time.Now(), tenants: map[string]*partition{}}
 }
-
-// Limits returns the bounds of b.
-func (b *Budgets) Limits() BudgetLimits { return b.limits }
 
 // Len returns the number of counters held, expired ones not yet swept
 // included.
