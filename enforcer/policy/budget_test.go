@@ -308,24 +308,3 @@ func TestBudgetsConcurrentTenants(t *testing.T) {
 		t.Errorf("allowed %d, counters %d, decisions by code %v; want 120 allowed and held, the rest table full", total, budgets.Len(), codes)
 	}
 }
-
-// A counter is keyed by tenant, rule and scope apart: ids that run
-// together when concatenated are still different counters.
-func TestBudgetKeysDoNotRunTogether(t *testing.T) {
-	y := "id: b\nrules:\n" +
-		"  - id: r\n    match: 'tool == \"1\"'\n    effect: allow\n    obligations: {budget: {per: session, calls: 1, window: 1h}}\n" +
-		"  - id: rx\n    match: 'tool == \"2\"'\n    effect: allow\n    obligations: {budget: {per: session, calls: 1, window: 1h}}\n"
-	p, err := policy.Parse("b.yaml", []byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range []policy.Input{
-		{Tool: "1", Session: "xs"},
-		{Tool: "2", Session: "s"},
-		{Tool: "1", Session: "x", Tenant: "s"},
-	} {
-		if d := p.Decide(context.Background(), &in); d.Effect != event.EffectAllow {
-			t.Errorf("%+v: %s %s (%s), want its own counter", in, d.Effect, d.Code, d.Reason)
-		}
-	}
-}
