@@ -87,6 +87,10 @@ type Config struct {
 	// RPC bounds JSON-RPC bodies: nesting depth (default 64) and batch
 	// length (default 32).
 	RPC mcp.Limits `yaml:"rpc"`
+	// Budgets bounds the counters of rule call budgets, held in memory:
+	// per tenant (default 10000) and in total (default 100000). A new
+	// session or task beyond either is refused with budget_table_full.
+	Budgets policy.BudgetLimits `yaml:"budgets"`
 	// ToolSchemas pins a JSON Schema per tool (from here, or from the
 	// backend's tools/list answers); calls that violate it are refused
 	// before policy.
@@ -243,6 +247,7 @@ func (c *Config) SetDefaults() {
 		c.PolicyReloadInterval = policy.DefaultPollInterval
 	}
 	c.RPC.SetDefaults()
+	c.Budgets.SetDefaults()
 	c.ToolSchemas.SetDefaults()
 	c.Destinations.SetDefaults()
 	c.SessionBindings.SetDefaults()
@@ -275,6 +280,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.RPC.Validate(); err != nil {
 		return fmt.Errorf("enforcer: rpc: %w", err)
+	}
+	if err := c.Budgets.Validate(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
 	}
 	if err := c.ToolSchemas.Validate(); err != nil {
 		return fmt.Errorf("enforcer: tool_schemas: %w", err)

@@ -79,6 +79,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"forward_auth header lists are gone", valid + "forward_auth: {uri_headers: [X-Original-URI]}\n", "uri_headers"},
 		{"bad forwarded_for", valid + "forwarded_for: [nonsense]\n", "forwarded_for"},
 		{"negative session bindings", valid + "session_bindings: {max_total: -1}\n", "session_bindings"},
+		{"negative budget bound", valid + "budgets: {max_total: -1}\n", "max_total must not be negative"},
+		{"tenant budget bound above the total", valid + "budgets: {max_total: 5000}\n", "max_per_tenant (10000) must not exceed max_total (5000)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -89,8 +89,11 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 	}
 	if d.Effect != event.EffectAllow {
 		code := CodePolicyDenied
-		if d.Code == policy.DecisionBudgetExceeded {
+		switch d.Code {
+		case policy.DecisionBudgetExceeded:
 			code = CodeBudgetExceeded
+		case policy.DecisionBudgetTableFull:
+			code = CodeBudgetTableFull
 		}
 		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
 			reply: errorBody(code, x.id, d.Reason, func(b *apiError) {

@@ -37,6 +37,8 @@ import (
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/event"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -62,6 +64,7 @@ type Enforcer struct {
 	verifier     *identity.Verifier
 	policy       *policy.Watcher
 	stopWatch    context.CancelFunc
+	budgetReg    metric.Registration // the budgets' metrics; nil when not registered
 	schemas      *toolschema.Registry
 	dests        *destination.Map
 	inflight     chan struct{}     // one slot per request being handled
@@ -109,7 +112,8 @@ func New(cfg Config) (*Enforcer, error) {
 			return nil, err
 		}
 	}
-	if e.policy, err = policy.NewWatcher(policy.WatchConfig{Path: cfg.PolicyFile, Interval: cfg.PolicyReloadInterval, OnReload: e.policyChanged}); err != nil {
+	budgets := policy.NewBudgets(cfg.Budgets)
+	if e.policy, err = policy.NewWatcher(policy.WatchConfig{Path: cfg.PolicyFile, Interval: cfg.PolicyReloadInterval, OnReload: e.policyChanged, Budgets: budgets}); err != nil {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
 	if e.schemas, err = toolschema.New(cfg.ToolSchemas); err != nil {
@@ -126,6 +130,9 @@ func New(cfg Config) (*Enforcer, error) {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
 	e.bindings = binding.New(cfg.SessionBindings)
+	if e.budgetReg, err = budgets.Instrument(otel.GetMeterProvider()); err != nil {
+		e.log.Warn("budget metrics not registered", "err", err) // the budgets still hold
+	}
 	e.inflight = make(chan struct{}, cfg.MaxInFlight)
 	e.responses, e.closing, e.responded = make(chan *event.Event, responseQueue), make(chan struct{}), make(chan struct{})
 	go e.recordResponses()
@@ -367,6 +374,9 @@ func (e *Enforcer) Close() {
 	<-e.responded
 	e.audit.Close()
 	e.verifier.Close()
+	if e.budgetReg != nil {
+		_ = e.budgetReg.Unregister()
+	}
 }
 
 // observeListing pins the tool schemas of a tools/list answer and records

@@ -71,6 +71,12 @@ const (
 	// CodeBudgetExceeded refuses a call beyond the session's or task's call
 	// budget that the allowing rule set.
 	CodeBudgetExceeded = Code("budget_exceeded")
+	// CodeBudgetTableFull refuses a call whose budget cannot be counted:
+	// its session or task needs a new counter, and the tenant's share of
+	// the budget table (budgets.max_per_tenant) or the table
+	// (budgets.max_total) is full. 503, not 429: nothing is spent, and room
+	// comes back as budget windows end.
+	CodeBudgetTableFull = Code("budget_table_full")
 	// CodeOverloaded refuses a request beyond max_inflight.
 	CodeOverloaded = Code("overloaded")
 	// Tool argument validation, before policy (package toolschema).
@@ -145,6 +151,7 @@ var errorTable = map[Code]struct {
 	CodeRequestMalformed:       {http.StatusBadRequest, "the request's framing is ambiguous"},
 	CodeNotFound:               {http.StatusNotFound, "not found"},
 	CodeBudgetExceeded:         {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
+	CodeBudgetTableFull:        {http.StatusServiceUnavailable, "the budget table is full; a new session or task cannot be counted yet"},
 	CodeOverloaded:             {http.StatusServiceUnavailable, "too many requests in flight; retry"},
 	CodeArgsInvalid:            {http.StatusBadRequest, "the tool's arguments do not match its schema"},
 	CodeToolUnknown:            {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
