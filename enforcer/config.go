@@ -157,8 +157,9 @@ type TLSConfig struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// ClientCAFile holds the PEM CAs that client certificates must chain
-	// to. A client certificate's spiffe:// URI SAN is recorded as the
-	// caller's SPIFFE ID. A bearer JWT is still required: the certificate
+	// to. A verified client certificate must be an X.509-SVID (exactly one
+	// URI SAN, a workload SPIFFE ID, not a CA), or the request is refused
+	// with client_cert_invalid; its SPIFFE ID is recorded as the caller's. A bearer JWT is still required: the certificate
 	// says which workload connects, the token on whose behalf; when the
 	// token's subject is itself a SPIFFE ID (a JWT-SVID) it must match the
 	// certificate's, or the request is refused with spiffe_mismatch.
