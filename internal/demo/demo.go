@@ -165,11 +165,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer enf.Close()
-	enforcerURL, stopEnforcer, err := serve(enf.Handler())
+	// Served as `rampart enforcer` serves it: framing checks, timeouts, limits.
+	enforcerLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	defer stopEnforcer()
+	enforcerURL := "http://" + enforcerLn.Addr().String()
+	serveCtx, stopEnforcer := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- enf.Serve(serveCtx, enforcer.Listeners{HTTP: enforcerLn}) }()
+	defer func() {
+		stopEnforcer()
+		if err := <-served; err != nil {
+			slog.Error("demo enforcer", "err", err)
+		}
+	}()
 
 	ccfg := collector.Defaults()
 	ccfg.NATSURL, ccfg.ClickHouse, ccfg.Deliver = natsURL, chCfg, deliver
