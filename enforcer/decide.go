@@ -296,6 +296,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision, mode string) error {
 	// Every event of an exchange repeats the request's summary, so each row
 	// in ClickHouse says on its own what was asked.
+	boundRecord(x.request, d)
 	base := event.Event{Time: x.start.UTC(), Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(), Request: x.request}
 	req, dec := base, base
 	req.Kind = event.KindRequest

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,5 +278,22 @@ func TestUnrecordableTenantRefusedAndRecorded(t *testing.T) {
 				t.Errorf("decision %+v tenant %q", d.Decision, d.Tenant)
 			}
 		})
+	}
+}
+
+// TestOversizedValuesRecordedTruncated: a tool name that escapes to more
+// than a JetStream message holds made its request unrecordable (503
+// audit_unavailable, no event). It is decided whole and recorded cut,
+// with the cut named.
+func TestOversizedValuesRecordedTruncated(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	tool := strings.Repeat("<", 300_000) // six bytes each once escaped for JSON
+	r := h.post(t, toolCall(tool, `{}`), http.Header{"Authorization": {"Bearer " + h.token(t)}})
+	if r.status != http.StatusForbidden || errorCode(r) != "policy_denied" {
+		t.Fatalf("status %d: %v", r.status, r.body)
+	}
+	d := h.events(t, r.requestID, event.KindDecision)[event.KindDecision]
+	if len(d.Request.Tool) != 4096 || !slices.Contains(d.Request.Truncated, "tool") || d.Decision.RuleID != "default-deny" {
+		t.Errorf("recorded tool of %d bytes, truncated %v, rule %q", len(d.Request.Tool), d.Request.Truncated, d.Decision.RuleID)
 	}
 }
