@@ -225,7 +225,9 @@ func (w *encoder) request(r *Request) {
 		w.close()
 	}
 	w.optStr("rpc_method", r.RPCMethod)
+	w.optStr("rpc_kind", r.RPCKind)
 	w.optStr("tool", r.Tool)
+	w.optStr("prompt", r.Prompt)
 	w.optStr("args_digest", r.ArgsDigest)
 	if len(r.Args) > 0 {
 		w.key("args")

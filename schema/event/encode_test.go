@@ -17,6 +17,7 @@ func encodeCases() []*Event {
 	full.Trace.TraceState = "k=v"
 	full.Request.Query = "a=1&b=<2>"
 	full.Request.Resource = "file:///x"
+	full.Request.RPCKind, full.Request.Prompt = "request", "sum<m>ar\u2028ize"
 	full.Request.Headers = map[string]string{"x-b": "2", "accept": "", "x-a": "\u2028\t\"\\"}
 	full.Request.Args = json.RawMessage(" {\"q\" : \"<script>&\u2029\", \"n\": [1, 2.5e3, null, true]} ")
 	full.Request.Destination, full.Request.DataClass = "internal", "pii"
@@ -71,6 +72,7 @@ func FuzzEncode(f *testing.F) {
 		e.Request.Args, e.Request.BodyBytes = args, n
 		e.Request.Truncated = []string{text}
 		e.Identity.SessionSource, e.Identity.TaskSource = text, tenant
+		e.Request.RPCKind, e.Request.Prompt = tenant, text
 		e.Decision.Reason, e.Decision.EvalNanos, e.Decision.Shadow = text, n, []string{text, tenant}
 		e.Response = &Response{Status: int(n), DurationNs: n, Bytes: -n}
 		want, wantErr := json.Marshal(e)

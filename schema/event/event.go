@@ -146,7 +146,14 @@ type Request struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// RPCMethod is the JSON-RPC method of an MCP call (tools/call, ...).
 	RPCMethod string `json:"rpc_method,omitempty"`
-	Tool      string `json:"tool,omitempty"`
+	// RPCKind is what the JSON-RPC message is: "request", "notification"
+	// or "response" (a client's answer to a server-initiated request);
+	// empty for plain HTTP.
+	RPCKind string `json:"rpc_kind,omitempty"`
+	// Tool is the name of a tools/call, and only of one.
+	Tool string `json:"tool,omitempty"`
+	// Prompt is the name of a prompts/get.
+	Prompt string `json:"prompt,omitempty"`
 	// ArgsDigest is "sha256:<hex>" of the raw tool arguments; Args is kept
 	// only when policy allows recording them.
 	ArgsDigest string          `json:"args_digest,omitempty"`
