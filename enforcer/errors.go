@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/rampart-io/rampart/enforcer/framing"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 )
@@ -47,7 +48,7 @@ const (
 	// requests with ambiguous framing (Content-Length with
 	// Transfer-Encoding, repeated Content-Length, folded headers, bare LF):
 	// the shapes of request smuggling. The connection is closed.
-	CodeRequestMalformed = Code("request_malformed")
+	CodeRequestMalformed = Code(framing.Malformed)
 	// CodeNotFound answers paths that no enabled mode serves.
 	CodeNotFound = Code("not_found")
 	// CodeBudgetExceeded refuses a call beyond the session's or task's call
