@@ -250,7 +250,7 @@ func (e *Enforcer) Serve(ctx context.Context, ls Listeners) error {
 		return errors.New("enforcer: ext_authz_grpc mode needs a gRPC listener")
 	}
 	srv := e.httpServer()
-	fo := framing.Options{MaxHeaderBytes: e.framingLimit(), HandshakeTimeout: e.cfg.Timeouts.ReadHeader, OnRefuse: e.refused}
+	fo := framing.Options{MaxHeaderBytes: e.cfg.MaxHeaderBytes, HandshakeTimeout: e.cfg.Timeouts.ReadHeader, OnRefuse: e.refused}
 	var hl net.Listener = framing.Listen(ls.HTTP, fo)
 	if e.tls != nil {
 		hl = framing.ListenTLS(ls.HTTP, e.tls, fo)
@@ -289,10 +289,6 @@ func (e *Enforcer) Serve(ctx context.Context, ls Listeners) error {
 	}
 	return nil
 }
-
-// framingLimit bounds a header block in the framing check; past it the
-// server answers 431 itself (it allows MaxHeaderBytes plus 4 KiB).
-func (e *Enforcer) framingLimit() int { return e.cfg.MaxHeaderBytes + 4<<10 }
 
 func (e *Enforcer) httpServer() *http.Server {
 	var protos http.Protocols

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -11,38 +12,24 @@ import (
 	"time"
 )
 
-// Code is the stable name of a refusal: the server behind the listener
-// answers and records it under this name.
-type Code string
-
-// Malformed refuses a request with ambiguous framing (Content-Length with
-// Transfer-Encoding, repeated Content-Length, folded headers, bare LF).
-const Malformed Code = "request_malformed"
-
-// Status is the HTTP status c is answered with.
-func (c Code) Status() int { return http.StatusBadRequest }
-
-// Refusal is a request refused by the check.
-type Refusal struct {
-	Code   Code
-	Reason string   // what was wrong, for the record
-	Remote net.Addr // the peer
-}
-
 // Options configure the check of a listener's connections.
 type Options struct {
-	// MaxHeaderBytes bounds a header block the check reads.
+	// MaxHeaderBytes bounds a request's header block, request line to
+	// blank line; a longer one is refused with HeadersTooLarge. Set it to
+	// the server's http.Server.MaxHeaderBytes: net/http allows 4 KiB more
+	// (and answers past that in plain text), so the check answers first.
 	MaxHeaderBytes int
 	// HandshakeTimeout bounds a TLS handshake (ListenTLS only).
 	HandshakeTimeout time.Duration
 	// OnRefuse, when set, is called for every refused request before it is
-	// answered, on the goroutine reading the connection, and returns the
-	// answer's JSON body.
+	// answered, on the goroutine reading the connection (which waits for
+	// it), and returns the answer's JSON body; without it the body is
+	// empty.
 	OnRefuse func(Refusal) []byte
 }
 
 // Conn checks each HTTP/1 request's framing before net/http reads it; see
-// framer.
+// framer. A refused request is answered here, and the connection closed.
 type Conn struct {
 	net.Conn
 	f       framer
@@ -61,16 +48,27 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		if ferr := c.f.feed(p[:n]); ferr != nil {
+		if r := c.f.feed(p[:n]); r != nil {
 			// Nothing of this read reaches net/http: the request it belongs
 			// to is refused here, and the connection with it.
 			c.refused = true
-			c.refuse(Refusal{Code: Malformed, Reason: ferr.Error(), Remote: c.RemoteAddr()})
-			return 0, ferr
+			r.Remote = c.RemoteAddr()
+			c.refuse(*r)
+			// A read error, so that net/http closes quietly rather than
+			// answer on the closed connection.
+			return 0, &net.OpError{Op: "read", Net: r.Remote.Network(), Source: c.LocalAddr(), Addr: r.Remote, Err: r}
 		}
 	}
 	return n, err
 }
+
+// lingerTime and lingerBytes bound the wait, after a refusal, for the
+// client to read it: closing with its request still unread would reset
+// the connection, and the client could lose the answer.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 1 << 20
+)
 
 // refuse answers r and closes the connection.
 func (c *Conn) refuse(r Refusal) {
@@ -79,12 +77,19 @@ func (c *Conn) refuse(r Refusal) {
 		body = c.o.OnRefuse(r)
 	}
 	status := r.Code.Status()
-	head := "HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n"
+	head := "HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n"
+	if len(body) > 0 {
+		head += "Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+	}
+	head += "Connection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
 	c.wmu.Lock()
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Conn.Write(append([]byte(head), body...))
+	_, err := c.Conn.Write(append([]byte(head), body...))
 	c.wmu.Unlock()
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && err == nil && cw.CloseWrite() == nil {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+	}
 	_ = c.Conn.Close()
 }
 
