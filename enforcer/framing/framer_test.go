@@ -225,8 +225,8 @@ func sameBoundaries(t *testing.T, raw []byte) {
 		return // net/http serves h2c, or closes after the PRI request
 	}
 	for i, want := range httpBoundaries(raw) {
-		if want.end >= refusedAt {
-			return
+		if want.end > refusedAt {
+			return // net/http never gets the whole request
 		}
 		if i >= len(seen) || seen[i] != want {
 			t.Fatalf("request %d: net/http reads %+v, the framer %+v (all: %+v)", i+1, want, seen, httpBoundaries(raw))

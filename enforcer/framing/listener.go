@@ -18,8 +18,10 @@ type Options struct {
 	// blank line; a longer one is refused with HeadersTooLarge. Set it to
 	// the server's http.Server.MaxHeaderBytes: net/http allows 4 KiB more
 	// (and answers past that in plain text), so the check answers first.
+	// Zero means http.DefaultMaxHeaderBytes, as for the server.
 	MaxHeaderBytes int
-	// HandshakeTimeout bounds a TLS handshake (ListenTLS only).
+	// HandshakeTimeout bounds a TLS handshake (ListenTLS only). Zero
+	// means 10 seconds.
 	HandshakeTimeout time.Duration
 	// OnRefuse, when set, is called for every refused request before it is
 	// answered, on the goroutine reading the connection (which waits for
@@ -28,9 +30,9 @@ type Options struct {
 	OnRefuse func(Refusal) []byte
 }
 
-// Conn checks each HTTP/1 request's framing before net/http reads it; see
+// conn checks each HTTP/1 request's framing before net/http reads it; see
 // framer. A refused request is answered here, and the connection closed.
-type Conn struct {
+type conn struct {
 	net.Conn
 	f       framer
 	o       *Options
@@ -38,11 +40,11 @@ type Conn struct {
 	refused bool
 }
 
-func newConn(c net.Conn, o *Options) *Conn {
-	return &Conn{Conn: c, f: framer{limit: o.MaxHeaderBytes}, o: o}
+func newConn(c net.Conn, o *Options) *conn {
+	return &conn{Conn: c, f: framer{limit: o.MaxHeaderBytes}, o: o}
 }
 
-func (c *Conn) Read(p []byte) (int, error) {
+func (c *conn) Read(p []byte) (int, error) {
 	if c.refused {
 		return 0, net.ErrClosed
 	}
@@ -71,7 +73,7 @@ const (
 )
 
 // refuse answers r and closes the connection.
-func (c *Conn) refuse(r Refusal) {
+func (c *conn) refuse(r Refusal) {
 	var body []byte
 	if c.o.OnRefuse != nil {
 		body = c.o.OnRefuse(r)
@@ -93,7 +95,7 @@ func (c *Conn) refuse(r Refusal) {
 	_ = c.Conn.Close()
 }
 
-func (c *Conn) Write(p []byte) (int, error) {
+func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.Conn.Write(p)
@@ -102,20 +104,32 @@ func (c *Conn) Write(p []byte) (int, error) {
 // tlsConn is a checked TLS connection. ConnectionState lets net/http fill
 // Request.TLS, which it does for *tls.Conn only otherwise.
 type tlsConn struct {
-	*Conn
+	*conn
 	tls *tls.Conn
 }
 
 func (c *tlsConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
-// Listener wraps each cleartext connection in a Conn.
+// Listener checks the cleartext connections of the listener inside.
 type Listener struct {
 	net.Listener
 	o Options
 }
 
 // Listen checks the connections accepted from inner.
-func Listen(inner net.Listener, o Options) *Listener { return &Listener{Listener: inner, o: o} }
+func Listen(inner net.Listener, o Options) *Listener {
+	return &Listener{Listener: inner, o: o.withDefaults()}
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	return o
+}
 
 // Accept returns the next connection, checked.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -129,7 +143,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 // TLSListener terminates TLS itself so that HTTP/1 over TLS passes the
 // framing check too: handshakes run off the accept loop (bounded by
 // HandshakeTimeout), then an h2 connection goes to net/http as the
-// *tls.Conn it needs for ALPN, and an HTTP/1 one wrapped in a Conn.
+// *tls.Conn it needs for ALPN, and an HTTP/1 one checked.
 type TLSListener struct {
 	inner net.Listener
 	o     Options
@@ -142,7 +156,7 @@ type TLSListener struct {
 // ListenTLS terminates TLS with cfg on the connections accepted from
 // inner and checks those that speak HTTP/1.
 func ListenTLS(inner net.Listener, cfg *tls.Config, o Options) *TLSListener {
-	l := &TLSListener{inner: inner, o: o, conns: make(chan net.Conn), done: make(chan struct{})}
+	l := &TLSListener{inner: inner, o: o.withDefaults(), conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.loop(cfg)
 	return l
 }
@@ -177,7 +191,7 @@ func (l *TLSListener) handshake(tc *tls.Conn) {
 	}
 	var c net.Conn = tc
 	if tc.ConnectionState().NegotiatedProtocol != "h2" {
-		c = &tlsConn{Conn: newConn(tc, &l.o), tls: tc}
+		c = &tlsConn{conn: newConn(tc, &l.o), tls: tc}
 	}
 	select {
 	case l.conns <- c:
