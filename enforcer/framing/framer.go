@@ -203,7 +203,7 @@ func (f *framer) header(block []byte) {
 		f.state = stH2
 		return
 	}
-	proto, ok := requestLine(lines[0])
+	http11, ok := requestLine(lines[0])
 	if !ok {
 		f.fail(Malformed, "malformed request line")
 		return
@@ -253,10 +253,10 @@ func (f *framer) header(block []byte) {
 		f.fail(Malformed, "%d Transfer-Encoding fields", te)
 	case cl > 0 && te > 0:
 		f.fail(Malformed, "both Content-Length and Transfer-Encoding")
-	case te > 0 && proto != "HTTP/1.1":
+	case te > 0 && !http11:
 		// net/http ignores it there and reads no body (RFC 9112 §6.1:
 		// the framing is faulty).
-		f.fail(Malformed, "Transfer-Encoding in an %s request", proto)
+		f.fail(Malformed, "Transfer-Encoding in an HTTP/1.0 request")
 	case te > 0:
 		f.n++
 		f.start = append(f.start[:0], lines[0][:min(len(lines[0]), maxStart)]...)
@@ -275,23 +275,25 @@ func (f *framer) header(block []byte) {
 const maxStart = 2*MaxRecorded + len(" HTTP/1.1") + 1
 
 // requestLine checks "method SP request-target SP HTTP-version", split as
-// net/http splits it, and returns the version.
-func requestLine(l []byte) (proto string, ok bool) {
+// net/http splits it, and reports whether the version is HTTP/1.1.
+func requestLine(l []byte) (http11, ok bool) {
 	method, rest, ok1 := bytes.Cut(l, []byte(" "))
 	target, version, ok2 := bytes.Cut(rest, []byte(" "))
 	if !ok1 || !ok2 || !isToken(method) || len(target) == 0 {
-		return "", false
+		return false, false
 	}
 	for _, c := range target {
 		if c <= ' ' || c == 0x7f {
-			return "", false
+			return false, false
 		}
 	}
 	switch string(version) {
-	case "HTTP/1.1", "HTTP/1.0":
-		return string(version), true
+	case "HTTP/1.1":
+		return true, true
+	case "HTTP/1.0":
+		return false, true
 	}
-	return "", false
+	return false, false
 }
 
 func isHex(b []byte) bool {
