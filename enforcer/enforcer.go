@@ -32,6 +32,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/extauthz"
+	"github.com/rampart-io/rampart/enforcer/framing"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
@@ -287,11 +288,10 @@ func (e *Enforcer) Serve(ctx context.Context, ls Listeners) error {
 		return errors.New("enforcer: ext_authz_grpc mode needs a gRPC listener")
 	}
 	srv := e.httpServer()
-	var hl net.Listener
+	fo := framing.Options{MaxHeaderBytes: e.cfg.MaxHeaderBytes, HandshakeTimeout: e.cfg.Timeouts.ReadHeader, OnRefuse: e.refused}
+	var hl net.Listener = framing.Listen(ls.HTTP, fo)
 	if e.tls != nil {
-		hl = newTLSListener(ls.HTTP, e.tls, e.cfg.Timeouts.ReadHeader, e.framingLimit())
-	} else {
-		hl = &framingListener{Listener: ls.HTTP, limit: e.framingLimit()}
+		hl = framing.ListenTLS(ls.HTTP, e.tls, fo)
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(hl) }()
@@ -327,10 +327,6 @@ func (e *Enforcer) Serve(ctx context.Context, ls Listeners) error {
 	}
 	return nil
 }
-
-// framingLimit bounds a header block in the framing check; past it the
-// server answers 431 itself (it allows MaxHeaderBytes plus 4 KiB).
-func (e *Enforcer) framingLimit() int { return e.cfg.MaxHeaderBytes + 4<<10 }
 
 func (e *Enforcer) httpServer() *http.Server {
 	var protos http.Protocols

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/rampart-io/rampart/enforcer/framing"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 )
@@ -65,7 +66,12 @@ const (
 	// requests with ambiguous framing (Content-Length with
 	// Transfer-Encoding, repeated Content-Length, folded headers, bare LF):
 	// the shapes of request smuggling. The connection is closed.
-	CodeRequestMalformed = Code("request_malformed")
+	CodeRequestMalformed = Code(framing.Malformed)
+	// CodeHeadersTooLarge is answered, at the connection level, to HTTP/1
+	// requests whose header block is over max_header_bytes (or whose
+	// trailers are over their bound): the framing check cannot follow
+	// them, so it refuses them. The connection is closed.
+	CodeHeadersTooLarge = Code(framing.HeadersTooLarge)
 	// CodeNotFound answers paths that no enabled mode serves.
 	CodeNotFound = Code("not_found")
 	// CodeBudgetExceeded refuses a call beyond the session's or task's call
@@ -148,7 +154,8 @@ var errorTable = map[Code]struct {
 	CodeTaskForeign:            {http.StatusForbidden, "the task belongs to another principal"},
 	CodeClientCertInvalid:      {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
 	CodeSPIFFEMismatch:         {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
-	CodeRequestMalformed:       {http.StatusBadRequest, "the request's framing is ambiguous"},
+	CodeRequestMalformed:       {framing.Malformed.Status(), "the request's framing is ambiguous"},
+	CodeHeadersTooLarge:        {framing.HeadersTooLarge.Status(), "the request's header fields are too large"},
 	CodeNotFound:               {http.StatusNotFound, "not found"},
 	CodeBudgetExceeded:         {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
 	CodeBudgetTableFull:        {http.StatusServiceUnavailable, "the budget table is full; a new session or task cannot be counted yet"},
