@@ -47,8 +47,8 @@ func TestConnectionRefusalsRecorded(t *testing.T) {
 			enforcer.CodeRequestMalformed, event.Request{Method: "POST", Path: "/mcp", Query: "x=1"},
 			[]string{"both Content-Length and Transfer-Encoding", "request 1 on the connection from 127.0.0.1:"}},
 		{"headers too large", "POST " + long + " HTTP/1.1\r\nHost: tools.test\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\n\r\n",
-			enforcer.CodeHeadersTooLarge, event.Request{Method: "POST", Path: long[:256]},
-			[]string{"header block over 32768 bytes", "cut at 256 bytes"}},
+			enforcer.CodeHeadersTooLarge, event.Request{Method: "POST", Path: long[:256], Truncated: []string{"method", "path"}},
+			[]string{"header block over 32768 bytes"}},
 	}
 	for _, d := range dialers {
 		for _, tt := range tests {
