@@ -46,6 +46,10 @@ func hashFixture() []*event.Event {
 			e.Request = &event.Request{Method: "POST", Host: text(9), Path: "/" + text(i), Query: text(i % 3), Resource: text(i % 2),
 				Headers: map[string]string{"x-b": text(4), "x-a": text(130), "accept": ""}, RPCMethod: "tools/call", Tool: text(6),
 				ArgsDigest: text(71), Args: args, BodyBytes: int64(r.IntN(1 << 20)), Destination: text(7), DataClass: text(i % 2)}
+			if i%8 == 5 { // the columns of the v3 form; the others hash as v2
+				e.Identity.SessionSource, e.Identity.TaskSource = text(6), text(i%3)
+				e.Request.RPCKind, e.Request.Prompt, e.Request.Truncated = text(7), text(130), []string{text(4), ""}[:i%3]
+			}
 		case 2:
 			e.Kind = event.KindDecision
 			e.Decision = &event.Decision{Effect: event.EffectDeny, PolicyID: text(5), RuleID: text(9), PolicyHash: text(71),

@@ -51,7 +51,8 @@ func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event
 			&req.Method, &req.Host, &req.Path, &req.Query, &req.Resource, &headerNames, &headerValues, &req.RPCMethod, &req.Tool, &req.ArgsDigest, &args, &req.BodyBytes, &req.Destination, &req.DataClass,
 			&effect, &dec.PolicyID, &dec.RuleID, &dec.PolicyHash, &dec.Reason, &dec.Code, &dec.EvalNanos, &dec.Shadow,
 			&status, &resp.DurationNs, &resp.Bytes,
-			&cp.KeyID, &cp.Signature, &cp.Unrecorded)
+			&cp.KeyID, &cp.Signature, &cp.Unrecorded,
+			&id.SessionSource, &id.TaskSource, &req.RPCKind, &req.Prompt, &req.Truncated)
 		if err != nil {
 			return fmt.Errorf("clickhouse: scan event: %w", err)
 		}
@@ -79,6 +80,9 @@ func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event
 		}
 		if len(dec.Shadow) == 0 {
 			dec.Shadow = nil
+		}
+		if len(req.Truncated) == 0 {
+			req.Truncated = nil
 		}
 		e.Identity, e.Request, e.Decision, e.Response = &id, &req, &dec, &resp
 		if e.Kind == event.KindCheckpoint {

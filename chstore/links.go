@@ -61,11 +61,11 @@ type linkScanner struct {
 
 func (s *linkScanner) next() (chain.Link, error) {
 	for {
-		n, l, err := s.parse(s.buf[s.start:s.end])
+		n, ext, l, err := s.parse(s.buf[s.start:s.end])
 		if err == nil {
 			row := s.buf[s.start : s.start+n]
 			s.start += n
-			l.Hash = chain.RowHash(row)
+			l.Hash = chain.RowHash(row, ext)
 			if l.Kind == event.KindCheckpoint { // rare, and read whole
 				l.Event, err = decodeRow(row)
 			}
@@ -139,23 +139,25 @@ var plan = func() []column {
 	return out
 }()
 
-// parse finds the row at the start of b and its link fields. The length
-// reads are written out inline: this loop runs for every column of every
-// row verify reads.
-func (s *linkScanner) parse(b []byte) (int, chain.Link, error) {
-	var l chain.Link
+// parse finds the row at the start of b, the offset in it of its
+// chain.ExtColumns, and its link fields. The length reads are written out
+// inline: this loop runs for every column of every row verify reads.
+func (s *linkScanner) parse(b []byte) (n, ext int, l chain.Link, err error) {
 	off := 0
-	for _, col := range plan {
+	for i, col := range plan {
+		if i == chain.ExtStart {
+			ext = off
+		}
 		switch col.typ {
 		case chain.String:
 			n, w := uint64(0), 1
 			if off < len(b) && b[off] < 0x80 {
 				n = uint64(b[off])
 			} else if n, w = binary.Uvarint(b[off:]); w <= 0 {
-				return 0, l, lengthError(w)
+				return 0, 0, l, lengthError(w)
 			}
 			if n > uint64(len(b)-off-w) {
-				return 0, l, shortString(n)
+				return 0, 0, l, shortString(n)
 			}
 			off += w
 			v := b[off : off+int(n)]
@@ -186,7 +188,7 @@ func (s *linkScanner) parse(b []byte) (int, chain.Link, error) {
 				width = 4
 			}
 			if len(b)-off < width {
-				return 0, l, errShort
+				return 0, 0, l, errShort
 			}
 			if col.field == fieldSeq {
 				l.Seq = binary.LittleEndian.Uint64(b[off:])
@@ -196,14 +198,14 @@ func (s *linkScanner) parse(b []byte) (int, chain.Link, error) {
 			count, w := binary.Uvarint(b[off:])
 			switch {
 			case w == 0:
-				return 0, l, errShort
+				return 0, 0, l, errShort
 			case w < 0 || count > maxRow:
-				return 0, l, errors.New("bad array length")
+				return 0, 0, l, errors.New("bad array length")
 			}
 			off += w
 			if col.typ == chain.Ints {
 				if count*8 > uint64(len(b)-off) {
-					return 0, l, errShort
+					return 0, 0, l, errShort
 				}
 				off += int(count) * 8
 				continue
@@ -211,16 +213,16 @@ func (s *linkScanner) parse(b []byte) (int, chain.Link, error) {
 			for range count {
 				n, w := binary.Uvarint(b[off:])
 				if w <= 0 {
-					return 0, l, lengthError(w)
+					return 0, 0, l, lengthError(w)
 				}
 				if n > uint64(len(b)-off-w) {
-					return 0, l, shortString(n)
+					return 0, 0, l, shortString(n)
 				}
 				off += w + int(n)
 			}
 		}
 	}
-	return off, l, nil
+	return off, ext, l, nil
 }
 
 // lengthError is the error of a string length binary.Uvarint could not

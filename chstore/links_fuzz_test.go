@@ -42,22 +42,22 @@ func FuzzParseRow(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s linkScanner
-		n, l, err := s.parse(b)
+		n, ext, l, err := s.parse(b)
 		if err != nil {
 			return
 		}
-		if n <= 0 || n > len(b) {
-			t.Fatalf("row of %d bytes in %d", n, len(b))
+		if n <= 0 || n > len(b) || ext <= 0 || ext+len(chain.ExtColumns) > n {
+			t.Fatalf("row of %d bytes in %d, its ext columns at %d", n, len(b), ext)
 		}
 		e, err := decodeRow(b[:n])
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("accepted row is short for the decoder: %v", err)
 		}
-		if err == nil && e.Seq != l.Seq || e.Instance != l.Instance || e.Epoch != l.Epoch || e.ID != l.ID || e.Kind != l.Kind {
+		if err == nil && (e.Seq != l.Seq || e.Instance != l.Instance || e.Epoch != l.Epoch || e.ID != l.ID || e.Kind != l.Kind) {
 			t.Fatalf("link %+v, event %+v", l, e)
 		}
 		for _, k := range []int{0, n / 2, n - 1} {
-			if _, _, err := s.parse(b[:k]); err != errShort {
+			if _, _, _, err := s.parse(b[:k]); err != errShort {
 				t.Fatalf("prefix of %d of a %d-byte row: %v", k, n, err)
 			}
 		}

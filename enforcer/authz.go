@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/rampart-io/rampart/enforcer/extauthz"
@@ -39,14 +40,16 @@ func (a authorizer) Check(ctx context.Context, r *extauthz.Request) extauthz.Ver
 	return extauthz.Verdict{Allow: true, Status: http.StatusOK, Header: o.upstreamHeader(), Remove: rampartHeaders(r.Header)}
 }
 
-// rampartHeaders names the client-supplied X-Rampart-* headers the
-// gateway must strip. The enforcer's own are overwritten instead (Envoy
-// may apply removals after additions, which would drop them).
+// rampartHeaders names the client-supplied X-Rampart-* headers, and the
+// method and URL overrides of some frameworks, that the gateway must
+// strip. The enforcer's own are overwritten instead (Envoy may apply
+// removals after additions, which would drop them).
 func rampartHeaders(h http.Header) []string {
 	var out []string
 	for k := range h {
 		k = http.CanonicalHeaderKey(k)
-		if strings.HasPrefix(k, headerPrefix) && k != HeaderRequestID && k != HeaderTenant && k != HeaderSubject {
+		if strings.HasPrefix(k, headerPrefix) && k != HeaderRequestID && k != HeaderTenant && k != HeaderSubject ||
+			slices.Contains(overrideHeaders, k) {
 			out = append(out, strings.ToLower(k))
 		}
 	}

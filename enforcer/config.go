@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
@@ -90,6 +91,10 @@ type Config struct {
 	// where only well-formed MCP requests pass: a POST of one JSON-RPC
 	// message, a GET or a DELETE without a body. Default: every path.
 	MCP mcp.Endpoints `yaml:"mcp"`
+	// Budgets bounds the counters of rule call budgets, held in memory:
+	// per tenant (default 10000) and in total (default 100000). A new
+	// session or task beyond either is refused with budget_table_full.
+	Budgets policy.BudgetLimits `yaml:"budgets"`
 	// ToolSchemas pins a JSON Schema per tool (from here, or from the
 	// backend's tools/list answers); calls that violate it are refused
 	// before policy.
@@ -119,6 +124,15 @@ type Config struct {
 	// from any other address is refused with proxy_untrusted.
 	// Default loopback: ["127.0.0.0/8", "::1/128"].
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// SessionBindings bounds the table binding client-sent session and
+	// task ids to the principal that holds them (identity.session_header,
+	// identity.task_header).
+	SessionBindings binding.Config `yaml:"session_bindings"`
+	// ForwardedFor are the CIDRs of proxies in front of proxy mode whose
+	// X-Forwarded-For the enforcer extends; from anyone else it is dropped
+	// and starts afresh with the peer's address. Default none: an agent
+	// on the enforcer's own host is not a proxy.
+	ForwardedFor []string `yaml:"forwarded_for"`
 }
 
 // Timeouts of the HTTP server. Zero means the default; there is no way to
@@ -147,8 +161,9 @@ type TLSConfig struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// ClientCAFile holds the PEM CAs that client certificates must chain
-	// to. A client certificate's spiffe:// URI SAN is recorded as the
-	// caller's SPIFFE ID. A bearer JWT is still required: the certificate
+	// to. A verified client certificate must be an X.509-SVID (exactly one
+	// URI SAN, a workload SPIFFE ID, not a CA), or the request is refused
+	// with client_cert_invalid; its SPIFFE ID is recorded as the caller's. A bearer JWT is still required: the certificate
 	// says which workload connects, the token on whose behalf; when the
 	// token's subject is itself a SPIFFE ID (a JWT-SVID) it must match the
 	// certificate's, or the request is refused with spiffe_mismatch.
@@ -166,13 +181,20 @@ type ForwardAuthConfig struct {
 	// Path is where gateways send their auth subrequests. In proxy mode
 	// this path is answered, never forwarded. Default "/_rampart/auth".
 	Path string `yaml:"path"`
-	// MethodHeaders, URIHeaders and HostHeaders name the headers carrying
-	// the original request's method, URI and host, tried in order.
-	// Defaults: X-Original-Method, X-Forwarded-Method (nginx, Caddy);
-	// X-Original-URI, X-Forwarded-Uri; X-Original-Host, X-Forwarded-Host.
-	MethodHeaders []string `yaml:"method_headers"`
-	URIHeaders    []string `yaml:"uri_headers"`
-	HostHeaders   []string `yaml:"host_headers"`
+	// Gateway is the kind of gateway that sends the subrequests: "nginx"
+	// (X-Original-Method, X-Original-URI, X-Original-Host, set with
+	// proxy_set_header), "caddy" or "traefik" (X-Forwarded-Method,
+	// X-Forwarded-Uri, X-Forwarded-Host, which they set themselves). Only
+	// that gateway's headers are read; a subrequest carrying another
+	// spelling of them came from the client and is refused. Required in
+	// forward_auth mode.
+	Gateway string `yaml:"gateway"`
+	// SecretFile holds the secret the gateway sends in
+	// X-Rampart-Gateway-Secret with every subrequest (one line, at least
+	// 16 characters); a subrequest without it is refused with
+	// gateway_unauthenticated. Required in forward_auth mode: without it,
+	// any process that reaches the endpoint records decisions.
+	SecretFile string `yaml:"secret_file"`
 }
 
 // ExtAuthzConfig is the Envoy ext_authz services.
@@ -221,9 +243,6 @@ func (c *Config) SetDefaults() {
 	defDur(&c.Timeouts.Idle, 120*time.Second)
 	defDur(&c.Timeouts.Shutdown, 15*time.Second)
 	def(&c.ForwardAuth.Path, "/_rampart/auth")
-	defList(&c.ForwardAuth.MethodHeaders, "X-Original-Method", "X-Forwarded-Method")
-	defList(&c.ForwardAuth.URIHeaders, "X-Original-URI", "X-Forwarded-Uri")
-	defList(&c.ForwardAuth.HostHeaders, "X-Original-Host", "X-Forwarded-Host")
 	def(&c.ExtAuthz.GRPCListen, "127.0.0.1:9191")
 	def(&c.ExtAuthz.HTTPPathPrefix, "/_rampart/ext_authz")
 	defList(&c.TrustedProxies, "127.0.0.0/8", "::1/128")
@@ -234,8 +253,10 @@ func (c *Config) SetDefaults() {
 	}
 	c.RPC.SetDefaults()
 	c.MCP.SetDefaults()
+	c.Budgets.SetDefaults()
 	c.ToolSchemas.SetDefaults()
 	c.Destinations.SetDefaults()
+	c.SessionBindings.SetDefaults()
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1024
 	}
@@ -269,8 +290,14 @@ func (c *Config) Validate() error {
 	if err := c.MCP.Validate(); err != nil {
 		return fmt.Errorf("enforcer: %w", err)
 	}
+	if err := c.Budgets.Validate(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
+	}
 	if err := c.ToolSchemas.Validate(); err != nil {
 		return fmt.Errorf("enforcer: tool_schemas: %w", err)
+	}
+	if err := c.SessionBindings.Validate(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
 	}
 	if err := c.Destinations.Validate(); err != nil {
 		return fmt.Errorf("enforcer: destinations: %w", err)
@@ -302,6 +329,10 @@ func (c *Config) Validate() error {
 		return errors.New("enforcer: timeouts must not be negative")
 	case !strings.HasPrefix(c.ForwardAuth.Path, "/"):
 		return fmt.Errorf("enforcer: forward_auth.path %q must start with /", c.ForwardAuth.Path)
+	case c.Enabled(ModeForwardAuth) && gatewayHeaders[c.ForwardAuth.Gateway] == (originHeaders{}):
+		return fmt.Errorf("enforcer: forward_auth.gateway %q: want nginx, caddy or traefik", c.ForwardAuth.Gateway)
+	case c.Enabled(ModeForwardAuth) && c.ForwardAuth.SecretFile == "":
+		return errors.New("enforcer: forward_auth.secret_file is required in forward_auth mode")
 	case !strings.HasPrefix(c.ExtAuthz.HTTPPathPrefix, "/"):
 		return fmt.Errorf("enforcer: ext_authz.http_path_prefix %q must start with /", c.ExtAuthz.HTTPPathPrefix)
 	case c.Enabled(ModeForwardAuth) && c.Enabled(ModeExtAuthzHTTP) &&
@@ -316,6 +347,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
 		return fmt.Errorf("enforcer: trusted_proxies: %w", err)
+	}
+	if _, err := parsePrefixes(c.ForwardedFor); err != nil {
+		return fmt.Errorf("enforcer: forwarded_for: %w", err)
 	}
 	if err := c.Identity.Validate(); err != nil {
 		return fmt.Errorf("enforcer: %w", err)
@@ -357,7 +391,7 @@ func LoadConfig(path string) (Config, error) {
 	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.PolicyFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile,
-		&c.NATS.Spool.Dir, &c.NATS.Checkpoint.KeyFile} {
+		&c.NATS.Spool.Dir, &c.NATS.Checkpoint.KeyFile, &c.ForwardAuth.SecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

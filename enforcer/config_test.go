@@ -75,6 +75,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"negative max header bytes", valid + "max_header_bytes: -1\n", "max_header_bytes"},
 		{"relative MCP path", valid + "mcp: {paths: [mcp]}\n", "mcp: paths"},
 		{"MCP path not canonical", valid + "mcp: {paths: [/a/../mcp]}\n", "mcp: paths"},
+		{"forward_auth without a gateway", valid + "modes: [forward_auth]\nforward_auth: {secret_file: s}\n", "forward_auth.gateway"},
+		{"forward_auth with an unknown gateway", valid + "modes: [forward_auth]\nforward_auth: {gateway: haproxy, secret_file: s}\n", "forward_auth.gateway"},
+		{"forward_auth without a secret", valid + "modes: [forward_auth]\nforward_auth: {gateway: nginx}\n", "secret_file"},
+		{"forward_auth header lists are gone", valid + "forward_auth: {uri_headers: [X-Original-URI]}\n", "uri_headers"},
+		{"bad forwarded_for", valid + "forwarded_for: [nonsense]\n", "forwarded_for"},
+		{"negative session bindings", valid + "session_bindings: {max_total: -1}\n", "session_bindings"},
+		{"negative budget bound", valid + "budgets: {max_total: -1}\n", "max_total must not be negative"},
+		{"tenant budget bound above the total", valid + "budgets: {max_total: 5000}\n", "max_per_tenant (10000) must not exceed max_total (5000)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

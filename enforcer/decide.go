@@ -11,11 +11,13 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/schema/event"
+	"golang.org/x/text/unicode/norm"
 )
 
 // check is one request as a mode presents it to the decision path: what
@@ -38,6 +40,10 @@ type check struct {
 	// untrusted marks a check from an address outside trusted_proxies;
 	// nothing it forwarded is believed.
 	untrusted bool
+	// refusal is why the mode refuses what it was sent (with refusalCode),
+	// decided once the caller is identified so that the refusal is theirs.
+	refusal     error
+	refusalCode Code
 }
 
 // outcome is the decision path's answer, which each mode turns into its
@@ -82,8 +88,11 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 	}
 	if d.Effect != event.EffectAllow {
 		code := CodePolicyDenied
-		if d.Code == policy.DecisionBudgetExceeded {
+		switch d.Code {
+		case policy.DecisionBudgetExceeded:
 			code = CodeBudgetExceeded
+		case policy.DecisionBudgetTableFull:
+			code = CodeBudgetTableFull
 		}
 		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
 			reply: errorBody(code, x.id, d.Reason, func(b *apiError) {
@@ -116,13 +125,19 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 	}
 	// Identity first: it needs no body, and it makes every later refusal
 	// attributable to a caller.
-	ident, err := e.verifier.Verify((&http.Request{Header: c.header}).WithContext(ctx))
+	ident, err := e.verifier.Verify(ctx, c.header)
 	if err != nil {
 		return refuse(Code(identity.CodeOf(err)), err, nil)
 	}
 	x.ident = ident
+	if code, err := e.bindClientIDs(c.header, ident); err != nil {
+		return refuse(code, err, nil)
+	}
 	if c.certErr != nil {
 		return refuse(CodeClientCertInvalid, c.certErr, nil)
+	}
+	if c.refusal != nil {
+		return refuse(c.refusalCode, c.refusal, nil)
 	}
 	if c.peerSPIFFE != "" {
 		// The certificate names the workload; a JWT-SVID must name the same.
@@ -172,8 +187,12 @@ func (e *Enforcer) newExchange(c *check) *exchange {
 }
 
 // canonicalPath refuses paths a backend could resolve to somewhere other
-// than what the policy matched: dot segments, empty segments, and encoded
-// slashes, dots or backslashes.
+// than what the policy matched: dot segments, empty segments, encoded
+// slashes, dots or backslashes, and the forms some backends normalise on
+// their own — matrix parameters (";": Tomcat and Spring resolve
+// /mcp/..;/admin to /admin), double encoding ("%25"), bytes that are not
+// UTF-8 (overlong encodings of "." and "/"), control characters, and
+// characters that compatibility-fold (NFKC) to a separator.
 func canonicalPath(p, raw string) error {
 	if p == "" {
 		return nil
@@ -185,17 +204,32 @@ func canonicalPath(p, raw string) error {
 	if strings.HasSuffix(p, "/") && clean != "/" {
 		clean += "/"
 	}
-	if clean != p || strings.ContainsRune(p, '\\') {
+	if clean != p || strings.ContainsAny(p, "\\;") {
 		return fmt.Errorf("path %q is not canonical", p)
 	}
 	lower := strings.ToLower(raw)
-	for _, enc := range []string{"%2f", "%2e", "%5c", "%00"} {
+	for _, enc := range []string{"%2f", "%2e", "%5c", "%00", "%25", "%3b"} {
 		if strings.Contains(lower, enc) {
 			return fmt.Errorf("path %q encodes %s", raw, enc)
 		}
 	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("path %q is not UTF-8", raw)
+	}
+	for _, r := range p {
+		switch {
+		case r < 0x20 || r == 0x7f:
+			return fmt.Errorf("path %q holds a control character", raw)
+		case r >= utf8.RuneSelf && (strings.ContainsAny(norm.NFKC.String(string(r)), "./\\;%") || slashLike[r]):
+			return fmt.Errorf("path %q holds %U, which folds to a separator", raw, r)
+		}
+	}
 	return nil
 }
+
+// slashLike are slashes NFKC leaves alone that "best fit" code page
+// mappings (IIS, Windows file APIs) still turn into / or \.
+var slashLike = map[rune]bool{0x2044: true, 0x2215: true, 0x2216: true, 0x29F5: true, 0x29F8: true, 0x29F9: true}
 
 // input is what the policy sees of an exchange.
 func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
@@ -206,7 +240,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 	}
 	return &policy.Input{
 		Tenant: id.Tenant, Subject: id.Subject, Issuer: id.Issuer, Actor: id.CurrentActor(), Chain: chain,
-		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID,
+		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID, SessionSource: id.SessionSource, TaskSource: id.TaskSource,
 		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, Query: x.request.Query, Resource: x.request.Resource, Headers: x.request.Headers,
 		RPCKind: x.request.RPCKind, RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Prompt: x.request.Prompt, Args: args,
 		Destination: x.request.Destination, DataClass: x.request.DataClass,
@@ -219,6 +253,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision, mode string) error {
 	// Every event of an exchange repeats the request's summary, so each row
 	// in ClickHouse says on its own what was asked.
+	boundRecord(x.request, d)
 	base := event.Event{Time: x.start.UTC(), Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(), Request: x.request}
 	req, dec := base, base
 	req.Kind = event.KindRequest
@@ -268,12 +303,15 @@ func rpcCode(c int) Code {
 }
 
 // trusted reports whether addr is one of the trusted proxies.
-func (e *Enforcer) trusted(addr netip.Addr) bool {
+func (e *Enforcer) trusted(addr netip.Addr) bool { return inPrefixes(e.proxies, addr) }
+
+// inPrefixes reports whether addr lies in one of prefixes.
+func inPrefixes(prefixes []netip.Prefix, addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
 	addr = addr.Unmap()
-	for _, p := range e.proxies {
+	for _, p := range prefixes {
 		if p.Contains(addr) {
 			return true
 		}

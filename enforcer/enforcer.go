@@ -29,13 +29,17 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/extauthz"
+	"github.com/rampart-io/rampart/enforcer/framing"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/event"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -56,23 +60,29 @@ const startTimeout = 30 * time.Second
 // Enforcer is a configured enforcer. Create it with New, serve it with Run
 // (or Serve, on listeners of your own), and Close it.
 type Enforcer struct {
-	cfg       Config
-	log       *slog.Logger
-	verifier  *identity.Verifier
-	policy    *policy.Watcher
-	stopWatch context.CancelFunc
-	schemas   *toolschema.Registry
-	dests     *destination.Map
-	inflight  chan struct{}     // one slot per request being handled
-	responses chan *event.Event // response events on their way to the record
-	closing   chan struct{}     // closed by Close: no more queueing
-	responded chan struct{}     // closed when the response recorder has drained
-	audit     *audit.Publisher
-	proxy     *httputil.ReverseProxy // nil unless proxy mode
-	ids       event.IDSource         // request ids
-	proxies   []netip.Prefix         // trusted_proxies
-	tls       *tls.Config            // nil unless tls is configured
-	authzHTTP http.Handler           // nil unless ext_authz_http mode
+	cfg          Config
+	log          *slog.Logger
+	verifier     *identity.Verifier
+	policy       *policy.Watcher
+	stopWatch    context.CancelFunc
+	budgetReg    metric.Registration // the budgets' metrics; nil when not registered
+	schemas      *toolschema.Registry
+	dests        *destination.Map
+	inflight     chan struct{}     // one slot per request being handled
+	responses    chan *event.Event // response events on their way to the record
+	closing      chan struct{}     // closed by Close: no more queueing
+	responded    chan struct{}     // closed when the response recorder has drained
+	audit        *audit.Publisher
+	proxy        *httputil.ReverseProxy // nil unless proxy mode
+	ids          event.IDSource         // request ids
+	proxies      []netip.Prefix         // trusted_proxies
+	forwarders   []netip.Prefix         // forwarded_for
+	upstreamHost string                 // proxy mode: the host every request goes to
+	tls          *tls.Config            // nil unless tls is configured
+	authzHTTP    http.Handler           // nil unless ext_authz_http mode
+	bindings     *binding.Table         // client session and task ids, bound to their holders
+	// gatewaySecret is the SHA-256 of forward_auth's secret.
+	gatewaySecret [32]byte
 }
 
 // New builds an enforcer from cfg, which it defaults and validates: it
@@ -88,13 +98,23 @@ func New(cfg Config) (*Enforcer, error) {
 	defer cancel()
 	e := &Enforcer{cfg: cfg, log: slog.Default().With("component", "enforcer", "instance", cfg.Instance)}
 	e.proxies, _ = parsePrefixes(cfg.TrustedProxies) // checked by Validate
+	e.forwarders, _ = parsePrefixes(cfg.ForwardedFor)
+	if u, err := url.Parse(cfg.Upstream); err == nil {
+		e.upstreamHost = u.Host
+	}
 	var err error
 	if cfg.TLS.Enabled() {
 		if e.tls, err = loadTLS(cfg.TLS); err != nil {
 			return nil, err
 		}
 	}
-	if e.policy, err = policy.NewWatcher(policy.WatchConfig{Path: cfg.PolicyFile, Interval: cfg.PolicyReloadInterval, OnReload: e.policyChanged}); err != nil {
+	if cfg.Enabled(ModeForwardAuth) {
+		if e.gatewaySecret, err = loadGatewaySecret(cfg.ForwardAuth.SecretFile); err != nil {
+			return nil, err
+		}
+	}
+	budgets := policy.NewBudgets(cfg.Budgets)
+	if e.policy, err = policy.NewWatcher(policy.WatchConfig{Path: cfg.PolicyFile, Interval: cfg.PolicyReloadInterval, OnReload: e.policyChanged, Budgets: budgets}); err != nil {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
 	if e.schemas, err = toolschema.New(cfg.ToolSchemas); err != nil {
@@ -109,6 +129,10 @@ func New(cfg Config) (*Enforcer, error) {
 	if e.audit, err = audit.Connect(ctx, cfg.Instance, cfg.NATS, e.log); err != nil {
 		e.verifier.Close()
 		return nil, fmt.Errorf("enforcer: %w", err)
+	}
+	e.bindings = binding.New(cfg.SessionBindings)
+	if e.budgetReg, err = budgets.Instrument(otel.GetMeterProvider()); err != nil {
+		e.log.Warn("budget metrics not registered", "err", err) // the budgets still hold
 	}
 	e.inflight = make(chan struct{}, cfg.MaxInFlight)
 	e.responses, e.closing, e.responded = make(chan *event.Event, responseQueue), make(chan struct{}), make(chan struct{})
@@ -169,12 +193,27 @@ func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
 		},
+		// A session the backend issues is bound to the caller before the
+		// answer leaves, so nobody can present it first.
+		ModifyResponse: func(resp *http.Response) error {
+			if x, ok := resp.Request.Context().Value(exchangeKey{}).(*exchange); ok && !e.issueSession(x, resp) {
+				return errSessionHeld
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			e.log.Warn("upstream failed", "err", err, "request_id", r.Header.Get(HeaderRequestID))
 			writeError(w, CodeUpstreamUnavailable, r.Header.Get(HeaderRequestID), "", nil)
 		},
 	}
 }
+
+// exchangeKey carries a forwarded request's exchange to ModifyResponse.
+type exchangeKey struct{}
+
+// errSessionHeld is a backend issuing a session id another principal
+// holds: its answer is not passed on.
+var errSessionHeld = errors.New("the backend issued a session id another principal holds")
 
 // copyBuffers lends the reverse proxy its buffers for copying responses,
 // which it would otherwise allocate (32 KiB) for every one.
@@ -249,11 +288,10 @@ func (e *Enforcer) Serve(ctx context.Context, ls Listeners) error {
 		return errors.New("enforcer: ext_authz_grpc mode needs a gRPC listener")
 	}
 	srv := e.httpServer()
-	var hl net.Listener
+	fo := framing.Options{MaxHeaderBytes: e.cfg.MaxHeaderBytes, HandshakeTimeout: e.cfg.Timeouts.ReadHeader, OnRefuse: e.refused}
+	var hl net.Listener = framing.Listen(ls.HTTP, fo)
 	if e.tls != nil {
-		hl = newTLSListener(ls.HTTP, e.tls, e.cfg.Timeouts.ReadHeader, e.framingLimit())
-	} else {
-		hl = &framingListener{Listener: ls.HTTP, limit: e.framingLimit()}
+		hl = framing.ListenTLS(ls.HTTP, e.tls, fo)
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(hl) }()
@@ -289,10 +327,6 @@ func (e *Enforcer) Serve(ctx context.Context, ls Listeners) error {
 	}
 	return nil
 }
-
-// framingLimit bounds a header block in the framing check; past it the
-// server answers 431 itself (it allows MaxHeaderBytes plus 4 KiB).
-func (e *Enforcer) framingLimit() int { return e.cfg.MaxHeaderBytes + 4<<10 }
 
 func (e *Enforcer) httpServer() *http.Server {
 	var protos http.Protocols
@@ -336,6 +370,9 @@ func (e *Enforcer) Close() {
 	<-e.responded
 	e.audit.Close()
 	e.verifier.Close()
+	if e.budgetReg != nil {
+		_ = e.budgetReg.Unregister()
+	}
 }
 
 // observeListing pins the tool schemas of a tools/list answer and records
@@ -423,8 +460,11 @@ func (x *exchange) identity() *event.Identity {
 }
 
 // serveProxy is the reverse-proxy mode: decide, then forward or answer.
+// The host decided on and recorded is the upstream's, where the request is
+// sent with that Host: the client's Host names nothing here, and letting
+// it pick the destination would let a client choose its data class.
 func (e *Enforcer) serveProxy(w http.ResponseWriter, r *http.Request) {
-	c := &check{method: r.Method, host: r.Host, path: r.URL.Path, rawPath: r.URL.EscapedPath(), query: r.URL.RawQuery, header: r.Header, body: r.Body}
+	c := &check{method: r.Method, host: e.upstreamHost, path: r.URL.Path, rawPath: r.URL.EscapedPath(), query: r.URL.RawQuery, header: r.Header, body: r.Body}
 	c.peerSPIFFE, c.certErr = peerSPIFFEID(r.TLS)
 	o := e.decide(r.Context(), c)
 	w.Header().Set(HeaderRequestID, o.id)
@@ -465,6 +505,9 @@ func sanitize(h http.Header, trustedPeer bool) {
 	for _, k := range forwardedHeaders {
 		h.Del(k)
 	}
+	for _, k := range overrideHeaders {
+		h.Del(k)
+	}
 	for k := range h {
 		switch {
 		case strings.HasPrefix(k, headerPrefix),
@@ -477,7 +520,7 @@ func sanitize(h http.Header, trustedPeer bool) {
 
 // forward sends an allowed request to the upstream and records its answer.
 func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
-	sanitize(r.Header, e.trusted(remoteAddr(r)))
+	sanitize(r.Header, inPrefixes(e.forwarders, remoteAddr(r)))
 	for k, v := range o.upstreamHeader() {
 		r.Header[k] = v
 	}
@@ -490,8 +533,11 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 		rec.keep = maxObservedListing // the listing's schemas are pinned below
 	}
 	start := time.Now()
-	e.proxy.ServeHTTP(rec, r)
 	x := o.x
+	e.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+	if r.Method == http.MethodDelete && rec.status/100 == 2 {
+		e.releaseSession(x, r.Header) // the MCP session is over
+	}
 	if rec.keep > 0 {
 		e.observeListing(x, rec)
 	}

@@ -194,11 +194,19 @@ func (h *harness) token(t *testing.T) string {
 // tokenFor signs a token like token's, for subject sub.
 func (h *harness) tokenFor(t *testing.T, sub string) string {
 	t.Helper()
-	payload, _ := json.Marshal(map[string]any{
-		"iss": "https://idp.test", "aud": "rampart", "sub": sub, "tenant": "acme",
+	return h.tokenWith(t, func(c map[string]any) { c["sub"] = sub })
+}
+
+// tokenWith signs a token like token's with the claims edit makes.
+func (h *harness) tokenWith(t *testing.T, edit func(claims map[string]any)) string {
+	t.Helper()
+	claims := map[string]any{
+		"iss": "https://idp.test", "aud": "rampart", "sub": "user:alice", "tenant": "acme",
 		"exp": time.Now().Add(time.Hour).Unix(), "sid": "sess-1",
 		"act": map[string]any{"sub": "agent:planner"},
-	})
+	}
+	edit(claims)
+	payload, _ := json.Marshal(claims)
 	b, err := jws.Sign(payload, jws.WithKey(jwa.ES256, h.signKey))
 	if err != nil {
 		t.Fatal(err)

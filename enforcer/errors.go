@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/rampart-io/rampart/enforcer/framing"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
@@ -38,6 +39,24 @@ const (
 	// CodeForwardedMissing refuses a forward-auth check without the
 	// original method, URI or host.
 	CodeForwardedMissing = Code("forwarded_headers_missing")
+	// CodeGatewayUnauthenticated refuses a forward-auth subrequest without
+	// the gateway secret.
+	CodeGatewayUnauthenticated = Code("gateway_unauthenticated")
+	// CodeForwardedConflict refuses a forward-auth subrequest whose
+	// original-request headers are repeated or spelled other than the
+	// gateway writes them: the client wrote them.
+	CodeForwardedConflict = Code("forwarded_headers_conflict")
+	// CodeHeaderForbidden refuses a request carrying a header only the
+	// enforcer or the gateway may write (X-Rampart-*) where it cannot be
+	// stripped.
+	CodeHeaderForbidden = Code("header_forbidden")
+	// CodeClientIDInvalid refuses a session or task id header that is
+	// repeated, empty, longer than 128 bytes or not visible ASCII.
+	CodeClientIDInvalid = Code("client_id_invalid")
+	// CodeSessionForeign and CodeTaskForeign refuse a session or task id
+	// that another principal holds.
+	CodeSessionForeign = Code("session_foreign")
+	CodeTaskForeign    = Code("task_foreign")
 	// CodeClientCertInvalid refuses a client certificate with more than
 	// one spiffe:// URI SAN or a malformed one.
 	CodeClientCertInvalid = Code("client_cert_invalid")
@@ -48,12 +67,23 @@ const (
 	// requests with ambiguous framing (Content-Length with
 	// Transfer-Encoding, repeated Content-Length, folded headers, bare LF):
 	// the shapes of request smuggling. The connection is closed.
-	CodeRequestMalformed = Code("request_malformed")
+	CodeRequestMalformed = Code(framing.Malformed)
+	// CodeHeadersTooLarge is answered, at the connection level, to HTTP/1
+	// requests whose header block is over max_header_bytes (or whose
+	// trailers are over their bound): the framing check cannot follow
+	// them, so it refuses them. The connection is closed.
+	CodeHeadersTooLarge = Code(framing.HeadersTooLarge)
 	// CodeNotFound answers paths that no enabled mode serves.
 	CodeNotFound = Code("not_found")
 	// CodeBudgetExceeded refuses a call beyond the session's or task's call
 	// budget that the allowing rule set.
 	CodeBudgetExceeded = Code("budget_exceeded")
+	// CodeBudgetTableFull refuses a call whose budget cannot be counted:
+	// its session or task needs a new counter, and the tenant's share of
+	// the budget table (budgets.max_per_tenant) or the table
+	// (budgets.max_total) is full. 503, not 429: nothing is spent, and room
+	// comes back as budget windows end.
+	CodeBudgetTableFull = Code("budget_table_full")
 	// CodeOverloaded refuses a request beyond max_inflight.
 	CodeOverloaded = Code("overloaded")
 	// CodeMethodInvalid refuses a request method that is not an upper-case
@@ -120,32 +150,40 @@ var errorTable = map[Code]struct {
 	status  int
 	message string
 }{
-	CodeTokenMissing:        {http.StatusUnauthorized, "a bearer token is required"},
-	CodeTokenInvalid:        {http.StatusUnauthorized, "the bearer token is invalid"},
-	CodeTokenExpired:        {http.StatusUnauthorized, "the bearer token has expired"},
-	CodeTokenClaims:         {http.StatusUnauthorized, "the bearer token's claims are not accepted"},
-	CodeChainTooDeep:        {http.StatusUnauthorized, "the delegation chain is too deep"},
-	CodeBodyTooLarge:        {http.StatusRequestEntityTooLarge, "the request body is too large"},
-	CodeBodyUnreadable:      {http.StatusBadRequest, "the request body could not be read"},
-	CodeRPCParseError:       {http.StatusBadRequest, "parse error"},
-	CodeRPCInvalidRequest:   {http.StatusBadRequest, "invalid request"},
-	CodeRPCInvalidParams:    {http.StatusBadRequest, "invalid params"},
-	CodePolicyDenied:        {http.StatusForbidden, "denied by policy"},
-	CodeAuditUnavailable:    {http.StatusServiceUnavailable, "the audit log is unavailable; the request was not forwarded"},
-	CodeUpstreamUnavailable: {http.StatusBadGateway, "the upstream could not be reached"},
-	CodePathInvalid:         {http.StatusBadRequest, "the request path is not canonical"},
-	CodeProxyUntrusted:      {http.StatusForbidden, "checks are accepted from trusted proxies only"},
-	CodeForwardedMissing:    {http.StatusBadRequest, "the original method, URI and host headers are required"},
-	CodeClientCertInvalid:   {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
-	CodeSPIFFEMismatch:      {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
-	CodeRequestMalformed:    {http.StatusBadRequest, "the request's framing is ambiguous"},
-	CodeNotFound:            {http.StatusNotFound, "not found"},
-	CodeBudgetExceeded:      {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
-	CodeOverloaded:          {http.StatusServiceUnavailable, "too many requests in flight; retry"},
-	CodeArgsInvalid:         {http.StatusBadRequest, "the tool's arguments do not match its schema"},
-	CodeToolUnknown:         {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
-	CodeSchemaChanged:       {http.StatusForbidden, "the tool's schema changed and awaits an operator"},
-	CodeSchemaInvalid:       {http.StatusForbidden, "the tool's schema cannot be checked"},
+	CodeTokenMissing:           {http.StatusUnauthorized, "a bearer token is required"},
+	CodeTokenInvalid:           {http.StatusUnauthorized, "the bearer token is invalid"},
+	CodeTokenExpired:           {http.StatusUnauthorized, "the bearer token has expired"},
+	CodeTokenClaims:            {http.StatusUnauthorized, "the bearer token's claims are not accepted"},
+	CodeChainTooDeep:           {http.StatusUnauthorized, "the delegation chain is too deep"},
+	CodeBodyTooLarge:           {http.StatusRequestEntityTooLarge, "the request body is too large"},
+	CodeBodyUnreadable:         {http.StatusBadRequest, "the request body could not be read"},
+	CodeRPCParseError:          {http.StatusBadRequest, "parse error"},
+	CodeRPCInvalidRequest:      {http.StatusBadRequest, "invalid request"},
+	CodeRPCInvalidParams:       {http.StatusBadRequest, "invalid params"},
+	CodePolicyDenied:           {http.StatusForbidden, "denied by policy"},
+	CodeAuditUnavailable:       {http.StatusServiceUnavailable, "the audit log is unavailable; the request was not forwarded"},
+	CodeUpstreamUnavailable:    {http.StatusBadGateway, "the upstream could not be reached"},
+	CodePathInvalid:            {http.StatusBadRequest, "the request path is not canonical"},
+	CodeProxyUntrusted:         {http.StatusForbidden, "checks are accepted from trusted proxies only"},
+	CodeForwardedMissing:       {http.StatusBadRequest, "the original method, URI and host headers are required"},
+	CodeGatewayUnauthenticated: {http.StatusForbidden, "checks are accepted from the configured gateway only"},
+	CodeForwardedConflict:      {http.StatusBadRequest, "the original-request headers are ambiguous"},
+	CodeHeaderForbidden:        {http.StatusBadRequest, "the request carries a header reserved for the enforcer"},
+	CodeClientIDInvalid:        {http.StatusBadRequest, "the session or task id header is malformed"},
+	CodeSessionForeign:         {http.StatusForbidden, "the session belongs to another principal"},
+	CodeTaskForeign:            {http.StatusForbidden, "the task belongs to another principal"},
+	CodeClientCertInvalid:      {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
+	CodeSPIFFEMismatch:         {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
+	CodeRequestMalformed:       {framing.Malformed.Status(), "the request's framing is ambiguous"},
+	CodeHeadersTooLarge:        {framing.HeadersTooLarge.Status(), "the request's header fields are too large"},
+	CodeNotFound:               {http.StatusNotFound, "not found"},
+	CodeBudgetExceeded:         {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
+	CodeBudgetTableFull:        {http.StatusServiceUnavailable, "the budget table is full; a new session or task cannot be counted yet"},
+	CodeOverloaded:             {http.StatusServiceUnavailable, "too many requests in flight; retry"},
+	CodeArgsInvalid:            {http.StatusBadRequest, "the tool's arguments do not match its schema"},
+	CodeToolUnknown:            {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
+	CodeSchemaChanged:          {http.StatusForbidden, "the tool's schema changed and awaits an operator"},
+	CodeSchemaInvalid:          {http.StatusForbidden, "the tool's schema cannot be checked"},
 
 	CodeMethodInvalid:           {http.StatusBadRequest, "the request method is not an upper-case token"},
 	CodeMCPMethodNotAllowed:     {http.StatusMethodNotAllowed, "MCP endpoints accept POST, GET and DELETE only"},

@@ -18,7 +18,8 @@ import (
 )
 
 func extAuthzModes(trusted ...string) func(*harness, *enforcer.Config) {
-	return func(_ *harness, c *enforcer.Config) {
+	return func(h *harness, c *enforcer.Config) {
+		forwardAuthMode(enforcer.GatewayNginx)(h, c)
 		c.Modes = []string{enforcer.ModeExtAuthzGRPC, enforcer.ModeExtAuthzHTTP, enforcer.ModeForwardAuth}
 		c.TrustedProxies = trusted
 	}
@@ -131,7 +132,7 @@ func TestCheckEndpoints(t *testing.T) {
 	untrusted := newHarness(t, 2*time.Second, extAuthzModes("10.0.0.0/8"))
 	tok := "Bearer " + trusted.token(t)
 	fa := func(kv ...string) http.Header {
-		h := http.Header{"Authorization": {tok}}
+		h := http.Header{"Authorization": {tok}, enforcer.HeaderGatewaySecret: {testGatewaySecret}}
 		for i := 0; i < len(kv); i += 2 {
 			h.Set(kv[i], kv[i+1])
 		}
@@ -152,25 +153,43 @@ func TestCheckEndpoints(t *testing.T) {
 		{"ext_authz http untrusted", untrusted, "POST", "/_rampart/ext_authz/mcp", fa(), toolCall("search", `{}`), 403, "proxy_untrusted"},
 		{"nginx-style allowed", trusted, "GET", "/_rampart/auth",
 			fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed?a=1", "X-Original-Host", "tools.test"), "", 200, ""},
-		{"caddy-style allowed", trusted, "GET", "/_rampart/auth",
-			fa("X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/gw/allowed", "X-Forwarded-Host", "tools.test"), "", 200, ""},
+		{"caddy-style to an nginx enforcer", trusted, "GET", "/_rampart/auth",
+			fa("X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/gw/allowed", "X-Forwarded-Host", "tools.test"), "", 400, "forwarded_headers_conflict"},
+		{"both spellings", trusted, "GET", "/_rampart/auth",
+			fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test", "X-Forwarded-Uri", "/admin"), "", 400, "forwarded_headers_conflict"},
+		{"repeated original URI", trusted, "GET", "/_rampart/auth",
+			func() http.Header {
+				h := fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test")
+				h.Add("x-original-uri", "/admin")
+				return h
+			}(), "", 400, "forwarded_headers_conflict"},
+		{"no gateway secret", trusted, "GET", "/_rampart/auth",
+			func() http.Header {
+				h := fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test")
+				h.Del(enforcer.HeaderGatewaySecret)
+				return h
+			}(), "", 403, "gateway_unauthenticated"},
+		{"wrong gateway secret", trusted, "GET", "/_rampart/auth",
+			fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test", enforcer.HeaderGatewaySecret, testGatewaySecret+"x"), "", 403, "gateway_unauthenticated"},
+		{"client rampart header", trusted, "GET", "/_rampart/auth",
+			fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test", "X-Rampart-Task", "t1"), "", 400, "header_forbidden"},
 		{"forward-auth denied", trusted, "GET", "/_rampart/auth",
 			fa("X-Original-Method", "POST", "X-Original-URI", "/gw/other", "X-Original-Host", "tools.test"), "", 403, "policy_denied"},
 		{"forward-auth with body", trusted, "POST", "/_rampart/auth",
-			fa("X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/mcp", "X-Forwarded-Host", "tools.test"), toolCall("search", `{}`), 200, ""},
+			fa("X-Original-Method", "POST", "X-Original-Uri", "/mcp", "X-Original-Host", "tools.test"), toolCall("search", `{}`), 200, ""},
 		{"forward-auth non-canonical", trusted, "GET", "/_rampart/auth",
 			fa("X-Original-Method", "POST", "X-Original-URI", "/x/../gw/allowed", "X-Original-Host", "tools.test"), "", 400, "path_invalid"},
 		{"forward-auth headers missing", trusted, "GET", "/_rampart/auth", fa("X-Original-Method", "POST"), "", 400, "forwarded_headers_missing"},
 		{"forward-auth untrusted", untrusted, "GET", "/_rampart/auth",
 			fa("X-Original-Method", "POST", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test"), "", 403, "proxy_untrusted"},
 		{"forward-auth no token", trusted, "GET", "/_rampart/auth", http.Header{"X-Original-Method": {"POST"},
-			"X-Original-Uri": {"/gw/allowed"}, "X-Original-Host": {"tools.test"}}, "", 401, "token_missing"},
+			"X-Original-Uri": {"/gw/allowed"}, "X-Original-Host": {"tools.test"}, enforcer.HeaderGatewaySecret: {testGatewaySecret}}, "", 401, "token_missing"},
 		{"ext_authz http: a call sent with PUT", trusted, "PUT", "/_rampart/ext_authz/mcp", fa(), toolCall("shell", `{}`), 405, "mcp_method_not_allowed"},
 		{"ext_authz http: gzip", trusted, "POST", "/_rampart/ext_authz/mcp", fa("Content-Encoding", "gzip"), compressed("gzip", toolCall("shell", `{}`)), 415, "body_encoding_unsupported"},
 		{"forward-auth: lower-case method", trusted, "GET", "/_rampart/auth",
 			fa("X-Original-Method", "post", "X-Original-URI", "/gw/allowed", "X-Original-Host", "tools.test"), "", 400, "method_invalid"},
 		{"forward-auth: a call without jsonrpc", trusted, "POST", "/_rampart/auth",
-			fa("X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/mcp", "X-Forwarded-Host", "tools.test"), `{"id":1,"method":"tools/call","params":{"name":"shell"}}`, 400, "rpc_invalid_request"},
+			fa("X-Original-Method", "POST", "X-Original-Uri", "/mcp", "X-Original-Host", "tools.test"), `{"id":1,"method":"tools/call","params":{"name":"shell"}}`, 400, "rpc_invalid_request"},
 		{"no proxy mode", trusted, "POST", "/mcp", fa(), toolCall("search", `{}`), 404, "not_found"},
 	}
 	for _, tt := range tests {
@@ -194,8 +213,13 @@ func TestCheckEndpoints(t *testing.T) {
 			}
 			id := resp.Header.Get(enforcer.HeaderRequestID)
 			dec := tt.h.events(t, id, event.KindDecision)[event.KindDecision]
-			if dec == nil || (tt.wantCode != "" && dec.Decision.Code != tt.wantCode && dec.Decision.RuleID == "") {
-				t.Errorf("decision event %+v", dec)
+			wantEffect := event.EffectDeny
+			if tt.wantStatus == http.StatusOK {
+				wantEffect = event.EffectAllow
+			}
+			if dec == nil || dec.Decision.Effect != wantEffect ||
+				(tt.wantCode != "" && tt.wantCode != "policy_denied" && dec.Decision.Code != tt.wantCode) {
+				t.Errorf("decision event %+v, want effect %s code %q", dec.Decision, wantEffect, tt.wantCode)
 			}
 		})
 	}

@@ -26,16 +26,14 @@ func TestGateways(t *testing.T) {
 	for _, gw := range gateways {
 		t.Run(gw.name, func(t *testing.T) {
 			var backendAddr string
-			h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) {
-				c.Modes = []string{enforcer.ModeForwardAuth}
+			h := newHarness(t, 2*time.Second, forwardAuthMode(gw.name), func(h *harness, c *enforcer.Config) {
 				backendAddr = strings.TrimPrefix(c.Upstream, "http://")
 				c.Upstream = ""
 			})
-			base := gw.start(t, gatewaytest.Options{Enforcer: h.addr, Backend: backendAddr})
+			base := gw.start(t, gatewaytest.Options{Enforcer: h.addr, Backend: backendAddr, Secret: testGatewaySecret})
 			send := func(path, token string) (*http.Response, string) {
 				req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(toolCall("search", `{}`)))
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set(enforcer.HeaderTenant, "evil") // must be replaced
 				if token != "" {
 					req.Header.Set("Authorization", "Bearer "+token)
 				}
@@ -81,6 +79,7 @@ func TestGateways(t *testing.T) {
 					t.Errorf("decision event = %+v / %+v", dec.Decision, dec.Request)
 				}
 			})
+			t.Run("spoofed", func(t *testing.T) { spoofedOrigins(t, h, base, gw.name) })
 			t.Run("unauthenticated", func(t *testing.T) {
 				before := h.hits.Load()
 				resp, body := send("/gw/allowed", "")

@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/schema/event"
 )
 
 // rawRequest writes raw to the enforcer over plain TCP and reads one
@@ -45,8 +47,13 @@ func (h *harness) rawRequest(t *testing.T, raw string) (resp *http.Response, bod
 }
 
 func post(path, token string, extra ...string) string {
+	return postHost(path, "tools.test", token, extra...)
+}
+
+// postHost is post with another Host.
+func postHost(path, host, token string, extra ...string) string {
 	b := toolCall("search", `{"q":"x"}`)
-	return "POST " + path + " HTTP/1.1\r\nHost: tools.test\r\nAuthorization: Bearer " + token + "\r\n" +
+	return "POST " + path + " HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + token + "\r\n" +
 		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(b)) + "\r\n" +
 		strings.Join(extra, "") + "\r\n" + b
 }
@@ -180,28 +187,34 @@ func TestConnectionLimits(t *testing.T) {
 
 func TestForwardedRequestIsSanitized(t *testing.T) {
 	tests := []struct {
-		name    string
-		trusted []string
-		wantXFF string
+		name       string
+		trusted    []string // trusted_proxies: forward-auth's, not proxy mode's
+		forwarders []string
+		wantXFF    string
 	}{
-		{"client not a trusted proxy", []string{"10.9.9.9/32"}, "127.0.0.1"},
-		{"client a trusted proxy", nil, "6.6.6.6, 127.0.0.1"},
+		{"by default no client is a proxy", nil, nil, "127.0.0.1"},
+		{"trusted_proxies are not proxy mode's forwarders", []string{"127.0.0.0/8"}, nil, "127.0.0.1"},
+		{"client not a forwarder", nil, []string{"10.9.9.9/32"}, "127.0.0.1"},
+		{"client a forwarder", nil, []string{"127.0.0.0/8"}, "6.6.6.6, 127.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) { c.TrustedProxies = tt.trusted })
+			h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) {
+				c.TrustedProxies, c.ForwardedFor = tt.trusted, tt.forwarders
+			})
 			resp, b, _ := h.rawRequest(t, post("/mcp", h.token(t),
 				"Connection: keep-alive, X-Secret\r\n", "X-Secret: s\r\n", "Keep-Alive: timeout=5\r\n",
 				"Proxy-Authorization: Basic eDp5\r\n", "Te: trailers\r\n", "Upgrade: websocket\r\n",
 				"X-Forwarded-For: 6.6.6.6\r\n", "X-Forwarded-Host: evil.test\r\n", "X-Forwarded-Proto: https\r\n",
 				"X-Forwarded-Uri: /admin\r\n", "X-Original-URI: /admin\r\n", "Forwarded: for=6.6.6.6\r\n", "X-Real-Ip: 6.6.6.6\r\n",
-				"X-Rampart-Tenant: evil\r\n", "X-Rampart-Role: admin\r\n", "X-Kept: yes\r\n"))
+				"X-Rampart-Tenant: evil\r\n", "X-Rampart-Role: admin\r\n", "X-Kept: yes\r\n",
+				"X-HTTP-Method-Override: DELETE\r\n", "X-Original-URL: /admin\r\n", "X-Rewrite-URL: /admin\r\n"))
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %v", resp.StatusCode, b)
 			}
 			up := h.lastUpstream()
 			for _, k := range []string{"X-Secret", "Keep-Alive", "Proxy-Authorization", "Te", "Upgrade", "X-Forwarded-Uri",
-				"X-Original-Uri", "Forwarded", "X-Real-Ip", "X-Rampart-Role"} {
+				"X-Original-Uri", "Forwarded", "X-Real-Ip", "X-Rampart-Role", "X-Http-Method-Override", "X-Original-Url", "X-Rewrite-Url"} {
 				if v, ok := up[k]; ok {
 					t.Errorf("%s reached the backend: %q", k, v)
 				}
@@ -222,7 +235,13 @@ func TestForwardedRequestIsSanitized(t *testing.T) {
 func TestNonCanonicalPathsRefused(t *testing.T) {
 	h := newHarness(t, 2*time.Second)
 	tok := h.token(t)
-	for _, path := range []string{"/mcp/../admin", "//mcp", "/mcp/./x", "/mcp%2f..%2fadmin", "/mcp/%2e%2e/admin", `/mcp\..\admin`} {
+	for _, path := range []string{"/mcp/../admin", "//mcp", "/mcp/./x", "/mcp%2f..%2fadmin", "/mcp/%2e%2e/admin", `/mcp\..\admin`,
+		// Forms backends normalise on their own: matrix parameters
+		// (Tomcat/Spring resolve /mcp/..;/admin to /admin), double
+		// encoding, overlong UTF-8, characters that NFKC-fold to a
+		// separator, control characters.
+		"/mcp/..;/admin", "/mcp;jsessionid=1", "/mcp/%3b/admin", "/mcp/%252e%252e/admin", "/mcp/%c0%ae%c0%ae/admin",
+		"/mcp/%ef%bc%8e%ef%bc%8e/admin", "/mcp/%ef%bc%8fadmin", "/mcp/%e2%88%95admin", "/mcp/%ef%bc%bcadmin", "/mcp%09", "/mcp/%0d%0aX:y", "/mcp/%ff", "/mcp/%7f"} {
 		t.Run(path, func(t *testing.T) {
 			before := h.hits.Load()
 			resp, b, _ := h.rawRequest(t, post(path, tok))
@@ -231,5 +250,50 @@ func TestNonCanonicalPathsRefused(t *testing.T) {
 				t.Fatalf("status %d body %v hits %d", resp.StatusCode, b, h.hits.Load()-before)
 			}
 		})
+	}
+}
+
+// TestUnrecordableTenantRefusedAndRecorded: a tenant claim that cannot name
+// a subject used to fail at publish, as 503 audit_unavailable with no event
+// anywhere; a token without a tenant was filed with unidentified callers.
+// Both are refused as the token's fault, and recorded.
+func TestUnrecordableTenantRefusedAndRecorded(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	for name, tenant := range map[string]any{"escapes past a subject token": strings.Repeat(".", 70), "absent": nil, "empty": ""} {
+		t.Run(name, func(t *testing.T) {
+			tok := h.tokenWith(t, func(c map[string]any) {
+				if tenant == nil {
+					delete(c, "tenant")
+				} else {
+					c["tenant"] = tenant
+				}
+			})
+			resp, b, _ := h.rawRequest(t, post("/mcp", tok))
+			e, _ := b["error"].(map[string]any)
+			if resp.StatusCode != http.StatusUnauthorized || e["code"] != "token_claims" || h.hits.Load() != 0 {
+				t.Fatalf("status %d body %v hits %d", resp.StatusCode, b, h.hits.Load())
+			}
+			d := h.events(t, resp.Header.Get(enforcer.HeaderRequestID), event.KindDecision)[event.KindDecision]
+			if d.Decision.Code != "token_claims" || d.Tenant != "" {
+				t.Errorf("decision %+v tenant %q", d.Decision, d.Tenant)
+			}
+		})
+	}
+}
+
+// TestOversizedValuesRecordedTruncated: a tool name that escapes to more
+// than a JetStream message holds made its request unrecordable (503
+// audit_unavailable, no event). It is decided whole and recorded cut,
+// with the cut named.
+func TestOversizedValuesRecordedTruncated(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	tool := strings.Repeat("<", 300_000) // six bytes each once escaped for JSON
+	r := h.post(t, toolCall(tool, `{}`), http.Header{"Authorization": {"Bearer " + h.token(t)}})
+	if r.status != http.StatusForbidden || errorCode(r) != "policy_denied" {
+		t.Fatalf("status %d: %v", r.status, r.body)
+	}
+	d := h.events(t, r.requestID, event.KindDecision)[event.KindDecision]
+	if len(d.Request.Tool) != 4096 || !slices.Contains(d.Request.Truncated, "tool") || d.Decision.RuleID != "default-deny" {
+		t.Errorf("recorded tool of %d bytes, truncated %v, rule %q", len(d.Request.Tool), d.Request.Truncated, d.Decision.RuleID)
 	}
 }

@@ -2,6 +2,7 @@ package enforcer_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 )
@@ -77,6 +81,82 @@ func TestObligationsShadowAndBudget(t *testing.T) {
 	if d := h.events(t, over.requestID, event.KindDecision)[event.KindDecision]; d.Decision.Code != "budget_exceeded" || d.Decision.Effect != event.EffectDeny {
 		t.Errorf("over-budget decision = %+v", d.Decision)
 	}
+}
+
+const budgetTablePolicy = `id: budgets
+rules:
+  - id: allow-search
+    match: 'tool == "search"'
+    effect: allow
+    obligations:
+      budget: {per: session, calls: 5, window: 1h}
+`
+
+// A tenant flooding fresh sessions fills its own share of the budget
+// table only: its overflow is refused as table full, truthfully recorded,
+// and another tenant's calls go on; the total bound refuses a third
+// tenant's new session the same way, evicting no one.
+func TestBudgetTableIsPartitionedByTenant(t *testing.T) {
+	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) {
+		p := filepath.Join(h.dir, "budgets.yaml")
+		if err := os.WriteFile(p, []byte(budgetTablePolicy), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.PolicyFile = p
+		c.Budgets = policy.BudgetLimits{MaxPerTenant: 10, MaxTotal: 11}
+	})
+	search := toolCall("search", `{"q":"x"}`)
+	call := func(tenant, session string) reply {
+		t.Helper()
+		return h.post(t, search, http.Header{
+			"Authorization":  {"Bearer " + h.sessionToken(t, tenant, session)},
+			"Mcp-Session-Id": {session},
+		})
+	}
+	for i := range 10 {
+		if r := call("acme", fmt.Sprintf("flood-%d", i)); r.status != http.StatusOK {
+			t.Fatalf("acme session %d within its share: %d %v", i, r.status, r.body)
+		}
+	}
+	var over reply
+	for i := 10; i < 15; i++ {
+		if over = call("acme", fmt.Sprintf("flood-%d", i)); over.status != http.StatusServiceUnavailable || errorCode(over) != "budget_table_full" {
+			t.Fatalf("acme session %d past its share: %d %v, want 503 budget_table_full", i, over.status, over.body)
+		}
+	}
+	d := h.events(t, over.requestID, event.KindDecision)[event.KindDecision].Decision
+	if d.Code != "budget_table_full" || d.Effect != event.EffectDeny || !strings.Contains(d.Reason, "tenant's 10 counters") || strings.Contains(d.Reason, "spent") {
+		t.Errorf("recorded refusal %+v, want budget_table_full saying the tenant's share is full", d)
+	}
+
+	if r := call("globex", "g-1"); r.status != http.StatusOK {
+		t.Fatalf("other tenant's first call: %d %v, want it allowed", r.status, r.body)
+	}
+	third := call("initech", "i-1")
+	if third.status != http.StatusServiceUnavailable || errorCode(third) != "budget_table_full" {
+		t.Fatalf("third tenant past the total: %d %v, want 503 budget_table_full", third.status, third.body)
+	}
+	if d := h.events(t, third.requestID, event.KindDecision)[event.KindDecision].Decision; !strings.Contains(d.Reason, "all 11 counters") {
+		t.Errorf("recorded refusal %+v, want it to say the whole table is full", d)
+	}
+	if r := call("acme", "flood-0"); r.status != http.StatusOK {
+		t.Fatalf("acme's held session after the table filled: %d %v, want it still counted", r.status, r.body)
+	}
+}
+
+// sessionToken signs a token like token's for tenant, with session sid.
+func (h *harness) sessionToken(t *testing.T, tenant, sid string) string {
+	t.Helper()
+	payload, _ := json.Marshal(map[string]any{
+		"iss": "https://idp.test", "aud": "rampart", "sub": "user:alice", "tenant": tenant,
+		"exp": time.Now().Add(time.Hour).Unix(), "sid": sid,
+		"act": map[string]any{"sub": "agent:planner"},
+	})
+	b, err := jws.Sign(payload, jws.WithKey(jwa.ES256, h.signKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestPolicyReloadIsRecorded(t *testing.T) {

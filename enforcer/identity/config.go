@@ -79,6 +79,10 @@ type IssuerConfig struct {
 	// RequireTokenType rejects tokens without a "typ" header. Default false:
 	// many issuers, including SPIFFE JWT-SVIDs, may leave it out.
 	RequireTokenType bool `yaml:"require_token_type"`
+	// Tenant binds the issuer to one tenant: its tokens without a tenant
+	// claim (JWT-SVIDs carry none) are that tenant's, and a token naming
+	// another tenant is refused. Without it a token must carry the claim.
+	Tenant string `yaml:"tenant"`
 }
 
 // Config says which tokens are accepted and where identity claims are found.
@@ -101,11 +105,13 @@ type Config struct {
 	SessionClaim string `yaml:"session_claim"`
 	// TaskClaim names the claim holding the task id. Default "task".
 	TaskClaim string `yaml:"task_claim"`
-	// SessionHeader supplies the session id when the token has none.
-	// Default "Mcp-Session-Id".
+	// SessionHeader carries the client's session id when the token has
+	// none: MCP's, which the backend issues. The enforcer binds it to the
+	// caller; another principal presenting it is refused. Default
+	// "Mcp-Session-Id".
 	SessionHeader string `yaml:"session_header"`
-	// TaskHeader supplies the task id when the token has none.
-	// Default "X-Rampart-Task".
+	// TaskHeader carries a client-chosen task id when the token has none,
+	// bound to the caller like the session id. Default "Agent-Task-Id".
 	TaskHeader string `yaml:"task_header"`
 	// MaxChainDepth bounds nested "act" claims. Default 8.
 	MaxChainDepth int `yaml:"max_chain_depth"`
@@ -178,7 +184,7 @@ func (c *Config) SetDefaults() {
 	def(&c.SessionClaim, "sid")
 	def(&c.TaskClaim, "task")
 	def(&c.SessionHeader, "Mcp-Session-Id")
-	def(&c.TaskHeader, "X-Rampart-Task")
+	def(&c.TaskHeader, "Agent-Task-Id")
 	if c.MaxChainDepth == 0 {
 		c.MaxChainDepth = DefaultMaxChainDepth
 	}

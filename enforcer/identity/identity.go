@@ -23,6 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/subject"
 )
 
 // Identity is a verified caller: the event identity plus the tenant, which
@@ -174,10 +175,12 @@ func (v *Verifier) Close() {
 	})
 }
 
-// Verify checks the bearer token of r and returns the caller. Session and
-// task ids fall back to the configured headers when the token has none.
-func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
-	values := r.Header.Values("Authorization")
+// Verify checks the bearer token in h (Authorization) and returns the
+// caller. Session and task ids come from the token's claims only: ids a
+// client sends in headers are its own choice, which the enforcer binds to
+// the caller (package binding) and records as such.
+func (v *Verifier) Verify(ctx context.Context, h http.Header) (*Identity, error) {
+	values := h.Values("Authorization")
 	if len(values) > 1 {
 		// Two credentials: which one a proxy in front of us checked is a
 		// guess, so take neither.
@@ -191,17 +194,7 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 	if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return nil, fail(TokenMissing, errors.New("no bearer token"))
 	}
-	id, err := v.VerifyToken(r.Context(), strings.TrimSpace(token))
-	if err != nil {
-		return nil, err
-	}
-	if id.SessionID == "" {
-		id.SessionID = r.Header.Get(v.cfg.SessionHeader)
-	}
-	if id.TaskID == "" {
-		id.TaskID = r.Header.Get(v.cfg.TaskHeader)
-	}
-	return id, nil
+	return v.VerifyToken(ctx, strings.TrimSpace(token))
 }
 
 // VerifyToken checks a compact JWS token and returns the caller it names.
@@ -269,14 +262,16 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Identity, time.Ti
 	if err := jwt.Validate(tok, is.validate...); err != nil {
 		return nil, time.Time{}, classify(err)
 	}
-	id, err := v.identity(tok)
+	id, err := v.identity(tok, is.cfg.Tenant)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	return id, tok.Expiration(), nil
 }
 
-func (v *Verifier) identity(tok jwt.Token) (*Identity, error) {
+// identity interprets the verified claims of tok; issuerTenant is the
+// issuer's configured tenant, "" when it has none.
+func (v *Verifier) identity(tok jwt.Token, issuerTenant string) (*Identity, error) {
 	claims := tok.PrivateClaims()
 	str := func(name string) (string, error) {
 		val, ok := claims[name]
@@ -304,6 +299,22 @@ func (v *Verifier) identity(tok jwt.Token) (*Identity, error) {
 	var err error
 	if id.Tenant, err = str(v.cfg.TenantClaim); err != nil {
 		return nil, err
+	}
+	// Every verified caller belongs to a tenant, which names its subjects
+	// and partitions its state: without one its events would be filed
+	// with those of unidentified callers, and one whose subject token
+	// cannot be formed could not be recorded at all. An issuer bound to a
+	// tenant vouches for no other.
+	switch {
+	case issuerTenant != "" && id.Tenant == "":
+		id.Tenant = issuerTenant
+	case issuerTenant != "" && id.Tenant != issuerTenant:
+		return nil, fail(TokenClaims, fmt.Errorf("%s claim %q, but the issuer is %q's", v.cfg.TenantClaim, id.Tenant, issuerTenant))
+	case id.Tenant == "":
+		return nil, fail(TokenClaims, fmt.Errorf("no %s claim", v.cfg.TenantClaim))
+	}
+	if _, err := subject.EscapeToken(id.Tenant); err != nil {
+		return nil, fail(TokenClaims, fmt.Errorf("%s claim of %d bytes escapes to more than %d", v.cfg.TenantClaim, len(id.Tenant), subject.MaxTokenLen))
 	}
 	if id.SessionID, err = str(v.cfg.SessionClaim); err != nil {
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -302,6 +301,10 @@ func TestVerifyTokenRejects(t *testing.T) {
 		{"no sub", rs(func(m map[string]any) { delete(m, "sub") }), identity.TokenClaims},
 		{"required claim tenant missing", rs(func(m map[string]any) { delete(m, "tenant") }), identity.TokenClaims},
 		{"tenant not a string", rs(func(m map[string]any) { m["tenant"] = 7 }), identity.TokenClaims},
+		{"tenant empty", rs(func(m map[string]any) { m["tenant"] = "" }), identity.TokenClaims},
+		{"tenant null", rs(func(m map[string]any) { m["tenant"] = nil }), identity.TokenClaims},
+		// 70 dots escape to 210 bytes: no subject could carry its events.
+		{"tenant beyond a subject token", rs(func(m map[string]any) { m["tenant"] = strings.Repeat(".", 70) }), identity.TokenClaims},
 
 		// SPIFFE IDs in sub.
 		{"SPIFFE uppercase trust domain", rs(func(m map[string]any) { m["sub"] = "spiffe://Acme.example/agent" }), identity.TokenClaims},
@@ -425,10 +428,10 @@ func TestVerifyRequestHeaders(t *testing.T) {
 		{name: "bearer without token", header: http.Header{"Authorization": {"Bearer  "}}, wantCode: identity.TokenMissing},
 		{name: "two Authorization headers", header: http.Header{"Authorization": {"Bearer " + withSession, "Bearer " + noSession}}, wantCode: identity.TokenMalformed},
 		{
-			name:        "session and task from headers",
-			header:      http.Header{"Authorization": {"Bearer " + noSession}, "Mcp-Session-Id": {"hdr-sess"}, "X-Rampart-Task": {"hdr-task"}},
-			wantSession: "hdr-sess",
-			wantTask:    "hdr-task",
+			// Headers are the client's word: the enforcer binds them, the
+			// verifier never takes them for the token's.
+			name:   "session and task headers are not claims",
+			header: http.Header{"Authorization": {"Bearer " + noSession}, "Mcp-Session-Id": {"hdr-sess"}, "Agent-Task-Id": {"hdr-task"}, "X-Rampart-Task": {"hdr-task"}},
 		},
 		{
 			name:        "claim wins over header",
@@ -438,9 +441,7 @@ func TestVerifyRequestHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
-			r.Header = tt.header
-			id, err := ti.v.Verify(r)
+			id, err := ti.v.Verify(context.Background(), tt.header)
 			if tt.wantCode != "" {
 				checkCode(t, err, tt.wantCode)
 				return

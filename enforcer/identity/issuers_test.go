@@ -22,7 +22,7 @@ func TestMultipleIssuers(t *testing.T) {
 	srv := newJWKSServer(t, jwksJSON(t, spireKey))
 	cfg := identity.Config{Issuers: []identity.IssuerConfig{
 		{Issuer: corp, Audience: "rampart", JWKSFile: writeJWKS(t, corpRSA, corpEd), Algorithms: []string{"RS256"}, RequiredClaims: []string{"tenant"}},
-		{Issuer: spire, Audience: "mcp", JWKSURL: srv.URL, Algorithms: []string{"ES256"}, ClockSkew: 2 * time.Second},
+		{Issuer: spire, Audience: "mcp", JWKSURL: srv.URL, Algorithms: []string{"ES256"}, ClockSkew: 2 * time.Second, Tenant: "acme"},
 	}}
 	v, err := identity.New(context.Background(), cfg, identity.WithClock(newClock().Now))
 	if err != nil {
@@ -50,6 +50,8 @@ func TestMultipleIssuers(t *testing.T) {
 		{name: "spire ES256", token: sign(t, jwa.ES256, spireKey, spireClaims(none), nil)},
 		{name: "corp key, but EdDSA is not a corp algorithm", token: sign(t, jwa.EdDSA, corpEd, corpClaims(none), nil), want: identity.TokenAlgorithm},
 		{name: "corp requires tenant", token: sign(t, jwa.RS256, corpRSA, corpClaims(func(m map[string]any) { delete(m, "tenant") }), nil), want: identity.TokenClaims},
+		{name: "spire token naming another tenant", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["tenant"] = "globex" }), nil), want: identity.TokenClaims},
+		{name: "spire token naming its own tenant", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["tenant"] = "acme" }), nil)},
 		{name: "spire token for the corp audience", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["aud"] = "rampart" }), nil), want: identity.TokenAudience},
 		{name: "spire skew is 2s", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["exp"] = t0.Add(-5 * time.Second).Unix() }), nil), want: identity.TokenExpired},
 		{name: "corp skew is the default", token: sign(t, jwa.RS256, corpRSA, corpClaims(func(m map[string]any) { m["exp"] = t0.Add(-5 * time.Second).Unix() }), nil)},

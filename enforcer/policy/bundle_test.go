@@ -152,7 +152,7 @@ func TestBudgets(t *testing.T) {
 	y := "id: b\nrules:\n" +
 		"  - id: per-task\n    match: 'tool == \"t\"'\n    effect: allow\n    obligations: {budget: {per: task, calls: 2, window: 1m}}\n" +
 		"  - id: per-session\n    match: 'tool == \"s\"'\n    effect: allow\n    obligations: {budget: {per: session, calls: 1, window: 1h}}\n"
-	budgets := policy.NewBudgets(3)
+	budgets := policy.NewBudgets(policy.BudgetLimits{MaxPerTenant: 2, MaxTotal: 3})
 	p, err := policy.Parse("b.yaml", []byte(y), policy.WithBudgets(budgets), policy.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestBudgets(t *testing.T) {
 		{"task call 3 over budget", step{in: policy.Input{Task: "k1", Tool: "t"}, wantEffect: event.EffectDeny, wantCode: policy.DecisionBudgetExceeded, wantUsed: 2}},
 		{"other task", step{in: policy.Input{Task: "k2", Tool: "t"}, wantEffect: event.EffectAllow, wantUsed: 1}},
 		{"other tenant same task", step{in: policy.Input{Tenant: "x", Task: "k1", Tool: "t"}, wantEffect: event.EffectAllow, wantUsed: 1}},
-		{"table full refuses a new scope", step{in: policy.Input{Session: "s1", Tool: "s"}, wantEffect: event.EffectDeny, wantCode: policy.DecisionBudgetExceeded}},
+		{"full partition refuses a new scope", step{in: policy.Input{Session: "s1", Tool: "s"}, wantEffect: event.EffectDeny, wantCode: policy.DecisionBudgetTableFull}},
 		{"window over: counting restarts", step{advance: time.Minute, in: policy.Input{Task: "k1", Tool: "t"}, wantEffect: event.EffectAllow, wantUsed: 1}},
 		{"expired counters swept for a new scope", step{in: policy.Input{Session: "s1", Tool: "s"}, wantEffect: event.EffectAllow, wantUsed: 1}},
 		{"session budget spent", step{in: policy.Input{Session: "s1", Tool: "s"}, wantEffect: event.EffectDeny, wantCode: policy.DecisionBudgetExceeded, wantUsed: 1}},

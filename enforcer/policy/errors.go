@@ -101,4 +101,10 @@ const (
 	// and the request has none, so it cannot be counted; denied rather than
 	// let an unscoped caller escape the budget.
 	DecisionBudgetNoScope = "budget_no_scope"
+	// DecisionBudgetTableFull: the allowing rule's budget would need a new
+	// counter for the session or task, and the tenant's share of the
+	// budget table, or the whole table, is full of live counters. Denied,
+	// as nothing could count the call; no budget has been spent, and no
+	// one's counter is evicted to make room.
+	DecisionBudgetTableFull = "budget_table_full"
 )

@@ -104,7 +104,7 @@ func RunFixtures(ctx context.Context, p *Policy, path string) (Report, error) {
 		if err != nil {
 			return r, err
 		}
-		budgets := NewBudgets(0) // per file: cases may spend a budget in order
+		budgets := NewBudgets(BudgetLimits{}) // per file: cases may spend a budget in order
 		for i, c := range cases {
 			got := p.decide(ctx, &c.Input, budgets, nil)
 			res := CaseResult{File: f, Line: lines[i], Name: c.Name, Want: c.Want, Got: got}

@@ -21,6 +21,11 @@ type Input struct {
 	Issuer   string   `json:"issuer,omitempty" yaml:"issuer"`       // the token's issuer
 	Session  string   `json:"session,omitempty" yaml:"session"`
 	Task     string   `json:"task,omitempty" yaml:"task"`
+	// SessionSource and TaskSource say where Session and Task came from:
+	// "token", "server" (issued by the backend to this caller) or "client"
+	// (first presented by this caller); "" when there is none.
+	SessionSource string `json:"session_source,omitempty" yaml:"session_source"`
+	TaskSource    string `json:"task_source,omitempty" yaml:"task_source"`
 
 	Method string `json:"method,omitempty" yaml:"method"` // HTTP method
 	Host   string `json:"host,omitempty" yaml:"host"`

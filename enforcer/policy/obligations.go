@@ -39,6 +39,10 @@ const (
 	PerTask    BudgetScope = "task"
 )
 
+// SourceClient is the SessionSource or TaskSource of an id the client chose:
+// budgets per session or task never count calls per such an id alone.
+const SourceClient = "client"
+
 // Budget is a rule's call budget: at most Calls allowed calls per session
 // (or task) in each Window, the window starting at the first counted call.
 type Budget struct {

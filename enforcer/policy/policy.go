@@ -114,7 +114,7 @@ type options struct {
 }
 
 // WithBudgets makes the policy charge rule budgets to b. Without it each
-// loaded Policy has budgets of its own (DefaultMaxBudgets); a Watcher
+// loaded Policy has budgets of its own (default limits); a Watcher
 // shares one Budgets across reloads.
 func WithBudgets(b *Budgets) Option { return func(o *options) { o.budgets = b } }
 
@@ -256,7 +256,7 @@ func compileBundle(id string, src []sourceFile, opts []Option) (*Policy, error) 
 		opt(&o)
 	}
 	if o.budgets == nil {
-		o.budgets = NewBudgets(0)
+		o.budgets = NewBudgets(BudgetLimits{})
 	}
 	if o.clock == nil {
 		o.clock = time.Now
@@ -432,7 +432,9 @@ func (p *Policy) policyFor(tenant string) *tenantPolicy {
 // that fails to evaluate denies in its own name with DecisionEvalError:
 // the boundary fails closed rather than skip a rule it could not read. An
 // allow whose rule has a budget is charged to the policy's Budgets and
-// becomes a deny with DecisionBudgetExceeded once the budget is spent.
+// becomes a deny with DecisionBudgetExceeded once the budget is spent, or
+// with DecisionBudgetTableFull when the budget table has no room to count
+// a new session or task.
 func (p *Policy) Decide(ctx context.Context, in *Input) Decision {
 	return p.decide(ctx, in, p.budgets, nil)
 }
@@ -568,22 +570,34 @@ func evalBool(prg cel.Program, act *activation) (bool, error) {
 }
 
 // chargeBudget counts an allowed call against r's budget, turning d into
-// a deny when the budget is spent or cannot be keyed.
+// a deny when the budget is spent or the call cannot be counted.
 func chargeBudget(b *Budgets, d *Decision, tp *tenantPolicy, r *rule, in *Input, now time.Time) {
-	scope := in.Session
+	scope, source := in.Session, in.SessionSource
 	if r.budget.Per == PerTask {
-		scope = in.Task
+		scope, source = in.Task, in.TaskSource
+	}
+	if scope != "" && source == SourceClient {
+		// An id the client made up is no scope: presenting a fresh one per
+		// call would open a fresh budget per call. Its calls count
+		// together, as all of the principal's client-chosen scopes.
+		scope = "\x00client\x00" + in.Issuer + "\x00" + in.Subject
 	}
 	if scope == "" {
 		d.Effect, d.Code = event.EffectDeny, DecisionBudgetNoScope
 		d.Reason = fmt.Sprintf("rule %s budgets calls per %s and the request has no %s", r.id, r.budget.Per, r.budget.Per)
 		return
 	}
-	k := budgetKey{tenant: in.Tenant, policy: tp.id, rule: r.id, per: r.budget.Per, scope: scope}
-	used, ok := b.charge(k, r.budget, now)
+	used, res := b.charge(in.Tenant, budgetKeyOf(tp.id, r.id, r.budget.Per, scope), r.budget, now)
 	d.Obligations.BudgetUsed = used
-	if !ok {
+	switch res {
+	case budgetSpent:
 		d.Effect, d.Code = event.EffectDeny, DecisionBudgetExceeded
 		d.Reason = fmt.Sprintf("budget of %d calls per %s in %s spent", r.budget.Calls, r.budget.Per, r.budget.Window)
+	case tenantFull:
+		d.Effect, d.Code = event.EffectDeny, DecisionBudgetTableFull
+		d.Reason = fmt.Sprintf("budget table full: the tenant's %d counters are in use, so a new %s cannot be counted until a window ends", b.limits.MaxPerTenant, r.budget.Per)
+	case tableFull:
+		d.Effect, d.Code = event.EffectDeny, DecisionBudgetTableFull
+		d.Reason = fmt.Sprintf("budget table full: all %d counters are in use across tenants, so a new %s cannot be counted until a window ends", b.limits.MaxTotal, r.budget.Per)
 	}
 }

@@ -37,7 +37,7 @@ type WatchConfig struct {
 	// goroutine that reloaded. It must not block for long.
 	OnReload func(ReloadEvent)
 	// Budgets are shared by every bundle the Watcher loads, so budgets
-	// survive reloads; NewBudgets(0) when nil.
+	// survive reloads; default limits when nil.
 	Budgets *Budgets
 	// Options are passed to Load (WithBudgets is set by the Watcher).
 	Options []Option
@@ -67,7 +67,7 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	}
 	w := &Watcher{cfg: cfg, budgets: cfg.Budgets}
 	if w.budgets == nil {
-		w.budgets = NewBudgets(0)
+		w.budgets = NewBudgets(BudgetLimits{})
 	}
 	p, err := w.load()
 	if err != nil {

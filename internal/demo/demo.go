@@ -61,6 +61,8 @@ type Report struct {
 	ByKind, Decisions, Sessions, Timeline [][]string
 	// TimelineSession is the session the timeline reconstructs.
 	TimelineTenant, TimelineSession string
+	// Probes are the attacks the demo made on its enforcer, all refused.
+	Probes []Probe
 	// BackendSeen are the request ids the tool backend served.
 	BackendSeen []string
 	Elapsed     time.Duration
@@ -165,11 +167,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer enf.Close()
-	enforcerURL, stopEnforcer, err := serve(enf.Handler())
+	// Served as `rampart enforcer` serves it: framing checks, timeouts, limits.
+	enforcerLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	defer stopEnforcer()
+	enforcerURL := "http://" + enforcerLn.Addr().String()
+	serveCtx, stopEnforcer := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- enf.Serve(serveCtx, enforcer.Listeners{HTTP: enforcerLn}) }()
+	defer func() {
+		stopEnforcer()
+		if err := <-served; err != nil {
+			slog.Error("demo enforcer", "err", err)
+		}
+	}()
 
 	ccfg := collector.Defaults()
 	ccfg.NATSURL, ccfg.ClickHouse, ccfg.Deliver = natsURL, chCfg, deliver
@@ -209,10 +221,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	log.Info("workload sent", "calls", len(calls))
+	prober := calls[0].Caller
+	prober.Session = "" // the attacks belong to no session of the workload
+	probeToken, err := issuer.Token(prober, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	probes, err := sendProbes(enforcerLn.Addr().String(), boundaryProbes(probeToken))
+	if err != nil {
+		return nil, err
+	}
 
-	rep := &Report{Results: results, Database: o.Database, BackendSeen: tools.Seen(),
+	rep := &Report{Results: results, Probes: probes, Database: o.Database, BackendSeen: tools.Seen(),
 		TimelineTenant: Tenants[0], TimelineSession: Tenants[0] + "-sess-1"}
-	if err := waitLanded(ctx, ch, results, o.SessionsPerTenant*len(Tenants)); err != nil {
+	if err := waitLanded(ctx, ch, results, len(probes), o.SessionsPerTenant*len(Tenants)); err != nil {
 		return rep, err
 	}
 	db := o.Database
@@ -252,15 +274,16 @@ func resetDatabase(ctx context.Context, cfg chstore.Config) (*chstore.Client, er
 }
 
 // waitLanded polls ClickHouse until every request and decision of the run
-// is stored, a response for every forwarded call, and every session row.
-func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Result, sessions int) error {
+// (its calls and its probes) is stored, a response for every forwarded
+// call, and every session row.
+func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Result, probes, sessions int) error {
 	forwarded := 0
 	for _, r := range results {
 		if r.Status == http.StatusOK {
 			forwarded++
 		}
 	}
-	want := map[string]int{"request": len(results), "decision": len(results), "response": forwarded}
+	want := map[string]int{"request": len(results) + probes, "decision": len(results) + probes, "response": forwarded}
 	db := ch.Database()
 	deadline := time.Now().Add(60 * time.Second)
 	var got map[string]int

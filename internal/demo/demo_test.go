@@ -61,7 +61,19 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("backend saw %d requests %v, allowed were %d %v", len(seen), seen, len(allowedIDs), allowedIDs)
 	}
 
-	// Exactly N request and N decision events, one of each per request id.
+	// The probes were refused, each for its own reason, and recorded.
+	wantProbes := []string{"request_malformed", "headers_too_large", "path_invalid"}
+	if len(rep.Probes) != len(wantProbes) {
+		t.Fatalf("probes %+v", rep.Probes)
+	}
+	for i, p := range rep.Probes {
+		if p.Code != wantProbes[i] || p.Status < 400 || p.Status >= 500 || p.RequestID == "" {
+			t.Errorf("probe %q: %d %s %q, want code %s", p.Name, p.Status, p.Code, p.RequestID, wantProbes[i])
+		}
+	}
+
+	// Exactly N request and N decision events, one of each per request id,
+	// and one of each per probe.
 	q := func(sql string) [][]string {
 		t.Helper()
 		rows, err := ch.Query(ctx, sql)
@@ -72,9 +84,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	counts := q(fmt.Sprintf(`SELECT kind, count(), uniqExact(request_id) FROM %s.events
 WHERE kind IN ('request', 'decision', 'response') GROUP BY kind ORDER BY kind`, db))
+	np := n + len(rep.Probes)
 	wantCounts := [][]string{
-		{"decision", strconv.Itoa(n), strconv.Itoa(n)},
-		{"request", strconv.Itoa(n), strconv.Itoa(n)},
+		{"decision", strconv.Itoa(np), strconv.Itoa(np)},
+		{"request", strconv.Itoa(np), strconv.Itoa(np)},
 		{"response", strconv.Itoa(len(allowedIDs)), strconv.Itoa(len(allowedIDs))},
 	}
 	if !slices.EqualFunc(counts, wantCounts, slices.Equal) {
@@ -91,6 +104,11 @@ FROM %s.events WHERE kind = 'decision'`, db))
 	byID := map[string][]string{}
 	for _, r := range rows {
 		byID[r[0]] = r
+	}
+	for i, p := range rep.Probes {
+		if d, ok := byID[p.RequestID]; !ok || d[8] != "deny" || d[13] != wantProbes[i] {
+			t.Errorf("probe %q recorded as %q", p.Name, d)
+		}
 	}
 	for _, r := range rep.Results {
 		d, ok := byID[r.RequestID]
@@ -128,7 +146,7 @@ FROM %s.events WHERE kind = 'decision'`, db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vr.Findings) != 0 || vr.Chains != 1 || vr.Events < 2*n+len(allowedIDs) {
+	if len(vr.Findings) != 0 || vr.Chains != 1 || vr.Events < 2*np+len(allowedIDs) {
 		t.Fatalf("verify: %+v", vr.Report)
 	}
 
@@ -174,8 +192,8 @@ func TestDemoAgainstExistingServers(t *testing.T) {
 			t.Fatalf("run %d: %v", run, err)
 		}
 		for _, row := range rep.ByKind {
-			if row[0] == "decision" && row[1] != strconv.Itoa(len(rep.Results)) {
-				t.Fatalf("run %d: %s decisions for %d calls", run, row[1], len(rep.Results))
+			if row[0] == "decision" && row[1] != strconv.Itoa(len(rep.Results)+len(rep.Probes)) {
+				t.Fatalf("run %d: %s decisions for %d calls and %d probes", run, row[1], len(rep.Results), len(rep.Probes))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -20,6 +21,11 @@ func (r *Report) Print(w io.Writer) {
 		status[http.StatusOK], status[http.StatusForbidden], status[http.StatusUnauthorized])
 	fmt.Fprintf(w, "  the tool backend served %d requests\n", len(r.BackendSeen))
 
+	probes := make([][]string, len(r.Probes))
+	for i, p := range r.Probes {
+		probes[i] = []string{p.Name, strconv.Itoa(p.Status), p.Code, p.RequestID}
+	}
+	section(w, "Attacks on the boundary (refused, recorded, never forwarded)", []string{"probe", "status", "code", "recorded as"}, probes)
 	section(w, "Events in ClickHouse by kind", []string{"kind", "events"}, r.ByKind)
 	section(w, "Decisions by tenant", []string{"tenant", "effect", "decisions"}, named(r.Decisions))
 	section(w, "Sessions (correlator)", []string{"tenant", "session", "principal", "agents", "chain", "first seen", "last seen", "requests", "allowed", "denied", "responses"}, r.Sessions)

@@ -9,7 +9,8 @@
 // after a version prefix. So it can be recomputed from decoded events (Of)
 // or straight from the bytes a RowBinary query returns (RowHash), which
 // spares `rampart verify` building events at all. Columns added to the
-// event model must be added here, as a new canonical version.
+// event model must be added here, as a new canonical version whose form of
+// an event without them is the previous version's (ExtColumns).
 package chain
 
 import (
@@ -26,8 +27,12 @@ import (
 // Prefix marks the hash encoding in events.
 const Prefix = "sha256:"
 
-// canonicalVersion starts every hashed form; bump it if the form changes.
-const canonicalVersion = "rampart-chain-v2\x00"
+// canonicalV2 and canonicalV3 start every hashed form: v3 for an event
+// with a value in ExtColumns, v2 (which knew none of them) otherwise.
+const (
+	canonicalV2 = "rampart-chain-v2\x00"
+	canonicalV3 = "rampart-chain-v3\x00"
+)
 
 // Hash is a chain hash.
 type Hash [sha256.Size]byte
@@ -69,7 +74,12 @@ func of(e *event.Event, withoutSignature bool) Hash {
 // canonical writes e's canonical form to w.buf, field by field in the order
 // of Columns.
 func (w *hasher) canonical(e *event.Event, withoutSignature bool) {
-	w.buf = append(w.buf[:0], canonicalVersion...)
+	ext := extOf(e)
+	version := canonicalV2
+	if !ext.empty() {
+		version = canonicalV3
+	}
+	w.buf = append(w.buf[:0], version...)
 	w.buf = binary.AppendUvarint(w.buf, uint64(e.V))
 	w.str(e.ID)
 	w.str(string(e.Kind))
@@ -167,4 +177,35 @@ func (w *hasher) canonical(e *event.Event, withoutSignature bool) {
 	for _, s := range cp.Unrecorded {
 		w.u64(s)
 	}
+	if !ext.empty() {
+		w.str(ext.sessionSource)
+		w.str(ext.taskSource)
+		w.str(ext.rpcKind)
+		w.str(ext.prompt)
+		w.count(len(ext.truncated))
+		for _, s := range ext.truncated {
+			w.str(s)
+		}
+	}
+}
+
+// ext are an event's values of ExtColumns.
+type ext struct {
+	sessionSource, taskSource, rpcKind, prompt string
+	truncated                                  []string
+}
+
+func extOf(e *event.Event) ext {
+	var x ext
+	if e.Identity != nil {
+		x.sessionSource, x.taskSource = e.Identity.SessionSource, e.Identity.TaskSource
+	}
+	if e.Request != nil {
+		x.rpcKind, x.prompt, x.truncated = e.Request.RPCKind, e.Request.Prompt, e.Request.Truncated
+	}
+	return x
+}
+
+func (x ext) empty() bool {
+	return x.sessionSource == "" && x.taskSource == "" && x.rpcKind == "" && x.prompt == "" && len(x.truncated) == 0
 }

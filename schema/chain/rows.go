@@ -28,8 +28,12 @@ type Column struct {
 // Columns are the columns of events_raw the chain hash covers, in canonical
 // order: a reader that selects them in this order in RowBinary can hash
 // each row's bytes as they are (RowHash). of() writes the same fields in
-// this order, in the same encoding.
-var Columns = []Column{
+// this order, in the same encoding. The last ExtColumns of them joined in
+// rampart-chain-v3; a row whose ext columns are all empty hashes in the v2
+// form, without them, so records written before they existed still verify.
+var Columns = append(append([]Column{}, v2Columns...), ExtColumns...)
+
+var v2Columns = []Column{
 	{"event_id", String}, {"kind", String}, {"event_time_us", Int}, {"tenant", String}, {"instance", String},
 	{"epoch", String}, {"seq", Int}, {"prev_hash", String}, {"request_id", String},
 	{"traceparent", String}, {"tracestate", String},
@@ -45,19 +49,49 @@ var Columns = []Column{
 	{"checkpoint_key_id", String}, {"checkpoint_sig", String}, {"checkpoint_unrecorded", Ints},
 }
 
-// rowPrefix starts the canonical form of every row read back: stored rows
-// do not keep the event version, and are read back as this one.
-var rowPrefix = binary.AppendUvarint([]byte(canonicalVersion), event.Version)
+// ExtColumns are the columns added in rampart-chain-v3, at the end of
+// Columns. Each is a String or Array(String), so when all are empty they
+// are exactly one zero byte each in RowBinary.
+var ExtColumns = []Column{
+	{"session_source", String}, {"task_source", String}, {"rpc_kind", String}, {"prompt", String},
+	{"truncated", Strings},
+}
+
+// ExtStart is the index in Columns of the first of ExtColumns.
+var ExtStart = len(v2Columns)
+
+// rowPrefixV2 and rowPrefixV3 start the canonical form of every row read
+// back: stored rows do not keep the event version, and are read back as
+// this one.
+var (
+	rowPrefixV2 = binary.AppendUvarint([]byte(canonicalV2), event.Version)
+	rowPrefixV3 = binary.AppendUvarint([]byte(canonicalV3), event.Version)
+)
 
 // RowHash is the chain hash of a row of Columns in RowBinary, exactly as a
-// RowBinary query returns it.
-func RowHash(row []byte) Hash {
+// RowBinary query returns it; ext is the offset in row of its first
+// ExtColumns value.
+func RowHash(row []byte, ext int) Hash {
 	d := sha256.New()
-	d.Write(rowPrefix)
-	d.Write(row)
+	if tail := row[ext:]; len(tail) == len(ExtColumns) && allZero(tail) {
+		d.Write(rowPrefixV2)
+		d.Write(row[:ext])
+	} else {
+		d.Write(rowPrefixV3)
+		d.Write(row)
+	}
 	var h Hash
 	d.Sum(h[:0])
 	return h
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseHash parses a hash in the form events carry ("sha256:<hex>", lower

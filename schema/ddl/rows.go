@@ -17,6 +17,7 @@ var EventColumns = []string{
 	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns", "shadow_rules",
 	"status", "duration_ns", "response_bytes",
 	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
+	"session_source", "task_source", "rpc_kind", "prompt", "truncated",
 	"stream_seq", "collected_at",
 }
 
@@ -66,6 +67,10 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 	if unrecorded == nil {
 		unrecorded = []uint64{}
 	}
+	truncated := req.Truncated
+	if truncated == nil {
+		truncated = []string{}
+	}
 	t := e.Time.UTC()
 	return []any{
 		e.ID, string(e.Kind), t.Truncate(time.Second), uint64(t.UnixMicro()), e.Tenant, e.Instance, e.Seq, e.Epoch, e.Prev, e.RequestID,
@@ -75,6 +80,7 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 		string(dec.Effect), dec.PolicyID, dec.RuleID, dec.PolicyHash, dec.Reason, dec.Code, dec.EvalNanos, shadow,
 		int32(resp.Status), resp.DurationNs, resp.Bytes,
 		cp.KeyID, cp.Signature, unrecorded,
+		id.SessionSource, id.TaskSource, req.RPCKind, req.Prompt, truncated,
 		streamSeq, collectedAt.UTC().Truncate(time.Second),
 	}
 }

@@ -193,6 +193,8 @@ func (w *encoder) identity(id *Identity) {
 	}
 	w.optStr("session_id", id.SessionID)
 	w.optStr("task_id", id.TaskID)
+	w.optStr("session_source", id.SessionSource)
+	w.optStr("task_source", id.TaskSource)
 	w.close()
 }
 
@@ -236,6 +238,9 @@ func (w *encoder) request(r *Request) {
 	}
 	w.optStr("destination", r.Destination)
 	w.optStr("data_class", r.DataClass)
+	if len(r.Truncated) > 0 {
+		w.strs("truncated", r.Truncated)
+	}
 	w.close()
 }
 

@@ -21,13 +21,15 @@ func encodeCases() []*Event {
 	full.Request.Headers = map[string]string{"x-b": "2", "accept": "", "x-a": "\u2028\t\"\\"}
 	full.Request.Args = json.RawMessage(" {\"q\" : \"<script>&\u2029\", \"n\": [1, 2.5e3, null, true]} ")
 	full.Request.Destination, full.Request.DataClass = "internal", "pii"
+	full.Request.Truncated = []string{"tool", "args"}
+	full.Identity.SessionSource, full.Identity.TaskSource = "server", "client"
 	full.Decision.Code, full.Decision.Shadow = "token_invalid", []string{"r1", ""}
 	full.Response = &Response{Status: 502, DurationNs: -1, Bytes: 7}
 	full.Checkpoint = &Checkpoint{KeyID: "ed25519:ab", Signature: "c2ln", Unrecorded: []uint64{1, 1 << 63}}
 	full.Identity.Chain = append(full.Identity.Chain, Actor{Subject: "a", Issuer: "https://i"})
 
 	bare := &Event{V: Version, ID: "x", Kind: KindRequest}
-	empties := &Event{Identity: &Identity{Chain: []Actor{}}, Request: &Request{Headers: map[string]string{}, Args: json.RawMessage{}},
+	empties := &Event{Identity: &Identity{Chain: []Actor{}}, Request: &Request{Headers: map[string]string{}, Args: json.RawMessage{}, Truncated: []string{}},
 		Decision: &Decision{Shadow: []string{}}, Response: &Response{}, Checkpoint: &Checkpoint{Unrecorded: []uint64{}}}
 	odd := &Event{Tenant: "\x00\x01\x1f\x7f\b\f\n\r\t<>&'\xff\xfe\xc3(é→😀\u2028\u2029", Time: time.Date(1, 2, 3, 4, 5, 6, 7, time.FixedZone("x", -(5*3600+30*60)))}
 	zoned := &Event{Time: time.Date(2026, 11, 28, 10, 0, 0, 120000000, time.FixedZone("y", 14*3600))}
@@ -68,6 +70,8 @@ func FuzzEncode(f *testing.F) {
 		e.Identity.Subject, e.Identity.Chain = sub, append(e.Identity.Chain, Actor{Subject: text, Issuer: sub})
 		e.Request.Headers = map[string]string{header: text, text: header}
 		e.Request.Args, e.Request.BodyBytes = args, n
+		e.Request.Truncated = []string{text}
+		e.Identity.SessionSource, e.Identity.TaskSource = text, tenant
 		e.Request.RPCKind, e.Request.Prompt = tenant, text
 		e.Decision.Reason, e.Decision.EvalNanos, e.Decision.Shadow = text, n, []string{text, tenant}
 		e.Response = &Response{Status: int(n), DurationNs: n, Bytes: -n}

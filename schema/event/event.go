@@ -103,9 +103,16 @@ type Identity struct {
 	// Chain is the delegation chain from nested RFC 8693 "act" claims: the
 	// actors, earliest first, the current actor (the outermost "act") last.
 	// The principal is Subject, not part of Chain.
-	Chain     []Actor `json:"chain,omitempty"`
-	SessionID string  `json:"session_id,omitempty"`
-	TaskID    string  `json:"task_id,omitempty"`
+	Chain []Actor `json:"chain,omitempty"`
+	// SessionID and TaskID are bound to the caller: from the verified
+	// token, or ids the client sent that no other principal holds at the
+	// enforcer. SessionSource and TaskSource say which: "token", "server"
+	// (a session id the backend issued to this caller through the
+	// enforcer) or "client" (first presented by this caller).
+	SessionID     string `json:"session_id,omitempty"`
+	TaskID        string `json:"task_id,omitempty"`
+	SessionSource string `json:"session_source,omitempty"`
+	TaskSource    string `json:"task_source,omitempty"`
 }
 
 // Actor is one link of a delegation chain.
@@ -156,6 +163,10 @@ type Request struct {
 	// carries, from the enforcer's destination map.
 	Destination string `json:"destination,omitempty"`
 	DataClass   string `json:"data_class,omitempty"`
+	// Truncated names the fields above recorded shortened (or, for args,
+	// dropped: ArgsDigest still covers them whole) because the client sent
+	// more than a record may hold.
+	Truncated []string `json:"truncated,omitempty"`
 }
 
 // Decision is what the policy decided and why.

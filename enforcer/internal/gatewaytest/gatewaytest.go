@@ -29,6 +29,8 @@ type Options struct {
 	AuthPath string
 	// Backend is the host:port allowed requests go to.
 	Backend string
+	// Secret is the forward_auth secret the gateway sends.
+	Secret string
 }
 
 // Nginx starts nginx with auth_request and returns its base URL.
@@ -52,7 +54,7 @@ func Caddy(t testing.TB, o Options) string {
 	port := freePort(t)
 	write(t, filepath.Join(dir, "Caddyfile"), render(t, caddyfile, o, dir, port))
 	// Caddy keeps state under HOME and XDG dirs: all inside the test's dir.
-	env := []string{"HOME=" + dir, "XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}
+	env := []string{"RAMPART_GATEWAY_SECRET=" + o.Secret, "HOME=" + dir, "XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}
 	start(t, dir, port, "", env, bin, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
 	return "http://127.0.0.1:" + strconv.Itoa(port)
 }
@@ -83,6 +85,7 @@ http {
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Original-Host $host;
+            proxy_set_header X-Rampart-Gateway-Secret "{{.Secret}}";
         }
         location / {
             auth_request {{.AuthPath}};
@@ -107,6 +110,7 @@ const caddyfile = `{
 http://127.0.0.1:{{.Port}} {
 	forward_auth {{.Enforcer}} {
 		uri {{.AuthPath}}
+		header_up X-Rampart-Gateway-Secret {env.RAMPART_GATEWAY_SECRET}
 		copy_headers X-Rampart-Request-Id X-Rampart-Tenant X-Rampart-Subject
 	}
 	reverse_proxy {{.Backend}}
@@ -120,7 +124,7 @@ func render(t testing.TB, text string, o Options, dir string, port int) string {
 	}
 	var b bytes.Buffer
 	err := template.Must(template.New("").Parse(text)).Execute(&b, map[string]any{
-		"Dir": dir, "Port": port, "Enforcer": o.Enforcer, "Backend": o.Backend, "AuthPath": o.AuthPath,
+		"Dir": dir, "Port": port, "Enforcer": o.Enforcer, "Backend": o.Backend, "AuthPath": o.AuthPath, "Secret": o.Secret,
 		"Root": os.Geteuid() == 0, // nginx run by root would switch workers to nobody, who cannot use dir
 	})
 	if err != nil {

@@ -187,6 +187,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := os.WriteFile(w.policyFile, rampartPolicy, 0o600); err != nil {
 		return err
 	}
+	w.secretFile = filepath.Join(dir, "gateway.secret")
+	if err := os.WriteFile(w.secretFile, []byte(gatewaySecret+"\n"), 0o600); err != nil {
+		return err
+	}
 
 	proxy, err := bareProxy(w.backend)
 	if err != nil {

@@ -87,10 +87,14 @@ func (t *target) post(ctx context.Context, body []byte, token string) (int, stri
 	return resp.StatusCode, strings.TrimSpace(string(b)), err
 }
 
-// forwardAuthHeader is what a gateway sends the enforcer (and OPA) about
-// the original request.
+// gatewaySecret is the forward-auth secret the load's "gateway" sends.
+const gatewaySecret = "load-gateway-secret-0123456789"
+
+// forwardAuthHeader is what a gateway (nginx, as configured in the README)
+// sends the enforcer (and OPA) about the original request.
 func forwardAuthHeader() http.Header {
 	h := http.Header{}
+	h.Set(enforcer.HeaderGatewaySecret, gatewaySecret)
 	h.Set("X-Original-Method", http.MethodPost)
 	h.Set("X-Original-URI", "/mcp")
 	h.Set("X-Original-Host", "mcp.acme.internal")
@@ -229,6 +233,7 @@ type world struct {
 	backend    string
 	policyFile string
 	jwksFile   string
+	secretFile string // forward_auth's gateway secret
 	issuer     string
 	audience   string
 }
@@ -240,6 +245,7 @@ func (w *world) enforcerConfig(instance, natsURL string) enforcer.Config {
 	c.Instance = instance
 	c.Modes = []string{enforcer.ModeProxy, enforcer.ModeForwardAuth}
 	c.Upstream = w.backend
+	c.ForwardAuth.Gateway, c.ForwardAuth.SecretFile = enforcer.GatewayNginx, w.secretFile
 	c.PolicyFile = w.policyFile
 	c.Identity.Issuer = w.issuer
 	c.Identity.Audience = w.audience
@@ -299,6 +305,7 @@ func (w *world) startEnforcerProcess(ctx context.Context, bin, natsURL string) (
 modes: [proxy, forward_auth]
 upstream: %s
 instance: load-process
+forward_auth: {gateway: nginx, secret_file: %s}
 policy_file: %s
 identity:
   issuer: %s
@@ -306,7 +313,7 @@ identity:
   jwks_file: %s
 nats:
   url: %s
-`, addr, w.backend, w.policyFile, w.issuer, w.audience, w.jwksFile, natsURL)
+`, addr, w.backend, w.secretFile, w.policyFile, w.issuer, w.audience, w.jwksFile, natsURL)
 	file := filepath.Join(w.dir, "enforcer.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		return "", nil, err

@@ -1,0 +1,100 @@
+package enforcer
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/rampart-io/rampart/enforcer/binding"
+	"github.com/rampart-io/rampart/enforcer/identity"
+)
+
+// maxClientID bounds a session or task id a client sends. MCP session ids
+// are visible ASCII (0x21-0x7E); task ids are held to the same.
+const maxClientID = 128
+
+// bindClientIDs binds the session and task ids the client sent in headers
+// to the caller, and takes them as the identity's when its token has none.
+// An id another principal holds is refused: with it the caller would act,
+// and be recorded, inside someone else's session or task.
+func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity) (Code, error) {
+	if id.SessionID != "" {
+		id.SessionSource = string(binding.Token)
+	}
+	if id.TaskID != "" {
+		id.TaskSource = string(binding.Token)
+	}
+	p := principalOf(id)
+	now := time.Now()
+	for _, b := range []struct {
+		kind     binding.Kind
+		header   string
+		id, src  *string
+		code     Code
+		nickname string
+	}{
+		{binding.Session, e.cfg.Identity.SessionHeader, &id.SessionID, &id.SessionSource, CodeSessionForeign, "session"},
+		{binding.Task, e.cfg.Identity.TaskHeader, &id.TaskID, &id.TaskSource, CodeTaskForeign, "task"},
+	} {
+		v, err := clientID(h, b.header)
+		if err != nil {
+			return CodeClientIDInvalid, err
+		}
+		if v == "" {
+			continue
+		}
+		out, src := e.bindings.Claim(b.kind, v, p, now)
+		if out == binding.Foreign {
+			return b.code, fmt.Errorf("%s %q is held by another principal", b.nickname, v)
+		}
+		if *b.id == "" {
+			*b.id, *b.src = v, string(src)
+		}
+	}
+	return "", nil
+}
+
+// clientID reads the id in header name: absent is "", and more than one,
+// or one that is not 1-128 visible ASCII characters, an error.
+func clientID(h http.Header, name string) (string, error) {
+	vs := h.Values(name)
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", fmt.Errorf("%d %s headers", len(vs), name)
+	}
+	v := vs[0]
+	if len(v) == 0 || len(v) > maxClientID {
+		return "", fmt.Errorf("%s of %d bytes: want 1 to %d", name, len(v), maxClientID)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return "", fmt.Errorf("%s holds byte %#x: want visible ASCII", name, v[i])
+		}
+	}
+	return v, nil
+}
+
+func principalOf(id *identity.Identity) binding.Principal {
+	return binding.Principal{Tenant: id.Tenant, Issuer: id.Issuer, Subject: id.Subject}
+}
+
+// issueSession binds the session id a backend's answer issues (MCP's
+// Mcp-Session-Id on initialize) to the caller it answers, before the
+// caller can present it. It reports false when another principal holds the
+// id, and the answer must not reach the caller.
+func (e *Enforcer) issueSession(x *exchange, resp *http.Response) bool {
+	v, err := clientID(resp.Header, e.cfg.Identity.SessionHeader)
+	if v == "" || err != nil || x.ident == nil {
+		return true // no session issued, or one no client could send back
+	}
+	return e.bindings.Issue(binding.Session, v, principalOf(x.ident), time.Now())
+}
+
+// releaseSession ends the caller's binding of the session a DELETE ended.
+func (e *Enforcer) releaseSession(x *exchange, h http.Header) {
+	if v, err := clientID(h, e.cfg.Identity.SessionHeader); v != "" && err == nil && x.ident != nil {
+		e.bindings.Release(binding.Session, v, principalOf(x.ident))
+	}
+}
