@@ -35,6 +35,7 @@ func boundRecord(r *event.Request, d *event.Decision) {
 	cut("resource", &r.Resource, maxRecordedString)
 	cut("rpc_method", &r.RPCMethod, maxRecordedString)
 	cut("tool", &r.Tool, maxRecordedString)
+	cut("prompt", &r.Prompt, maxRecordedString)
 	for k, v := range r.Headers {
 		if len(v) > maxRecordedString {
 			r.Headers[k] = truncateUTF8(v, maxRecordedString)

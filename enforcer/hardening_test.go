@@ -296,4 +296,13 @@ func TestOversizedValuesRecordedTruncated(t *testing.T) {
 	if len(d.Request.Tool) != 4096 || !slices.Contains(d.Request.Truncated, "tool") || d.Decision.RuleID != "default-deny" {
 		t.Errorf("recorded tool of %d bytes, truncated %v, rule %q", len(d.Request.Tool), d.Request.Truncated, d.Decision.RuleID)
 	}
+	// A prompt's name is recorded in its own field, cut alike.
+	r = h.post(t, `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"`+tool+`"}}`, http.Header{"Authorization": {"Bearer " + h.token(t)}})
+	if r.status != http.StatusForbidden || errorCode(r) != "policy_denied" {
+		t.Fatalf("prompt: status %d: %v", r.status, r.body)
+	}
+	d = h.events(t, r.requestID, event.KindDecision)[event.KindDecision]
+	if len(d.Request.Prompt) != 4096 || !slices.Contains(d.Request.Truncated, "prompt") {
+		t.Errorf("recorded prompt of %d bytes, truncated %v", len(d.Request.Prompt), d.Request.Truncated)
+	}
 }
