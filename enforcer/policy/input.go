@@ -76,6 +76,8 @@ const (
 	varIssuer
 	varSession
 	varTask
+	varSessionSource
+	varTaskSource
 	varMethod
 	varHost
 	varPath
@@ -137,6 +139,10 @@ func varIndex(name string) int {
 		return varSession
 	case "task":
 		return varTask
+	case "session_source":
+		return varSessionSource
+	case "task_source":
+		return varTaskSource
 	case "method":
 		return varMethod
 	case "host":
@@ -211,6 +217,10 @@ func (a *activation) value(i int) ref.Val {
 		return types.String(in.Session)
 	case varTask:
 		return types.String(in.Task)
+	case varSessionSource:
+		return types.String(in.SessionSource)
+	case varTaskSource:
+		return types.String(in.TaskSource)
 	case varMethod:
 		return types.String(in.Method)
 	case varHost:

@@ -374,7 +374,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	str := func(name string) cel.EnvOption { return cel.Variable(name, cel.StringType) }
 	opts := []cel.EnvOption{
 		str("tenant"), str("subject"), str("actor"), str("spiffe_id"), str("issuer"),
-		str("session"), str("task"),
+		str("session"), str("task"), str("session_source"), str("task_source"),
 		str("method"), str("host"), str("path"), str("query"), str("resource"), str("rpc_kind"), str("rpc_method"),
 		str("tool"), str("prompt"),
 		str("destination"), str("data_class"),

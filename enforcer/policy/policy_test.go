@@ -234,6 +234,8 @@ rules:
   - {id: prompt, match: 'prompt == "search"', effect: allow}
   - {id: resource, match: 'resource == "search"', effect: allow}
   - {id: response, match: 'rpc_kind == "response"', effect: allow}
+  - {id: verified-session, match: 'session != "" && session_source in ["token", "server"]', effect: allow}
+  - {id: client-task, match: 'task_source == "client"', effect: deny}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +251,9 @@ rules:
 		{"response", policy.Input{RPCKind: "response"}, "response"},
 		{"notification", policy.Input{RPCKind: "notification", RPCMethod: "notifications/initialized"}, policy.DefaultDenyRule},
 		{"plain HTTP", policy.Input{Method: "GET", Path: "/mcp"}, policy.DefaultDenyRule},
+		{"issued session", policy.Input{Session: "s", SessionSource: "server"}, "verified-session"},
+		{"client-chosen session", policy.Input{Session: "s", SessionSource: "client"}, policy.DefaultDenyRule},
+		{"client-chosen task", policy.Input{Task: "t", TaskSource: "client"}, "client-task"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
