@@ -56,7 +56,7 @@ func hashFixture() []*event.Event {
 				Reason: text(300), Code: text(i % 2), EvalNanos: -int64(i), Shadow: []string{text(3), "", text(129)}[:i%4]}
 		case 3:
 			e.Kind = event.KindCheckpoint
-			e.Response = &event.Response{Status: 7 - i, DurationNs: 1 << 40, Bytes: -7}
+			e.Response = &event.Response{Status: 7 - i, DurationNs: 1 << 40, Bytes: -7, Outcome: []string{"", "client_gone"}[i%8/4]}
 			e.Checkpoint = &event.Checkpoint{KeyID: text(16), Signature: text(86), Unrecorded: []uint64{0, 1, 256, 1 << 63}[:i%5]}
 		}
 		out = append(out, e)

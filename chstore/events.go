@@ -52,7 +52,7 @@ func (c *Client) ReadEvents(ctx context.Context, where string, visit func(*event
 			&effect, &dec.PolicyID, &dec.RuleID, &dec.PolicyHash, &dec.Reason, &dec.Code, &dec.EvalNanos, &dec.Shadow,
 			&status, &resp.DurationNs, &resp.Bytes,
 			&cp.KeyID, &cp.Signature, &cp.Unrecorded,
-			&id.SessionSource, &id.TaskSource, &req.RPCKind, &req.Prompt, &req.Truncated)
+			&id.SessionSource, &id.TaskSource, &req.RPCKind, &req.Prompt, &req.Truncated, &resp.Outcome)
 		if err != nil {
 			return fmt.Errorf("clickhouse: scan event: %w", err)
 		}

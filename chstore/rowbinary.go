@@ -191,6 +191,7 @@ func (d *rowDecoder) event(e *event.Event, id *event.Identity, r *event.Request,
 	resp.Status, resp.DurationNs, resp.Bytes = int(d.i32()), d.i64(), d.i64()
 	cpKey, cpSig, unrecorded := d.str(), d.str(), d.u64s()
 	id.SessionSource, id.TaskSource, r.RPCKind, r.Prompt, r.Truncated = d.str(), d.str(), d.str(), d.str(), d.strs()
+	resp.Outcome = d.str()
 	if d.err != nil {
 		return d.err
 	}

@@ -202,6 +202,9 @@ func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if rec, ok := w.(*recorder); ok {
+				rec.unavailable = true
+			}
 			e.log.Warn("upstream failed", "err", err, "request_id", r.Header.Get(HeaderRequestID))
 			writeError(w, CodeUpstreamUnavailable, r.Header.Get(HeaderRequestID), "", nil)
 		},
@@ -534,21 +537,39 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	}
 	start := time.Now()
 	x := o.x
+	// The reverse proxy aborts the handler (panics with
+	// http.ErrAbortHandler) when a streamed answer breaks off, on either
+	// side: the response event is queued on the way out all the same, so
+	// every forwarded call's record says how it ended.
+	defer func() {
+		p := recover()
+		if p != nil && p != http.ErrAbortHandler {
+			panic(p)
+		}
+		if r.Method == http.MethodDelete && rec.status/100 == 2 && p == nil {
+			e.releaseSession(x, r.Header) // the MCP session is over
+		}
+		if rec.keep > 0 && p == nil {
+			e.observeListing(x, rec)
+		}
+		e.queueResponse(&event.Event{
+			Kind: event.KindResponse, Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(),
+			Request: x.request, Response: &event.Response{Status: rec.status, DurationNs: time.Since(start).Nanoseconds(),
+				Bytes: rec.bytes, Outcome: rec.outcome(p != nil, r.Context().Err() != nil)},
+		})
+		if p != nil {
+			panic(p) // net/http ends the connection, as the proxy meant
+		}
+	}()
 	e.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
-	if r.Method == http.MethodDelete && rec.status/100 == 2 {
-		e.releaseSession(x, r.Header) // the MCP session is over
-	}
-	if rec.keep > 0 {
-		e.observeListing(x, rec)
-	}
-	resp := &event.Event{
-		Kind: event.KindResponse, Tenant: x.tenant(), RequestID: x.id, Trace: x.trace, Identity: x.identity(),
-		Request: x.request, Response: &event.Response{Status: rec.status, DurationNs: time.Since(start).Nanoseconds(), Bytes: rec.bytes},
-	}
-	// The answer must not wait for its own record: the response event is
-	// queued (bounded; when full, this request waits: backpressure, never
-	// a drop) and recorded in order by one goroutine. A handler still
-	// running while the enforcer closes records its own.
+}
+
+// queueResponse hands a response event to the recorder. The answer must
+// not wait for its own record: the event is queued (bounded; when full,
+// this request waits: backpressure, never a drop) and recorded in order by
+// one goroutine. A handler still running while the enforcer closes
+// records its own.
+func (e *Enforcer) queueResponse(resp *event.Event) {
 	select {
 	case <-e.closing:
 		e.recordResponse(resp)
@@ -624,11 +645,27 @@ const maxObservedListing = 4 << 20
 // keeps up to keep bytes of its body.
 type recorder struct {
 	http.ResponseWriter
-	status  int
-	bytes   int64
-	written bool
-	keep    int
-	kept    []byte
+	status      int
+	bytes       int64
+	written     bool
+	keep        int
+	kept        []byte
+	writeErr    error // the first failed write to the client
+	unavailable bool  // the upstream gave no answer (the proxy's ErrorHandler ran)
+}
+
+// outcome is how the exchange ended, once the proxy returned or aborted;
+// clientDone is the client's request context having ended.
+func (r *recorder) outcome(aborted, clientDone bool) string {
+	switch {
+	case r.unavailable:
+		return event.OutcomeUpstreamUnavailable
+	case r.writeErr != nil || aborted && clientDone:
+		return event.OutcomeClientGone
+	case aborted:
+		return event.OutcomeUpstreamAborted
+	}
+	return event.OutcomeCompleted
 }
 
 func (r *recorder) WriteHeader(status int) {
@@ -647,6 +684,9 @@ func (r *recorder) Write(b []byte) (int, error) {
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
+	if err != nil && r.writeErr == nil {
+		r.writeErr = err
+	}
 	return n, err
 }
 

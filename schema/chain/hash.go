@@ -186,6 +186,7 @@ func (w *hasher) canonical(e *event.Event, withoutSignature bool) {
 		for _, s := range ext.truncated {
 			w.str(s)
 		}
+		w.str(ext.outcome)
 	}
 }
 
@@ -193,6 +194,7 @@ func (w *hasher) canonical(e *event.Event, withoutSignature bool) {
 type ext struct {
 	sessionSource, taskSource, rpcKind, prompt string
 	truncated                                  []string
+	outcome                                    string
 }
 
 func extOf(e *event.Event) ext {
@@ -203,9 +205,12 @@ func extOf(e *event.Event) ext {
 	if e.Request != nil {
 		x.rpcKind, x.prompt, x.truncated = e.Request.RPCKind, e.Request.Prompt, e.Request.Truncated
 	}
+	if e.Response != nil {
+		x.outcome = e.Response.Outcome
+	}
 	return x
 }
 
 func (x ext) empty() bool {
-	return x.sessionSource == "" && x.taskSource == "" && x.rpcKind == "" && x.prompt == "" && len(x.truncated) == 0
+	return x.sessionSource == "" && x.taskSource == "" && x.rpcKind == "" && x.prompt == "" && len(x.truncated) == 0 && x.outcome == ""
 }

@@ -54,7 +54,7 @@ var v2Columns = []Column{
 // are exactly one zero byte each in RowBinary.
 var ExtColumns = []Column{
 	{"session_source", String}, {"task_source", String}, {"rpc_kind", String}, {"prompt", String},
-	{"truncated", Strings},
+	{"truncated", Strings}, {"response_outcome", String},
 }
 
 // ExtStart is the index in Columns of the first of ExtColumns.

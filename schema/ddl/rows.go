@@ -17,7 +17,7 @@ var EventColumns = []string{
 	"effect", "policy_id", "rule_id", "policy_hash", "reason", "code", "eval_ns", "shadow_rules",
 	"status", "duration_ns", "response_bytes",
 	"checkpoint_key_id", "checkpoint_sig", "checkpoint_unrecorded",
-	"session_source", "task_source", "rpc_kind", "prompt", "truncated",
+	"session_source", "task_source", "rpc_kind", "prompt", "truncated", "response_outcome",
 	"stream_seq", "collected_at",
 }
 
@@ -80,7 +80,7 @@ func EventRow(e *event.Event, streamSeq uint64, collectedAt time.Time) []any {
 		string(dec.Effect), dec.PolicyID, dec.RuleID, dec.PolicyHash, dec.Reason, dec.Code, dec.EvalNanos, shadow,
 		int32(resp.Status), resp.DurationNs, resp.Bytes,
 		cp.KeyID, cp.Signature, unrecorded,
-		id.SessionSource, id.TaskSource, req.RPCKind, req.Prompt, truncated,
+		id.SessionSource, id.TaskSource, req.RPCKind, req.Prompt, truncated, resp.Outcome,
 		streamSeq, collectedAt.UTC().Truncate(time.Second),
 	}
 }

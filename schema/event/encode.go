@@ -153,6 +153,7 @@ func (w *encoder) event(e *Event) {
 		if r.Bytes != 0 {
 			w.int("bytes", r.Bytes)
 		}
+		w.optStr("outcome", r.Outcome)
 		w.close()
 	}
 	if c := e.Checkpoint; c != nil {

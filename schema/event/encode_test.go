@@ -24,7 +24,7 @@ func encodeCases() []*Event {
 	full.Request.Truncated = []string{"tool", "args"}
 	full.Identity.SessionSource, full.Identity.TaskSource = "server", "client"
 	full.Decision.Code, full.Decision.Shadow = "token_invalid", []string{"r1", ""}
-	full.Response = &Response{Status: 502, DurationNs: -1, Bytes: 7}
+	full.Response = &Response{Status: 502, DurationNs: -1, Bytes: 7, Outcome: "client_gone"}
 	full.Checkpoint = &Checkpoint{KeyID: "ed25519:ab", Signature: "c2ln", Unrecorded: []uint64{1, 1 << 63}}
 	full.Identity.Chain = append(full.Identity.Chain, Actor{Subject: "a", Issuer: "https://i"})
 
@@ -74,7 +74,7 @@ func FuzzEncode(f *testing.F) {
 		e.Identity.SessionSource, e.Identity.TaskSource = text, tenant
 		e.Request.RPCKind, e.Request.Prompt = tenant, text
 		e.Decision.Reason, e.Decision.EvalNanos, e.Decision.Shadow = text, n, []string{text, tenant}
-		e.Response = &Response{Status: int(n), DurationNs: n, Bytes: -n}
+		e.Response = &Response{Status: int(n), DurationNs: n, Bytes: -n, Outcome: text}
 		want, wantErr := json.Marshal(e)
 		got, err := Encode(e)
 		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {

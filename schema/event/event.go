@@ -189,7 +189,19 @@ type Response struct {
 	Status     int   `json:"status"`
 	DurationNs int64 `json:"duration_ns"`
 	Bytes      int64 `json:"bytes,omitempty"`
+	// Outcome is how the exchange ended: "completed", "client_gone" (the
+	// client stopped reading or hung up), "upstream_aborted" (the backend
+	// broke off its answer) or "upstream_unavailable" (it gave none).
+	Outcome string `json:"outcome,omitempty"`
 }
+
+// Outcomes of a forwarded exchange.
+const (
+	OutcomeCompleted           = "completed"
+	OutcomeClientGone          = "client_gone"
+	OutcomeUpstreamAborted     = "upstream_aborted"
+	OutcomeUpstreamUnavailable = "upstream_unavailable"
+)
 
 // Errors returned by Decode. They are stable: the collector routes on them.
 var (
