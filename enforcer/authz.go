@@ -40,16 +40,16 @@ func (a authorizer) Check(ctx context.Context, r *extauthz.Request) extauthz.Ver
 	return extauthz.Verdict{Allow: true, Status: http.StatusOK, Header: o.upstreamHeader(), Remove: rampartHeaders(r.Header)}
 }
 
-// rampartHeaders names the client-supplied X-Rampart-* headers, and the
-// method and URL overrides of some frameworks, that the gateway must
-// strip. The enforcer's own are overwritten instead (Envoy may apply
+// rampartHeaders names the client-supplied X-Rampart-* headers, the
+// method and URL overrides of some frameworks, and names with "_" (which
+// CGI backends read as the dashed ones), that the gateway must strip. The enforcer's own are overwritten instead (Envoy may apply
 // removals after additions, which would drop them).
 func rampartHeaders(h http.Header) []string {
 	var out []string
 	for k := range h {
 		k = http.CanonicalHeaderKey(k)
 		if strings.HasPrefix(k, headerPrefix) && k != HeaderRequestID && k != HeaderTenant && k != HeaderSubject ||
-			slices.Contains(overrideHeaders, k) {
+			slices.Contains(overrideHeaders, k) || strings.Contains(k, "_") {
 			out = append(out, strings.ToLower(k))
 		}
 	}

@@ -3,10 +3,12 @@ package enforcer
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/schema/event"
 )
 
 // maxClientID bounds a session or task id a client sends. MCP session ids
@@ -17,7 +19,12 @@ const maxClientID = 128
 // to the caller, and takes them as the identity's when its token has none.
 // An id another principal holds is refused: with it the caller would act,
 // and be recorded, inside someone else's session or task.
-func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity) (Code, error) {
+//
+// When the token names its own session or task and the client sends
+// another id in the header, the backend acts in the header's: the record
+// keeps it among the request's headers (lower-case name), beside the
+// token's.
+func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity, req *event.Request) (Code, error) {
 	if id.SessionID != "" {
 		id.SessionSource = string(binding.Token)
 	}
@@ -47,8 +54,14 @@ func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity) (Code, er
 		if out == binding.Foreign {
 			return b.code, fmt.Errorf("%s %q is held by another principal", b.nickname, v)
 		}
-		if *b.id == "" {
+		switch {
+		case *b.id == "":
 			*b.id, *b.src = v, string(src)
+		case *b.id != v:
+			if req.Headers == nil {
+				req.Headers = map[string]string{}
+			}
+			req.Headers[strings.ToLower(b.header)] = v
 		}
 	}
 	return "", nil

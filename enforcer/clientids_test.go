@@ -154,3 +154,19 @@ func TestMalformedClientIDsRefused(t *testing.T) {
 		t.Errorf("backend hit %d times", h.hits.Load())
 	}
 }
+
+// TestSessionHeaderBesideTheTokensIsRecorded: a token naming its session
+// and a header naming another: the backend acts in the header's, so the
+// record keeps it beside the token's.
+func TestSessionHeaderBesideTheTokensIsRecorded(t *testing.T) {
+	h := sessionHarness(t)
+	tok := http.Header{"Authorization": {"Bearer " + h.token(t)}} // sid sess-1
+	r := h.post(t, toolCall("search", `{}`), withHeader(tok, "Mcp-Session-Id", "other-session-7"))
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %v", r.status, r.body)
+	}
+	d := h.events(t, r.requestID, event.KindDecision)[event.KindDecision]
+	if d.Identity.SessionID != "sess-1" || d.Identity.SessionSource != "token" || d.Request.Headers["mcp-session-id"] != "other-session-7" {
+		t.Errorf("session %q (%s), headers %v", d.Identity.SessionID, d.Identity.SessionSource, d.Request.Headers)
+	}
+}

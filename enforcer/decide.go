@@ -130,7 +130,7 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 		return refuse(Code(identity.CodeOf(err)), err, nil)
 	}
 	x.ident = ident
-	if code, err := e.bindClientIDs(c.header, ident); err != nil {
+	if code, err := e.bindClientIDs(c.header, ident, x.request); err != nil {
 		return refuse(code, err, nil)
 	}
 	if c.certErr != nil {

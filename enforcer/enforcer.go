@@ -513,6 +513,11 @@ func sanitize(h http.Header, trustedPeer bool) {
 	}
 	for k := range h {
 		switch {
+		case strings.Contains(k, "_"):
+			// CGI and WSGI servers read X_Rampart_Tenant as X-Rampart-Tenant:
+			// every check here names the dashed spelling, so, as nginx does
+			// by default, such names go.
+			delete(h, k)
 		case strings.HasPrefix(k, headerPrefix),
 			strings.HasPrefix(k, "X-Original-"),
 			strings.HasPrefix(k, "X-Forwarded-") && (k != "X-Forwarded-For" || !trustedPeer):
@@ -530,6 +535,7 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	r.Body = io.NopCloser(bytes.NewReader(o.body))
 	r.ContentLength = int64(len(o.body))
 	r.TransferEncoding = nil
+	r.Trailer = nil // a chunked body's trailers: headers no check saw, which HTTP/2 would send on
 
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	if o.x.request.RPCMethod == mcp.MethodToolsList {

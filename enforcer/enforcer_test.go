@@ -59,6 +59,7 @@ type harness struct {
 	dir     string
 	signKey jwk.Key
 	hits    atomic.Int64
+	onServe func(*enforcer.Enforcer) // called before the enforcer serves, when set
 
 	mu       sync.Mutex
 	upstream http.Header // headers of the last forwarded request
@@ -143,6 +144,9 @@ func (h *harness) serve(t *testing.T, cfg enforcer.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
+	if h.onServe != nil {
+		h.onServe(e)
+	}
 	ls := enforcer.Listeners{HTTP: listen(t)}
 	if slices.Contains(cfg.Modes, enforcer.ModeExtAuthzGRPC) {
 		ls.GRPC = listen(t)

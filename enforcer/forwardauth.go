@@ -122,6 +122,9 @@ func (e *Enforcer) readOrigin(c *check, h http.Header) (Code, error) {
 			return CodeForwardedConflict, fmt.Errorf("%s is not a header %s sets for the original request", k, e.cfg.ForwardAuth.Gateway)
 		case strings.HasPrefix(norm, "x-rampart-") && k != HeaderGatewaySecret:
 			return CodeHeaderForbidden, fmt.Errorf("client header %s: X-Rampart-* headers are the enforcer's", k)
+		case strings.Contains(k, "_"):
+			// A CGI backend reads it as the dashed name, which no check here saw.
+			return CodeHeaderForbidden, fmt.Errorf("client header %s: a name with _ reads as another header to CGI backends", k)
 		}
 	}
 	method, uri, host := h.Get(want.method), h.Get(want.uri), h.Get(want.host)
