@@ -3,6 +3,7 @@ package enforcer
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,6 +25,9 @@ func (a authorizer) Check(ctx context.Context, r *extauthz.Request) extauthz.Ver
 		c.path, c.rawPath, c.query = u.Path, u.EscapedPath(), u.RawQuery
 	}
 	c.untrusted = !e.trusted(r.Peer)
+	if e.extAuthzSecret != nil && !c.untrusted && !secretMatches(r.GatewaySecret, *e.extAuthzSecret) {
+		c.refusal, c.refusalCode = fmt.Errorf("check without the gateway secret (%s)", extauthz.SecretHeader), CodeGatewayUnauthenticated
+	}
 	if r.BodySeen {
 		c.body, c.bodyTruncated = bytes.NewReader(r.Body), r.BodyTruncated
 	}

@@ -205,6 +205,13 @@ type ExtAuthzConfig struct {
 	// HTTPPathPrefix is Envoy's http_service path_prefix (ext_authz_http
 	// mode). Default "/_rampart/ext_authz".
 	HTTPPathPrefix string `yaml:"http_path_prefix"`
+	// SecretFile, when set, holds a secret (one line, at least 16
+	// characters) every check must carry: gRPC metadata
+	// x-rampart-gateway-secret (Envoy's grpc_service.initial_metadata) or
+	// the check request's X-Rampart-Gateway-Secret header
+	// (authorization_request.headers_to_add). Without it checks are
+	// believed by address (trusted_proxies) alone.
+	SecretFile string `yaml:"secret_file"`
 }
 
 // SetDefaults fills every unset field, in this struct and the component
@@ -391,7 +398,7 @@ func LoadConfig(path string) (Config, error) {
 	}
 	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.PolicyFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.TLS.ClientCAFile,
-		&c.NATS.Spool.Dir, &c.NATS.Checkpoint.KeyFile, &c.ForwardAuth.SecretFile} {
+		&c.NATS.Spool.Dir, &c.NATS.Checkpoint.KeyFile, &c.ForwardAuth.SecretFile, &c.ExtAuthz.SecretFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

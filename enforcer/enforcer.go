@@ -81,8 +81,10 @@ type Enforcer struct {
 	tls          *tls.Config            // nil unless tls is configured
 	authzHTTP    http.Handler           // nil unless ext_authz_http mode
 	bindings     *binding.Table         // client session and task ids, bound to their holders
-	// gatewaySecret is the SHA-256 of forward_auth's secret.
-	gatewaySecret [32]byte
+	// gatewaySecret is the SHA-256 of forward_auth's secret;
+	// extAuthzSecret of ext_authz's, nil when it has none.
+	gatewaySecret  [32]byte
+	extAuthzSecret *[32]byte
 }
 
 // New builds an enforcer from cfg, which it defaults and validates: it
@@ -109,9 +111,18 @@ func New(cfg Config) (*Enforcer, error) {
 		}
 	}
 	if cfg.Enabled(ModeForwardAuth) {
-		if e.gatewaySecret, err = loadGatewaySecret(cfg.ForwardAuth.SecretFile); err != nil {
+		if e.gatewaySecret, err = loadGatewaySecret("forward_auth.secret_file", cfg.ForwardAuth.SecretFile); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.ExtAuthz.SecretFile != "" {
+		secret, err := loadGatewaySecret("ext_authz.secret_file", cfg.ExtAuthz.SecretFile)
+		if err != nil {
+			return nil, err
+		}
+		e.extAuthzSecret = &secret
+	} else if cfg.Enabled(ModeExtAuthzGRPC) || cfg.Enabled(ModeExtAuthzHTTP) {
+		e.log.Warn("ext_authz checks are believed by address only (trusted_proxies): set ext_authz.secret_file")
 	}
 	budgets := policy.NewBudgets(cfg.Budgets)
 	if e.policy, err = policy.NewWatcher(policy.WatchConfig{Path: cfg.PolicyFile, Interval: cfg.PolicyReloadInterval, OnReload: e.policyChanged, Budgets: budgets}); err != nil {

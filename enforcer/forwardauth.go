@@ -3,7 +3,6 @@ package enforcer
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -141,28 +140,33 @@ func (e *Enforcer) readOrigin(c *check, h http.Header) (Code, error) {
 
 // gatewaySecretOK reports whether h carries the gateway secret, once.
 func (e *Enforcer) gatewaySecretOK(h http.Header) bool {
-	v := h.Values(HeaderGatewaySecret)
-	if len(v) != 1 {
+	return secretMatches(h.Values(HeaderGatewaySecret), e.gatewaySecret)
+}
+
+// secretMatches reports whether values is one value whose SHA-256 is want,
+// compared in constant time.
+func secretMatches(values []string, want [sha256.Size]byte) bool {
+	if len(values) != 1 {
 		return false
 	}
-	got := sha256.Sum256([]byte(v[0]))
-	return subtle.ConstantTimeCompare(got[:], e.gatewaySecret[:]) == 1
+	got := sha256.Sum256([]byte(values[0]))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
 // minGatewaySecret is the shortest secret accepted: a guessable one would
 // let any local process record decisions.
 const minGatewaySecret = 16
 
-// loadGatewaySecret reads the secret file: one line, surrounding
-// whitespace ignored.
-func loadGatewaySecret(path string) ([sha256.Size]byte, error) {
+// loadGatewaySecret reads the secret file of setting (for errors): one
+// line, surrounding whitespace ignored.
+func loadGatewaySecret(setting, path string) ([sha256.Size]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return [sha256.Size]byte{}, fmt.Errorf("enforcer: forward_auth.secret_file: %w", err)
+		return [sha256.Size]byte{}, fmt.Errorf("enforcer: %s: %w", setting, err)
 	}
 	s := strings.TrimSpace(string(b))
 	if len(s) < minGatewaySecret || strings.ContainsAny(s, "\r\n") {
-		return [sha256.Size]byte{}, errors.New("enforcer: forward_auth.secret_file must hold one line of at least 16 characters")
+		return [sha256.Size]byte{}, fmt.Errorf("enforcer: %s must hold one line of at least 16 characters", setting)
 	}
 	return sha256.Sum256([]byte(s)), nil
 }

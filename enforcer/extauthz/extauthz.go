@@ -18,6 +18,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 )
 
@@ -44,7 +45,16 @@ type Request struct {
 	// PeerPrincipal is the client's mTLS identity as the gateway verified it
 	// (attributes.source.principal), e.g. a SPIFFE ID; empty without mTLS.
 	PeerPrincipal string
+	// GatewaySecret is what the gateway presented as the shared secret:
+	// the gRPC call's x-rampart-gateway-secret metadata (Envoy's
+	// grpc_service.initial_metadata), or the check request's
+	// X-Rampart-Gateway-Secret header (authorization_request.headers_to_add).
+	// Each value given counts: more than one is no secret.
+	GatewaySecret []string
 }
+
+// SecretHeader carries the gateway's shared secret to the check services.
+const SecretHeader = "X-Rampart-Gateway-Secret"
 
 // Verdict is the Checker's answer.
 type Verdict struct {
@@ -105,6 +115,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 	if r.BodySeen && strings.EqualFold(r.Header.Get(HeaderPartialBody), "true") {
 		r.BodyTruncated = true
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		r.GatewaySecret = md.Get(strings.ToLower(SecretHeader))
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {

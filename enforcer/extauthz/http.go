@@ -24,6 +24,8 @@ func HTTPHandler(c Checker, prefix string, maxBody int64) http.Handler {
 			path = "/" + path
 		}
 		req := &Request{Method: r.Method, Host: r.Host, Path: path, Header: r.Header.Clone(), BodySeen: true}
+		req.GatewaySecret = req.Header.Values(SecretHeader)
+		req.Header.Del(SecretHeader) // the gateway's, not the client request's
 		// The body is read here rather than by the Checker so that the
 		// HTTP and gRPC variants hand the same Request over.
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
