@@ -192,6 +192,12 @@ func TestParse(t *testing.T) {
 			wantCode: mcp.CodeInvalidParams,
 		},
 		{
+			// A C decoder ends the key at the NUL: a second "name".
+			name:     "key with U+0000 beside its prefix",
+			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","name\u0000":"shell"}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
 			name:     "duplicate params member of an unread method",
 			body:     `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"a","protocolVersion":"b"}}`,
 			wantCode: mcp.CodeInvalidParams,

@@ -151,6 +151,11 @@ func (s *scanner) object(depth int) error {
 			return err
 		}
 		if s.dups {
+			if bytes.IndexByte(key, 0) >= 0 {
+				// C decoders end the key there: "name\u0000" would be a
+				// second "name" to them.
+				return &scanError{kind: errDuplicate, offset: s.pos, msg: "key " + strconv.Quote(string(key)) + " holds U+0000"}
+			}
 			if set == nil && len(s.keys)-start >= foldSetThreshold {
 				set = make(map[string]struct{}, 2*foldSetThreshold)
 				for _, k := range s.keys[start:] {
