@@ -63,6 +63,9 @@ func (e *Enforcer) readCall(c *check, x *exchange) (body []byte, args map[string
 	req.RPCKind, req.RPCMethod, req.ArgsDigest = string(call.Kind), call.Method, call.ArgsDigest
 	req.Tool, req.Prompt, req.Resource = call.Tool, call.Prompt, call.Resource
 	x.listCursor = call.Cursor
+	if endpoint && call.Kind == mcp.KindRequest {
+		x.rpcID = call.ID
+	}
 	if endpoint {
 		switch {
 		case c.method == http.MethodPost && call.Kind == "":

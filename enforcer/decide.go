@@ -95,9 +95,7 @@ func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
 			code = CodeBudgetTableFull
 		}
 		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
-			reply: errorBody(code, x.id, d.Reason, func(b *apiError) {
-				b.Error.RuleID, b.Error.PolicyID = d.RuleID, d.PolicyID
-			})}
+			reply: refusalBody(x, code, d.Reason, d.RuleID, d.PolicyID)}
 	}
 	return &outcome{id: x.id, allow: true, status: http.StatusOK, body: v.body, x: x}
 }
@@ -280,7 +278,7 @@ func (e *Enforcer) refuse(ctx context.Context, x *exchange, code Code, cause err
 	if rpcErr != nil {
 		o.reply = rpcErr.Response(map[string]string{"code": string(code), "request_id": x.id})
 	} else {
-		o.reply = errorBody(code, x.id, "", nil)
+		o.reply = refusalBody(x, code, "", "", "")
 	}
 	return o
 }
@@ -288,7 +286,32 @@ func (e *Enforcer) refuse(ctx context.Context, x *exchange, code Code, cause err
 func (e *Enforcer) unavailable(x *exchange, err error) *outcome {
 	e.log.Error("request refused: events not recorded", "request_id", x.id, "err", err)
 	return &outcome{id: x.id, code: CodeAuditUnavailable, status: CodeAuditUnavailable.Status(), x: x,
-		reply: errorBody(CodeAuditUnavailable, x.id, "", nil)}
+		reply: refusalBody(x, CodeAuditUnavailable, "", "", "")}
+}
+
+// refusalBody is the answer to a refused exchange: a JSON-RPC error for
+// the request's id once it was read on an MCP endpoint — so an MCP client
+// keeps its session, as it would after any error of the server's — and
+// Rampart's error body otherwise. Both carry the code, the rule and the
+// request id; message, when set, replaces the code's fixed text.
+func refusalBody(x *exchange, code Code, message, ruleID, policyID string) []byte {
+	if x.rpcID == nil {
+		return errorBody(code, x.id, message, func(b *apiError) { b.Error.RuleID, b.Error.PolicyID = ruleID, policyID })
+	}
+	if message == "" {
+		message = errorTable[code].message
+	}
+	rpcCode := mcp.CodeRefused
+	if code == CodeArgsInvalid {
+		rpcCode = mcp.CodeInvalidParams
+	}
+	data := struct {
+		Code      Code   `json:"code"`
+		RequestID string `json:"request_id"`
+		RuleID    string `json:"rule_id,omitempty"`
+		PolicyID  string `json:"policy_id,omitempty"`
+	}{code, x.id, ruleID, policyID}
+	return (&mcp.Error{Code: rpcCode, Message: message, ID: x.rpcID}).Response(data)
 }
 
 // rpcCode maps a JSON-RPC error code to the API code.

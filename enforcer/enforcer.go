@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -452,11 +453,14 @@ func (e *Enforcer) policyChanged(ev policy.ReloadEvent) {
 // exchange is the record of one request while it is handled.
 type exchange struct {
 	listCursor string // of a tools/list request, to pin its answer's page
-	id         string
-	start      time.Time
-	trace      event.Trace
-	ident      *identity.Identity // nil until verified
-	request    *event.Request
+	// rpcID is the JSON-RPC id of a request on an MCP endpoint, once
+	// read: its refusals are answered as JSON-RPC errors for that id.
+	rpcID   json.RawMessage
+	id      string
+	start   time.Time
+	trace   event.Trace
+	ident   *identity.Identity // nil until verified
+	request *event.Request
 }
 
 func (x *exchange) tenant() string {

@@ -292,10 +292,30 @@ func (h *harness) events(t *testing.T, requestID string, want ...event.Kind) map
 	}
 }
 
+// errorCode is the refusal's Rampart code, from its error body or, for a
+// JSON-RPC error, from the error's data.
 func errorCode(r reply) string {
-	e, _ := r.body["error"].(map[string]any)
-	c, _ := e["code"].(string)
-	return c
+	return bodyCode(r.body)
+}
+
+func bodyCode(body map[string]any) string { return refusalOf(body)["code"] }
+
+// refusalOf reads a refusal's code, rule_id, policy_id and request_id from
+// Rampart's error body or from a JSON-RPC error's data.
+func refusalOf(body map[string]any) map[string]string {
+	e, _ := body["error"].(map[string]any)
+	from := e
+	if _, ok := e["code"].(string); !ok {
+		from, _ = e["data"].(map[string]any)
+	}
+	out := map[string]string{}
+	for _, k := range []string{"code", "rule_id", "policy_id", "request_id"} {
+		out[k], _ = from[k].(string)
+	}
+	if id, ok := body["request_id"].(string); ok {
+		out["request_id"] = id
+	}
+	return out
 }
 
 func TestAllowedCallIsRecordedAndForwarded(t *testing.T) {
@@ -392,9 +412,8 @@ func TestRefusedRequestsAreRecordedNotForwarded(t *testing.T) {
 				t.Errorf("request_id = %v, header says %s", r.body["request_id"], r.requestID)
 			}
 			if tt.wantRule != "" {
-				e := r.body["error"].(map[string]any)
-				if e["rule_id"] != tt.wantRule || e["policy_id"] != "e2e" {
-					t.Errorf("error = %v", e)
+				if e := refusalOf(r.body); e["rule_id"] != tt.wantRule || e["policy_id"] != "e2e" {
+					t.Errorf("error = %v", r.body)
 				}
 			}
 			ev := h.events(t, r.requestID, event.KindRequest, event.KindDecision)

@@ -104,17 +104,15 @@ func TestExtAuthzGRPC(t *testing.T) {
 				}
 			} else {
 				d := resp.GetDeniedResponse()
-				var body struct {
-					Error     struct{ Code, RuleID string }
-					RequestID string `json:"request_id"`
-				}
+				var body map[string]any
 				if err := json.Unmarshal([]byte(d.GetBody()), &body); err != nil {
 					t.Fatalf("body %q: %v", d.GetBody(), err)
 				}
-				if int(d.GetStatus().GetCode()) != tt.wantStatus || body.Error.Code != tt.wantAPI {
+				refusal := refusalOf(body)
+				if int(d.GetStatus().GetCode()) != tt.wantStatus || refusal["code"] != tt.wantAPI {
 					t.Fatalf("denied %d %s", d.GetStatus().GetCode(), d.GetBody())
 				}
-				id = body.RequestID
+				id = refusal["request_id"]
 			}
 			dec := h.events(t, id, event.KindRequest, event.KindDecision)[event.KindDecision]
 			if dec.Decision.RuleID != tt.wantRule || dec.Request.Tool != tt.wantTool || dec.Request.Host != "tools.test" || dec.Request.Path != "/mcp" {

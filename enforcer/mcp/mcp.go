@@ -38,6 +38,10 @@ const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
 	CodeInvalidParams  = -32602
+	// CodeRefused, in the range JSON-RPC leaves to servers, answers a
+	// request the enforcer refused (policy, budget, schema, session...):
+	// the error's data says which refusal, by Rampart's code.
+	CodeRefused = -32001
 )
 
 // Methods whose params the parser reads. Every other method is recorded by
