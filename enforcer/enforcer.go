@@ -390,16 +390,25 @@ func (e *Enforcer) Close() {
 	}
 }
 
-// observeListing pins the tool schemas of a tools/list answer and records
-// every change it brings: a changed schema is itself a decision input.
+// observeListing pins the tool schemas of a tools/list answer, JSON or an
+// SSE stream of JSON-RPC messages, and records every change it brings: a
+// changed schema is itself a decision input.
 func (e *Enforcer) observeListing(x *exchange, rec *recorder) {
-	if rec.status != http.StatusOK || strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream") {
-		return // an SSE answer is not pinned from (yet)
-	}
-	changes, err := e.schemas.ObservePage(rec.kept, x.listCursor)
-	if err != nil {
-		e.log.Warn("tools/list answer not understood", "request_id", x.id, "err", err)
+	if rec.status != http.StatusOK {
 		return
+	}
+	answers := [][]byte{rec.kept}
+	if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream") {
+		answers = sseData(rec.kept)
+	}
+	var changes []toolschema.Change
+	for _, a := range answers {
+		c, err := e.schemas.ObservePage(a, x.listCursor)
+		if err != nil {
+			e.log.Warn("tools/list answer not understood", "request_id", x.id, "err", err)
+			return
+		}
+		changes = append(changes, c...)
 	}
 	events := make([]*event.Event, 0, len(changes))
 	for _, c := range changes {
