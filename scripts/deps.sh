@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian machine:
 # clickhouse-server (18.16, Debian's) for both; for the tests also libchdb.so
-# (current ClickHouse as an embedded engine, from npm) under .cache/chdb, and
-# the nginx and Caddy gateways (scripts/gateways.sh). Idempotent and quiet
+# (current ClickHouse as an embedded engine, from npm) under .cache/chdb, the
+# reference MCP server (npm) under .cache/mcp, and the nginx and Caddy
+# gateways (scripts/gateways.sh). Idempotent and quiet
 # when done. Usage: deps.sh [demo|test] (default test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,10 @@ what=${1:-test}
 CHDB_VERSION=26.5.3
 CHDB_DIR=.cache/chdb
 CHDB_LIB="$CHDB_DIR/node_modules/@chdb/lib-linux-x64-gnu/libchdb.so"
+# The reference MCP server the interop suite drives through the enforcer.
+MCP_VERSION=2026.8.31
+MCP_DIR=.cache/mcp
+MCP_SERVER="$MCP_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 
 need_apt=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need_apt+=(clickhouse-server)
@@ -33,3 +38,10 @@ if [ ! -f "$CHDB_LIB" ]; then
 	npm install --silent --no-save --no-audit --no-fund --prefix "$CHDB_DIR" "@chdb/lib-linux-x64-gnu@$CHDB_VERSION" >/dev/null
 fi
 test -f "$CHDB_LIB" || { echo "deps: $CHDB_LIB missing after install" >&2; exit 1; }
+
+if ! grep -qs "\"version\": \"$MCP_VERSION\"" "$MCP_DIR/node_modules/@modelcontextprotocol/server-everything/package.json"; then
+	echo "deps: installing @modelcontextprotocol/server-everything@$MCP_VERSION (npm)"
+	mkdir -p "$MCP_DIR"
+	npm install --silent --no-save --no-audit --no-fund --prefix "$MCP_DIR" "@modelcontextprotocol/server-everything@$MCP_VERSION" >/dev/null
+fi
+test -f "$MCP_SERVER" || { echo "deps: $MCP_SERVER missing after install" >&2; exit 1; }
