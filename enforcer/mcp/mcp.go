@@ -51,6 +51,14 @@ const (
 	MethodToolsList     = "tools/list"     // params.cursor -> Call.Cursor
 	MethodToolsCall     = "tools/call"     // params.name -> Call.Tool, params.arguments -> Call.Args
 	MethodResourcesRead = "resources/read" // params.uri -> Call.Resource
+	// MethodResourcesSubscribe and MethodResourcesUnsubscribe name their
+	// resource in params.uri -> Call.Resource, as resources/read does.
+	MethodResourcesSubscribe   = "resources/subscribe"
+	MethodResourcesUnsubscribe = "resources/unsubscribe"
+	// MethodCompletionComplete completes an argument of what params.ref
+	// names: a prompt ("ref/prompt", name -> Call.Prompt) or a resource
+	// template ("ref/resource", uri -> Call.Resource).
+	MethodCompletionComplete = "completion/complete"
 	MethodPromptsGet    = "prompts/get"    // params.name -> Call.Prompt, params.arguments -> Call.Args
 	// MethodA2AMessageSend is the Agent2Agent protocol's message/send,
 	// which travels as JSON-RPC 2.0 too; it names no tool.
@@ -378,8 +386,10 @@ func parseMessage(obj []byte, inBatch bool) (Call, error) {
 		field, target = "name", &c.Tool
 	case MethodPromptsGet:
 		field, target = "name", &c.Prompt
-	case MethodResourcesRead:
+	case MethodResourcesRead, MethodResourcesSubscribe, MethodResourcesUnsubscribe:
 		field, target = "uri", &c.Resource
+	case MethodCompletionComplete:
+		return completionRef(c, params)
 	default:
 		return c, nil
 	}
@@ -397,8 +407,8 @@ func parseMessage(obj []byte, inBatch bool) (Call, error) {
 	if *target, ok = stringValue(get(pm, field)); !ok || *target == "" {
 		return Call{}, &Error{Code: CodeInvalidParams, Message: "params." + field + " must be a non-empty string", ID: c.ID}
 	}
-	if c.Method == MethodResourcesRead {
-		return c, nil
+	if c.Resource != "" {
+		return c, nil // a resource method: no arguments
 	}
 	if args := get(pm, "arguments"); args != nil {
 		if args[0] != '{' && string(args) != "null" {
@@ -406,6 +416,43 @@ func parseMessage(obj []byte, inBatch bool) (Call, error) {
 		}
 		c.Args = args
 		c.ArgsDigest = Digest(args)
+	}
+	return c, nil
+}
+
+// completionRef reads what a completion/complete asks to complete: the
+// prompt or resource template its params.ref names. A ref of another type
+// names neither, and is left to policy on rpc_method alone.
+func completionRef(c Call, params json.RawMessage) (Call, error) {
+	bad := func(msg string) (Call, error) {
+		return Call{}, &Error{Code: CodeInvalidParams, Message: msg, ID: c.ID}
+	}
+	if params == nil || params[0] != '{' {
+		return bad("completion/complete needs params.ref")
+	}
+	var pbuf [8]member
+	ref := get(objectMembers(params, pbuf[:]), "ref")
+	if ref == nil || ref[0] != '{' {
+		return bad("params.ref must be an object")
+	}
+	var rbuf [8]member
+	rm := objectMembers(ref, rbuf[:])
+	typ, ok := stringValue(get(rm, "type"))
+	if !ok {
+		return bad("params.ref.type must be a string")
+	}
+	var field string
+	var target *string
+	switch typ {
+	case "ref/prompt":
+		field, target = "name", &c.Prompt
+	case "ref/resource":
+		field, target = "uri", &c.Resource
+	default:
+		return c, nil
+	}
+	if *target, ok = stringValue(get(rm, field)); !ok || *target == "" {
+		return bad("params.ref." + field + " must be a non-empty string")
 	}
 	return c, nil
 }

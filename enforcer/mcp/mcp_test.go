@@ -128,6 +128,46 @@ func TestParse(t *testing.T) {
 			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("2"), Method: "resources/read", Resource: "file:///etc/hosts"},
 		},
 		{
+			name: "resources/subscribe",
+			body: `{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"file:///etc/shadow"}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("2"), Method: "resources/subscribe", Resource: "file:///etc/shadow"},
+		},
+		{
+			name: "resources/unsubscribe",
+			body: `{"jsonrpc":"2.0","id":2,"method":"resources/unsubscribe","params":{"uri":"demo://x"}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("2"), Method: "resources/unsubscribe", Resource: "demo://x"},
+		},
+		{
+			name:     "resources/subscribe without uri",
+			body:     `{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
+			name: "completion of a prompt's argument",
+			body: `{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"code-review"},"argument":{"name":"lang","value":"g"}}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("3"), Method: "completion/complete", Prompt: "code-review"},
+		},
+		{
+			name: "completion of a resource template",
+			body: `{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///{path}"},"argument":{"name":"path","value":"/e"}}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("3"), Method: "completion/complete", Resource: "file:///{path}"},
+		},
+		{
+			name: "completion of a ref of another type",
+			body: `{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/future","x":1},"argument":{}}}`,
+			want: mcp.Call{Kind: mcp.KindRequest, ID: json.RawMessage("3"), Method: "completion/complete"},
+		},
+		{
+			name:     "completion without ref",
+			body:     `{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"argument":{}}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
+			name:     "completion of a prompt without a name",
+			body:     `{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}`,
+			wantCode: mcp.CodeInvalidParams,
+		},
+		{
 			name:     "resources/read without uri",
 			body:     `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"name":"x"}}`,
 			wantCode: mcp.CodeInvalidParams,

@@ -45,9 +45,12 @@ type Input struct {
 	// Tool is the name of a tools/call and "" for every other message, so
 	// a rule on tool never matches a prompt or a resource.
 	Tool string `json:"tool,omitempty" yaml:"tool"`
-	// Prompt is the name of a prompts/get, "" otherwise.
+	// Prompt is the name of a prompts/get, or of the prompt a
+	// completion/complete completes an argument of; "" otherwise.
 	Prompt string `json:"prompt,omitempty" yaml:"prompt"`
-	// Resource is the URI of a resources/read, "" otherwise.
+	// Resource is the URI of a resources/read, subscribe or unsubscribe,
+	// or of the resource template a completion/complete completes; ""
+	// otherwise.
 	Resource string `json:"resource,omitempty" yaml:"resource"`
 	// Args are the arguments of a tools/call or prompts/get; empty when
 	// there are none.
