@@ -71,8 +71,14 @@ func everything(t *testing.T) string {
 }
 
 // rampart serves an enforcer in proxy mode in front of upstream, as
-// `rampart enforcer` does, and returns its MCP endpoint and a token.
+// `rampart enforcer` does, deciding with the interop policy, and returns
+// its MCP endpoint and a token.
 func rampart(t *testing.T, natsURL, upstream string) (endpoint, token string) {
+	return rampartWith(t, natsURL, upstream, "testdata/policy.yaml")
+}
+
+// rampartWith is rampart deciding with the policy file policy.
+func rampartWith(t *testing.T, natsURL, upstream, policy string) (endpoint, token string) {
 	t.Helper()
 	dir := t.TempDir()
 	iss, err := workload.NewIssuer("https://idp.interop.test", "rampart")
@@ -85,7 +91,7 @@ func rampart(t *testing.T, natsURL, upstream string) (endpoint, token string) {
 	}
 	var cfg enforcer.Config
 	cfg.Instance, cfg.Upstream, cfg.NATS.URL = "interop", strings.TrimSuffix(upstream, "/mcp"), natsURL
-	cfg.PolicyFile = "testdata/policy.yaml"
+	cfg.PolicyFile = policy
 	cfg.Identity.Issuer, cfg.Identity.Audience, cfg.Identity.JWKSFile = iss.URL, iss.Audience, filepath.Join(dir, "jwks.json")
 	e, err := enforcer.New(cfg)
 	if err != nil {
@@ -336,4 +342,44 @@ func hasDecision(events []*event.Event, match func(*event.Request, *event.Decisi
 		}
 	}
 	return false
+}
+
+// TestShippedPolicyServesAStandardClient: the example policy operators
+// start from lets a standard client open a session, discover, keep its
+// standalone stream and end the session, and denies the rest.
+func TestShippedPolicyServesAStandardClient(t *testing.T) {
+	upstream := everything(t)
+	ns := natstest.Run(t)
+	endpoint, token := rampartWith(t, ns.URL(), upstream, "../../enforcer/policy.example.yaml")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs := connect(ctx, t, endpoint, token)
+	for name, call := range map[string]func() error{
+		"tools/list":     func() error { _, err := cs.ListTools(ctx, nil); return err },
+		"prompts/list":   func() error { _, err := cs.ListPrompts(ctx, nil); return err },
+		"resources/list": func() error { _, err := cs.ListResources(ctx, nil); return err },
+		"ping":           func() error { return cs.Ping(ctx, nil) },
+	} {
+		if err := call(); err != nil {
+			t.Errorf("%s under the example policy: %v", name, err)
+		}
+	}
+	var rpcErr *jsonrpc.Error
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "get-env", Arguments: map[string]any{}}); !errors.As(err, &rpcErr) {
+		t.Errorf("a tool the example policy does not name: %v", err)
+	}
+	if err := cs.Ping(ctx, nil); err != nil {
+		t.Errorf("ping after the denial: %v", err)
+	}
+	if err := cs.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	decisions := recorded(ctx, t, ns.URL())
+	for _, want := range []struct{ method, rpc string }{{"GET", ""}, {"DELETE", ""}, {"POST", "notifications/initialized"}} {
+		if !hasDecision(decisions, func(r *event.Request, d *event.Decision) bool {
+			return r.Method == want.method && r.RPCMethod == want.rpc && d.Effect == event.EffectAllow
+		}) {
+			t.Errorf("no allow recorded for %s %s", want.method, want.rpc)
+		}
+	}
 }
