@@ -66,6 +66,9 @@ func (e *Enforcer) readCall(c *check, x *exchange) (body []byte, args map[string
 	if endpoint && call.Kind == mcp.KindRequest {
 		x.rpcID = call.ID
 	}
+	if call.Kind == mcp.KindResponse {
+		x.answerID = call.ID
+	}
 	if endpoint {
 		switch {
 		case c.method == http.MethodPost && call.Kind == "":

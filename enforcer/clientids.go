@@ -8,7 +8,6 @@ import (
 
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/identity"
-	"github.com/rampart-io/rampart/schema/event"
 )
 
 // maxClientID bounds a session or task id a client sends. MCP session ids
@@ -24,7 +23,8 @@ const maxClientID = 128
 // another id in the header, the backend acts in the header's: the record
 // keeps it among the request's headers (lower-case name), beside the
 // token's.
-func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity, req *event.Request) (Code, error) {
+func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity, x *exchange) (Code, error) {
+	req := x.request
 	if id.SessionID != "" {
 		id.SessionSource = string(binding.Token)
 	}
@@ -49,6 +49,9 @@ func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity, req *even
 		}
 		if v == "" {
 			continue
+		}
+		if b.kind == binding.Session {
+			x.mcpSession = v
 		}
 		out, src := e.bindings.Claim(b.kind, v, p, now)
 		if out == binding.Foreign {

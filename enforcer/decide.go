@@ -128,7 +128,7 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 		return refuse(Code(identity.CodeOf(err)), err, nil)
 	}
 	x.ident = ident
-	if code, err := e.bindClientIDs(c.header, ident, x.request); err != nil {
+	if code, err := e.bindClientIDs(c.header, ident, x); err != nil {
 		return refuse(code, err, nil)
 	}
 	if c.certErr != nil {
@@ -152,6 +152,9 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 	body, args, r := e.readCall(c, x)
 	if r != nil {
 		return refuse(r.code, r.cause, r.rpcErr)
+	}
+	if x.answerID != nil && !e.solicited(x) {
+		return refuse(CodeResponseUnsolicited, fmt.Errorf("response to request %s, which the server did not send this caller in session %q", x.answerID, x.mcpSession), nil)
 	}
 	x.request.Destination, x.request.DataClass = e.dests.Lookup(c.host, c.path, x.request.Tool)
 

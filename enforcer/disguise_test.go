@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/binary"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -233,30 +234,60 @@ func TestPromptIsNotATool(t *testing.T) {
 // and decided by policy like any other: default-deny, unless a rule allows
 // it.
 func TestClientResponsesAreDecided(t *testing.T) {
-	h := newHarness(t, 2*time.Second)
-	auth := http.Header{"Authorization": {"Bearer " + h.token(t)}}
-	for _, body := range []string{
-		`{"jsonrpc":"2.0","id":0,"result":{"role":"assistant","content":{"type":"text","text":"hi"},"model":"m"}}`,
-		`{"jsonrpc":"2.0","id":"s-1","error":{"code":-1,"message":"user declined"}}`,
-	} {
-		r := h.post(t, body, auth)
-		if r.status != http.StatusForbidden || errorCode(r) != "policy_denied" {
+	policy := "id: answers\nrules:\n  - {id: client-answers, match: 'rpc_kind == \"response\"', effect: allow}\n" +
+		"  - {id: ask, match: 'tool == \"ask\"', effect: allow}\n"
+	h := newHarness(t, 2*time.Second, withPolicy(policy), func(h *harness, c *enforcer.Config) {
+		backend := h.backend(t, func(w http.ResponseWriter, r *http.Request) {
+			h.mu.Lock()
+			ask := strings.Contains(string(h.lastBody), `"ask"`)
+			h.mu.Unlock()
+			if !ask {
+				_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+				return
+			}
+			// The tool asks the client for a completion before it answers.
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"sampling/createMessage\",\"params\":{}}\n\n")
+			_, _ = io.WriteString(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n")
+		})
+		c.Upstream = backend.URL
+	})
+	alice := http.Header{"Authorization": {"Bearer " + h.token(t)}}
+	bob := http.Header{"Authorization": {"Bearer " + h.tokenFor(t, "user:bob")}}
+	answer := `{"jsonrpc":"2.0","id":5,"result":{"role":"assistant","content":{"type":"text","text":"hi"},"model":"m"}}`
+	unsolicited := func(who http.Header, body string) {
+		t.Helper()
+		before := h.hits.Load()
+		r := h.post(t, body, who)
+		if r.status != http.StatusForbidden || errorCode(r) != "rpc_response_unsolicited" || h.hits.Load() != before {
 			t.Fatalf("%s: status %d: %v", body, r.status, r.body)
 		}
 		dec := h.events(t, r.requestID, event.KindDecision)[event.KindDecision]
-		if dec.Decision.RuleID != "default-deny" || dec.Request.RPCKind != "response" || dec.Request.RPCMethod != "" {
+		if dec.Request.RPCKind != "response" || dec.Request.RPCMethod != "" {
 			t.Errorf("decision %+v, request %+v", dec.Decision, dec.Request)
 		}
 	}
+	// Answers to nothing the server asked: refused before policy, which
+	// would allow them.
+	unsolicited(alice, answer)
+	unsolicited(alice, `{"jsonrpc":"2.0","id":"s-1","error":{"code":-1,"message":"user declined"}}`)
 
-	h = newHarness(t, 2*time.Second, withPolicy("id: answers\nrules:\n  - {id: client-answers, match: 'rpc_kind == \"response\"', effect: allow}\n"))
-	answer := `{"jsonrpc":"2.0","id":0,"result":{"action":"accept","content":{"name":"x"}}}`
-	r := h.post(t, answer, http.Header{"Authorization": {"Bearer " + h.token(t)}})
-	if r.status != http.StatusOK || h.hits.Load() != 1 || string(h.lastBody) != answer {
-		t.Fatalf("allowed answer: status %d, backend hits %d: %v", r.status, h.hits.Load(), r.body)
+	ask := h.post(t, toolCall("ask", `{}`), alice)
+	if ask.status != http.StatusOK {
+		t.Fatalf("ask: %d %v", ask.status, ask.body)
 	}
+	sr := h.events(t, ask.requestID, event.KindServerRequest)[event.KindServerRequest]
+	if sr.Request.RPCMethod != "sampling/createMessage" || sr.Request.RPCKind != "request" || sr.Tenant != "acme" {
+		t.Errorf("server request recorded as %+v", sr.Request)
+	}
+	unsolicited(bob, answer) // another principal cannot answer alice's request
+	before := h.hits.Load()
+	if r := h.post(t, answer, alice); r.status != http.StatusOK || h.hits.Load() != before+1 || string(h.lastBody) != answer {
+		t.Fatalf("solicited answer: status %d: %v", r.status, r.body)
+	}
+	unsolicited(alice, answer) // answered once already
 	// A tool call is not an answer.
-	if r := h.post(t, toolCall("search", `{}`), http.Header{"Authorization": {"Bearer " + h.token(t)}}); r.status != http.StatusForbidden {
+	if r := h.post(t, toolCall("search", `{}`), alice); r.status != http.StatusForbidden {
 		t.Fatalf("tool call under an answers-only policy: status %d", r.status)
 	}
 }

@@ -464,12 +464,16 @@ type exchange struct {
 	listCursor string // of a tools/list request, to pin its answer's page
 	// rpcID is the JSON-RPC id of a request on an MCP endpoint, once
 	// read: its refusals are answered as JSON-RPC errors for that id.
-	rpcID   json.RawMessage
-	id      string
-	start   time.Time
-	trace   event.Trace
-	ident   *identity.Identity // nil until verified
-	request *event.Request
+	rpcID json.RawMessage
+	// answerID is the JSON-RPC id of a client's response: of the server
+	// request it answers. mcpSession is the MCP session header sent.
+	answerID   json.RawMessage
+	mcpSession string
+	id         string
+	start      time.Time
+	trace      event.Trace
+	ident      *identity.Identity // nil until verified
+	request    *event.Request
 }
 
 func (x *exchange) tenant() string {
@@ -561,7 +565,7 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	r.TransferEncoding = nil
 	r.Trailer = nil // a chunked body's trailers: headers no check saw, which HTTP/2 would send on
 
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK, onServerMessage: func(data []byte) { e.serverMessage(o.x, data) }}
 	if o.x.request.RPCMethod == mcp.MethodToolsList {
 		rec.keep = maxObservedListing // the listing's schemas are pinned below
 	}
@@ -682,6 +686,10 @@ type recorder struct {
 	kept        []byte
 	writeErr    error // the first failed write to the client
 	unavailable bool  // the upstream gave no answer (the proxy's ErrorHandler ran)
+	// onServerMessage, when set, sees each message of an SSE answer before
+	// the client does.
+	onServerMessage func(data []byte)
+	sse             *sseReader
 }
 
 // outcome is how the exchange ended, once the proxy returned or aborted;
@@ -701,12 +709,20 @@ func (r *recorder) outcome(aborted, clientDone bool) string {
 func (r *recorder) WriteHeader(status int) {
 	if !r.written && status >= 200 { // 1xx (103 Early Hints) precede the real status
 		r.status, r.written = status, true
+		if r.onServerMessage != nil && status == http.StatusOK && strings.HasPrefix(r.Header().Get("Content-Type"), "text/event-stream") {
+			r.sse = &sseReader{onEvent: r.onServerMessage, limit: maxServerMessage}
+		}
 	}
 	r.ResponseWriter.WriteHeader(status)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
-	r.written = true
+	if !r.written {
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.sse != nil {
+		r.sse.feed(b) // before the client can answer what it carries
+	}
 	if r.keep > 0 && len(r.kept)+len(b) <= r.keep {
 		r.kept = append(r.kept, b...)
 	} else {

@@ -57,6 +57,10 @@ const (
 	// that another principal holds.
 	CodeSessionForeign = Code("session_foreign")
 	CodeTaskForeign    = Code("task_foreign")
+	// CodeResponseUnsolicited refuses a client's JSON-RPC response that
+	// answers no request the backend sent that caller in that session
+	// through this enforcer (or answers one twice).
+	CodeResponseUnsolicited = Code("rpc_response_unsolicited")
 	// CodeClientCertInvalid refuses a client certificate with more than
 	// one spiffe:// URI SAN or a malformed one.
 	CodeClientCertInvalid = Code("client_cert_invalid")
@@ -172,6 +176,7 @@ var errorTable = map[Code]struct {
 	CodeClientIDInvalid:        {http.StatusBadRequest, "the session or task id header is malformed"},
 	CodeSessionForeign:         {http.StatusForbidden, "the session belongs to another principal"},
 	CodeTaskForeign:            {http.StatusForbidden, "the task belongs to another principal"},
+	CodeResponseUnsolicited:    {http.StatusForbidden, "the response answers no request the server sent"},
 	CodeClientCertInvalid:      {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
 	CodeSPIFFEMismatch:         {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
 	CodeRequestMalformed:       {framing.Malformed.Status(), "the request's framing is ambiguous"},

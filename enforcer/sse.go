@@ -2,42 +2,81 @@ package enforcer
 
 import "bytes"
 
-// sseData returns the data of each event in an SSE stream (the HTML
-// standard's event stream format): lines end in CRLF, LF or CR; a blank
-// line ends an event; an event's "data:" lines, one leading space cut,
-// join with LF; comments and other fields are skipped. An event cut off
-// before its blank line is not dispatched, as a browser would not.
-func sseData(stream []byte) [][]byte {
-	var out [][]byte
-	var data []byte
-	seen := false // the event has a data field, possibly empty
-	for len(stream) > 0 {
-		i := bytes.IndexAny(stream, "\r\n")
-		if i < 0 {
-			break // an unterminated last line
-		}
-		line := stream[:i]
-		next := i + 1
-		if stream[i] == '\r' && next < len(stream) && stream[next] == '\n' {
-			next++
-		}
-		stream = stream[next:]
-		if len(line) == 0 {
-			if seen {
-				out = append(out, data)
-			}
-			data, seen = nil, false
+// sseReader splits an SSE stream (the HTML standard's event stream format)
+// into its events' data as the bytes pass: lines end in CRLF, LF or CR; a
+// blank line ends an event; an event's "data:" lines, one leading space
+// cut, join with LF; comments and other fields are skipped. An event cut
+// off before its blank line is never dispatched, as a browser would not.
+type sseReader struct {
+	line    []byte // the line being read
+	data    []byte // the event being read
+	seen    bool   // it has a data field, possibly empty
+	afterCR bool   // the last byte fed ended a line with CR: an LF next is its end
+	onEvent func(data []byte)
+	// limit bounds what one event may hold; past it the event is not
+	// dispatched but over is, once, with what was dropped.
+	limit   int
+	over    func(dropped int)
+	stopped bool // past the limit: nothing more of this stream is read
+}
+
+func (s *sseReader) feed(p []byte) {
+	for len(p) > 0 && !s.stopped {
+		if s.afterCR && p[0] == '\n' {
+			p = p[1:]
+			s.afterCR = false
 			continue
 		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		if string(field) != "data" {
-			continue // a comment (empty field name), event, id, retry
+		s.afterCR = false
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			s.line = append(s.line, p...)
+			s.bound()
+			return
 		}
-		value = bytes.TrimPrefix(value, []byte(" "))
-		if seen {
-			data = append(data, '\n')
-		}
-		data, seen = append(data, value...), true
+		s.line = append(s.line, p[:i]...)
+		s.afterCR = p[i] == '\r'
+		p = p[i+1:]
+		s.endLine()
 	}
+}
+
+func (s *sseReader) endLine() {
+	line := s.line
+	s.line = s.line[:0]
+	if len(line) == 0 {
+		if s.seen {
+			s.onEvent(s.data)
+		}
+		s.data, s.seen = s.data[:0], false
+		return
+	}
+	field, value, _ := bytes.Cut(line, []byte(":"))
+	if string(field) != "data" {
+		return // a comment (empty field name), event, id, retry
+	}
+	value = bytes.TrimPrefix(value, []byte(" "))
+	if s.seen {
+		s.data = append(s.data, '\n')
+	}
+	s.data, s.seen = append(s.data, value...), true
+	s.bound()
+}
+
+// bound drops an event grown past the limit.
+func (s *sseReader) bound() {
+	if s.limit > 0 && len(s.data)+len(s.line) > s.limit {
+		if s.over != nil {
+			s.over(len(s.data) + len(s.line))
+		}
+		s.data, s.line, s.seen, s.stopped = nil, nil, false, true
+	}
+}
+
+// sseData returns the data of each complete event in stream.
+func sseData(stream []byte) [][]byte {
+	var out [][]byte
+	r := sseReader{onEvent: func(d []byte) { out = append(out, bytes.Clone(d)) }}
+	r.feed(stream)
 	return out
 }

@@ -27,6 +27,9 @@ type Kind byte
 const (
 	Session Kind = 's'
 	Task    Kind = 't'
+	// ServerRequest is a request the backend sent a principal's client,
+	// by session and JSON-RPC id, until the client answers it (Take).
+	ServerRequest Kind = 'r'
 )
 
 // Source says where a bound id came from.
@@ -153,6 +156,20 @@ func (t *Table) Issue(k Kind, id string, p Principal, now time.Time) bool {
 		b.source = Server
 		t.touch(b, now)
 	}
+	return true
+}
+
+// Take ends p's binding of id and reports whether there was one: a
+// client's answer to a server request consumes it, so an answer no
+// request asked for, or a second one, finds none.
+func (t *Table) Take(k Kind, id string, p Principal, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.lookup(k, id, now)
+	if b == nil || b.owner != ownerOf(p) {
+		return false
+	}
+	t.remove(t.byKey[b.key])
 	return true
 }
 

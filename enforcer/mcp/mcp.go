@@ -59,7 +59,7 @@ const (
 	// names: a prompt ("ref/prompt", name -> Call.Prompt) or a resource
 	// template ("ref/resource", uri -> Call.Resource).
 	MethodCompletionComplete = "completion/complete"
-	MethodPromptsGet    = "prompts/get"    // params.name -> Call.Prompt, params.arguments -> Call.Args
+	MethodPromptsGet         = "prompts/get" // params.name -> Call.Prompt, params.arguments -> Call.Args
 	// MethodA2AMessageSend is the Agent2Agent protocol's message/send,
 	// which travels as JSON-RPC 2.0 too; it names no tool.
 	MethodA2AMessageSend = "message/send"

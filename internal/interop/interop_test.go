@@ -273,6 +273,13 @@ func TestGoSDKClientAgainstServerEverything(t *testing.T) {
 			t.Errorf("%s: no %s decision for %s %s recorded", s.name, effect, s.method, s.tool)
 		}
 	}
+	serverAsked := false
+	for _, e := range decisions {
+		serverAsked = serverAsked || e.Kind == event.KindServerRequest && e.Request.RPCMethod == "sampling/createMessage"
+	}
+	if !serverAsked {
+		t.Error("the server's sampling request was not recorded")
+	}
 	for name, match := range map[string]func(*event.Request, *event.Decision) bool{
 		"initialize": func(r *event.Request, d *event.Decision) bool {
 			return r.RPCMethod == "initialize" && d.Effect == event.EffectAllow
@@ -298,7 +305,7 @@ func jsonOf(t *testing.T, v any) string {
 	return string(b)
 }
 
-// recorded reads every decision event in the stream.
+// recorded reads every decision and server request event in the stream.
 func recorded(ctx context.Context, t *testing.T, natsURL string) []*event.Event {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
@@ -324,7 +331,7 @@ func recorded(ctx context.Context, t *testing.T, natsURL string) []*event.Event 
 				t.Fatal(err)
 			}
 			for _, e := range events {
-				if e.Kind == event.KindDecision {
+				if e.Kind == event.KindDecision || e.Kind == event.KindServerRequest {
 					out = append(out, e)
 				}
 			}
@@ -337,7 +344,7 @@ func recorded(ctx context.Context, t *testing.T, natsURL string) []*event.Event 
 
 func hasDecision(events []*event.Event, match func(*event.Request, *event.Decision) bool) bool {
 	for _, e := range events {
-		if e.Request != nil && e.Decision != nil && match(e.Request, e.Decision) {
+		if e.Kind == event.KindDecision && e.Request != nil && e.Decision != nil && match(e.Request, e.Decision) {
 			return true
 		}
 	}

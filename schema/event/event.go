@@ -30,12 +30,18 @@ const (
 	// (Decision carries the new policy id and hash) or a failed one
 	// (Decision.Code "policy_reload_failed", the old policy still deciding).
 	KindPolicy Kind = "policy"
+	// KindServerRequest records a request the backend sent the client in
+	// an SSE stream (sampling, elicitation, roots, ping): Request.RPCMethod
+	// names it, and RequestID is the exchange whose stream carried it.
+	// A server asking an agent's client for a model completion or for the
+	// user's input is an act of its own.
+	KindServerRequest Kind = "server_request"
 )
 
 // Valid reports whether k is a kind this version knows.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema:
+	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema, KindServerRequest:
 		return true
 	}
 	return false
