@@ -234,6 +234,11 @@ func TestGoSDKClientAgainstServerEverything(t *testing.T) {
 	direct := connect(ctx, t, upstream, "")
 	defer direct.Close()
 	through := connect(ctx, t, endpoint, token)
+	if d, r := direct.InitializeResult().ProtocolVersion, through.InitializeResult().ProtocolVersion; d != r {
+		t.Errorf("protocol revision %s through Rampart, %s directly", r, d)
+	} else {
+		t.Logf("protocol revision %s", r)
+	}
 	for _, s := range steps {
 		want, werr := s.run(ctx, direct)
 		got, gerr := s.run(ctx, through)
