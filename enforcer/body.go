@@ -30,6 +30,7 @@ func (e *Enforcer) readCall(c *check, x *exchange) (body []byte, args map[string
 		return nil, nil, &refusal{code: CodeMethodInvalid, cause: err}
 	}
 	endpoint := e.cfg.MCP.Match(c.path)
+	x.endpoint = endpoint
 	if endpoint && !mcp.EndpointMethod(c.method) {
 		return nil, nil, &refusal{code: CodeMCPMethodNotAllowed, cause: fmt.Errorf("%s on an MCP endpoint", c.method)}
 	}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -82,6 +83,10 @@ type Enforcer struct {
 	tls          *tls.Config            // nil unless tls is configured
 	authzHTTP    http.Handler           // nil unless ext_authz_http mode
 	bindings     *binding.Table         // client session and task ids, bound to their holders
+	// serverRequests are the requests backends streamed to clients,
+	// awaiting their answers; a table of their own, so that piling them
+	// up evicts no session binding.
+	serverRequests *binding.Table
 	// gatewaySecret is the SHA-256 of forward_auth's secret;
 	// extAuthzSecret of ext_authz's, nil when it has none.
 	gatewaySecret  [32]byte
@@ -143,6 +148,7 @@ func New(cfg Config) (*Enforcer, error) {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
 	e.bindings = binding.New(cfg.SessionBindings)
+	e.serverRequests = binding.New(binding.Config{MaxPerPrincipal: 256, IdleTimeout: 10 * time.Minute})
 	if e.budgetReg, err = budgets.Instrument(otel.GetMeterProvider()); err != nil {
 		e.log.Warn("budget metrics not registered", "err", err) // the budgets still hold
 	}
@@ -214,6 +220,14 @@ func (e *Enforcer) newProxy() *httputil.ReverseProxy {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, errSessionHeld) {
+				if rec, ok := w.(*recorder); ok {
+					rec.withheld = true
+				}
+				e.log.Warn("answer withheld", "err", err, "request_id", r.Header.Get(HeaderRequestID))
+				writeError(w, CodeSessionHeld, r.Header.Get(HeaderRequestID), "", nil)
+				return
+			}
 			if rec, ok := w.(*recorder); ok {
 				rec.unavailable = true
 			}
@@ -229,6 +243,17 @@ type exchangeKey struct{}
 // errSessionHeld is a backend issuing a session id another principal
 // holds: its answer is not passed on.
 var errSessionHeld = errors.New("the backend issued a session id another principal holds")
+
+// errStreamRefused ends an SSE answer the enforcer cannot read as clients
+// would (see sseReader.refused).
+var errStreamRefused = errors.New("an SSE answer that cannot be read as clients read it")
+
+// isEventStream reports whether h's Content-Type is an SSE stream, in any
+// letter case or with parameters, as clients parse it.
+func isEventStream(h http.Header) bool {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && mt == "text/event-stream"
+}
 
 // copyBuffers lends the reverse proxy its buffers for copying responses,
 // which it would otherwise allocate (32 KiB) for every one.
@@ -398,7 +423,7 @@ func (e *Enforcer) observeListing(x *exchange, rec *recorder) {
 		return
 	}
 	answers := [][]byte{rec.kept}
-	if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream") {
+	if isEventStream(rec.Header()) {
 		answers = sseData(rec.kept)
 	}
 	var changes []toolschema.Change
@@ -469,11 +494,15 @@ type exchange struct {
 	// request it answers. mcpSession is the MCP session header sent.
 	answerID   json.RawMessage
 	mcpSession string
-	id         string
-	start      time.Time
-	trace      event.Trace
-	ident      *identity.Identity // nil until verified
-	request    *event.Request
+	endpoint   bool // the request is on an MCP endpoint (mcp.paths)
+	// withheld is set when the backend's answer was not passed on: it
+	// issued a session id another principal holds.
+	withheld bool
+	id       string
+	start    time.Time
+	trace    event.Trace
+	ident    *identity.Identity // nil until verified
+	request  *event.Request
 }
 
 func (x *exchange) tenant() string {
@@ -679,13 +708,15 @@ const maxObservedListing = 4 << 20
 // keeps up to keep bytes of its body.
 type recorder struct {
 	http.ResponseWriter
-	status      int
-	bytes       int64
-	written     bool
-	keep        int
-	kept        []byte
-	writeErr    error // the first failed write to the client
-	unavailable bool  // the upstream gave no answer (the proxy's ErrorHandler ran)
+	status        int
+	bytes         int64
+	written       bool
+	keep          int
+	kept          []byte
+	writeErr      error // the first failed write to the client
+	unavailable   bool  // the upstream gave no answer (the proxy's ErrorHandler ran)
+	withheld      bool  // the upstream's answer was not passed on (errSessionHeld)
+	streamRefused bool  // an SSE answer was cut off where it could not be read
 	// onServerMessage, when set, sees each message of an SSE answer before
 	// the client does.
 	onServerMessage func(data []byte)
@@ -696,6 +727,10 @@ type recorder struct {
 // clientDone is the client's request context having ended.
 func (r *recorder) outcome(aborted, clientDone bool) string {
 	switch {
+	case r.withheld:
+		return event.OutcomeAnswerWithheld
+	case r.streamRefused:
+		return event.OutcomeStreamRefused
 	case r.unavailable:
 		return event.OutcomeUpstreamUnavailable
 	case r.writeErr != nil || aborted && clientDone:
@@ -709,7 +744,7 @@ func (r *recorder) outcome(aborted, clientDone bool) string {
 func (r *recorder) WriteHeader(status int) {
 	if !r.written && status >= 200 { // 1xx (103 Early Hints) precede the real status
 		r.status, r.written = status, true
-		if r.onServerMessage != nil && status == http.StatusOK && strings.HasPrefix(r.Header().Get("Content-Type"), "text/event-stream") {
+		if r.onServerMessage != nil && status/100 == 2 && isEventStream(r.Header()) {
 			r.sse = &sseReader{onEvent: r.onServerMessage, limit: maxServerMessage}
 		}
 	}
@@ -722,6 +757,12 @@ func (r *recorder) Write(b []byte) (int, error) {
 	}
 	if r.sse != nil {
 		r.sse.feed(b) // before the client can answer what it carries
+		if r.sse.refused != "" {
+			// What the client would read here is not what was read: the
+			// stream ends rather than pass on unread.
+			r.streamRefused = true
+			return 0, errStreamRefused
+		}
 	}
 	if r.keep > 0 && len(r.kept)+len(b) <= r.keep {
 		r.kept = append(r.kept, b...)

@@ -61,6 +61,10 @@ const (
 	// answers no request the backend sent that caller in that session
 	// through this enforcer (or answers one twice).
 	CodeResponseUnsolicited = Code("rpc_response_unsolicited")
+	// CodeSessionHeld answers a call whose backend issued a session id
+	// another principal holds at the enforcer: the call ran, its answer
+	// is withheld.
+	CodeSessionHeld = Code("session_held")
 	// CodeClientCertInvalid refuses a client certificate with more than
 	// one spiffe:// URI SAN or a malformed one.
 	CodeClientCertInvalid = Code("client_cert_invalid")
@@ -177,6 +181,7 @@ var errorTable = map[Code]struct {
 	CodeSessionForeign:         {http.StatusForbidden, "the session belongs to another principal"},
 	CodeTaskForeign:            {http.StatusForbidden, "the task belongs to another principal"},
 	CodeResponseUnsolicited:    {http.StatusForbidden, "the response answers no request the server sent"},
+	CodeSessionHeld:            {http.StatusBadGateway, "the backend issued a session id another principal holds; its answer is withheld"},
 	CodeClientCertInvalid:      {http.StatusUnauthorized, "the client certificate's SPIFFE ID is invalid"},
 	CodeSPIFFEMismatch:         {http.StatusUnauthorized, "the token's SPIFFE ID is not the client certificate's"},
 	CodeRequestMalformed:       {framing.Malformed.Status(), "the request's framing is ambiguous"},

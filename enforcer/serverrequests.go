@@ -14,22 +14,24 @@ import (
 // request it carried is refused as unsolicited.
 const maxServerMessage = 1 << 20
 
-// serverMessage reads one message a backend streams to the client of x.
-// A request (a method and an id: sampling, elicitation, roots, ping) is
-// recorded, and remembered by session and id so the client's answer is
-// known to be solicited.
+// serverMessage reads one message an MCP backend streams to the client of
+// x. A request (a method and an id: sampling, elicitation, roots, ping),
+// read as strictly as a client's, is recorded, and remembered by session
+// and id so the client's answer is known to be solicited. Streams off the
+// MCP endpoints are not read: any HTTP backend could echo a client's
+// input into them.
 func (e *Enforcer) serverMessage(x *exchange, data []byte) {
-	var m struct {
-		ID     json.RawMessage `json:"id"`
-		Method *string         `json:"method"`
+	if x.ident == nil || !x.endpoint {
+		return
 	}
-	if x.ident == nil || json.Unmarshal(data, &m) != nil || m.Method == nil || len(m.ID) == 0 || string(m.ID) == "null" {
-		return // a response or a notification: nothing to answer
+	m, err := mcp.Parse(data)
+	if err != nil || m.Kind != mcp.KindRequest || string(m.ID) == "null" {
+		return // a response, a notification, or no JSON-RPC a client would act on
 	}
-	e.bindings.Issue(binding.ServerRequest, serverRequestKey(x.mcpSession, m.ID), principalOf(x.ident), time.Now())
+	e.serverRequests.Issue(binding.ServerRequest, serverRequestKey(x.mcpSession, m.ID), principalOf(x.ident), time.Now())
 	boundRequest := *x.request
 	req := &event.Request{Method: boundRequest.Method, Host: boundRequest.Host, Path: boundRequest.Path,
-		RPCKind: string(mcp.KindRequest), RPCMethod: *m.Method}
+		RPCKind: string(mcp.KindRequest), RPCMethod: m.Method}
 	boundRecord(req, nil)
 	e.queueResponse(&event.Event{Kind: event.KindServerRequest, Tenant: x.tenant(), RequestID: x.id, Trace: x.trace,
 		Identity: x.identity(), Request: req})
@@ -38,7 +40,7 @@ func (e *Enforcer) serverMessage(x *exchange, data []byte) {
 // solicited reports whether the client's answer in x answers a request the
 // backend sent this principal in this session, and consumes it.
 func (e *Enforcer) solicited(x *exchange) bool {
-	return e.bindings.Take(binding.ServerRequest, serverRequestKey(x.mcpSession, x.answerID), principalOf(x.ident), time.Now())
+	return e.serverRequests.Take(binding.ServerRequest, serverRequestKey(x.mcpSession, x.answerID), principalOf(x.ident), time.Now())
 }
 
 // serverRequestKey names a server request by MCP session and JSON-RPC id;

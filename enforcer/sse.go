@@ -16,18 +16,24 @@ type sseReader struct {
 	// limit bounds what one event may hold; past it the event is not
 	// dispatched but over is, once, with what was dropped.
 	limit   int
-	over    func(dropped int)
-	stopped bool // past the limit: nothing more of this stream is read
+	stopped bool // past the limit, or ambiguous: nothing more is read
+	// refused says why the stream cannot be read as every client would
+	// read it: an event past limit, or a bare CR, which the standard
+	// reads as a line end and common clients (the Go SDK's) do not.
+	refused string
 }
 
 func (s *sseReader) feed(p []byte) {
 	for len(p) > 0 && !s.stopped {
-		if s.afterCR && p[0] == '\n' {
+		if s.afterCR {
+			if p[0] != '\n' {
+				s.stop("a bare CR")
+				return
+			}
 			p = p[1:]
 			s.afterCR = false
 			continue
 		}
-		s.afterCR = false
 		i := bytes.IndexAny(p, "\r\n")
 		if i < 0 {
 			s.line = append(s.line, p...)
@@ -63,14 +69,15 @@ func (s *sseReader) endLine() {
 	s.bound()
 }
 
-// bound drops an event grown past the limit.
+// bound stops at an event grown past the limit.
 func (s *sseReader) bound() {
 	if s.limit > 0 && len(s.data)+len(s.line) > s.limit {
-		if s.over != nil {
-			s.over(len(s.data) + len(s.line))
-		}
-		s.data, s.line, s.seen, s.stopped = nil, nil, false, true
+		s.stop("an event past the limit")
 	}
+}
+
+func (s *sseReader) stop(why string) {
+	s.data, s.line, s.seen, s.stopped, s.refused = nil, nil, false, true, why
 }
 
 // sseData returns the data of each complete event in stream.

@@ -13,7 +13,11 @@ func TestSSEData(t *testing.T) {
 	}{
 		{"one event", "data: {}\n\n", []string{"{}"}},
 		{"lines joined", "data: a\ndata:b\ndata:  c\n\n", []string{"a\nb\n c"}},
-		{"CRLF and CR", "data: a\r\n\r\ndata: b\r\rdata: c\r\n\n", []string{"a", "b", "c"}},
+		{"CRLF", "data: a\r\n\r\ndata: b\r\n\r\n", []string{"a", "b"}},
+		// A bare CR ends a line to the standard, not to the Go SDK: the
+		// stream is not read past it (and the enforcer cuts it off there).
+		{"bare CR", "data: a\r\n\r\ndata: {\"x\":\r1}\n\n", []string{"a"}},
+		{"CR line ends", "data: a\r\rdata: b\r\r", nil},
 		{"comments and fields", ": ping\nevent: message\nid: 3\nretry: 10\ndata: x\n\n", []string{"x"}},
 		{"no data, no event", "event: message\n\n", nil},
 		{"empty data is an event", "data\n\n", []string{""}},

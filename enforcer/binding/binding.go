@@ -58,11 +58,16 @@ const (
 
 // Config bounds a Table. Zero fields take the defaults.
 type Config struct {
-	// MaxPerTenant bounds the bindings one tenant holds; past it the
-	// tenant's least recently used binding goes. Default 10,000.
+	// MaxPerPrincipal bounds the bindings one principal holds; past it
+	// the principal's least recently used binding goes. Default 1,000.
+	MaxPerPrincipal int `yaml:"max_per_principal"`
+	// MaxPerTenant bounds the bindings one tenant holds; past it the least
+	// recently used binding of the tenant's principal holding the most
+	// goes. Default 10,000.
 	MaxPerTenant int `yaml:"max_per_tenant"`
 	// MaxTotal bounds all bindings; past it the least recently used
-	// binding of the tenant holding the most goes. Default 50,000.
+	// binding of the largest holder of the largest tenant goes. Default
+	// 50,000.
 	MaxTotal int `yaml:"max_total"`
 	// IdleTimeout ends a binding not used for this long. Default 24h.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
@@ -70,6 +75,9 @@ type Config struct {
 
 // SetDefaults fills the unset fields of c.
 func (c *Config) SetDefaults() {
+	if c.MaxPerPrincipal == 0 {
+		c.MaxPerPrincipal = 1_000
+	}
 	if c.MaxPerTenant == 0 {
 		c.MaxPerTenant = 10_000
 	}
@@ -83,7 +91,7 @@ func (c *Config) SetDefaults() {
 
 // Validate reports the first unusable bound.
 func (c *Config) Validate() error {
-	if c.MaxPerTenant < 0 || c.MaxTotal < 0 || c.IdleTimeout < 0 {
+	if c.MaxPerPrincipal < 0 || c.MaxPerTenant < 0 || c.MaxTotal < 0 || c.IdleTimeout < 0 {
 		return errors.New("session_bindings: bounds must not be negative")
 	}
 	return nil
@@ -98,18 +106,27 @@ type owner [16]byte
 
 type binding struct {
 	key      key
-	owner    owner
 	source   Source
 	lastUsed time.Time
-	tenant   *tenantBindings
+	holder   *holder
+}
+
+// holder is one principal's bindings, most recently used at the front.
+type holder struct {
+	owner  owner
+	lru    list.List // of *binding
+	tenant *tenantBindings
 }
 
 type tenantBindings struct {
-	name string
-	lru  list.List // of *binding, most recently used at the front
+	name    string
+	holders map[owner]*holder
+	n       int // bindings of all its holders
 }
 
-// Table is a bounded set of bindings, safe for concurrent use.
+// Table is a bounded set of bindings, safe for concurrent use. Whatever
+// bound is hit, the binding that goes is the least recently used of the
+// largest holder within it, so one who floods the table evicts its own.
 type Table struct {
 	cfg     Config
 	mu      sync.Mutex
@@ -133,7 +150,7 @@ func (t *Table) Claim(k Kind, id string, p Principal, now time.Time) (Outcome, S
 		b = t.bind(k, id, p, Client, now)
 		return Held, b.source
 	}
-	if b.owner != ownerOf(p) {
+	if b.holder.owner != ownerOf(p) {
 		return Foreign, ""
 	}
 	t.touch(b, now)
@@ -150,7 +167,7 @@ func (t *Table) Issue(k Kind, id string, p Principal, now time.Time) bool {
 	switch {
 	case b == nil:
 		t.bind(k, id, p, Server, now)
-	case b.owner != ownerOf(p):
+	case b.holder.owner != ownerOf(p):
 		return false
 	default:
 		b.source = Server
@@ -166,7 +183,7 @@ func (t *Table) Take(k Kind, id string, p Principal, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.lookup(k, id, now)
-	if b == nil || b.owner != ownerOf(p) {
+	if b == nil || b.holder.owner != ownerOf(p) {
 		return false
 	}
 	t.remove(t.byKey[b.key])
@@ -177,7 +194,7 @@ func (t *Table) Take(k Kind, id string, p Principal, now time.Time) bool {
 func (t *Table) Release(k Kind, id string, p Principal) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if el, ok := t.byKey[keyOf(k, id)]; ok && el.Value.(*binding).owner == ownerOf(p) {
+	if el, ok := t.byKey[keyOf(k, id)]; ok && el.Value.(*binding).holder.owner == ownerOf(p) {
 		t.remove(el)
 	}
 }
@@ -187,7 +204,7 @@ func (t *Table) Len(tenant string) (total, ofTenant int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if tb := t.tenants[tenant]; tb != nil {
-		ofTenant = tb.lru.Len()
+		ofTenant = tb.n
 	}
 	return len(t.byKey), ofTenant
 }
@@ -209,41 +226,61 @@ func (t *Table) lookup(k Kind, id string, now time.Time) *binding {
 func (t *Table) bind(k Kind, id string, p Principal, src Source, now time.Time) *binding {
 	tb := t.tenants[p.Tenant]
 	if tb == nil {
-		tb = &tenantBindings{name: p.Tenant}
+		tb = &tenantBindings{name: p.Tenant, holders: map[owner]*holder{}}
 		t.tenants[p.Tenant] = tb
 	}
-	t.expire(tb, now)
-	if tb.lru.Len() >= t.cfg.MaxPerTenant {
-		t.remove(tb.lru.Back())
+	o := ownerOf(p)
+	h := tb.holders[o]
+	if h == nil {
+		h = &holder{owner: o, tenant: tb}
+		tb.holders[o] = h
+	}
+	t.expire(h, now)
+	if h.lru.Len() >= t.cfg.MaxPerPrincipal {
+		t.remove(h.lru.Back())
+	}
+	if tb.n >= t.cfg.MaxPerTenant {
+		t.remove(largestHolder(tb).lru.Back())
 	}
 	if len(t.byKey) >= t.cfg.MaxTotal {
-		t.remove(t.largest().lru.Back())
+		t.remove(largestHolder(t.largestTenant()).lru.Back())
 	}
-	b := &binding{key: keyOf(k, id), owner: ownerOf(p), source: src, lastUsed: now, tenant: tb}
-	t.byKey[b.key] = tb.lru.PushFront(b)
+	b := &binding{key: keyOf(k, id), source: src, lastUsed: now, holder: h}
+	t.byKey[b.key] = h.lru.PushFront(b)
+	tb.n++
 	return b
 }
 
 func (t *Table) touch(b *binding, now time.Time) {
 	b.lastUsed = now
-	b.tenant.lru.MoveToFront(t.byKey[b.key])
+	b.holder.lru.MoveToFront(t.byKey[b.key])
 }
 
-// expire drops tb's idle bindings, oldest first, so a full tenant does not
+// expire drops h's idle bindings, oldest first, so a full holder does not
 // evict a live binding while dead ones remain.
-func (t *Table) expire(tb *tenantBindings, now time.Time) {
-	for el := tb.lru.Back(); el != nil && now.Sub(el.Value.(*binding).lastUsed) >= t.cfg.IdleTimeout; el = tb.lru.Back() {
+func (t *Table) expire(h *holder, now time.Time) {
+	for el := h.lru.Back(); el != nil && now.Sub(el.Value.(*binding).lastUsed) >= t.cfg.IdleTimeout; el = h.lru.Back() {
 		t.remove(el)
 	}
 }
 
-// largest is the tenant holding the most bindings. A scan of the tenants,
-// which are few beside their bindings, and run only when the table is full.
-func (t *Table) largest() *tenantBindings {
+// largestTenant and largestHolder scan, which they do only when a bound
+// is reached: tenants and their principals are few beside their bindings.
+func (t *Table) largestTenant() *tenantBindings {
 	var big *tenantBindings
 	for _, tb := range t.tenants {
-		if big == nil || tb.lru.Len() > big.lru.Len() {
+		if big == nil || tb.n > big.n {
 			big = tb
+		}
+	}
+	return big
+}
+
+func largestHolder(tb *tenantBindings) *holder {
+	var big *holder
+	for _, h := range tb.holders {
+		if big == nil || h.lru.Len() > big.lru.Len() {
+			big = h
 		}
 	}
 	return big
@@ -251,10 +288,15 @@ func (t *Table) largest() *tenantBindings {
 
 func (t *Table) remove(el *list.Element) {
 	b := el.Value.(*binding)
-	b.tenant.lru.Remove(el)
+	h := b.holder
+	h.lru.Remove(el)
 	delete(t.byKey, b.key)
-	if b.tenant.lru.Len() == 0 {
-		delete(t.tenants, b.tenant.name)
+	h.tenant.n--
+	if h.lru.Len() == 0 {
+		delete(h.tenant.holders, h.owner)
+	}
+	if h.tenant.n == 0 {
+		delete(t.tenants, h.tenant.name)
 	}
 }
 

@@ -126,7 +126,7 @@ func TestMemoryDoesNotGrowWithIDs(t *testing.T) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		tb := binding.New(binding.Config{MaxPerTenant: n, MaxTotal: n})
+		tb := binding.New(binding.Config{MaxPerPrincipal: n, MaxPerTenant: n, MaxTotal: n})
 		pad := strings.Repeat("x", idLen)
 		for i := range n {
 			tb.Claim(binding.Session, fmt.Sprint(i, pad), alice, t0)
@@ -137,8 +137,28 @@ func TestMemoryDoesNotGrowWithIDs(t *testing.T) {
 		return float64(after.HeapAlloc-before.HeapAlloc) / n
 	}
 	short, long := perBinding(8), perBinding(4096)
+	if short < 50 {
+		t.Fatalf("%.0f bytes per binding: the table did not keep them all", short)
+	}
 	t.Logf("bytes per binding: %.0f with 8-byte ids, %.0f with 4 KiB ids", short, long)
 	if long > 2*short+64 || short > 400 {
 		t.Errorf("bytes per binding: %.0f short, %.0f long", short, long)
+	}
+}
+
+// TestFloodWithinATenantEvictsOnlyTheFlooder: a principal flooding its own
+// tenant's share evicts its own bindings, never a neighbour's: else it
+// could evict a session it knows the id of and then claim it.
+func TestFloodWithinATenantEvictsOnlyTheFlooder(t *testing.T) {
+	tb := binding.New(binding.Config{MaxPerTenant: 50, MaxPerPrincipal: 40})
+	tb.Issue(binding.Session, "alice-secret", alice, t0)
+	for i := range 1000 {
+		tb.Claim(binding.Session, fmt.Sprint("bob-", i), bob, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if o, _ := tb.Claim(binding.Session, "alice-secret", bob, t0.Add(time.Hour)); o != binding.Foreign {
+		t.Fatal("bob evicted alice's session and claimed it")
+	}
+	if _, n := tb.Len("acme"); n > 41 {
+		t.Errorf("acme holds %d bindings: bob past his share", n)
 	}
 }

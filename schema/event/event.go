@@ -197,7 +197,10 @@ type Response struct {
 	Bytes      int64 `json:"bytes,omitempty"`
 	// Outcome is how the exchange ended: "completed", "client_gone" (the
 	// client stopped reading or hung up), "upstream_aborted" (the backend
-	// broke off its answer) or "upstream_unavailable" (it gave none).
+	// broke off its answer), "upstream_unavailable" (it gave none),
+	// "answer_withheld" (the enforcer kept it from the client) or
+	// "stream_refused" (the enforcer cut off a stream it could not read as
+	// clients do).
 	Outcome string `json:"outcome,omitempty"`
 }
 
@@ -207,6 +210,8 @@ const (
 	OutcomeClientGone          = "client_gone"
 	OutcomeUpstreamAborted     = "upstream_aborted"
 	OutcomeUpstreamUnavailable = "upstream_unavailable"
+	OutcomeAnswerWithheld      = "answer_withheld"
+	OutcomeStreamRefused       = "stream_refused"
 )
 
 // Errors returned by Decode. They are stable: the collector routes on them.
