@@ -594,7 +594,7 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	r.TransferEncoding = nil
 	r.Trailer = nil // a chunked body's trailers: headers no check saw, which HTTP/2 would send on
 
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK, onServerMessage: func(data []byte) { e.serverMessage(o.x, data) }}
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK, onServerMessage: func(data []byte) string { return e.serverMessage(o.x, data) }}
 	if o.x.request.RPCMethod == mcp.MethodToolsList {
 		rec.keep = maxObservedListing // the listing's schemas are pinned below
 	}
@@ -719,7 +719,7 @@ type recorder struct {
 	streamRefused bool  // an SSE answer was cut off where it could not be read
 	// onServerMessage, when set, sees each message of an SSE answer before
 	// the client does.
-	onServerMessage func(data []byte)
+	onServerMessage func(data []byte) (refuse string)
 	sse             *sseReader
 }
 

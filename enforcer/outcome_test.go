@@ -32,7 +32,7 @@ func TestEveryForwardedRequestHasAResponseEvent(t *testing.T) {
 			case "cut": // starts a stream, then drops the connection
 				w.Header().Set("Content-Type", "text/event-stream")
 				w.WriteHeader(http.StatusOK)
-				_, _ = w.Write([]byte("data: {\"jsonrpc\":\n\n"))
+				_, _ = w.Write([]byte("data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n"))
 				w.(http.Flusher).Flush()
 				conn, _, _ := w.(http.Hijacker).Hijack()
 				conn.Close()

@@ -12,7 +12,9 @@ type sseReader struct {
 	data    []byte // the event being read
 	seen    bool   // it has a data field, possibly empty
 	afterCR bool   // the last byte fed ended a line with CR: an LF next is its end
-	onEvent func(data []byte)
+	// onEvent sees each event's data; a reason it returns stops the
+	// reading, as refused.
+	onEvent func(data []byte) (refuse string)
 	// limit bounds what one event may hold; past it the event is not
 	// dispatched but over is, once, with what was dropped.
 	limit   int
@@ -52,7 +54,10 @@ func (s *sseReader) endLine() {
 	s.line = s.line[:0]
 	if len(line) == 0 {
 		if s.seen {
-			s.onEvent(s.data)
+			if why := s.onEvent(s.data); why != "" {
+				s.stop(why)
+				return
+			}
 		}
 		s.data, s.seen = s.data[:0], false
 		return
@@ -83,7 +88,7 @@ func (s *sseReader) stop(why string) {
 // sseData returns the data of each complete event in stream.
 func sseData(stream []byte) [][]byte {
 	var out [][]byte
-	r := sseReader{onEvent: func(d []byte) { out = append(out, bytes.Clone(d)) }}
+	r := sseReader{onEvent: func(d []byte) string { out = append(out, bytes.Clone(d)); return "" }}
 	r.feed(stream)
 	return out
 }
