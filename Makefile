@@ -19,8 +19,12 @@ demo: build
 	@scripts/deps.sh demo
 	bin/rampart demo
 
+# staticcheck from the Go module proxy, pinned; go.mod and go.sum tidy in every module.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
-	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
+	@for m in $(MODULES); do (cd $$m && go vet ./... && go run $(STATICCHECK) ./... && \
+		{ go mod tidy -diff >/dev/null || { echo "$$m: go.mod or go.sum not tidy (go mod tidy)"; exit 1; }; }) || exit 1; done
 	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
 	@# The enforcer stays light: no ClickHouse client in its build.
 	@! (cd enforcer && go list -deps -test ./... | grep -i clickhouse) || { echo "enforcer links a ClickHouse client"; exit 1; }

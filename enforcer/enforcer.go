@@ -495,14 +495,11 @@ type exchange struct {
 	answerID   json.RawMessage
 	mcpSession string
 	endpoint   bool // the request is on an MCP endpoint (mcp.paths)
-	// withheld is set when the backend's answer was not passed on: it
-	// issued a session id another principal holds.
-	withheld bool
-	id       string
-	start    time.Time
-	trace    event.Trace
-	ident    *identity.Identity // nil until verified
-	request  *event.Request
+	id         string
+	start      time.Time
+	trace      event.Trace
+	ident      *identity.Identity // nil until verified
+	request    *event.Request
 }
 
 func (x *exchange) tenant() string {

@@ -80,13 +80,12 @@ type Spool struct {
 	ackSeg uint64 // the persisted cursor
 	ackOff int64
 
-	readMu   sync.Mutex
-	readSeg  uint64
-	readOff  int64
-	r        *os.File
-	rbuf     *bufio.Reader
-	flushErr error
-	done     chan struct{}
+	readMu  sync.Mutex
+	readSeg uint64
+	readOff int64
+	r       *os.File
+	rbuf    *bufio.Reader
+	done    chan struct{}
 }
 
 type batch struct {

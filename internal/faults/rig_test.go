@@ -63,7 +63,6 @@ type rig struct {
 	issuer  *workload.Issuer
 	jwks    string
 	policy  string
-	keyFile string
 }
 
 func newRig(t *testing.T) *rig {
