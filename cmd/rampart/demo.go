@@ -12,7 +12,7 @@ import (
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	var o overrides
-	o.register(fs, true)
+	o.register(fs, withNATS|withClickHouse)
 	sessions := fs.Int("sessions", 3, "agent sessions per tenant (8 tool calls each)")
 	verbose := fs.Bool("v", false, "log what the components do")
 	if err := fs.Parse(args); err != nil {

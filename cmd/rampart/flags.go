@@ -25,10 +25,22 @@ type overrides struct {
 	database string
 }
 
-func (o *overrides) register(fs *flag.FlagSet, withClickHouse bool) {
-	fs.StringVar(&o.config, "config", "", "YAML configuration file (unknown keys are an error)")
-	fs.StringVar(&o.natsURL, "nats", os.Getenv(envNATSURL), "NATS URL (env "+envNATSURL+")")
-	if withClickHouse {
+// The common flags a verb can take; each verb registers the ones it reads,
+// so a flag it would ignore is an error ("flag provided but not defined").
+const (
+	withConfig     = 1 << iota // -config
+	withNATS                   // -nats
+	withClickHouse             // -clickhouse, -database
+)
+
+func (o *overrides) register(fs *flag.FlagSet, which int) {
+	if which&withConfig != 0 {
+		fs.StringVar(&o.config, "config", "", "YAML configuration file (unknown keys are an error)")
+	}
+	if which&withNATS != 0 {
+		fs.StringVar(&o.natsURL, "nats", os.Getenv(envNATSURL), "NATS URL (env "+envNATSURL+")")
+	}
+	if which&withClickHouse != 0 {
 		fs.StringVar(&o.chAddr, "clickhouse", os.Getenv(envCHAddr), "ClickHouse native address host:port (env "+envCHAddr+")")
 		fs.StringVar(&o.database, "database", os.Getenv(envDatabase), "ClickHouse database (env "+envDatabase+")")
 	}
@@ -51,7 +63,7 @@ func (e errRequired) Error() string { return string(e) + " is required" }
 func consumerConfig[T interface{ Validate() error }](name string, args []string, cfg *T, at func(*T) (*stream.Source, *chstore.Config)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var o overrides
-	o.register(fs, true)
+	o.register(fs, withConfig|withNATS|withClickHouse)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

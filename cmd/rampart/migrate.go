@@ -12,7 +12,7 @@ import (
 func runMigrate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	var o overrides
-	o.register(fs, true)
+	o.register(fs, withConfig|withClickHouse)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func runAll(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", "data", "directory for JetStream's files")
 	syncAlways := fs.Bool("nats-sync-always", false, "fsync every JetStream write before acknowledging it")
 	var o overrides
-	o.register(fs, true)
+	o.register(fs, withClickHouse)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ var errTampered = errors.New("the record was tampered with")
 func runVerify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	var o overrides
-	o.register(fs, true)
+	o.register(fs, withNATS|withClickHouse)
 	tenant := fs.String("tenant", "", "verify the chains holding this tenant's events")
 	instance := fs.String("instance", "", "verify this enforcer instance's chains")
 	from := fs.String("from", "", "RFC 3339 start of the time range")
