@@ -250,44 +250,75 @@ func (h *harness) post(t *testing.T, body string, header http.Header) reply {
 // arrived or a deadline passes.
 func (h *harness) events(t *testing.T, requestID string, want ...event.Kind) map[event.Kind]*event.Event {
 	t.Helper()
+	got := map[event.Kind]*event.Event{}
+	complete := func() bool {
+		for _, k := range want {
+			if got[k] == nil {
+				return false
+			}
+		}
+		return true
+	}
+	ok := h.readEvents(t, 10*time.Second, func(batch []*event.Event) bool {
+		for _, e := range batch {
+			if e.RequestID == requestID {
+				got[e.Kind] = e
+			}
+		}
+		return !complete()
+	})
+	if !ok {
+		t.Fatalf("events of %s: have %d, want %v", requestID, len(got), want)
+	}
+	return got
+}
+
+// eventsAll returns every event in the stream so far.
+func (h *harness) eventsAll(t *testing.T) []*event.Event {
+	t.Helper()
+	var out []*event.Event
+	h.readEvents(t, 5*time.Second, func(batch []*event.Event) bool {
+		out = append(out, batch...)
+		return len(batch) > 0
+	})
+	return out
+}
+
+// readEvents reads the events stream from its start, a fetch at a time,
+// handing each fetch's events to more until it returns false (true) or
+// the deadline passes (false).
+func (h *harness) readEvents(t *testing.T, deadline time.Duration, more func(batch []*event.Event) bool) bool {
+	t.Helper()
 	nc, err := nats.Connect(h.nats.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	c, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[event.Kind]*event.Event{}
 	for {
-		batch, err := c.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
+		fetched, err := c.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for m := range batch.Messages() {
+		var batch []*event.Event
+		for m := range fetched.Messages() {
 			events, err := event.DecodeMessage(m.Data())
 			if err != nil {
 				t.Fatalf("undecodable message: %v", err)
 			}
-			for _, e := range events {
-				if e.RequestID == requestID {
-					got[e.Kind] = e
-				}
-			}
+			batch = append(batch, events...)
 		}
-		complete := true
-		for _, k := range want {
-			complete = complete && got[k] != nil
-		}
-		if complete {
-			return got
+		if !more(batch) {
+			return true
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("events of %s: have %d, want %v", requestID, len(got), want)
+			return false
 		}
 	}
 }

@@ -2,7 +2,6 @@ package enforcer_test
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,19 +21,7 @@ import (
 // refusal: a request event and a deny decision with the code, under the
 // request id the client is answered with, in cleartext and over TLS.
 func TestConnectionRefusalsRecorded(t *testing.T) {
-	ca := newCA(t, t.TempDir())
-	plain := newHarness(t, 2*time.Second)
-	overTLS := newHarness(t, 2*time.Second, withTLS(t, ca, false, false))
-	dialers := []struct {
-		name string
-		h    *harness
-		dial func(addr string) (net.Conn, error)
-	}{
-		{"cleartext", plain, func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
-		{"TLS", overTLS, func(addr string) (net.Conn, error) {
-			return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
-		}},
-	}
+	dialers := cleartextAndTLS(t)
 	long := "/mcp/" + strings.Repeat("a", 400)
 	tests := []struct {
 		name       string

@@ -3,7 +3,6 @@ package enforcer_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/stream"
 )
 
 const serverRequestsPolicy = "id: attack\nrules:\n" +
@@ -262,37 +258,5 @@ func TestWithheldAnswerRecordedAsSuch(t *testing.T) {
 	t.Logf("status %d body %v; backend acted %d; recorded outcome %q status %d", r.status, r.body, acted.Load()-before, ev.Response.Outcome, ev.Response.Status)
 	if acted.Load() != before+1 || ev.Response.Outcome != event.OutcomeAnswerWithheld || errorCode(r) != "session_held" {
 		t.Errorf("backend ran the call %d times; recorded %q, answered %q", acted.Load()-before, ev.Response.Outcome, errorCode(r))
-	}
-}
-
-func (h *harness) eventsAll(t *testing.T) []*event.Event {
-	t.Helper()
-	nc, err := nats.Connect(h.nats.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*event.Event
-	for {
-		batch, err := c.Fetch(500, jetstream.FetchMaxWait(300*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			evs, _ := event.DecodeMessage(m.Data())
-			out = append(out, evs...)
-		}
-		if n == 0 {
-			return out
-		}
 	}
 }

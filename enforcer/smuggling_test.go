@@ -77,20 +77,7 @@ func withHeaderBlock(t *testing.T, raw string, n int) string {
 // request must be refused with 431 and the connection closed, so the
 // third is never read, in cleartext and over TLS.
 func TestSmugglingAfterOversizedHeaders(t *testing.T) {
-	ca := newCA(t, t.TempDir())
-	plain := newHarness(t, 2*time.Second)
-	overTLS := newHarness(t, 2*time.Second, withTLS(t, ca, false, false))
-	tests := []struct {
-		name string
-		h    *harness
-		dial func(addr string) (net.Conn, error)
-	}{
-		{"cleartext", plain, func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
-		{"TLS", overTLS, func(addr string) (net.Conn, error) {
-			return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range cleartextAndTLS(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := tt.h
 			tok := h.token(t)
@@ -213,4 +200,23 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 		time.Sleep(time.Millisecond) // let each piece go out alone
 	}
 	return len(p), nil
+}
+
+// wire is an enforcer and how a test dials it: in cleartext or over TLS
+// (HTTP/1.1 by ALPN), where the framing check has a listener of its own.
+type wire struct {
+	name string
+	h    *harness
+	dial func(addr string) (net.Conn, error)
+}
+
+func cleartextAndTLS(t *testing.T) []wire {
+	ca := newCA(t, t.TempDir())
+	overTLS := newHarness(t, 2*time.Second, withTLS(t, ca, false, false))
+	return []wire{
+		{"cleartext", newHarness(t, 2*time.Second), func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
+		{"TLS", overTLS, func(addr string) (net.Conn, error) {
+			return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
+		}},
+	}
 }
