@@ -251,8 +251,13 @@ var errStreamRefused = errors.New("an SSE answer that cannot be read as clients 
 // isEventStream reports whether h's Content-Type is an SSE stream, in any
 // letter case or with parameters, as clients parse it.
 func isEventStream(h http.Header) bool {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	return err == nil && mt == "text/event-stream"
+	const sse = "text/event-stream"
+	ct := strings.TrimLeft(h.Get("Content-Type"), " \t")
+	if len(ct) < len(sse) || !strings.EqualFold(ct[:len(sse)], sse) {
+		return false // most answers: no parsing on every forwarded request
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == sse
 }
 
 // copyBuffers lends the reverse proxy its buffers for copying responses,
