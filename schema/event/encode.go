@@ -19,7 +19,8 @@ func Encode(e *Event) ([]byte, error) {
 
 // appendEvent appends the wire form of e to b.
 func appendEvent(b []byte, e *Event) ([]byte, error) {
-	if plainTime(e.Time) {
+	// Alerts are few; they take the general path.
+	if plainTime(e.Time) && e.Alert == nil {
 		w := encoder{b: b}
 		w.event(e)
 		if !w.invalidArgs {

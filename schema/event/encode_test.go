@@ -34,7 +34,11 @@ func encodeCases() []*Event {
 	odd := &Event{Tenant: "\x00\x01\x1f\x7f\b\f\n\r\t<>&'\xff\xfe\xc3(é→😀\u2028\u2029", Time: time.Date(1, 2, 3, 4, 5, 6, 7, time.FixedZone("x", -(5*3600+30*60)))}
 	zoned := &Event{Time: time.Date(2026, 11, 28, 10, 0, 0, 120000000, time.FixedZone("y", 14*3600))}
 	seconds := &Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("s", 30))}
-	return []*Event{full, sample(), bare, empties, odd, zoned, seconds}
+	alert := sample()
+	alert.Kind, alert.Request, alert.Decision = KindAlert, nil, nil
+	alert.Alert = &Alert{RuleID: "r", Title: "t<>", Severity: SeverityHigh, Tags: []string{"owasp-agentic:T2"},
+		Group: []GroupValue{{"session_id", "s1"}}, First: alert.Time, Last: alert.Time, Count: 2, Evidence: []string{"a", "b"}}
+	return []*Event{full, sample(), bare, empties, odd, zoned, seconds, alert}
 }
 
 func TestEncodeIsWhatJSONMarshalGives(t *testing.T) {

@@ -36,12 +36,18 @@ const (
 	// A server asking an agent's client for a model completion or for the
 	// user's input is an act of its own.
 	KindServerRequest Kind = "server_request"
+	// KindAlert is a detection rule's finding, published by a correlator
+	// instance on rampart.v1.<tenant>.alert: Alert names the rule, the
+	// group it matched and the events that are its evidence. Its ID is
+	// derived from the rule, the group and the first evidence event, so
+	// the same finding made twice is one alert.
+	KindAlert Kind = "alert"
 )
 
 // Valid reports whether k is a kind this version knows.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema, KindServerRequest:
+	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema, KindServerRequest, KindAlert:
 		return true
 	}
 	return false
@@ -81,6 +87,55 @@ type Event struct {
 	Decision   *Decision   `json:"decision,omitempty"`
 	Response   *Response   `json:"response,omitempty"`
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Alert      *Alert      `json:"alert,omitempty"`
+}
+
+// Alert is what a detection rule found: which rule, in which group of
+// events, and which events, in stream order, are the evidence.
+type Alert struct {
+	RuleID   string   `json:"rule_id"`
+	Title    string   `json:"title"`
+	Severity Severity `json:"severity"`
+	// Tags name the threat catalogues' entries the rule stands for
+	// (OWASP Agentic and LLM Top 10, MAESTRO ids).
+	Tags []string `json:"tags,omitempty"`
+	// Group holds the rule's group_by fields and their values, in the
+	// rule's order; the tenant is the event's own.
+	Group []GroupValue `json:"group,omitempty"`
+	// First and Last are the times of the first and last evidence event.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	// Count is how many events matched; Evidence lists their event ids in
+	// stream order, at most the rule's evidence bound, the first always.
+	Count    int      `json:"count"`
+	Evidence []string `json:"evidence"`
+}
+
+// GroupValue is one group_by field of an alert and its value.
+type GroupValue struct {
+	Field string `json:"field"`
+	Value string `json:"value"`
+}
+
+// Severity ranks alerts, as Sigma does.
+type Severity string
+
+// Severities, lowest first.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// Valid reports whether s is one of the severities.
+func (s Severity) Valid() bool {
+	switch s {
+	case SeverityInfo, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical:
+		return true
+	}
+	return false
 }
 
 // Checkpoint is an instance's signed statement that its chain, up to this
@@ -259,6 +314,10 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("%w: policy event without decision", ErrInvalid)
 	case e.Kind == KindCheckpoint && e.Checkpoint == nil:
 		return fmt.Errorf("%w: checkpoint event without checkpoint", ErrInvalid)
+	case e.Kind == KindAlert && e.Alert == nil:
+		return fmt.Errorf("%w: alert event without alert", ErrInvalid)
+	case e.Alert != nil && !e.Alert.Severity.Valid():
+		return fmt.Errorf("%w: alert severity %q", ErrInvalid, e.Alert.Severity)
 	}
 	return nil
 }

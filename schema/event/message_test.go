@@ -149,3 +149,21 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeRefusesAlertsWithoutAlertOrSeverity(t *testing.T) {
+	for name, mutate := range map[string]func(*Event){
+		"no alert":     func(e *Event) { e.Alert = nil },
+		"bad severity": func(e *Event) { e.Alert.Severity = "urgent" },
+	} {
+		e := sample()
+		e.Kind, e.Request, e.Decision = KindAlert, nil, nil
+		e.Alert = &Alert{RuleID: "r", Title: "t", Severity: SeverityLow, Count: 1, Evidence: []string{"x"}}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("%s: the valid alert was refused: %v", name, err)
+		}
+		mutate(e)
+		if err := e.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)
+		}
+	}
+}
