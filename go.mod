@@ -53,6 +53,7 @@ require (
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
+	github.com/rampart-io/rampart/testkit v0.0.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect
@@ -89,3 +90,5 @@ replace (
 	github.com/rampart-io/rampart/loadtest => ./loadtest
 	github.com/rampart-io/rampart/schema => ./schema
 )
+
+replace github.com/rampart-io/rampart/testkit => ./testkit

@@ -14,7 +14,7 @@ import (
 	"github.com/rampart-io/rampart/chstore/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/schema/subject"
 	"go.opentelemetry.io/otel"

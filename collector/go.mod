@@ -31,6 +31,7 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/rampart-io/rampart/testkit v0.0.0
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
@@ -46,3 +47,5 @@ replace (
 	github.com/rampart-io/rampart/chstore => ../chstore
 	github.com/rampart-io/rampart/schema => ../schema
 )
+
+replace github.com/rampart-io/rampart/testkit => ../testkit

@@ -16,7 +16,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/spool"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // keyFile writes a checkpoint key and returns its path and the trusted keys.

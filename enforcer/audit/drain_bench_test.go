@@ -8,7 +8,7 @@ import (
 
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/spool"
-	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // BenchmarkSpoolDrain measures how fast a spool filled during a NATS outage

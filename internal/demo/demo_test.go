@@ -17,7 +17,7 @@ import (
 	"github.com/rampart-io/rampart/internal/demo"
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/schema/forensic"
-	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 

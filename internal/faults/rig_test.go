@@ -27,7 +27,7 @@ import (
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
 	"github.com/rampart-io/rampart/loadtest/workload"
-	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 var soak = os.Getenv("RAMPART_SOAK") != ""

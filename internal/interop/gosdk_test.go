@@ -17,7 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/natstest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // goServer is the Go SDK's own streamable HTTP server with a tool that, to
