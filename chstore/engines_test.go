@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-io/rampart/chstore/chdbtest"
-	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/testkit/chdbtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/forensic"

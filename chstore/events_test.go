@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"

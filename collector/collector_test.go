@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/testkit/natstest"

@@ -75,3 +75,7 @@ require (
 replace github.com/rampart-io/rampart/schema => ../schema
 
 replace github.com/rampart-io/rampart/enforcer => ../enforcer
+
+replace github.com/rampart-io/rampart/testkit => ../testkit
+
+replace github.com/rampart-io/rampart/chstore => ../chstore

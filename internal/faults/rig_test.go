@@ -19,7 +19,7 @@ import (
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/chstore/chserver"
-	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"

@@ -18,7 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/loadtest/workload"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/chstore/chtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/internal/verify"
