@@ -8,10 +8,12 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/rampart-io/rampart/chstore v0.0.0
 	github.com/rampart-io/rampart/collector v0.0.0
+	github.com/rampart-io/rampart/component v0.0.0
 	github.com/rampart-io/rampart/correlator v0.0.0
 	github.com/rampart-io/rampart/enforcer v0.0.0
 	github.com/rampart-io/rampart/loadtest v0.0.0
 	github.com/rampart-io/rampart/schema v0.0.0
+	github.com/rampart-io/rampart/testkit v0.0.0
 	golang.org/x/sync v0.24.0
 	gopkg.in/yaml.v3 v3.0.1
 )
@@ -53,7 +55,6 @@ require (
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
-	github.com/rampart-io/rampart/testkit v0.0.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect
@@ -85,10 +86,10 @@ require (
 replace (
 	github.com/rampart-io/rampart/chstore => ./chstore
 	github.com/rampart-io/rampart/collector => ./collector
+	github.com/rampart-io/rampart/component => ./component
 	github.com/rampart-io/rampart/correlator => ./correlator
 	github.com/rampart-io/rampart/enforcer => ./enforcer
 	github.com/rampart-io/rampart/loadtest => ./loadtest
 	github.com/rampart-io/rampart/schema => ./schema
+	github.com/rampart-io/rampart/testkit => ./testkit
 )
-
-replace github.com/rampart-io/rampart/testkit => ./testkit

@@ -6,6 +6,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/rampart-io/rampart/chstore v0.0.0
 	github.com/rampart-io/rampart/schema v0.0.0
+	github.com/rampart-io/rampart/testkit v0.0.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk/metric v1.47.0
@@ -31,7 +32,6 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
-	github.com/rampart-io/rampart/testkit v0.0.0
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
@@ -46,6 +46,5 @@ require (
 replace (
 	github.com/rampart-io/rampart/chstore => ../chstore
 	github.com/rampart-io/rampart/schema => ../schema
+	github.com/rampart-io/rampart/testkit => ../testkit
 )
-
-replace github.com/rampart-io/rampart/testkit => ../testkit

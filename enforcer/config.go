@@ -18,7 +18,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
-	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/component/configfile"
 )
 
 // Modes the enforcer serves in; every mode runs the same decision path and

@@ -7,7 +7,9 @@ require (
 	github.com/google/cel-go v0.31.0
 	github.com/lestrrat-go/jwx/v2 v2.1.7
 	github.com/nats-io/nats.go v1.55.0
+	github.com/rampart-io/rampart/component v0.0.0
 	github.com/rampart-io/rampart/schema v0.0.0
+	github.com/rampart-io/rampart/testkit v0.0.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
@@ -45,7 +47,6 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
-	github.com/rampart-io/rampart/testkit v0.0.0
 	github.com/segmentio/asm v1.2.1 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp v1.47.0 // indirect
@@ -63,6 +64,8 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/rampart-io/rampart/schema => ../schema
-
-replace github.com/rampart-io/rampart/testkit => ../testkit
+replace (
+	github.com/rampart-io/rampart/component => ../component
+	github.com/rampart-io/rampart/schema => ../schema
+	github.com/rampart-io/rampart/testkit => ../testkit
+)

@@ -43,6 +43,7 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
+	github.com/rampart-io/rampart/component v0.0.0 // indirect
 	github.com/rampart-io/rampart/schema v0.0.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
@@ -72,10 +73,10 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
-replace github.com/rampart-io/rampart/schema => ../schema
-
-replace github.com/rampart-io/rampart/enforcer => ../enforcer
-
-replace github.com/rampart-io/rampart/testkit => ../testkit
-
-replace github.com/rampart-io/rampart/chstore => ../chstore
+replace (
+	github.com/rampart-io/rampart/chstore => ../chstore
+	github.com/rampart-io/rampart/component => ../component
+	github.com/rampart-io/rampart/enforcer => ../enforcer
+	github.com/rampart-io/rampart/schema => ../schema
+	github.com/rampart-io/rampart/testkit => ../testkit
+)

@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 

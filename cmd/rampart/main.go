@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/rampart-io/rampart/schema/telemetry"
+	"github.com/rampart-io/rampart/component/telemetry"
 )
 
 // verb is one subcommand; its file is named after it.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/component/configfile"
 )
 
 func runMigrate(ctx context.Context, args []string) error {

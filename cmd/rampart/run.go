@@ -12,7 +12,7 @@ import (
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/internal/natsserver"
-	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/component/configfile"
 )
 
 // runAll is the single-node default: an embedded JetStream and the same

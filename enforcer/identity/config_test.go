@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/identity"
-	"github.com/rampart-io/rampart/schema/configfile"
+	"github.com/rampart-io/rampart/component/configfile"
 )
 
 // load decodes a testdata/config file strictly, defaults and validates it.

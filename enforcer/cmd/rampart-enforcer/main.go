@@ -14,7 +14,7 @@ import (
 	"syscall"
 
 	"github.com/rampart-io/rampart/enforcer"
-	"github.com/rampart-io/rampart/schema/telemetry"
+	"github.com/rampart-io/rampart/component/telemetry"
 )
 
 func main() {
