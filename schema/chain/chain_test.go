@@ -249,3 +249,26 @@ func TestParseHash(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOf is the chain hash of one typical decision event: what an
+// enforcer adds to every event it records (BENCHMARKS.md).
+func BenchmarkOf(b *testing.B) {
+	now := time.Date(2026, 11, 28, 10, 0, 0, 123456789, time.UTC)
+	e := &event.Event{
+		V: event.Version, ID: "01JDQ3Z8K4V6T9W2X5Y7A0B3C6", Kind: event.KindDecision, Time: now, Tenant: "acme", Instance: "enforcer-7f9c",
+		Epoch: "01JDQ3Z8K4V6T9W2X5Y7A0B3C7", Seq: 184467, Prev: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		RequestID: "01JDQ3Z8K4V6T9W2X5Y7A0B3C6",
+		Trace:     event.Trace{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		Identity: &event.Identity{Subject: "user:alice@acme.example", Issuer: "https://idp.acme.example",
+			Chain: []event.Actor{{Subject: "agent:planner"}, {Subject: "agent:web-researcher"}}, SessionID: "sess-8c1f2e", TaskID: "task-42"},
+		Request: &event.Request{Method: "POST", Host: "tools.acme.internal", Path: "/mcp", RPCMethod: "tools/call",
+			Headers: map[string]string{"user-agent": "agent-sdk/1.2"}, Tool: "search", ArgsDigest: "sha256:9f86", BodyBytes: 312},
+		Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "acme-tools", RuleID: "allow-search", PolicyHash: "sha256:2c26", Reason: "read-only tool", EvalNanos: 4210},
+	}
+	b.ReportAllocs()
+	var h Hash
+	for b.Loop() {
+		h = Of(e)
+	}
+	_ = h
+}
