@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"github.com/rampart-io/rampart/schema/chain"
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -19,16 +20,12 @@ import (
 // of millions of rows. Links carry no Event; verify reads the few it needs
 // whole with ScanEvents. It needs Config.HTTPAddr.
 func (c *Client) ScanLinks(ctx context.Context, where string, visit func(chain.Link) error) error {
-	names := make([]string, len(chain.Columns))
-	for i, col := range chain.Columns {
-		names[i] = col.Name
-	}
-	body, err := c.rowBinary(ctx, names, where)
+	body, err := c.rowBinary(ctx, ddl.Names(chain.Columns), where)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	s := linkScanner{r: body, buf: make([]byte, 1<<20)}
+	s := linkScanner{r: body, buf: make([]byte, 1<<20), starts: make([]int, len(chain.FormStarts))}
 	for {
 		l, err := s.next()
 		if err == io.EOF {
@@ -57,15 +54,16 @@ type linkScanner struct {
 	start, end      int // unparsed bytes: buf[start:end]
 	eof             bool
 	instance, epoch string // the same across a chain: allocated once
+	starts          []int  // the last row's form offsets (chain.RowHash)
 }
 
 func (s *linkScanner) next() (chain.Link, error) {
 	for {
-		n, ext, l, err := s.parse(s.buf[s.start:s.end])
+		n, l, err := s.parse(s.buf[s.start:s.end])
 		if err == nil {
 			row := s.buf[s.start : s.start+n]
 			s.start += n
-			l.Hash = chain.RowHash(row, ext)
+			l.Hash = chain.RowHash(row, s.starts)
 			if l.Kind == event.KindCheckpoint { // rare, and read whole
 				l.Event, err = decodeRow(row)
 			}
@@ -123,8 +121,11 @@ const (
 
 // column is one entry of the plan parse follows for every row.
 type column struct {
-	typ   chain.ColumnType
+	typ   ddl.Type
 	field field
+	// starts is how many forms start at this column (chain.FormStarts):
+	// parse notes the offset for each.
+	starts uint8
 }
 
 // plan is chain.Columns with each column's part in the link decided once,
@@ -132,32 +133,41 @@ type column struct {
 var plan = func() []column {
 	fields := map[string]field{"event_id": fieldID, "kind": fieldKind, "instance": fieldInstance,
 		"epoch": fieldEpoch, "prev_hash": fieldPrev, "seq": fieldSeq}
-	out := make([]column, len(chain.Columns))
+	out := make([]column, len(chain.Columns)+1) // the last entry marks the row's end
 	for i, c := range chain.Columns {
-		out[i] = column{c.Type, fields[c.Name]}
+		out[i] = column{typ: c.Type, field: fields[c.Name]}
+	}
+	for _, i := range chain.FormStarts {
+		out[i].starts++
 	}
 	return out
 }()
 
-// parse finds the row at the start of b, the offset in it of its
-// chain.ExtColumns, and its link fields. The length reads are written out
-// inline: this loop runs for every column of every row verify reads.
-func (s *linkScanner) parse(b []byte) (n, ext int, l chain.Link, err error) {
-	off := 0
-	for i, col := range plan {
-		if i == chain.ExtStart {
-			ext = off
+// parse finds the row at the start of b and its link fields, and notes in
+// s.starts where in the row each form's columns start. The length reads
+// are written out inline: this loop runs for every column of every row
+// verify reads.
+func (s *linkScanner) parse(b []byte) (n int, l chain.Link, err error) {
+	if len(s.starts) != len(chain.FormStarts) {
+		s.starts = make([]int, len(chain.FormStarts))
+	}
+	off, form := 0, 0
+	for _, col := range plan {
+		for range col.starts {
+			s.starts[form] = off
+			form++
 		}
 		switch col.typ {
-		case chain.String:
+		case 0: // the end
+		case ddl.String:
 			n, w := uint64(0), 1
 			if off < len(b) && b[off] < 0x80 {
 				n = uint64(b[off])
 			} else if n, w = binary.Uvarint(b[off:]); w <= 0 {
-				return 0, 0, l, lengthError(w)
+				return 0, l, lengthError(w)
 			}
 			if n > uint64(len(b)-off-w) {
-				return 0, 0, l, shortString(n)
+				return 0, l, shortString(n)
 			}
 			off += w
 			v := b[off : off+int(n)]
@@ -182,30 +192,27 @@ func (s *linkScanner) parse(b []byte) (n, ext int, l chain.Link, err error) {
 				l.HasPrev = len(v) > 0
 				l.Prev, _ = chain.ParseHash(v)
 			}
-		case chain.Int, chain.Int32:
-			width := 8
-			if col.typ == chain.Int32 {
-				width = 4
-			}
+		case ddl.UInt64, ddl.Int64, ddl.Int32, ddl.DateTime:
+			width := col.typ.Width()
 			if len(b)-off < width {
-				return 0, 0, l, errShort
+				return 0, l, errShort
 			}
 			if col.field == fieldSeq {
 				l.Seq = binary.LittleEndian.Uint64(b[off:])
 			}
 			off += width
-		case chain.Strings, chain.Ints:
+		case ddl.Strings, ddl.UInt64s:
 			count, w := binary.Uvarint(b[off:])
 			switch {
 			case w == 0:
-				return 0, 0, l, errShort
+				return 0, l, errShort
 			case w < 0 || count > maxRow:
-				return 0, 0, l, errors.New("bad array length")
+				return 0, l, errors.New("bad array length")
 			}
 			off += w
-			if col.typ == chain.Ints {
+			if col.typ == ddl.UInt64s {
 				if count*8 > uint64(len(b)-off) {
-					return 0, 0, l, errShort
+					return 0, l, errShort
 				}
 				off += int(count) * 8
 				continue
@@ -213,16 +220,18 @@ func (s *linkScanner) parse(b []byte) (n, ext int, l chain.Link, err error) {
 			for range count {
 				n, w := binary.Uvarint(b[off:])
 				if w <= 0 {
-					return 0, 0, l, lengthError(w)
+					return 0, l, lengthError(w)
 				}
 				if n > uint64(len(b)-off-w) {
-					return 0, 0, l, shortString(n)
+					return 0, l, shortString(n)
 				}
 				off += w + int(n)
 			}
+		default:
+			return 0, l, fmt.Errorf("column type %s cannot be split", col.typ.SQL())
 		}
 	}
-	return off, ext, l, nil
+	return off, l, nil
 }
 
 // lengthError is the error of a string length binary.Uvarint could not
@@ -243,16 +252,16 @@ func shortString(n uint64) error {
 	return errShort
 }
 
-// decodeRow decodes one RowBinary row of storedColumns into an event.
+// decodeRow decodes one RowBinary row of chain.Columns into an event.
 func decodeRow(row []byte) (*event.Event, error) {
-	d := &rowDecoder{r: bufio.NewReader(bytes.NewReader(row))}
-	e := &event.Event{}
-	err := d.event(e, &event.Identity{}, &event.Request{}, &event.Decision{}, &event.Response{})
-	return e, err
+	r := ddl.Row{}
+	err := ddl.NewDecoder(bufio.NewReader(bytes.NewReader(row))).Decode(chain.Columns, &r)
+	return r.Event, err
 }
 
 // kinds are the event kinds links name without allocating.
-var kinds = []event.Kind{event.KindRequest, event.KindDecision, event.KindResponse, event.KindCheckpoint, event.KindPolicy, event.KindToolSchema}
+var kinds = []event.Kind{event.KindRequest, event.KindDecision, event.KindResponse, event.KindCheckpoint, event.KindPolicy,
+	event.KindToolSchema, event.KindServerRequest, event.KindAlert}
 
 // kind returns the event kind b names, without allocating for known kinds.
 func kind(b []byte) event.Kind {

@@ -3,86 +3,102 @@ package chain
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
-// ColumnType is how a column enters the canonical form.
-type ColumnType int
+// Columns are the columns of events_raw the chain hash covers
+// (ddl.EventFields), in canonical order: a reader that selects them in this
+// order in RowBinary can hash each row's bytes as they are (RowHash), and
+// Of writes the same bytes from an event. Each canonical form covers the
+// columns of its own and of every form before it; an event hashes in the
+// oldest form that covers every value it has, so records written before a
+// form existed still verify.
+var Columns = ddl.EventFields
 
-// Column types, as ClickHouse stores them.
-const (
-	String  ColumnType = iota // String: uvarint length, bytes
-	Int                       // UInt64 or Int64: 8 bytes little-endian
-	Int32                     // Int32: 4 bytes little-endian
-	Strings                   // Array(String): uvarint count, strings
-	Ints                      // Array(UInt64): uvarint count, integers
-)
+// forms start each canonical form, oldest first: forms[i] is
+// rampart-chain-v(i+2). All have the same length, so Of can write the
+// oldest and overwrite it once it knows the form.
+var forms = []string{"rampart-chain-v2\x00", "rampart-chain-v3\x00"}
 
-// Column is one column of events_raw that the chain hash covers.
-type Column struct {
-	Name string
-	Type ColumnType
+// FormStarts holds, for each form after v2, the index in Columns of its
+// first column.
+var FormStarts = formStarts()
+
+// signature is the index in Columns of checkpoint_sig, which a checkpoint's
+// signature leaves out of the hash it signs.
+var signature = func() int {
+	for i, c := range Columns {
+		if c.Name == "checkpoint_sig" {
+			return i
+		}
+	}
+	panic("chain: events table has no checkpoint_sig")
+}()
+
+// formStarts checks that the columns of each form follow all those of the
+// form before, as the canonical form needs: a table that breaks this is a
+// programming error, found by every test of the package.
+func formStarts() []int {
+	var starts []int
+	last := 2
+	for i, c := range Columns {
+		switch {
+		case c.Chain < last || c.Chain > len(forms)+1:
+			panic(fmt.Sprintf("chain: column %s of form %d out of order (after form %d, %d forms)", c.Name, c.Chain, last, len(forms)))
+		case c.Chain > last:
+			for ; last < c.Chain; last++ {
+				starts = append(starts, i)
+			}
+		}
+	}
+	for ; last < len(forms)+1; last++ {
+		starts = append(starts, len(Columns))
+	}
+	for _, f := range forms {
+		if len(f) != len(forms[0]) {
+			panic("chain: canonical form prefixes differ in length")
+		}
+	}
+	return starts
 }
 
-// Columns are the columns of events_raw the chain hash covers, in canonical
-// order: a reader that selects them in this order in RowBinary can hash
-// each row's bytes as they are (RowHash). of() writes the same fields in
-// this order, in the same encoding. The last ExtColumns of them joined in
-// rampart-chain-v3; a row whose ext columns are all empty hashes in the v2
-// form, without them, so records written before they existed still verify.
-var Columns = append(append([]Column{}, v2Columns...), ExtColumns...)
-
-var v2Columns = []Column{
-	{"event_id", String}, {"kind", String}, {"event_time_us", Int}, {"tenant", String}, {"instance", String},
-	{"epoch", String}, {"seq", Int}, {"prev_hash", String}, {"request_id", String},
-	{"traceparent", String}, {"tracestate", String},
-	{"subject", String}, {"issuer", String}, {"spiffe_id", String},
-	{"chain_subjects", Strings}, {"chain_issuers", Strings}, {"session_id", String}, {"task_id", String},
-	{"method", String}, {"host", String}, {"path", String}, {"query", String}, {"resource", String},
-	{"header_names", Strings}, {"header_values", Strings},
-	{"rpc_method", String}, {"tool", String}, {"args_digest", String}, {"args", String}, {"body_bytes", Int},
-	{"destination", String}, {"data_class", String},
-	{"effect", String}, {"policy_id", String}, {"rule_id", String}, {"policy_hash", String}, {"reason", String},
-	{"code", String}, {"eval_ns", Int}, {"shadow_rules", Strings},
-	{"status", Int32}, {"duration_ns", Int}, {"response_bytes", Int},
-	{"checkpoint_key_id", String}, {"checkpoint_sig", String}, {"checkpoint_unrecorded", Ints},
-}
-
-// ExtColumns are the columns added in rampart-chain-v3, at the end of
-// Columns. Each is a String or Array(String), so when all are empty they
-// are exactly one zero byte each in RowBinary.
-var ExtColumns = []Column{
-	{"session_source", String}, {"task_source", String}, {"rpc_kind", String}, {"prompt", String},
-	{"truncated", Strings}, {"response_outcome", String},
-}
-
-// ExtStart is the index in Columns of the first of ExtColumns.
-var ExtStart = len(v2Columns)
-
-// rowPrefixV2 and rowPrefixV3 start the canonical form of every row read
-// back: stored rows do not keep the event version, and are read back as
-// this one.
-var (
-	rowPrefixV2 = binary.AppendUvarint([]byte(canonicalV2), event.Version)
-	rowPrefixV3 = binary.AppendUvarint([]byte(canonicalV3), event.Version)
-)
+// rowPrefixes start the canonical form of every row read back, by form:
+// stored rows do not keep the event version, and are read back as this one.
+var rowPrefixes = func() [][]byte {
+	out := make([][]byte, len(forms))
+	for i, f := range forms {
+		out[i] = binary.AppendUvarint([]byte(f), event.Version)
+	}
+	return out
+}()
 
 // RowHash is the chain hash of a row of Columns in RowBinary, exactly as a
-// RowBinary query returns it; ext is the offset in row of its first
-// ExtColumns value.
-func RowHash(row []byte, ext int) Hash {
+// RowBinary query returns it; starts holds the offset in row of the first
+// column of each form after v2 (at FormStarts).
+func RowHash(row []byte, starts []int) Hash {
+	end, form := formOf(row, starts)
 	d := sha256.New()
-	if tail := row[ext:]; len(tail) == len(ExtColumns) && allZero(tail) {
-		d.Write(rowPrefixV2)
-		d.Write(row[:ext])
-	} else {
-		d.Write(rowPrefixV3)
-		d.Write(row)
-	}
+	d.Write(rowPrefixes[form])
+	d.Write(row[:end])
 	var h Hash
 	d.Sum(h[:0])
 	return h
+}
+
+// formOf is the form a row of Columns hashes in (an index into forms) and
+// the end of the bytes that form covers: the newest whose own columns are
+// not all empty. An empty value, and only an empty value, is all zero
+// bytes in RowBinary.
+func formOf(row []byte, starts []int) (end, form int) {
+	end, form = len(row), len(starts)
+	for form > 0 && allZero(row[starts[form-1]:end]) {
+		form--
+		end = starts[form]
+	}
+	return end, form
 }
 
 func allZero(b []byte) bool {
