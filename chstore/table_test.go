@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/rampart-io/rampart/chstore/chdbtest"
-	"github.com/rampart-io/rampart/chstore/chtest"
 	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/testkit/chdbtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 )
 
 // TestEventsTableMatchesMigrations holds the one definition of events_raw
