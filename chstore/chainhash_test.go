@@ -35,7 +35,16 @@ func hashFixture() []*event.Event {
 			Tenant: text(i % 5), Instance: "enf-" + text(3), Epoch: "01EPOCH", Seq: uint64(i+1) << (i % 40),
 			Prev: text(i % 72), RequestID: text(26), Trace: event.Trace{TraceParent: text(55), TraceState: text(i % 3)}}
 		switch i % 4 {
-		case 0: // only the envelope
+		case 0: // only the envelope, or an alert (the v4 form)
+			if i%8 == 4 {
+				e.Kind = event.KindAlert
+				e.Alert = &event.Alert{RuleID: text(7), Title: text(130), Severity: event.SeverityHigh, Tags: []string{text(3), ""}[:i%3],
+					Group: []event.GroupValue{{Field: text(5), Value: text(200)}, {Field: "", Value: ""}}[:i%3],
+					First: at.Add(-time.Second), Last: at, Count: i, Evidence: []string{text(26), text(26)}}
+				if i%16 == 12 { // only an integer set: still the v4 form
+					e.Alert = &event.Alert{Count: 1 << 40}
+				}
+			}
 		case 1:
 			e.Kind = event.KindRequest
 			e.Identity = &event.Identity{Subject: text(12), Issuer: text(20), SPIFFEID: text(30), SessionID: text(8), TaskID: text(i % 2)}

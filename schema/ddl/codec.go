@@ -90,6 +90,7 @@ var (
 	noDecision   event.Decision
 	noResponse   event.Response
 	noCheckpoint event.Checkpoint
+	noAlert      event.Alert
 )
 
 func (r *Row) id() *event.Identity {
@@ -127,14 +128,23 @@ func (r *Row) cp() *event.Checkpoint {
 	return &noCheckpoint
 }
 
+func (r *Row) alert() *event.Alert {
+	if r.Event.Alert != nil {
+		return r.Event.Alert
+	}
+	return &noAlert
+}
+
 // The setters' sections: decoding allocates Identity, Request, Decision
 // and Response up front (as events read back always had them); Checkpoint
-// only when a column of it holds a value, or the kind is its own (finish).
+// and Alert only when a column of theirs holds a value, or the kind is
+// theirs (finish).
 func (r *Row) setID() *event.Identity   { return r.Event.Identity }
 func (r *Row) setReq() *event.Request   { return r.Event.Request }
 func (r *Row) setDec() *event.Decision  { return r.Event.Decision }
 func (r *Row) setResp() *event.Response { return r.Event.Response }
 func (r *Row) setCP() *event.Checkpoint { return lazy(&r.Event.Checkpoint) }
+func (r *Row) setAlert() *event.Alert   { return lazy(&r.Event.Alert) }
 
 func lazy[T any](p **T) *T {
 	if *p == nil {
@@ -174,8 +184,8 @@ func (r *Row) begin() {
 	}
 }
 
-// finish completes a decoded row: a checkpoint event has its section even
-// when every column of it is empty.
+// finish completes a decoded row: a checkpoint or alert event has its
+// section even when every column of it is empty.
 func (r *Row) finish() error {
 	if r.pending != nil {
 		return fmt.Errorf("event %s: a paired array column was read without its pair", r.Event.ID)
@@ -183,6 +193,8 @@ func (r *Row) finish() error {
 	switch r.Event.Kind {
 	case event.KindCheckpoint:
 		r.setCP()
+	case event.KindAlert:
+		r.setAlert()
 	}
 	return nil
 }

@@ -32,7 +32,13 @@ func TestRowBinaryRoundTrip(t *testing.T) {
 	cp.Kind = event.KindCheckpoint
 	cp.Checkpoint = &event.Checkpoint{KeyID: "k", Signature: "sig", Unrecorded: []uint64{1, 1 << 63}}
 	emptyCP := &event.Event{V: event.Version, ID: "x", Kind: event.KindCheckpoint, Time: full.Time}
-	for name, e := range map[string]*event.Event{"full": full, "checkpoint": cp, "empty checkpoint": emptyCP} {
+	alert := benchEvent()
+	alert.Kind, alert.Decision = event.KindAlert, nil
+	alert.Alert = &event.Alert{RuleID: "probing", Title: "Probing", Severity: event.SeverityCritical, Tags: []string{"T2", "L3"},
+		Group: []event.GroupValue{{Field: "session_id", Value: "s"}, {Field: "tool", Value: ""}},
+		First: full.Time.Add(-time.Hour).Truncate(time.Microsecond), Last: full.Time.Truncate(time.Microsecond), Count: 12, Evidence: []string{"a", "b"}}
+	emptyAlert := &event.Event{V: event.Version, ID: "y", Kind: event.KindAlert, Time: full.Time}
+	for name, e := range map[string]*event.Event{"full": full, "checkpoint": cp, "empty checkpoint": emptyCP, "alert": alert, "empty alert": emptyAlert} {
 		t.Run(name, func(t *testing.T) {
 			b := ddl.AppendRowBinary(nil, ddl.EventFields, &ddl.Row{Event: e})
 			got, err := decode(t, b)
@@ -63,6 +69,9 @@ func TestRowBinaryRoundTrip(t *testing.T) {
 			}
 			if e.Kind == event.KindCheckpoint && want.Checkpoint == nil {
 				want.Checkpoint = &event.Checkpoint{}
+			}
+			if e.Kind == event.KindAlert && want.Alert == nil {
+				want.Alert = &event.Alert{}
 			}
 			if !reflect.DeepEqual(got, &want) {
 				gj, _ := json.Marshal(got)

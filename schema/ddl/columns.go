@@ -132,6 +132,51 @@ var Events = []Column{
 	plainStrs("truncated", 3, func(r *Row) []string { return r.req().Truncated }, func(r *Row, v []string) { r.setReq().Truncated = v }),
 	strCol("response_outcome", 3, func(r *Row) string { return r.resp().Outcome }, func(r *Row, v string) { r.setResp().Outcome = v }),
 
+	// rampart-chain-v4: alerts.
+	strCol("alert_rule_id", 4, func(r *Row) string { return r.alert().RuleID }, func(r *Row, v string) {
+		if v != "" {
+			r.setAlert().RuleID = v
+		}
+	}),
+	strCol("alert_title", 4, func(r *Row) string { return r.alert().Title }, func(r *Row, v string) {
+		if v != "" {
+			r.setAlert().Title = v
+		}
+	}),
+	strCol("alert_severity", 4, func(r *Row) string { return string(r.alert().Severity) }, func(r *Row, v string) {
+		if v != "" {
+			r.setAlert().Severity = event.Severity(v)
+		}
+	}),
+	plainStrs("alert_tags", 4, func(r *Row) []string { return r.alert().Tags }, func(r *Row, v []string) { r.setAlert().Tags = v }),
+	strsCol("alert_group_fields", 4, func(r *Row) int { return len(r.alert().Group) }, func(r *Row, i int) string { return r.alert().Group[i].Field }, first),
+	strsCol("alert_group_values", 4, func(r *Row) int { return len(r.alert().Group) }, func(r *Row, i int) string { return r.alert().Group[i].Value },
+		func(r *Row, v []string) error {
+			return second("alert_group_fields", "alert_group_values", r, v, func(r *Row, fields, values []string) {
+				g := make([]event.GroupValue, len(fields))
+				for i := range fields {
+					g[i] = event.GroupValue{Field: fields[i], Value: values[i]}
+				}
+				r.setAlert().Group = g
+			})
+		}),
+	u64Col("alert_first_us", 4, func(r *Row) uint64 { return micros(r.alert().First) }, func(r *Row, v uint64) {
+		if v != 0 {
+			r.setAlert().First = fromMicros(v)
+		}
+	}),
+	u64Col("alert_last_us", 4, func(r *Row) uint64 { return micros(r.alert().Last) }, func(r *Row, v uint64) {
+		if v != 0 {
+			r.setAlert().Last = fromMicros(v)
+		}
+	}),
+	u64Col("alert_count", 4, func(r *Row) uint64 { return uint64(r.alert().Count) }, func(r *Row, v uint64) {
+		if v != 0 {
+			r.setAlert().Count = int(v)
+		}
+	}),
+	plainStrs("alert_evidence", 4, func(r *Row) []string { return r.alert().Evidence }, func(r *Row, v []string) { r.setAlert().Evidence = v }),
+
 	// Added by the collector.
 	u64Col("stream_seq", 0, func(r *Row) uint64 { return r.StreamSeq }, func(r *Row, v uint64) { r.StreamSeq = v }),
 	timeCol("collected_at", func(r *Row) time.Time { return r.CollectedAt.UTC().Truncate(time.Second) }, func(r *Row, v time.Time) { r.CollectedAt = v }),
@@ -201,6 +246,17 @@ func AppendRowBinary(b []byte, cols []Column, r *Row) []byte {
 	}
 	return b
 }
+
+// micros is t in microseconds since the epoch, 0 for the zero time (an
+// absent value, which must be all zero bytes in RowBinary).
+func micros(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixMicro())
+}
+
+func fromMicros(v uint64) time.Time { return time.UnixMicro(int64(v)).UTC() }
 
 // sortedKeys are m's keys, sorted, in buf's storage when they fit.
 func sortedKeys(m map[string]string, buf []string) []string {

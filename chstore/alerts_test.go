@@ -1,0 +1,86 @@
+package chstore_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/testkit/chdbtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
+)
+
+// alertFixture is an alert as a correlator publishes it: at the time of
+// the event that completed it, with its evidence.
+func alertFixture(id, tenant, instance string, seq uint64) *event.Event {
+	first := t0.Add(1500 * time.Microsecond)
+	return &event.Event{V: event.Version, ID: id, Kind: event.KindAlert, Time: t0.Add(2 * time.Second), Tenant: tenant,
+		Instance: instance, Epoch: "01EPOCH", Seq: seq, RequestID: "req-2",
+		Identity: &event.Identity{Subject: "user:alice", SessionID: "s-1"},
+		Alert: &event.Alert{RuleID: "probing", Title: "Tool probing after denials", Severity: event.SeverityHigh,
+			Tags: []string{"owasp-agentic:T2", "maestro:L3"}, Group: []event.GroupValue{{Field: "session_id", Value: "s-1"}, {Field: "tool", Value: "o'brien"}},
+			First: first, Last: t0.Add(2 * time.Second), Count: 3, Evidence: []string{"ev-1", "ev-2", "ev-3"}}}
+}
+
+// TestAlertsViewOneRowPerAlert: the alerts view shows each alert once on
+// both engines, however often it was stored — a redelivered batch, or the
+// same finding re-published by another correlator (same id, same time, so
+// the same sort key) — with its columns as the correlator published them,
+// and no other kind of event.
+func TestAlertsViewOneRowPerAlert(t *testing.T) {
+	ctx := context.Background()
+	server := chtest.New(t)
+	embedded, chdbDB := chdbtest.New(t)
+
+	var rows [][]any
+	for _, e := range fixture() {
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	a := alertFixture("01ALERT000000000000000000A", "acme", "corr-1", 1)
+	b := alertFixture("01ALERT000000000000000000B", "o'brien\\co", "corr-1", 2)
+	b.Alert.Severity, b.Alert.Group, b.Alert.Tags = event.SeverityLow, nil, nil
+	again := alertFixture(a.ID, "acme", "corr-2", 7) // re-published after a handover
+	rows = append(rows, ddl.EventRow(a, 100, t0), ddl.EventRow(b, 101, t0), ddl.EventRow(a, 100, t0), ddl.EventRow(again, 140, t0.Add(time.Minute)))
+	if err := server.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		t.Fatal(err)
+	}
+	insert := fmt.Sprintf("INSERT INTO %s.events_raw (%s) FORMAT JSONEachRow\n%s", chdbDB, strings.Join(ddl.EventColumns, ", "), jsonEachRow(rows))
+	if err := embedded.Exec(ctx, insert); err != nil {
+		t.Fatal(err)
+	}
+
+	const cols = "alert_id, tenant, rule_id, title, severity, tags, group_fields, group_values, first_at, first_at_us, last_at, last_at_us, matched, evidence, event_time, event_time_us"
+	want := [][]string{
+		{a.ID, "acme", "probing", "Tool probing after denials", "high", "['owasp-agentic:T2','maestro:L3']", "['session_id','tool']", `['s-1','o\'brien']`,
+			"2026-11-28 10:00:00", "1795860000001500", "2026-11-28 10:00:02", "1795860002000000", "3", "['ev-1','ev-2','ev-3']", "2026-11-28 10:00:02", "1795860002000000"},
+		{b.ID, "o'brien\\co", "probing", "Tool probing after denials", "low", "[]", "[]", "[]",
+			"2026-11-28 10:00:00", "1795860000001500", "2026-11-28 10:00:02", "1795860002000000", "3", "['ev-1','ev-2','ev-3']", "2026-11-28 10:00:02", "1795860002000000"},
+	}
+	for _, eng := range []struct {
+		name string
+		conn ddl.Conn
+		db   string
+	}{{"clickhouse-18", server, server.Database()}, {"chdb-26", embedded, chdbDB}} {
+		got, err := eng.conn.Query(ctx, fmt.Sprintf("SELECT %s FROM %s.alerts ORDER BY alert_id", cols, eng.db))
+		if err != nil {
+			t.Fatalf("%s: %v", eng.name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: alerts\n got %q\nwant %q", eng.name, got, want)
+		}
+		// The re-published copy is the one shown: the newest insert wins.
+		inst, err := eng.conn.Query(ctx, fmt.Sprintf("SELECT instance, count() FROM %s.alerts WHERE alert_id = '%s' GROUP BY instance", eng.db, a.ID))
+		if err != nil || len(inst) != 1 || inst[0][1] != "1" {
+			t.Errorf("%s: alert %s shown as %q (%v), want once", eng.name, a.ID, inst, err)
+		}
+		// rule_id stays the policy's: no alert is counted as a decision's rule.
+		rules, err := eng.conn.Query(ctx, fmt.Sprintf("SELECT count() FROM %s.events WHERE rule_id = 'probing' OR (kind = 'alert' AND rule_id != '')", eng.db))
+		if err != nil || rules[0][0] != "0" {
+			t.Errorf("%s: alerts in rule_id: %q %v", eng.name, rules, err)
+		}
+	}
+}
