@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/forensic"
 	"github.com/rampart-io/rampart/testkit/chdbtest"
 	"github.com/rampart-io/rampart/testkit/chtest"
 )
@@ -81,6 +83,57 @@ func TestAlertsViewOneRowPerAlert(t *testing.T) {
 		rules, err := eng.conn.Query(ctx, fmt.Sprintf("SELECT count() FROM %s.events WHERE rule_id = 'probing' OR (kind = 'alert' AND rule_id != '')", eng.db))
 		if err != nil || rules[0][0] != "0" {
 			t.Errorf("%s: alerts in rule_id: %q %v", eng.name, rules, err)
+		}
+	}
+}
+
+// TestUnresolvedEvidenceOnBothEngines: evidence that names no stored
+// event, or only another tenant's, is listed; evidence of the alert's own
+// tenant is not, even when another tenant holds the same id too.
+func TestUnresolvedEvidenceOnBothEngines(t *testing.T) {
+	ctx := context.Background()
+	server := chtest.New(t)
+	embedded, chdbDB := chdbtest.New(t)
+	events := fixture() // acme: 0-4, o'brien\co: 5-6
+	acme, other := events[0].ID, events[5].ID
+	ok := alertFixture("01ALERT000000000000000000A", "acme", "corr-1", 1)
+	ok.Alert.Evidence = []string{acme, events[1].ID}
+	bad := alertFixture("01ALERT000000000000000000B", "acme", "corr-1", 2)
+	bad.Alert.Evidence = []string{acme, "01NOTSTORED", other}
+	shared := *events[6] // the id of an acme event, in another tenant too
+	shared.ID = acme
+	var rows [][]any
+	for _, e := range append(events, ok, bad, &shared) {
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	rows = append(rows, ddl.EventRow(bad, 2, t0)) // stored twice: listed once
+	if err := server.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		t.Fatal(err)
+	}
+	insert := fmt.Sprintf("INSERT INTO %s.events_raw (%s) FORMAT JSONEachRow\n%s", chdbDB, strings.Join(ddl.EventColumns, ", "), jsonEachRow(rows))
+	if err := embedded.Exec(ctx, insert); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"corr-1", "01EPOCH", "2", bad.ID, "acme", "probing", "01NOTSTORED", ""},
+		{"corr-1", "01EPOCH", "2", bad.ID, "acme", "probing", other, "o'brien\\co"},
+	}
+	slices.SortFunc(want, func(a, b []string) int { return strings.Compare(a[6], b[6]) })
+	for _, eng := range []struct {
+		name string
+		conn ddl.Conn
+		db   string
+	}{{"clickhouse-18", server, server.Database()}, {"chdb-26", embedded, chdbDB}} {
+		got, err := eng.conn.Query(ctx, forensic.UnresolvedEvidence(eng.db, "1"))
+		if err != nil {
+			t.Fatalf("%s: %v", eng.name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: unresolved evidence\n got %q\nwant %q", eng.name, got, want)
+		}
+		none, err := eng.conn.Query(ctx, forensic.UnresolvedEvidence(eng.db, "event_id = "+forensic.Quote(ok.ID)))
+		if err != nil || len(none) != 0 {
+			t.Errorf("%s: the resolved alert alone: %q %v", eng.name, none, err)
 		}
 	}
 }

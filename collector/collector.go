@@ -100,7 +100,7 @@ func (c *Collector) instrument() error {
 		return err
 	}
 	if c.gapped, err = m.Int64Counter("rampart.collector.sequence_gaps", metric.WithUnit("{event}"),
-		metric.WithDescription("Sequence numbers an enforcer chain skipped, as events arrived")); err != nil {
+		metric.WithDescription("Sequence numbers a chain (an enforcer or correlator instance's) skipped, as events arrived")); err != nil {
 		return err
 	}
 	if c.insertTime, err = m.Float64Histogram("rampart.collector.insert.duration", metric.WithUnit("s"),

@@ -23,7 +23,7 @@ func runVerify(ctx context.Context, args []string) error {
 	var o overrides
 	o.register(fs, withNATS|withClickHouse)
 	tenant := fs.String("tenant", "", "verify the chains holding this tenant's events")
-	instance := fs.String("instance", "", "verify this enforcer instance's chains")
+	instance := fs.String("instance", "", "verify this instance's chains (an enforcer's or a correlator's)")
 	from := fs.String("from", "", "RFC 3339 start of the time range")
 	to := fs.String("to", "", "RFC 3339 end of the time range")
 	keys := fs.String("keys", "", "comma-separated PEM files of trusted checkpoint public keys")
@@ -77,6 +77,9 @@ func runVerify(ctx context.Context, args []string) error {
 		total := res.Read + res.Checked
 		fmt.Printf("read %s, checked %s: %.0f events/s\n", res.Read.Round(time.Millisecond), res.Checked.Round(time.Millisecond),
 			float64(res.Events)/total.Seconds())
+		if res.Alerts > 0 {
+			fmt.Printf("checked the evidence of %d alerts (%d event ids)\n", res.Alerts, res.Evidence)
+		}
 		if opts.Keys == nil {
 			fmt.Println("checkpoint signatures not checked: no -keys given")
 		}

@@ -53,8 +53,11 @@ type Result struct {
 	// zero, the newest events may still be on their way, and a gap among
 	// them is not yet proof of deletion. Known only with NATSURL.
 	InFlight uint64
-	Read     time.Duration // reading events from ClickHouse
-	Checked  time.Duration // chain.Check
+	// Alerts and Evidence count the selected alerts whose evidence was
+	// checked, and the evidence ids they cite.
+	Alerts, Evidence int
+	Read             time.Duration // reading events from ClickHouse
+	Checked          time.Duration // chain.Check
 }
 
 // Run verifies the chains selected by o in the database of ch.
@@ -102,7 +105,40 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	res.Checked = time.Since(start)
+	if err := checkEvidence(ctx, ch, o, res); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// checkEvidence adds a finding for each evidence id of the selected
+// alerts that does not resolve to a stored event of the alert's tenant.
+func checkEvidence(ctx context.Context, ch *chstore.Client, o Options, res *Result) error {
+	where := strings.Join(selection(o), " AND ")
+	rows, err := ch.Query(ctx, fmt.Sprintf("SELECT count(), sum(length(alert_evidence)) FROM %s.events_raw WHERE kind = 'alert' AND %s", ch.Database(), where))
+	if err != nil {
+		return fmt.Errorf("verify: count alerts: %w", err)
+	}
+	res.Alerts, _ = strconv.Atoi(rows[0][0])
+	res.Evidence, _ = strconv.Atoi(rows[0][1])
+	if res.Alerts == 0 {
+		return nil
+	}
+	rows, err = ch.Query(ctx, forensic.UnresolvedEvidence(ch.Database(), where))
+	if err != nil {
+		return fmt.Errorf("verify: alert evidence: %w", err)
+	}
+	for _, r := range rows {
+		seq, _ := strconv.ParseUint(r[2], 10, 64)
+		f := chain.Finding{Instance: r[0], Epoch: r[1], Seq: seq, Kind: chain.EvidenceMissing,
+			Detail: fmt.Sprintf("alert %s (rule %s, tenant %q) cites %s, which no stored event is", r[3], r[5], r[4], r[6])}
+		if r[7] != "" {
+			f.Kind = chain.EvidenceOtherTenant
+			f.Detail = fmt.Sprintf("alert %s (rule %s, tenant %q) cites %s, an event of tenant %q", r[3], r[5], r[4], r[6], r[7])
+		}
+		res.Findings = append(res.Findings, f)
+	}
+	return nil
 }
 
 func chainWhere(instance, epoch string) string {
@@ -177,7 +213,8 @@ func loadEvents(ctx context.Context, ch *chstore.Client, instance, epoch string,
 	return out, err
 }
 
-func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRef, error) {
+// selection is o's selection of events as SQL conditions over events_raw.
+func selection(o Options) []string {
 	conds := []string{"epoch != ''"}
 	if o.Tenant != "" {
 		conds = append(conds, "tenant = "+forensic.Quote(o.Tenant))
@@ -191,6 +228,11 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRe
 	if !o.To.IsZero() {
 		conds = append(conds, fmt.Sprintf("event_time_us < %d", o.To.UnixMicro()))
 	}
+	return conds
+}
+
+func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRef, error) {
+	conds := selection(o)
 	// Each selected chain whole, with its size, so reading allocates once;
 	// one pass over the table.
 	rows, err := ch.Query(ctx, fmt.Sprintf(

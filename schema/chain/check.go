@@ -26,6 +26,14 @@ const (
 	Spliced      FindingKind = "spliced"       // present, but copied from another chain or inserted
 	BadSignature FindingKind = "bad_signature" // a checkpoint whose signature does not verify
 	Unrecorded   FindingKind = "unrecorded"    // absent because the enforcer failed to record it
+
+	// Found by `rampart verify` over the stored alerts, not by Check: an
+	// alert whose evidence names no stored event, or only events of
+	// another tenant. The alert's own chain may be intact (a correlator
+	// that cited what it never saw) or not (an edited alert); either way
+	// the finding names the alert's place in its chain.
+	EvidenceMissing     FindingKind = "evidence_missing"
+	EvidenceOtherTenant FindingKind = "evidence_other_tenant"
 )
 
 // Finding is one sequence number of one chain and what Check found there.

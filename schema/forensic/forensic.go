@@ -83,3 +83,30 @@ WHERE tenant = `+Quote(tenant)+` AND kind = 'decision' AND effect = 'deny'
 GROUP BY policy_id, rule_id
 ORDER BY denials DESC, rule_id`)
 }
+
+// UnresolvedEvidence lists the evidence of stored alerts that does not
+// resolve to a stored event of the alert's own tenant: ids no event has
+// (tenants empty), or only events of other tenants have. It reads every
+// stored copy (events_raw, not the view), as `rampart verify` must, and
+// looks up only the ids alerts name. where is a SQL condition over
+// events_raw selecting the alerts to check (the caller builds it from
+// quoted values; "1" for all).
+// Columns: instance, epoch, seq (the alert's place in its chain), alert_id,
+// tenant, rule_id, evidence_id, tenants (those that hold the id, sorted,
+// comma-separated).
+func UnresolvedEvidence(db, where string) string {
+	return inDB(db, `SELECT DISTINCT instance, epoch, seq, alert_id, tenant, rule_id, evidence_id,
+    arrayStringConcat(arraySort(tenants), ',') AS holders
+FROM (
+    SELECT instance, epoch, seq, event_id AS alert_id, tenant, alert_rule_id AS rule_id, arrayJoin(alert_evidence) AS evidence_id
+    FROM {db}.events_raw
+    WHERE kind = 'alert' AND (`+where+`)
+) AS cited ANY LEFT JOIN (
+    SELECT event_id AS evidence_id, groupUniqArray(tenant) AS tenants
+    FROM {db}.events_raw
+    WHERE event_id IN (SELECT arrayJoin(alert_evidence) FROM {db}.events_raw WHERE kind = 'alert' AND (`+where+`))
+    GROUP BY event_id
+) AS held USING evidence_id
+WHERE NOT has(tenants, tenant)
+ORDER BY instance, epoch, seq, evidence_id`)
+}
