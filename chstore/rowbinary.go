@@ -59,16 +59,27 @@ func (c *Client) ScanEvents(ctx context.Context, where string, visit func(*event
 // rowBinary runs a query selecting columns from events_raw where the
 // condition holds, over the HTTP interface, and returns its RowBinary body.
 func (c *Client) rowBinary(ctx context.Context, columns []string, where string) (io.ReadCloser, error) {
+	q := fmt.Sprintf("SELECT %s FROM %s.events_raw WHERE %s", strings.Join(columns, ", "), c.cfg.Database, where)
+	return c.rowBinaryQuery(ctx, q, nil)
+}
+
+// rowBinaryQuery runs a query over the HTTP interface, with settings
+// beyond the defaults, and returns its RowBinary body.
+func (c *Client) rowBinaryQuery(ctx context.Context, q string, settings url.Values) (io.ReadCloser, error) {
 	if c.cfg.HTTPAddr == "" {
 		return nil, errors.New("clickhouse: http_addr is not configured")
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s.events_raw WHERE %s FORMAT RowBinary", strings.Join(columns, ", "), c.cfg.Database, where)
-	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: url.Values{
+	q += " FORMAT RowBinary"
+	params := url.Values{
 		"database": {c.cfg.Database},
 		// One server thread already outpaces the one goroutine decoding
 		// the stream; more only take CPU from it (measured: BENCHMARKS.md).
 		"max_threads": {"1"},
-	}.Encode()}
+	}
+	for k, v := range settings {
+		params[k] = v
+	}
+	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: params.Encode()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(q))
 	if err != nil {
 		return nil, err
