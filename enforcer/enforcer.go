@@ -311,18 +311,28 @@ type Listeners struct {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func (e *Enforcer) Run(ctx context.Context) error {
+	ls, err := e.Listen()
+	if err != nil {
+		return err
+	}
+	return e.Serve(ctx, ls)
+}
+
+// Listen binds the configured addresses: listen, and ext_authz's
+// grpc_listen in ext_authz_grpc mode. Serve takes them over.
+func (e *Enforcer) Listen() (Listeners, error) {
 	var ls Listeners
 	var err error
 	if ls.HTTP, err = net.Listen("tcp", e.cfg.Listen); err != nil {
-		return fmt.Errorf("enforcer: %w", err)
+		return Listeners{}, fmt.Errorf("enforcer: %w", err)
 	}
 	if e.cfg.Enabled(ModeExtAuthzGRPC) {
 		if ls.GRPC, err = net.Listen("tcp", e.cfg.ExtAuthz.GRPCListen); err != nil {
 			ls.HTTP.Close()
-			return fmt.Errorf("enforcer: %w", err)
+			return Listeners{}, fmt.Errorf("enforcer: %w", err)
 		}
 	}
-	return e.Serve(ctx, ls)
+	return ls, nil
 }
 
 // Serve serves on ls until ctx ends, then shuts down gracefully, letting
