@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/testkit/chtest"
 )
 
 // hashFixture covers every hashed field with values that stress the

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-io/rampart/testkit/chdbtest"
-	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/forensic"
+	"github.com/rampart-io/rampart/testkit/chdbtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
 )
 
 var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)

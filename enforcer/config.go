@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/destination"
@@ -18,7 +19,6 @@ import (
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
-	"github.com/rampart-io/rampart/component/configfile"
 )
 
 // Modes the enforcer serves in; every mode runs the same decision path and

@@ -29,8 +29,8 @@ import (
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 const testPolicy = `id: e2e

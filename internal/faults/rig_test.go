@@ -19,7 +19,6 @@ import (
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/chstore/chserver"
-	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"
@@ -27,6 +26,7 @@ import (
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
 	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/natstest"
 )
 

@@ -25,8 +25,8 @@ import (
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // everything starts the reference server on a free loopback port and
