@@ -104,7 +104,7 @@ func (r *rig) enforcerConfig(instance, onUnavailable string) enforcer.Config {
 // startEnforcer runs an enforcer in this process and returns its URL.
 func (r *rig) startEnforcer(instance, onUnavailable string) string {
 	r.t.Helper()
-	e, err := enforcer.New(r.enforcerConfig(instance, onUnavailable))
+	e, err := enforcer.New(context.Background(), r.enforcerConfig(instance, onUnavailable))
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Pipeline, err er
 	cfg.Collector.NATSURL = p.natsURL
 	cfg.Correlator.NATSURL = p.natsURL
 
-	if p.enforcer, err = enforcer.New(cfg.Enforcer); err != nil {
+	if p.enforcer, err = enforcer.New(ctx, cfg.Enforcer); err != nil {
 		return nil, err
 	}
 	if p.listeners, err = p.enforcer.Listen(); err != nil {

@@ -258,7 +258,7 @@ func (w *world) enforcerConfig(instance, natsURL string) enforcer.Config {
 // enforcer` serves it (framing checks, timeouts, limits), and returns its
 // base URL and a stop func.
 func startEnforcer(cfg enforcer.Config) (string, func(), error) {
-	e, err := enforcer.New(cfg)
+	e, err := enforcer.New(context.Background(), cfg)
 	if err != nil {
 		return "", nil, err
 	}
