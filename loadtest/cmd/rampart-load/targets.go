@@ -236,6 +236,7 @@ type world struct {
 	secretFile string // forward_auth's gateway secret
 	issuer     string
 	audience   string
+	bare       http.Handler // the bare proxy to the backend, which the recording proxy wraps
 }
 
 // enforcerConfig is the enforcer's configuration for this run: proxy and
