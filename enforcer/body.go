@@ -91,16 +91,9 @@ func (e *Enforcer) readCall(c *check, x *exchange) (body []byte, args map[string
 // parseCall parses body as one JSON-RPC message, or plain HTTP, and
 // decodes its arguments.
 func parseCall(body []byte, lim mcp.Limits) (mcp.Call, map[string]any, *refusal) {
-	batch, err := mcp.ParseBatch(body, lim)
-	if err == nil && batch.Array {
-		// MCP dropped JSON-RPC batching (2025-06-18); a batch would need
-		// one decision per element for one forward, so it is refused.
-		err = &mcp.Error{Code: mcp.CodeInvalidRequest, Message: "JSON-RPC batches are not accepted"}
-	}
-	var call mcp.Call
+	call, err := mcp.ParseLimited(body, lim)
 	var args map[string]any
 	if err == nil {
-		call = batch.Calls[0]
 		args, err = call.JSONArguments()
 	}
 	if err != nil {

@@ -58,7 +58,7 @@ func RunCommand(ctx context.Context, name string, args []string) error {
 			debug.SetGCPercent(-1)
 		}
 	}
-	e, err := New(cfg)
+	e, err := New(ctx, cfg)
 	if err != nil {
 		return err
 	}

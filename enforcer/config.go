@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/destination"
@@ -18,7 +19,6 @@ import (
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
-	"github.com/rampart-io/rampart/component/configfile"
 )
 
 // Modes the enforcer serves in; every mode runs the same decision path and
@@ -84,8 +84,8 @@ type Config struct {
 	// policy as headers["name"] (lower case). Authorization and cookies are
 	// never recorded, whatever this says.
 	RecordHeaders []string `yaml:"record_headers"`
-	// RPC bounds JSON-RPC bodies: nesting depth (default 64) and batch
-	// length (default 32).
+	// RPC bounds JSON-RPC bodies: nesting depth (default 64). Batches are
+	// refused whatever their length (MCP 2025-06-18 removed them).
 	RPC mcp.Limits `yaml:"rpc"`
 	// MCP names the upstream's MCP endpoints (mcp.paths, path prefixes),
 	// where only well-formed MCP requests pass: a POST of one JSON-RPC

@@ -118,37 +118,9 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 	refuse := func(code Code, cause error, rpcErr *mcp.Error) verdict {
 		return verdict{x: x, code: code, cause: cause, rpcErr: rpcErr}
 	}
-	if c.untrusted {
-		return refuse(CodeProxyUntrusted, errors.New("check from an address outside trusted_proxies"), nil)
-	}
-	// Identity first: it needs no body, and it makes every later refusal
-	// attributable to a caller.
-	ident, err := e.verifier.Verify(ctx, c.header)
-	if err != nil {
-		return refuse(Code(identity.CodeOf(err)), err, nil)
-	}
-	x.ident = ident
-	if code, err := e.bindClientIDs(c.header, ident, x); err != nil {
+	if code, err := e.admit(ctx, c, x); err != nil {
 		return refuse(code, err, nil)
 	}
-	if c.certErr != nil {
-		return refuse(CodeClientCertInvalid, c.certErr, nil)
-	}
-	if c.refusal != nil {
-		return refuse(c.refusalCode, c.refusal, nil)
-	}
-	if c.peerSPIFFE != "" {
-		// The certificate names the workload; a JWT-SVID must name the same.
-		if ident.SPIFFEID != "" && ident.SPIFFEID != c.peerSPIFFE {
-			return refuse(CodeSPIFFEMismatch,
-				fmt.Errorf("token SPIFFE ID %q, client certificate %q", ident.SPIFFEID, c.peerSPIFFE), nil)
-		}
-		ident.SPIFFEID = c.peerSPIFFE
-	}
-	if err := canonicalPath(c.path, c.rawPath); err != nil {
-		return refuse(CodePathInvalid, err, nil)
-	}
-
 	body, args, r := e.readCall(c, x)
 	if r != nil {
 		return refuse(r.code, r.cause, r.rpcErr)
@@ -157,15 +129,56 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 		return refuse(CodeResponseUnsolicited, fmt.Errorf("response to request %s, which the server did not send this caller in session %q", x.answerID, x.mcpSession), nil)
 	}
 	x.request.Destination, x.request.DataClass = e.dests.Lookup(c.host, c.path, x.request.Tool)
+	return verdict{x: x, policy: e.decidePolicy(ctx, x, args), body: body}
+}
 
+// admit checks what needs no body: where the check came from, who the
+// caller is (identity first, so that every later refusal is attributable
+// to a caller), the session and task ids the caller sends, the client
+// certificate, and the path. It returns the refusal's code and cause, or
+// a nil error.
+func (e *Enforcer) admit(ctx context.Context, c *check, x *exchange) (Code, error) {
+	if c.untrusted {
+		return CodeProxyUntrusted, errors.New("check from an address outside trusted_proxies")
+	}
+	ident, err := e.verifier.Verify(ctx, c.header)
+	if err != nil {
+		return Code(identity.CodeOf(err)), err
+	}
+	x.ident = ident
+	if code, err := e.bindClientIDs(c.header, ident, x); err != nil {
+		return code, err
+	}
+	if c.certErr != nil {
+		return CodeClientCertInvalid, c.certErr
+	}
+	if c.refusal != nil {
+		return c.refusalCode, c.refusal
+	}
+	if c.peerSPIFFE != "" {
+		// The certificate names the workload; a JWT-SVID must name the same.
+		if ident.SPIFFEID != "" && ident.SPIFFEID != c.peerSPIFFE {
+			return CodeSPIFFEMismatch, fmt.Errorf("token SPIFFE ID %q, client certificate %q", ident.SPIFFEID, c.peerSPIFFE)
+		}
+		ident.SPIFFEID = c.peerSPIFFE
+	}
+	if err := canonicalPath(c.path, c.rawPath); err != nil {
+		return CodePathInvalid, err
+	}
+	return "", nil
+}
+
+// decidePolicy asks policy about the exchange and, where it says so,
+// records the arguments, redacted first.
+func (e *Enforcer) decidePolicy(ctx context.Context, x *exchange, args map[string]any) policy.Decision {
 	d := e.policy.Decide(ctx, e.input(x, args))
 	if d.Obligations.RecordArgs && args != nil {
-		// Arguments are recorded only where policy asks, and redacted first.
+		var err error
 		if x.request.Args, err = json.Marshal(policy.Redact(args, d.Obligations.Redact)); err != nil {
 			x.request.Args = nil
 		}
 	}
-	return verdict{x: x, policy: d, body: body}
+	return d
 }
 
 // newExchange starts the record of c, with a fresh request id.

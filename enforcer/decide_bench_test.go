@@ -80,7 +80,7 @@ func benchEnforcer(b *testing.B, withSchema bool) (*Enforcer, string) {
 			"properties": map[string]any{"q": map[string]any{"type": "string"}, "size": map[string]any{"type": "integer"}},
 		}}}
 	}
-	e, err := New(cfg)
+	e, err := New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

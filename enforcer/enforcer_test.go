@@ -29,8 +29,8 @@ import (
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 const testPolicy = `id: e2e
@@ -139,7 +139,7 @@ func (h *harness) config(t *testing.T, publishTimeout time.Duration) enforcer.Co
 // ends.
 func (h *harness) serve(t *testing.T, cfg enforcer.Config) {
 	t.Helper()
-	e, err := enforcer.New(cfg)
+	e, err := enforcer.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +503,7 @@ func TestRunStopsWithContext(t *testing.T) {
 		Identity:   identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "i", Audience: "a", JWKSFile: filepath.Join(h.dir, "jwks.json")}},
 		NATS:       audit.Config{URL: h.nats.URL()},
 	}
-	e, err := enforcer.New(cfg)
+	e, err := enforcer.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

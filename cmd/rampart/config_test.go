@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/correlator"
 )
@@ -57,5 +58,36 @@ func TestOverridesAndStrictness(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// `rampart run` composes the embedded JetStream and the three components
+// through package pipeline, each from its own file, with the common
+// ClickHouse overrides applied to both ClickHouse readers and writers.
+func TestRunConfig(t *testing.T) {
+	dir := t.TempDir()
+	col := filepath.Join(dir, "collector.yaml")
+	os.WriteFile(col, []byte("batch_wait: 3s\n"), 0o600)
+	cfg, err := runConfig([]string{"-enforcer-config", "../../deploy/quickstart/enforcer.yaml", "-collector-config", col,
+		"-data-dir", dir, "-nats-listen", "127.0.0.1:0", "-clickhouse", "ch:9000", "-database", "rundb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATSURL != "" || cfg.NATS.Listen != "127.0.0.1:0" || cfg.NATS.StoreDir != filepath.Join(dir, "nats") {
+		t.Fatalf("run must start the embedded JetStream: %+v %+v", cfg.NATSURL, cfg.NATS)
+	}
+	if cfg.Collector.BatchWait != 3*time.Second || cfg.Correlator.BatchWait != correlator.Defaults().BatchWait {
+		t.Fatalf("component files not applied: collector %v correlator %v", cfg.Collector.BatchWait, cfg.Correlator.BatchWait)
+	}
+	for name, ch := range map[string]chstore.Config{"collector": cfg.Collector.ClickHouse, "correlator": cfg.Correlator.ClickHouse} {
+		if ch.Addr != "ch:9000" || ch.Database != "rundb" {
+			t.Errorf("%s clickhouse %+v, want the flags' address and database", name, ch)
+		}
+	}
+	if cfg.Enforcer.Upstream == "" {
+		t.Fatalf("enforcer file not loaded: %+v", cfg.Enforcer)
+	}
+	if _, err := runConfig([]string{"-collector-config", col}); err == nil || !strings.Contains(err.Error(), "-enforcer-config") {
+		t.Fatalf("run without -enforcer-config: %v", err)
 	}
 }

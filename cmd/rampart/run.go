@@ -6,19 +6,33 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/rampart-io/rampart/collector"
+	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/internal/natsserver"
-	"github.com/rampart-io/rampart/component/configfile"
+	"github.com/rampart-io/rampart/internal/pipeline"
 )
 
 // runAll is the single-node default: an embedded JetStream and the same
-// enforcer, collector and correlator that run alone, in one run group, so
-// one failing stops them all.
+// enforcer, collector and correlator that run alone, composed by package
+// pipeline, so one failing stops them all.
 func runAll(ctx context.Context, args []string) error {
+	cfg, err := runConfig(args)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.New(ctx, cfg, slog.Default())
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return p.Run(ctx)
+}
+
+// runConfig reads run's flags and the components' files into the
+// pipeline's configuration.
+func runConfig(args []string) (pipeline.Config, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	enforcerFile := fs.String("enforcer-config", "", "enforcer YAML file (required)")
 	collectorFile := fs.String("collector-config", "", "collector YAML file")
@@ -29,57 +43,29 @@ func runAll(ctx context.Context, args []string) error {
 	var o overrides
 	o.register(fs, withClickHouse)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return pipeline.Config{}, err
 	}
 	if *enforcerFile == "" {
-		return errRequired("-enforcer-config")
+		return pipeline.Config{}, errRequired("-enforcer-config")
 	}
-
-	ns, err := natsserver.Start(natsserver.Config{Listen: *natsListen, StoreDir: filepath.Join(*dataDir, "nats"), SyncAlways: *syncAlways})
-	if err != nil {
-		return err
+	cfg := pipeline.Config{
+		NATS:       natsserver.Config{Listen: *natsListen, StoreDir: filepath.Join(*dataDir, "nats"), SyncAlways: *syncAlways},
+		Collector:  collector.Defaults(),
+		Correlator: correlator.Defaults(),
 	}
-	defer ns.Shutdown()
-	natsURL := ns.ClientURL()
-	slog.Info("embedded NATS JetStream", "url", natsURL, "store", filepath.Join(*dataDir, "nats"))
-
-	ecfg, err := enforcer.LoadConfig(*enforcerFile)
-	if err != nil {
-		return err
+	var err error
+	if cfg.Enforcer, err = enforcer.LoadConfig(*enforcerFile); err != nil {
+		return pipeline.Config{}, err
 	}
-	ecfg.NATS.URL = natsURL
-	ccfg, rcfg := collector.Defaults(), correlator.Defaults()
-	if err := configfile.Load(*collectorFile, &ccfg); err != nil {
-		return err
+	if err := configfile.Load(*collectorFile, &cfg.Collector); err != nil {
+		return pipeline.Config{}, err
 	}
-	if err := configfile.Load(*correlatorFile, &rcfg); err != nil {
-		return err
+	if err := configfile.Load(*correlatorFile, &cfg.Correlator); err != nil {
+		return pipeline.Config{}, err
 	}
-	ccfg.NATSURL, rcfg.NATSURL = natsURL, natsURL
-	apply(&ccfg.ClickHouse.Addr, o.chAddr)
-	apply(&ccfg.ClickHouse.Database, o.database)
-	apply(&rcfg.ClickHouse.Addr, o.chAddr)
-	apply(&rcfg.ClickHouse.Database, o.database)
-
-	enf, err := enforcer.New(ecfg)
-	if err != nil {
-		return err
-	}
-	defer enf.Close()
-	col, err := collector.New(ctx, ccfg, slog.Default())
-	if err != nil {
-		return err
-	}
-	defer col.Close()
-	cor, err := correlator.New(ctx, rcfg, slog.Default())
-	if err != nil {
-		return err
-	}
-	defer cor.Close()
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return enf.Run(gctx) })
-	g.Go(func() error { return col.Run(gctx) })
-	g.Go(func() error { return cor.Run(gctx) })
-	return g.Wait()
+	apply(&cfg.Collector.ClickHouse.Addr, o.chAddr)
+	apply(&cfg.Collector.ClickHouse.Database, o.database)
+	apply(&cfg.Correlator.ClickHouse.Addr, o.chAddr)
+	apply(&cfg.Correlator.ClickHouse.Database, o.database)
+	return cfg, nil
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/schema/subject"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 func connect(t *testing.T, url string, timeout time.Duration) *audit.Publisher {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/component/configfile"
+	"github.com/rampart-io/rampart/enforcer/identity"
 )
 
 // load decodes a testdata/config file strictly, defaults and validates it.

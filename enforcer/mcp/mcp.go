@@ -1,8 +1,8 @@
 // Package mcp reads what an MCP request asks for — the JSON-RPC 2.0
 // message kind and method, and per method the tool, resource or prompt
 // with its raw arguments — which policy decides on and the audit event
-// digests. It reads single messages and JSON-RPC batches, whatever the
-// HTTP method, and parses strictly: malformed JSON, repeated keys (even in
+// digests. It reads single messages, whatever the HTTP method, and refuses
+// JSON-RPC batches (MCP removed them in 2025-06-18). It parses strictly: malformed JSON, repeated keys (even in
 // another case), bodies nested too deep, data after the value, and JSON in
 // any encoding but UTF-8 without a byte order mark are refused, so the
 // enforcer never decides on a different reading of the body than the
@@ -27,8 +27,6 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultMaxDepth bounds how deeply arrays and objects nest in a body.
 	DefaultMaxDepth = 64
-	// DefaultMaxBatch bounds the number of requests in a JSON-RPC batch.
-	DefaultMaxBatch = 32
 )
 
 // JSON-RPC 2.0 error codes (https://www.jsonrpc.org/specification#error_object).
@@ -75,18 +73,12 @@ type Limits struct {
 	// counting as 1; deeper bodies are refused as invalid requests.
 	// Default 64.
 	MaxDepth int `yaml:"max_depth"`
-	// MaxBatch is how many requests a JSON-RPC batch may hold; larger
-	// batches are refused as invalid requests. Default 32.
-	MaxBatch int `yaml:"max_batch"`
 }
 
 // SetDefaults fills the unset fields of l.
 func (l *Limits) SetDefaults() {
 	if l.MaxDepth == 0 {
 		l.MaxDepth = DefaultMaxDepth
-	}
-	if l.MaxBatch == 0 {
-		l.MaxBatch = DefaultMaxBatch
 	}
 }
 
@@ -97,8 +89,6 @@ func (l *Limits) Validate() error {
 		return errors.New("mcp: max_depth must not be negative")
 	case l.MaxDepth > maxScanDepth:
 		return fmt.Errorf("mcp: max_depth must be at most %d", maxScanDepth)
-	case l.MaxBatch < 0:
-		return errors.New("mcp: max_batch must not be negative")
 	}
 	return nil
 }
@@ -117,16 +107,6 @@ const (
 	// sampling/createMessage or elicitation/create.
 	KindResponse Kind = "response"
 )
-
-// Batch is every call in one request body.
-type Batch struct {
-	// Array reports whether the body was a JSON-RPC batch, so that its
-	// answer is an array too.
-	Array bool
-	// Calls holds one Call per request, in body order; a single request
-	// or plain HTTP is one Call.
-	Calls []Call
-}
 
 // Call is what an HTTP request asks of an MCP server. A body that is not
 // JSON-RPC (plain HTTP) is a zero Call.
@@ -214,31 +194,21 @@ func ReadBody(r io.Reader, limit int64) ([]byte, error) {
 // but that is not valid UTF-8 JSON, or a JSON-RPC message that breaks the
 // spec, is an *Error; so is an object with a "method", "result" or "error"
 // member but no "jsonrpc", which a backend that does not check the version
-// runs as a message. Any other body is plain HTTP, a zero Call. A batch is
-// refused with CodeInvalidRequest: callers that can decide on every call
-// of a batch use ParseBatch.
+// runs as a message. Any other body is plain HTTP, a zero Call. A JSON-RPC
+// batch (an array) is refused with CodeInvalidRequest: MCP removed
+// batching in 2025-06-18, and a batch would need a decision per element
+// for one forward.
 //
 // The body is read whatever the HTTP method it came with: backends that
 // route on the body alone run a tools/call sent with PUT.
 func Parse(body []byte) (Call, error) {
-	b, err := parse(body, Limits{}, false)
-	if err != nil {
-		return Call{}, err
-	}
-	return b.Calls[0], nil
+	return ParseLimited(body, Limits{})
 }
 
-// ParseBatch reads every call in a request body as Parse does: one for a
-// single JSON-RPC message or for plain HTTP (a zero Call), one per element
-// for a JSON-RPC batch. When err is nil, Calls has at least one element. A
-// batch is accepted or refused as a whole: if any element is malformed
-// the *Error names its index, because an enforcer that forwarded the
-// well-formed half of a batch would forward a body it has not read as the
-// backend will. Zero fields of lim take their defaults.
-//
-// The Args of every Call alias body.
-func ParseBatch(body []byte, lim Limits) (Batch, error) {
-	return parse(body, lim, true)
+// ParseLimited reads body as Parse does, within lim; zero fields of lim
+// take their defaults. The Args of the Call alias body.
+func ParseLimited(body []byte, lim Limits) (Call, error) {
+	return parse(body, lim)
 }
 
 // NotMessage is the error for a body that Parse read as plain HTTP where
@@ -252,70 +222,40 @@ func NotMessage(body []byte) *Error {
 	return &Error{Code: CodeParseError, Message: "parse error: the body is not JSON"}
 }
 
-func parse(body []byte, lim Limits, batches bool) (Batch, error) {
+func parse(body []byte, lim Limits) (Call, error) {
 	lim.SetDefaults()
 	switch sniff(body) {
 	case notJSON:
 		// No JSON decoder reads a message here: plain HTTP, left to
 		// policy on method and path.
-		return Batch{Calls: []Call{{}}}, nil
+		return Call{}, nil
 	case bomJSON:
-		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: the body starts with a byte order mark; JSON-RPC bodies are UTF-8 without one"}
+		return Call{}, &Error{Code: CodeParseError, Message: "parse error: the body starts with a byte order mark; JSON-RPC bodies are UTF-8 without one"}
 	case wideJSON:
-		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: the body is UTF-16 or UTF-32; JSON-RPC bodies are UTF-8"}
+		return Call{}, &Error{Code: CodeParseError, Message: "parse error: the body is UTF-16 or UTF-32; JSON-RPC bodies are UTF-8"}
 	}
 	// encoding/json reads invalid UTF-8 as U+FFFD, other decoders refuse
 	// it or read it as Latin-1: a name could be read three ways.
 	if !utf8.Valid(body) {
-		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: the body is not valid UTF-8"}
+		return Call{}, &Error{Code: CodeParseError, Message: "parse error: the body is not valid UTF-8"}
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if err := scan(trimmed, lim.MaxDepth, false); err != nil {
 		var se *scanError
 		if errors.As(err, &se) && se.kind == errDepth {
-			return Batch{}, &Error{Code: CodeInvalidRequest, Message: "nesting depth exceeds the limit of " + strconv.Itoa(lim.MaxDepth)}
+			return Call{}, &Error{Code: CodeInvalidRequest, Message: "nesting depth exceeds the limit of " + strconv.Itoa(lim.MaxDepth)}
 		}
-		return Batch{}, &Error{Code: CodeParseError, Message: "parse error: " + err.Error()}
+		return Call{}, &Error{Code: CodeParseError, Message: "parse error: " + err.Error()}
 	}
 	if trimmed[0] == '{' {
-		c, err := parseMessage(trimmed, false)
-		if err != nil {
-			return Batch{}, err
-		}
-		return Batch{Calls: []Call{c}}, nil
+		return parseMessage(trimmed)
 	}
-	if !batches {
-		return Batch{}, &Error{Code: CodeInvalidRequest, Message: "batch requests are not supported"}
-	}
-	elems := arrayElements(trimmed)
-	switch {
-	case len(elems) == 0:
-		return Batch{}, &Error{Code: CodeInvalidRequest, Message: "empty batch"}
-	case len(elems) > lim.MaxBatch:
-		return Batch{}, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("batch of %d requests exceeds the limit of %d", len(elems), lim.MaxBatch)}
-	}
-	out := Batch{Array: true, Calls: make([]Call, len(elems))}
-	for i, e := range elems {
-		var err error
-		if e[0] != '{' {
-			err = &Error{Code: CodeInvalidRequest, Message: "not a message object"}
-		} else {
-			out.Calls[i], err = parseMessage(e, true)
-		}
-		if err != nil {
-			me := err.(*Error)
-			// The batch fails as a whole, so the answer is not about the
-			// element's own id.
-			return Batch{}, &Error{Code: me.Code, Message: fmt.Sprintf("batch element %d: %s", i, me.Message)}
-		}
-	}
-	return out, nil
+	return Call{}, &Error{Code: CodeInvalidRequest, Message: "JSON-RPC batches are not accepted"}
 }
 
-// parseMessage reads one message object, which scan has accepted. Outside
-// a batch an object with no JSON-RPC member at all is plain HTTP (a zero
-// Call); inside one it is an invalid request.
-func parseMessage(obj []byte, inBatch bool) (Call, error) {
+// parseMessage reads one message object, which scan has accepted. An object
+// with no JSON-RPC member at all is plain HTTP (a zero Call).
+func parseMessage(obj []byte) (Call, error) {
 	var buf [8]member
 	top, err := uniqueMembers(obj, buf[:])
 	if err != nil {
@@ -326,7 +266,7 @@ func parseMessage(obj []byte, inBatch bool) (Call, error) {
 	}
 	version, method := get(top, "jsonrpc"), get(top, "method")
 	result, rpcErr := get(top, "result"), get(top, "error")
-	if version == nil && method == nil && result == nil && rpcErr == nil && !inBatch {
+	if version == nil && method == nil && result == nil && rpcErr == nil {
 		return Call{}, nil
 	}
 	var c Call

@@ -344,65 +344,50 @@ func nested(n int) string {
 	return `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":` + string(nestedArgs(n)) + `}}`
 }
 
-func TestParseBatch(t *testing.T) {
+// A JSON-RPC batch is refused whatever it holds, MCP having removed
+// batching (2025-06-18); what is not even JSON stays a parse error, and
+// the depth limit holds for arrays as for objects.
+func TestParseRefusesBatches(t *testing.T) {
 	call := func(id int, tool string) string {
 		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{"n":%d}}}`, id, tool, id)
 	}
 	tests := []struct {
-		name      string
-		body      string
-		lim       mcp.Limits
-		wantArray bool
-		want      []string // method/tool/resource of each call
-		wantCode  int
-		wantMsg   string // substring of the error message
+		name     string
+		body     string
+		lim      mcp.Limits
+		want     string // method/tool of the call, when accepted
+		wantCode int
+		wantMsg  string // substring of the error message
 	}{
-		{name: "single request", body: call(1, "a"), want: []string{"tools/call/a/"}},
-		{name: "plain HTTP", body: `hello`, want: []string{"//"}},
-		{
-			name:      "batch of calls and a notification",
-			body:      "[" + call(1, "a") + "," + `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "," + `{"jsonrpc":"2.0","id":"r","method":"resources/read","params":{"uri":"db://x"}}` + "]",
-			wantArray: true,
-			want:      []string{"tools/call/a/", "notifications/initialized//", "resources/read//db://x"},
-		},
-		{name: "empty batch", body: `[]`, wantCode: mcp.CodeInvalidRequest, wantMsg: "empty batch"},
-		{name: "empty batch with space", body: ` [ ] `, wantCode: mcp.CodeInvalidRequest, wantMsg: "empty batch"},
-		{name: "batch at the limit", body: "[" + call(1, "a") + "," + call(2, "b") + "]", lim: mcp.Limits{MaxBatch: 2}, wantArray: true, want: []string{"tools/call/a/", "tools/call/b/"}},
-		{name: "batch over the limit", body: "[" + call(1, "a") + "," + call(2, "b") + "]", lim: mcp.Limits{MaxBatch: 1}, wantCode: mcp.CodeInvalidRequest, wantMsg: "exceeds the limit of 1"},
-		{name: "element not an object", body: "[" + call(1, "a") + ",1]", wantCode: mcp.CodeInvalidRequest, wantMsg: "batch element 1"},
-		{name: "nested batch", body: "[[" + call(1, "a") + "]]", wantCode: mcp.CodeInvalidRequest, wantMsg: "batch element 0"},
-		{name: "element without jsonrpc", body: `[{"method":"tools/call"}]`, wantCode: mcp.CodeInvalidRequest, wantMsg: "batch element 0"},
-		{name: "element with bad params", body: "[" + call(1, "a") + `,{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":""}}]`, wantCode: mcp.CodeInvalidParams, wantMsg: "batch element 1"},
-		{name: "element with duplicate method", body: `[{"jsonrpc":"2.0","method":"a","Method":"b"}]`, wantCode: mcp.CodeParseError, wantMsg: "duplicate key"},
+		{name: "single request", body: call(1, "a"), want: "tools/call/a"},
+		{name: "plain HTTP", body: `hello`, want: "/"},
+		{name: "batch of one", body: "[" + call(1, "a") + "]", wantCode: mcp.CodeInvalidRequest, wantMsg: "batches are not accepted"},
+		{name: "batch of calls and a notification", body: "[" + call(1, "a") + `,{"jsonrpc":"2.0","method":"notifications/initialized"}]`, wantCode: mcp.CodeInvalidRequest, wantMsg: "batches are not accepted"},
+		{name: "empty batch", body: ` [ ] `, wantCode: mcp.CodeInvalidRequest, wantMsg: "batches are not accepted"},
+		{name: "nested batch", body: "[[" + call(1, "a") + "]]", wantCode: mcp.CodeInvalidRequest, wantMsg: "batches are not accepted"},
 		{name: "broken batch", body: "[" + call(1, "a") + ",", wantCode: mcp.CodeParseError},
-		{name: "depth counts the batch", body: "[" + nested(62) + "]", wantCode: mcp.CodeInvalidRequest, wantMsg: "nesting depth"},
+		{name: "duplicate key in an element", body: `[{"jsonrpc":"2.0","method":"a","Method":"b"}]`, wantCode: mcp.CodeInvalidRequest, wantMsg: "batches are not accepted"},
+		{name: "depth counts the array", body: "[" + nested(62) + "]", wantCode: mcp.CodeInvalidRequest, wantMsg: "nesting depth"},
 		{name: "depth limit configured", body: call(1, "a"), lim: mcp.Limits{MaxDepth: 2}, wantCode: mcp.CodeInvalidRequest, wantMsg: "limit of 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := mcp.ParseBatch([]byte(tt.body), tt.lim)
+			got, err := mcp.ParseLimited([]byte(tt.body), tt.lim)
 			if tt.wantCode != 0 {
 				var me *mcp.Error
 				if !errors.As(err, &me) || me.Code != tt.wantCode || !strings.Contains(me.Message, tt.wantMsg) {
 					t.Fatalf("err = %v, want code %d with %q", err, tt.wantCode, tt.wantMsg)
 				}
-				if me.ID != nil && got.Array {
-					t.Errorf("a refused batch answers with id %s", me.ID)
+				if me.ID != nil {
+					t.Errorf("a refused body answers with id %s", me.ID)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Array != tt.wantArray {
-				t.Errorf("Array = %v", got.Array)
-			}
-			var calls []string
-			for _, c := range got.Calls {
-				calls = append(calls, c.Method+"/"+c.Tool+"/"+c.Resource)
-			}
-			if fmt.Sprint(calls) != fmt.Sprint(tt.want) {
-				t.Errorf("calls = %q, want %q", calls, tt.want)
+			if c := got.Method + "/" + got.Tool; c != tt.want {
+				t.Errorf("call = %q, want %q", c, tt.want)
 			}
 		})
 	}
@@ -439,10 +424,9 @@ func TestLimitsValidate(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "defaults", lim: mcp.Limits{}},
-		{name: "set", lim: mcp.Limits{MaxDepth: 10, MaxBatch: 1}},
+		{name: "set", lim: mcp.Limits{MaxDepth: 10}},
 		{name: "negative depth", lim: mcp.Limits{MaxDepth: -1}, wantErr: true},
 		{name: "depth beyond encoding/json", lim: mcp.Limits{MaxDepth: 10001}, wantErr: true},
-		{name: "negative batch", lim: mcp.Limits{MaxBatch: -1}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -384,28 +384,6 @@ func objectMembers(data []byte, buf []member) []member {
 	}
 }
 
-// arrayElements splits data, which scan has accepted and which starts with
-// '[', into its raw elements.
-func arrayElements(data []byte) []json.RawMessage {
-	s := scanner{data: data, maxDepth: maxScanDepth}
-	s.skipSpace()
-	s.pos++ // [
-	var out []json.RawMessage
-	for {
-		s.skipSpace()
-		if s.pos >= len(data) || s.data[s.pos] == ']' {
-			return out
-		}
-		start := s.pos
-		_ = s.value(0)
-		out = append(out, data[start:s.pos])
-		s.skipSpace()
-		if s.pos < len(data) && s.data[s.pos] == ',' {
-			s.pos++
-		}
-	}
-}
-
 // fold returns the case-folded form of s: every rune replaced by the
 // smallest rune of its Unicode simple-folding orbit, so that two keys that
 // strings.EqualFold calls equal (K and the Kelvin sign included) fold alike.

@@ -15,10 +15,14 @@ const (
 // What a changed schema in a tools/list answer does (Config.OnChange).
 const (
 	// ChangeKeep keeps validating against the pinned schema and reports
-	// the change; an operator accepts the new schema with Accept.
+	// the change.
 	ChangeKeep = "keep"
 	// ChangeDeny keeps the pinned schema and refuses every call to the
-	// tool (SchemaChanged) until an operator accepts the new one.
+	// tool (SchemaChanged) until the backend lists the pinned schema
+	// again. A new schema is accepted by configuration, where it is
+	// reviewed: pinned in tools, it takes effect when the enforcer
+	// restarts. (Observed pins live in each enforcer's memory: a restart
+	// pins again what the backend lists first.)
 	ChangeDeny = "deny"
 	// ChangeAccept pins the new schema at once and reports the change.
 	ChangeAccept = "accept"
@@ -38,8 +42,8 @@ const (
 type Config struct {
 	// Tools pins a schema for a tool's arguments by configuration. A
 	// configured pin is never replaced by what the backend lists: a
-	// different listed schema is reported as a change and waits for
-	// Accept, whatever OnChange says.
+	// different listed schema is reported as a change and never pinned,
+	// whatever OnChange says.
 	Tools map[string]Source `yaml:"tools"`
 	// UnknownTools is what a call gets when its tool has no schema,
 	// neither configured nor observed: "allow" (the default; arguments go

@@ -17,8 +17,7 @@ const (
 	// ToolUnknown: the tool has no schema and unknown tools are denied.
 	ToolUnknown Code = "tool_unknown"
 	// SchemaChanged: the backend now lists another schema for the tool
-	// than the pinned one, on_change is "deny", and no operator has
-	// accepted the new schema yet.
+	// than the pinned one, and on_change is "deny".
 	SchemaChanged Code = "schema_changed"
 	// SchemaInvalid: the tool's schema could not be compiled (for example
 	// a pattern RE2 cannot run, or a $ref to another document), so no

@@ -57,23 +57,13 @@ type Change struct {
 	// "sha256:<hex>" of the schema's canonical JSON.
 	OldHash, NewHash string
 	// Pinned is the hash calls are checked against after the change; it
-	// differs from NewHash when the change waits for Accept.
+	// differs from NewHash when the listed schema was not pinned (on_change
+	// keep or deny, or a configured pin).
 	Pinned string
 	// Origin is where the pin in force came from.
 	Origin Origin
 	// Invalid says why the listed schema cannot be compiled; "" when it
 	// can. Calls to a tool whose pinned schema is invalid are refused.
-	Invalid string
-}
-
-// Pin is the state of one tool, for status pages and operators.
-type Pin struct {
-	Tool   string
-	Hash   string
-	Origin Origin
-	// Pending is the hash of a listed schema waiting for Accept.
-	Pending string
-	// Invalid says why the pinned schema cannot be compiled.
 	Invalid string
 }
 
@@ -95,7 +85,7 @@ type Registry struct {
 type entry struct {
 	origin  Origin
 	schema  compiled
-	pending *compiled // a listed schema that differs, until accepted
+	pending *compiled // a listed schema that differs from the pin, reported once
 	listed  bool      // in the last listing seen
 	seen    bool      // in any listing seen
 }
@@ -350,7 +340,7 @@ func (r *Registry) apply(listed map[string]*compiled, complete bool) []Change {
 				changes = append(changes, e.change(tool, Added, e.schema.hash, c))
 			}
 		case e.pending != nil && c.hash == e.pending.hash:
-			// Reported when first listed; still waiting for Accept.
+			// Reported when first listed; the pin stays.
 		default:
 			old := e.schema.hash
 			if e.pending != nil {
@@ -382,42 +372,6 @@ func (r *Registry) apply(listed map[string]*compiled, complete bool) []Change {
 // change describes a change to e to listed schema c.
 func (e *entry) change(tool string, kind ChangeKind, old string, c *compiled) Change {
 	return Change{Tool: tool, Kind: kind, OldHash: old, NewHash: c.hash, Pinned: e.schema.hash, Origin: e.origin, Invalid: c.invalid}
-}
-
-// Accept pins the listed schema with hash for tool, which Observe reported
-// as a change waiting for acceptance. The hash must match, so that an
-// operator accepts exactly the schema they reviewed and not one the
-// backend swapped in since.
-func (r *Registry) Accept(tool, hash string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.tools[tool]
-	switch {
-	case e == nil:
-		return fmt.Errorf("toolschema: accept %q: no such tool", tool)
-	case e.pending == nil:
-		return fmt.Errorf("toolschema: accept %q: no schema change is waiting", tool)
-	case e.pending.hash != hash:
-		return fmt.Errorf("toolschema: accept %q: the waiting schema is %s, not %s", tool, e.pending.hash, hash)
-	}
-	e.schema, e.pending, e.origin = *e.pending, nil, OriginObserved
-	return nil
-}
-
-// Pins returns the state of every tool, sorted by name.
-func (r *Registry) Pins() []Pin {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]Pin, 0, len(r.tools))
-	for _, tool := range sortedKeys(r.tools) {
-		e := r.tools[tool]
-		p := Pin{Tool: tool, Hash: e.schema.hash, Origin: e.origin, Invalid: e.schema.invalid}
-		if e.pending != nil {
-			p.Pending = e.pending.hash
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -333,9 +333,8 @@ func TestObserve(t *testing.T) {
 				t.Errorf("Validate code = %q, want %q", got, tt.wantCode)
 			}
 			if tt.wantPin != "" {
-				pins := r.Pins()
-				if len(pins) == 0 || pins[0].Tool != "s" || pins[0].Hash != tt.wantPin {
-					t.Errorf("pins = %+v, want s at %s", pins, tt.wantPin)
+				if got, _ := toolschema.PinnedHash(r, "s"); got != tt.wantPin {
+					t.Errorf("s pinned at %q, want %s", got, tt.wantPin)
 				}
 			}
 		})
@@ -358,35 +357,33 @@ func TestChangeCarriesHashes(t *testing.T) {
 	}
 }
 
-func TestAccept(t *testing.T) {
+// Under on_change deny a changed schema refuses calls until the backend
+// lists the pinned schema again; nothing but configuration pins the new one.
+func TestDenyUntilListedAgain(t *testing.T) {
 	r := registry(t, toolschema.Config{OnChange: toolschema.ChangeDeny})
-	for _, answer := range [][]byte{list(t, "", "s", schemaA), list(t, "", "s", schemaB)} {
+	short, long := json.RawMessage(`{"q":"short"}`), json.RawMessage(`{"q":"a very long query"}`)
+	for _, answer := range [][]byte{list(t, "", "s", schemaA), list(t, "", "s", schemaB), list(t, "", "s", schemaB)} {
 		if _, err := r.Observe(answer); err != nil {
 			t.Fatal(err)
 		}
 	}
-	long := json.RawMessage(`{"q":"a very long query"}`)
-	if toolschema.CodeOf(r.Validate("s", long)) != toolschema.SchemaChanged {
-		t.Fatal("a changed schema does not refuse calls")
+	for _, args := range []json.RawMessage{short, long} {
+		if got := toolschema.CodeOf(r.Validate("s", args)); got != toolschema.SchemaChanged {
+			t.Fatalf("changed schema, %s: code %q, want %q", args, got, toolschema.SchemaChanged)
+		}
 	}
-	tests := []struct {
-		name, tool, hash string
-		wantErr          bool
-	}{
-		{name: "unknown tool", tool: "x", hash: mustHash(t, schemaB), wantErr: true},
-		{name: "other hash", tool: "s", hash: mustHash(t, schemaA), wantErr: true},
-		{name: "the listed hash", tool: "s", hash: mustHash(t, schemaB)},
-		{name: "nothing left to accept", tool: "s", hash: mustHash(t, schemaB), wantErr: true},
+	if hash, _ := toolschema.PinnedHash(r, "s"); hash != mustHash(t, schemaA) {
+		t.Fatalf("pin moved to %s", hash)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := r.Accept(tt.tool, tt.hash); (err != nil) != tt.wantErr {
-				t.Fatalf("Accept = %v, want error %v", err, tt.wantErr)
-			}
-		})
+	changes, err := r.Observe(list(t, "", "s", schemaA))
+	if err != nil || fmt.Sprint(kinds(changes)) != "[s changed]" {
+		t.Fatalf("listing the pinned schema again: %v, %v", kinds(changes), err)
 	}
-	if err := r.Validate("s", long); err != nil {
-		t.Errorf("after Accept, Validate = %v", err)
+	if err := r.Validate("s", short); err != nil {
+		t.Errorf("back to the pinned schema, Validate = %v", err)
+	}
+	if got := toolschema.CodeOf(r.Validate("s", long)); got != toolschema.ArgsInvalid {
+		t.Errorf("back to the pinned schema, long query: code %q, want %q", got, toolschema.ArgsInvalid)
 	}
 }
 
@@ -405,8 +402,8 @@ func TestObserveRefuses(t *testing.T) {
 			if _, err := r.Observe([]byte(tt.answer)); err == nil {
 				t.Fatal("Observe accepted it")
 			}
-			if len(r.Pins()) != 0 {
-				t.Errorf("pins = %v", r.Pins())
+			if _, pins := toolschema.PinnedHash(r, "a"); pins != 0 {
+				t.Errorf("%d tools pinned", pins)
 			}
 		})
 	}

@@ -16,18 +16,18 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/chstore/chserver"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/correlator"
-	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/internal/natsserver"
+	"github.com/rampart-io/rampart/internal/pipeline"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/forensic"
@@ -65,7 +65,10 @@ type Report struct {
 	Probes []Probe
 	// BackendSeen are the request ids the tool backend served.
 	BackendSeen []string
-	Elapsed     time.Duration
+	// Actors are what the demo's pipeline ran (package pipeline's names):
+	// the components `rampart run` starts.
+	Actors  []string
+	Elapsed time.Duration
 }
 
 // Tenants of the simulated workload.
@@ -74,54 +77,16 @@ var Tenants = []string{"acme", "globex"}
 // Run executes the demo. The servers it started stop when it returns.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	o, cleanup, err := o.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if o.SessionsPerTenant <= 0 {
-		o.SessionsPerTenant = 3
+	defer cleanup()
+	chAddr, stopClickHouse, err := clickHouse(ctx, o)
+	if err != nil {
+		return nil, err
 	}
-	if o.Database == "" {
-		o.Database = "rampart_demo"
-	}
-	if o.Dir == "" {
-		dir, err := os.MkdirTemp("", "rampart-demo-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		o.Dir = dir
-	}
-
-	chAddr := o.ClickHouseAddr
-	if chAddr == "" {
-		dir := filepath.Join(o.Dir, "clickhouse")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-		srv, err := chserver.Start(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		defer srv.Stop()
-		chAddr = srv.Addr
-		log.Info("started clickhouse-server", "addr", chAddr)
-	}
-	natsURL := o.NATSURL
-	deliver := stream.DeliverAll
-	if natsURL == "" {
-		ns, err := natsserver.Start(natsserver.Config{Listen: "127.0.0.1:0", StoreDir: filepath.Join(o.Dir, "nats")})
-		if err != nil {
-			return nil, err
-		}
-		defer ns.Shutdown()
-		natsURL = ns.ClientURL()
-		log.Info("started embedded NATS JetStream", "url", natsURL)
-	} else {
-		// A shared stream holds other events: read only this run's.
-		deliver = stream.DeliverNew
-	}
-
+	defer stopClickHouse()
 	chCfg := chstore.Defaults()
 	chCfg.Addr, chCfg.Database = chAddr, o.Database
 	ch, err := resetDatabase(ctx, chCfg)
@@ -137,107 +102,169 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer stopBackend()
-
 	issuer, err := workload.NewIssuer("https://idp.demo.rampart.local", "rampart-tools")
 	if err != nil {
 		return nil, err
 	}
+	cfg, err := pipelineConfig(o, chCfg, backendURL, issuer)
+	if err != nil {
+		return nil, err
+	}
+	p, stopPipeline, err := startPipeline(ctx, cfg, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer stopPipeline()
+
+	results, probes, err := drive(ctx, "http://"+p.EnforcerAddr().String(), issuer, o.SessionsPerTenant)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Results: results, Probes: probes, Database: o.Database, BackendSeen: tools.Seen(),
+		Actors: p.Actors(), TimelineTenant: Tenants[0], TimelineSession: Tenants[0] + "-sess-1"}
+	if err := waitLanded(ctx, ch, results, len(probes), o.SessionsPerTenant*len(Tenants)); err != nil {
+		return rep, err
+	}
+	if err := rep.query(ctx, ch); err != nil {
+		return rep, err
+	}
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// withDefaults fills in what o leaves unset; cleanup removes the temporary
+// directory it may have made.
+func (o Options) withDefaults() (Options, func(), error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SessionsPerTenant <= 0 {
+		o.SessionsPerTenant = 3
+	}
+	if o.Database == "" {
+		o.Database = "rampart_demo"
+	}
+	if o.Dir != "" {
+		return o, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "rampart-demo-")
+	if err != nil {
+		return o, nil, err
+	}
+	o.Dir = dir
+	return o, func() { os.RemoveAll(dir) }, nil
+}
+
+// clickHouse is o's ClickHouse server, or a private one started for the run.
+func clickHouse(ctx context.Context, o Options) (addr string, stop func(), err error) {
+	if o.ClickHouseAddr != "" {
+		return o.ClickHouseAddr, func() {}, nil
+	}
+	dir := filepath.Join(o.Dir, "clickhouse")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	srv, err := chserver.Start(ctx, dir)
+	if err != nil {
+		return "", nil, err
+	}
+	o.Logger.Info("started clickhouse-server", "addr", srv.Addr)
+	return srv.Addr, srv.Stop, nil
+}
+
+// pipelineConfig configures the components as `rampart run` would run them,
+// for the demo: its backend, its identity provider and policy, its
+// database, and consumers of its own.
+func pipelineConfig(o Options, chCfg chstore.Config, backendURL string, issuer *workload.Issuer) (pipeline.Config, error) {
 	jwks, _ := issuer.JWKS()
 	jwksFile := filepath.Join(o.Dir, "jwks.json")
 	policyFile := filepath.Join(o.Dir, "policy.yaml")
 	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
-		return nil, err
+		return pipeline.Config{}, err
 	}
 	if err := os.WriteFile(policyFile, policy, 0o600); err != nil {
-		return nil, err
+		return pipeline.Config{}, err
 	}
-
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
-	var ecfg enforcer.Config
-	ecfg.Upstream = backendURL
-	ecfg.Instance = "demo-enforcer-" + runID
-	ecfg.NATS.URL = natsURL
-	ecfg.Identity.Issuer = issuer.URL
-	ecfg.Identity.Audience = issuer.Audience
-	ecfg.Identity.JWKSFile = jwksFile
-	ecfg.PolicyFile = policyFile
-	ecfg.SetDefaults()
-	enf, err := enforcer.New(ecfg)
-	if err != nil {
-		return nil, err
+	cfg := pipeline.Config{
+		NATSURL:    o.NATSURL,
+		NATS:       natsserver.Config{Listen: "127.0.0.1:0", StoreDir: filepath.Join(o.Dir, "nats")},
+		Collector:  collector.Defaults(),
+		Correlator: correlator.Defaults(),
 	}
-	defer enf.Close()
-	// Served as `rampart enforcer` serves it: framing checks, timeouts, limits.
-	enforcerLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	enforcerURL := "http://" + enforcerLn.Addr().String()
-	serveCtx, stopEnforcer := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- enf.Serve(serveCtx, enforcer.Listeners{HTTP: enforcerLn}) }()
-	defer func() {
-		stopEnforcer()
-		if err := <-served; err != nil {
-			slog.Error("demo enforcer", "err", err)
-		}
-	}()
+	e := &cfg.Enforcer
+	e.Upstream = backendURL
+	e.Listen = "127.0.0.1:0"
+	e.Instance = "demo-enforcer-" + runID
+	e.Identity.Issuer = issuer.URL
+	e.Identity.Audience = issuer.Audience
+	e.Identity.JWKSFile = jwksFile
+	e.PolicyFile = policyFile
+	e.SetDefaults()
 
-	ccfg := collector.Defaults()
-	ccfg.NATSURL, ccfg.ClickHouse, ccfg.Deliver = natsURL, chCfg, deliver
-	ccfg.Consumer = "demo-collector-" + runID
-	ccfg.BatchWait = 200 * time.Millisecond
-	col, err := collector.New(ctx, ccfg, log)
-	if err != nil {
-		return nil, err
-	}
-	defer col.Close()
-	rcfg := correlator.Defaults()
-	rcfg.NATSURL, rcfg.ClickHouse, rcfg.Deliver = natsURL, chCfg, deliver
-	rcfg.Consumer = "demo-correlator-" + runID
-	rcfg.BatchWait = 200 * time.Millisecond
-	cor, err := correlator.New(ctx, rcfg, log)
-	if err != nil {
-		return nil, err
-	}
-	defer cor.Close()
-
-	runCtx, stopPipeline := context.WithCancel(ctx)
-	g, gctx := errgroup.WithContext(runCtx)
-	g.Go(func() error { return col.Run(gctx) })
-	g.Go(func() error { return cor.Run(gctx) })
-	defer func() { stopPipeline(); _ = g.Wait() }()
+	deliver := stream.DeliverAll
 	if o.NATSURL != "" {
-		// The run's consumers are its own: leave a shared NATS as found.
-		defer deleteConsumers(natsURL, ccfg.Consumer, rcfg.Consumer)
+		// A shared stream holds other events: read only this run's.
+		deliver = stream.DeliverNew
 	}
+	cfg.Collector.ClickHouse, cfg.Collector.Deliver = chCfg, deliver
+	cfg.Collector.Consumer = "demo-collector-" + runID
+	cfg.Collector.BatchWait = 200 * time.Millisecond
+	cfg.Correlator.ClickHouse, cfg.Correlator.Deliver = chCfg, deliver
+	cfg.Correlator.Consumer = "demo-correlator-" + runID
+	cfg.Correlator.BatchWait = 200 * time.Millisecond
+	return cfg, nil
+}
 
-	calls := workload.Scenario(Tenants, o.SessionsPerTenant)
+// startPipeline composes and runs the pipeline; stop ends it, waits for it
+// and, on a shared NATS, removes the run's consumers, leaving it as found.
+func startPipeline(ctx context.Context, cfg pipeline.Config, log *slog.Logger) (_ *pipeline.Pipeline, stop func(), err error) {
+	p, err := pipeline.New(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(runCtx) }()
+	return p, func() {
+		cancel()
+		if err := <-ran; err != nil {
+			log.Error("demo pipeline", "err", err)
+		}
+		p.Close()
+		if cfg.NATSURL != "" {
+			deleteConsumers(cfg.NATSURL, cfg.Collector.Consumer, cfg.Correlator.Consumer)
+		}
+	}, nil
+}
+
+// drive sends the workload's sessions through the enforcer at enforcerURL,
+// then the boundary probes.
+func drive(ctx context.Context, enforcerURL string, issuer *workload.Issuer, sessionsPerTenant int) ([]workload.Result, []Probe, error) {
+	calls := workload.Scenario(Tenants, sessionsPerTenant)
 	driver := &workload.Driver{URL: enforcerURL + "/mcp", Issuer: issuer, Client: &http.Client{Timeout: 10 * time.Second}}
 	results := driver.Run(ctx, calls, 4)
 	for _, r := range results {
 		if r.Err != nil {
-			return nil, fmt.Errorf("demo: call failed: %w", r.Err)
+			return nil, nil, fmt.Errorf("demo: call failed: %w", r.Err)
 		}
 	}
-	log.Info("workload sent", "calls", len(calls))
 	prober := calls[0].Caller
 	prober.Session = "" // the attacks belong to no session of the workload
 	probeToken, err := issuer.Token(prober, time.Minute)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	probes, err := sendProbes(enforcerLn.Addr().String(), boundaryProbes(probeToken))
+	probes, err := sendProbes(strings.TrimPrefix(enforcerURL, "http://"), boundaryProbes(probeToken))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return results, probes, nil
+}
 
-	rep := &Report{Results: results, Probes: probes, Database: o.Database, BackendSeen: tools.Seen(),
-		TimelineTenant: Tenants[0], TimelineSession: Tenants[0] + "-sess-1"}
-	if err := waitLanded(ctx, ch, results, len(probes), o.SessionsPerTenant*len(Tenants)); err != nil {
-		return rep, err
-	}
-	db := o.Database
+// query fills the report's tables with the forensic queries' rows.
+func (rep *Report) query(ctx context.Context, ch *chstore.Client) error {
+	db := rep.Database
 	queries := []struct {
 		into *[][]string
 		sql  string
@@ -248,12 +275,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{&rep.Timeline, forensic.SessionTimeline(db, rep.TimelineTenant, rep.TimelineSession)},
 	}
 	for _, q := range queries {
+		var err error
 		if *q.into, err = ch.Query(ctx, q.sql); err != nil {
-			return rep, fmt.Errorf("demo: %w", err)
+			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	rep.Elapsed = time.Since(start)
-	return rep, nil
+	return nil
 }
 
 // resetDatabase gives the demo a fresh, migrated database of its own.

@@ -19,7 +19,6 @@ import (
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/chstore/chserver"
-	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"
@@ -27,6 +26,7 @@ import (
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
 	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
@@ -104,7 +104,7 @@ func (r *rig) enforcerConfig(instance, onUnavailable string) enforcer.Config {
 // startEnforcer runs an enforcer in this process and returns its URL.
 func (r *rig) startEnforcer(instance, onUnavailable string) string {
 	r.t.Helper()
-	e, err := enforcer.New(r.enforcerConfig(instance, onUnavailable))
+	e, err := enforcer.New(context.Background(), r.enforcerConfig(instance, onUnavailable))
 	if err != nil {
 		r.t.Fatal(err)
 	}

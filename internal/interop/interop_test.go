@@ -25,8 +25,8 @@ import (
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // everything starts the reference server on a free loopback port and
@@ -95,7 +95,7 @@ func rampartWith(t *testing.T, natsURL, upstream, policy string) (endpoint, toke
 	cfg.Instance, cfg.Upstream, cfg.NATS.URL = "interop", strings.TrimSuffix(upstream, "/mcp"), natsURL
 	cfg.PolicyFile = policy
 	cfg.Identity.Issuer, cfg.Identity.Audience, cfg.Identity.JWKSFile = iss.URL, iss.Audience, filepath.Join(dir, "jwks.json")
-	e, err := enforcer.New(cfg)
+	e, err := enforcer.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

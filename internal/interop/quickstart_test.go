@@ -18,8 +18,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/testkit/chtest"
 )
 
 // TestQuickstart runs the README's quickstart as a user would — `rampart

@@ -22,15 +22,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/chtest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // record publishes n decision events from each instance through real

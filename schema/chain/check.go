@@ -248,13 +248,24 @@ type checker struct {
 	findings []Finding
 }
 
+// index is where seq's version is, or would be, in c.uniq.
+func (c *checker) index(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(c.uniq, seq, func(r row, s uint64) int { return cmp.Compare(r.Seq, s) })
+}
+
 // get returns the stored version of seq.
 func (c *checker) get(seq uint64) (row, bool) {
-	i, ok := slices.BinarySearchFunc(c.uniq, seq, func(r row, s uint64) int { return cmp.Compare(r.Seq, s) })
+	i, ok := c.index(seq)
 	if !ok {
 		return row{}, false
 	}
 	return c.uniq[i], true
+}
+
+// at is the stored version of seq, a zero row when there is none.
+func (c *checker) at(seq uint64) row {
+	r, _ := c.get(seq)
+	return r
 }
 
 func (c *checker) foreign(r row) bool { return c.cross.foreign(c.key, r) }
@@ -272,9 +283,39 @@ func (c *checker) linksFrom(r row, seq uint64) bool {
 	return ok && r.HasPrev && r.Prev == p.Hash
 }
 
+// run checks the chain in named steps: one version per sequence number,
+// the links between them, moves among the broken ones, the remaining
+// breaks attributed, the checkpoints and witnesses, then the gaps.
 func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
-	bySeq := map[uint64][]row{} // only sequence numbers with several versions
-	seqs := make([]uint64, 0, len(c.rows))
+	seqs, bySeq := c.versions()
+	c.chooseVersions(seqs, bySeq)
+	brokenIn := c.brokenLinks()
+	moved, err := c.findMoves(brokenIn)
+	if err != nil {
+		return 0, err
+	}
+	origins := map[uint64]bool{}
+	for cur, orig := range moved {
+		origins[orig] = true
+		c.add(cur, Reordered, "event %s was chained at seq %d", c.at(cur).ID, orig)
+	}
+	c.attributeBreaks(brokenIn, moved, origins)
+	checkpoints, unrecorded, err := c.checkCheckpoints(moved)
+	if err != nil {
+		return 0, err
+	}
+	witnessSeq := c.checkWitnesses(witnesses)
+	c.gaps(seqs, witnessSeq, origins, unrecorded)
+	slices.SortStableFunc(c.findings, func(a, b Finding) int { return cmp.Compare(a.Seq, b.Seq) })
+	return checkpoints, nil
+}
+
+// versions sets c.uniq to the first stored version of each sequence
+// number and returns the sequence numbers in order, and every version of
+// those stored more than once.
+func (c *checker) versions() (seqs []uint64, bySeq map[uint64][]row) {
+	bySeq = map[uint64][]row{} // only sequence numbers with several versions
+	seqs = make([]uint64, 0, len(c.rows))
 	dups := false
 	for i := 1; i < len(c.rows) && !dups; i++ {
 		dups = c.rows[i].Seq == c.rows[i-1].Seq
@@ -284,11 +325,9 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 		for _, r := range c.rows {
 			seqs = append(seqs, r.Seq)
 		}
+		return seqs, bySeq
 	}
 	for i, r := range c.rows {
-		if !dups {
-			break
-		}
 		s := r.Seq
 		if i > 0 && c.rows[i-1].Seq == s {
 			bySeq[s] = append(bySeq[s], r)
@@ -300,15 +339,17 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 			bySeq[s] = []row{r}
 		}
 	}
+	return seqs, bySeq
+}
 
-	// One version per sequence number: where copies disagree, keep the one
-	// that links, and name the others.
+// chooseVersions keeps one version per sequence number: where copies
+// disagree, the one that links both ways, and names the others.
+func (c *checker) chooseVersions(seqs []uint64, bySeq map[uint64][]row) {
 	for _, s := range seqs {
 		vs := bySeq[s]
 		if len(vs) < 2 {
 			continue
 		}
-		// The version that links both ways is the chained one.
 		keep, best := 0, -1
 		for i, v := range vs {
 			score := 0
@@ -322,7 +363,7 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 				keep, best = i, score
 			}
 		}
-		i, _ := slices.BinarySearchFunc(c.uniq, s, func(r row, s uint64) int { return cmp.Compare(r.Seq, s) })
+		i, _ := c.index(s)
 		c.uniq[i] = vs[keep]
 		for i, v := range vs {
 			if i == keep {
@@ -335,8 +376,11 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 			}
 		}
 	}
+}
 
-	// Broken links: which rows do not follow their predecessor?
+// brokenLinks returns the sequence numbers whose row does not follow its
+// stored predecessor.
+func (c *checker) brokenLinks() []uint64 {
 	var brokenIn []uint64
 	for i, r := range c.uniq {
 		s := r.Seq
@@ -351,60 +395,69 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 			}
 		}
 	}
-	at := func(s uint64) row { r, _ := c.get(s); return r }
-	// A row moved to another sequence number still hashes, with its
-	// original number put back, to what its original successor expects.
-	moved := map[uint64]uint64{} // current seq -> original seq
-	if len(brokenIn) > 0 && len(brokenIn) <= 256 {
-		var suspects []uint64
-		for _, s := range brokenIn {
-			for _, q := range []uint64{s - 1, s, s + 1} {
-				if _, ok := c.get(q); ok && !slices.Contains(suspects, q) {
-					suspects = append(suspects, q)
-				}
-			}
-		}
-		if err := c.loadEvents(suspects); err != nil {
-			return 0, err
-		}
-		for _, s := range brokenIn {
-			if !at(s).HasPrev {
-				continue
-			}
-			want := at(s).Prev
-			for _, cand := range suspects {
-				e := at(cand).Event
-				if e == nil {
-					continue // not loaded: cannot tell a move from an edit
-				}
-				for _, orig := range suspects {
-					if orig == cand {
-						continue
-					}
-					r := *e
-					r.Seq = orig
-					if Of(&r) == want {
-						moved[cand] = orig
-					}
-				}
-			}
-		}
-	}
-	origins := map[uint64]bool{}
-	for cur, orig := range moved {
-		origins[orig] = true
-		c.add(cur, Reordered, "event %s was chained at seq %d", at(cur).ID, orig)
-	}
+	return brokenIn
+}
 
-	// Attribute the remaining breaks.
+// maxMoveSuspects bounds the breaks searched for moved rows: each costs
+// loading events and hashing every pair of neighbours.
+const maxMoveSuspects = 256
+
+// findMoves finds rows moved to another sequence number: such a row still
+// hashes, with its original number put back, to what its original
+// successor expects. It returns current seq -> original seq.
+func (c *checker) findMoves(brokenIn []uint64) (map[uint64]uint64, error) {
+	moved := map[uint64]uint64{}
+	if len(brokenIn) == 0 || len(brokenIn) > maxMoveSuspects {
+		return moved, nil
+	}
+	var suspects []uint64
+	for _, s := range brokenIn {
+		for _, q := range []uint64{s - 1, s, s + 1} {
+			if _, ok := c.get(q); ok && !slices.Contains(suspects, q) {
+				suspects = append(suspects, q)
+			}
+		}
+	}
+	if err := c.loadEvents(suspects); err != nil {
+		return nil, err
+	}
+	for _, s := range brokenIn {
+		if !c.at(s).HasPrev {
+			continue
+		}
+		want := c.at(s).Prev
+		for _, cand := range suspects {
+			e := c.at(cand).Event
+			if e == nil {
+				continue // not loaded: cannot tell a move from an edit
+			}
+			for _, orig := range suspects {
+				if orig == cand {
+					continue
+				}
+				r := *e
+				r.Seq = orig
+				if Of(&r) == want {
+					moved[cand] = orig
+				}
+			}
+		}
+	}
+	return moved, nil
+}
+
+// attributeBreaks names what each break that no move explains is: a row
+// spliced in from another chain, an edited predecessor, or a row that
+// does not follow.
+func (c *checker) attributeBreaks(brokenIn []uint64, moved map[uint64]uint64, origins map[uint64]bool) {
 	for _, s := range brokenIn {
 		if _, isMoved := moved[s]; isMoved {
 			continue
 		}
 		prev, hasPrev := c.get(s - 1)
 		switch {
-		case c.foreign(at(s)):
-			r := at(s)
+		case c.foreign(c.at(s)):
+			r := c.at(s)
 			c.add(s, Spliced, "event %s was chained elsewhere (prev %s)", r.ID, short(r.prevString()))
 		case hasPrev && moved[s-1] == 0 && (c.linksFrom(prev, s-1) || s-1 == 0) && !c.foreign(prev) && !origins[s-1]:
 			// The predecessor is where it was chained but hashes differently:
@@ -415,12 +468,15 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 		case hasPrev && c.foreign(prev):
 			// Explained by the splice just before.
 		default:
-			c.add(s, Modified, "event %s does not follow seq %d", at(s).ID, s-1)
+			c.add(s, Modified, "event %s does not follow seq %d", c.at(s).ID, s-1)
 		}
 	}
+}
 
-	// Gaps: deleted, or unrecorded by the enforcer's own account.
-	unrecorded := map[uint64]bool{}
+// checkCheckpoints reads every stored checkpoint whole, verifies its
+// signature (where it was chained, for a moved one) and returns how many
+// there are and the sequence numbers they report unrecorded.
+func (c *checker) checkCheckpoints(moved map[uint64]uint64) (checkpoints int, unrecorded map[uint64]bool, err error) {
 	var cps []uint64
 	for _, r := range c.uniq {
 		if r.Kind == event.KindCheckpoint && r.Event == nil {
@@ -428,8 +484,9 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 		}
 	}
 	if err := c.loadEvents(cps); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	unrecorded = map[uint64]bool{}
 	for _, r := range c.uniq {
 		s := r.Seq
 		if r.Kind != event.KindCheckpoint {
@@ -456,10 +513,12 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 			unrecorded[u] = true
 		}
 	}
-	last := uint64(0)
-	if len(seqs) > 0 {
-		last = seqs[len(seqs)-1]
-	}
+	return checkpoints, unrecorded, nil
+}
+
+// checkWitnesses compares the checkpoints published to the stream with
+// the stored ones and returns the highest sequence number they reach.
+func (c *checker) checkWitnesses(witnesses []*event.Event) uint64 {
 	witnessSeq := uint64(0)
 	for _, w := range witnesses {
 		witnessSeq = max(witnessSeq, w.Seq)
@@ -467,6 +526,14 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 			c.add(w.Seq, Modified, "stored checkpoint differs from the one published to the stream")
 		}
 	}
+	return witnessSeq
+}
+
+// gaps names each missing sequence number: deleted between stored events,
+// truncated after the last one up to what a witness reached, or
+// unrecorded by the enforcer's own account; numbers a move explains are
+// not missing.
+func (c *checker) gaps(seqs []uint64, witnessSeq uint64, origins, unrecorded map[uint64]bool) {
 	gap := func(from, to uint64, kind FindingKind, why string) {
 		for s := from; s <= to; s++ {
 			switch {
@@ -485,11 +552,13 @@ func (c *checker) run(witnesses []*event.Event) (checkpoints int, err error) {
 		}
 		expect = s + 1
 	}
+	last := uint64(0)
+	if len(seqs) > 0 {
+		last = seqs[len(seqs)-1]
+	}
 	if witnessSeq > last {
 		gap(last+1, witnessSeq, Truncated, fmt.Sprintf("missing after the last stored event; a witness checkpoint reached seq %d", witnessSeq))
 	}
-	slices.SortStableFunc(c.findings, func(a, b Finding) int { return cmp.Compare(a.Seq, b.Seq) })
-	return checkpoints, nil
 }
 
 // loadEvents fills in the whole events of the stored versions at seqs that
@@ -509,8 +578,7 @@ func (c *checker) loadEvents(seqs []uint64) error {
 		return err
 	}
 	for _, e := range events {
-		i, ok := slices.BinarySearchFunc(c.uniq, e.Seq, func(r row, s uint64) int { return cmp.Compare(r.Seq, s) })
-		if ok && c.uniq[i].Hash == Of(e) {
+		if i, ok := c.index(e.Seq); ok && c.uniq[i].Hash == Of(e) {
 			c.uniq[i].Event = e
 		}
 	}

@@ -13,8 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/component/telemetry"
+	"github.com/rampart-io/rampart/enforcer"
 )
 
 func main() {

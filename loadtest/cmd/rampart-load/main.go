@@ -155,57 +155,141 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	var stops stopper
+	defer stops.stop()
+	b, err := setUp(ctx, o, dir, &stops)
+	if err != nil {
+		return err
+	}
+	token, err := b.iss.Token(workload.Caller{Tenant: "acme", Principal: "user:alice@acme.example",
+		Actors: []string{"agent:planner", "agent:researcher"}, Session: "load-sess-1", Task: "load-task-1"}, 2*time.Hour)
+	if err != nil {
+		return err
+	}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"quarterly revenue by region"}}}`)
+	sender := func(t *target) loadgen.Sender { return t.sender(body, token, 200) }
 
-	w := &world{dir: dir, issuer: "https://idp.load.example", audience: "rampart"}
-	var stops []func()
-	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+	r := &report{out: out, opts: o, started: time.Now(), peakRSS: map[string]int64{}}
+	r.header(args)
+	if err := r.equivalence(ctx, b.iss, b.targets[tForwardAuth], b.targets[tOPA]); err != nil {
+		return err
+	}
+	// At fixed rates, the recording proxy shows what the record alone adds.
+	rateSweep := slices.Insert(slices.Clone(b.sweep), 1, tRecording)
+	for _, name := range rateSweep {
+		if status, msg, err := b.targets[name].post(ctx, body, token); err != nil || status != 200 {
+			return fmt.Errorf("%s: first call: status %d %s %v", name, status, msg, err)
 		}
-	}()
+	}
+	if o.phases[phaseAudit] {
+		if err := r.auditPhase(ctx, b, sender); err != nil {
+			return err
+		}
+	}
+	if o.phases[phaseRates] {
+		if err := r.ratePhase(ctx, b, rateSweep, sender); err != nil {
+			return err
+		}
+	}
+	if o.phases[phaseSaturation] {
+		if err := r.saturationPhase(ctx, b, sender); err != nil {
+			return err
+		}
+	}
+	r.memory(b.targets[tProcess])
+	if o.cpuProfile != "" {
+		return writeHeapProfile(o.cpuProfile)
+	}
+	return nil
+}
 
+// stopper stops what a run started, last started first.
+type stopper []func()
+
+func (s *stopper) add(stop func()) { *s = append(*s, stop) }
+
+func (s *stopper) stop() {
+	for i := len(*s) - 1; i >= 0; i-- {
+		(*s)[i]()
+	}
+}
+
+// bench is what a run measures: every target by name, the saturation
+// sweep, and what they share.
+type bench struct {
+	iss       *workload.Issuer
+	targets   map[string]*target
+	sweep     []string
+	nsDefault jetStream
+}
+
+// setUp starts the backend, the baselines, the JetStreams and the
+// enforcers, each stopped by stops.
+func setUp(ctx context.Context, o options, dir string, stops *stopper) (*bench, error) {
+	w := &world{dir: dir, issuer: "https://idp.load.example", audience: "rampart"}
 	backend, stopBackend, err := serve(&toolserver.Server{})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	stops = append(stops, stopBackend)
+	stops.add(stopBackend)
 	w.backend = backend + "/mcp"
-
 	iss, err := workload.NewIssuer(w.issuer, w.audience)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	jwks, err := w.writeFiles(iss)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{iss: iss, targets: map[string]*target{}, sweep: []string{tBare, tRampart, tNoop, tForwardAuth, tOPA}}
+	if err := b.startBaselines(ctx, w, jwks, stops); err != nil {
+		return nil, err
+	}
+	if err := b.startEnforcers(ctx, o, w, stops); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// writeFiles writes the key set, the policy and the gateway secret the
+// enforcers read, and returns the key set.
+func (w *world) writeFiles(iss *workload.Issuer) ([]byte, error) {
 	jwks, err := iss.JWKS()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w.jwksFile = filepath.Join(dir, "jwks.json")
-	w.policyFile = filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(w.jwksFile, jwks, 0o600); err != nil {
-		return err
+	w.jwksFile = filepath.Join(w.dir, "jwks.json")
+	w.policyFile = filepath.Join(w.dir, "policy.yaml")
+	w.secretFile = filepath.Join(w.dir, "gateway.secret")
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{w.jwksFile, jwks}, {w.policyFile, rampartPolicy}, {w.secretFile, []byte(gatewaySecret + "\n")}} {
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+			return nil, err
+		}
 	}
-	if err := os.WriteFile(w.policyFile, rampartPolicy, 0o600); err != nil {
-		return err
-	}
-	w.secretFile = filepath.Join(dir, "gateway.secret")
-	if err := os.WriteFile(w.secretFile, []byte(gatewaySecret+"\n"), 0o600); err != nil {
-		return err
-	}
+	return jwks, nil
+}
 
+// startBaselines starts what the enforcer is compared with: the bare
+// proxy, a no-op forward-auth endpoint and OPA.
+func (b *bench) startBaselines(ctx context.Context, w *world, jwks []byte, stops *stopper) error {
 	proxy, err := bareProxy(w.backend)
 	if err != nil {
 		return err
 	}
+	w.bare = proxy
 	bareURL, stopBare, err := serve(proxy)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopBare)
+	stops.add(stopBare)
 	noopURL, stopNoop, err := serve(noopAuth())
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopNoop)
+	stops.add(stopNoop)
 	opa, err := newOPAAuthz(ctx, regoPolicy, jwks, w.issuer, w.audience)
 	if err != nil {
 		return err
@@ -214,198 +298,198 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopOPA)
+	stops.add(stopOPA)
+	fa := forwardAuthHeader()
+	b.targets[tBare] = newTarget(tBare, bareURL+"/mcp", nil)
+	b.targets[tNoop] = newTarget(tNoop, noopURL+"/_auth", fa)
+	b.targets[tOPA] = newTarget(tOPA, opaURL+"/_auth", fa)
+	return nil
+}
 
-	nsDefault, err := startJetStream(ctx, o.natsBin, filepath.Join(dir, "nats-default"), false)
+// startEnforcers starts the JetStreams (default and fsync per write), the
+// recording proxy, the enforcer in its audit variants and, with
+// -rampart, the enforcer as a process of its own.
+func (b *bench) startEnforcers(ctx context.Context, o options, w *world, stops *stopper) error {
+	nsDefault, err := startJetStream(ctx, o.natsBin, filepath.Join(w.dir, "nats-default"), false)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, nsDefault.Shutdown)
-	nsSync, err := startJetStream(ctx, o.natsBin, filepath.Join(dir, "nats-sync"), true)
+	stops.add(nsDefault.Shutdown)
+	b.nsDefault = nsDefault
+	nsSync, err := startJetStream(ctx, o.natsBin, filepath.Join(w.dir, "nats-sync"), true)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, nsSync.Shutdown)
+	stops.add(nsSync.Shutdown)
 
-	recording, stopRecording, err := newRecordingProxy(ctx, nsDefault.ClientURL(), proxy)
+	recording, stopRecording, err := newRecordingProxy(ctx, nsDefault.ClientURL(), w.bare)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopRecording)
+	stops.add(stopRecording)
 	recordingURL, stopRecordingServer, err := serve(recording)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopRecordingServer)
-
+	stops.add(stopRecordingServer)
 	rampartURL, stopRampart, err := startEnforcer(w.enforcerConfig("load-default", nsDefault.ClientURL()))
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopRampart)
+	stops.add(stopRampart)
 	syncURL, stopSync, err := startEnforcer(w.enforcerConfig("load-sync-always", nsSync.ClientURL()))
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopSync)
+	stops.add(stopSync)
 	spoolURL, stopSpool, err := w.startSpoolingEnforcer()
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopSpool)
+	stops.add(stopSpool)
 
 	fa := forwardAuthHeader()
-	targets := map[string]*target{
-		tBare:        newTarget(tBare, bareURL+"/mcp", nil),
-		tRecording:   newTarget(tRecording, recordingURL+"/mcp", nil),
-		tRampart:     newTarget(tRampart, rampartURL+"/mcp", nil),
-		tNoop:        newTarget(tNoop, noopURL+"/_auth", fa),
-		tForwardAuth: newTarget(tForwardAuth, rampartURL+"/_rampart/auth", fa),
-		tOPA:         newTarget(tOPA, opaURL+"/_auth", fa),
-		tSyncAlways:  newTarget(tSyncAlways, syncURL+"/mcp", nil),
-		tSpool:       newTarget(tSpool, spoolURL+"/mcp", nil),
+	b.targets[tRecording] = newTarget(tRecording, recordingURL+"/mcp", nil)
+	b.targets[tRampart] = newTarget(tRampart, rampartURL+"/mcp", nil)
+	b.targets[tForwardAuth] = newTarget(tForwardAuth, rampartURL+"/_rampart/auth", fa)
+	b.targets[tSyncAlways] = newTarget(tSyncAlways, syncURL+"/mcp", nil)
+	b.targets[tSpool] = newTarget(tSpool, spoolURL+"/mcp", nil)
+	if o.enforcerBin == "" {
+		return nil
 	}
-	sweep := []string{tBare, tRampart, tNoop, tForwardAuth, tOPA}
-	if o.enforcerBin != "" {
-		procCtx, cancel := context.WithCancel(ctx)
-		procURL, cmd, err := w.startEnforcerProcess(procCtx, o.enforcerBin, nsDefault.ClientURL())
-		if err != nil {
-			cancel()
+	procCtx, cancel := context.WithCancel(ctx)
+	procURL, cmd, err := w.startEnforcerProcess(procCtx, o.enforcerBin, nsDefault.ClientURL())
+	if err != nil {
+		cancel()
+		return err
+	}
+	stops.add(func() { _ = cmd.Process.Signal(syscall.SIGTERM); time.Sleep(200 * time.Millisecond); cancel() })
+	t := newTarget(tProcess, procURL+"/mcp", nil)
+	t.pid = cmd.Process.Pid
+	b.targets[tProcess] = t
+	t = newTarget(tFAProcess, procURL+"/_rampart/auth", fa)
+	t.pid = cmd.Process.Pid
+	b.targets[tFAProcess] = t
+	b.sweep = []string{tBare, tRampart, tProcess, tNoop, tForwardAuth, tFAProcess, tOPA}
+	return nil
+}
+
+// auditPhase is the record's cost at a moderate rate, with the audit-less
+// baselines.
+func (r *report) auditPhase(ctx context.Context, b *bench, sender func(*target) loadgen.Sender) error {
+	o := r.opts
+	auditTargets := []string{tBare, tOPA, tRampart, tSyncAlways, tSpool}
+	audit := map[string]loadgen.Result{}
+	for _, name := range auditTargets {
+		send := sender(b.targets[name])
+		if o.warmup > 0 {
+			loadgen.OpenLoop(ctx, send, o.auditRate, o.warmup, o.maxInFlight)
+		}
+		audit[name] = r.measure(ctx, b.targets[name], "audit", func() loadgen.Result { return loadgen.OpenLoop(ctx, send, o.auditRate, o.duration, o.maxInFlight) })
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		stops = append(stops, func() { _ = cmd.Process.Signal(syscall.SIGTERM); time.Sleep(200 * time.Millisecond); cancel() })
-		t := newTarget(tProcess, procURL+"/mcp", nil)
-		t.pid = cmd.Process.Pid
-		targets[tProcess] = t
-		t = newTarget(tFAProcess, procURL+"/_rampart/auth", fa)
-		t.pid = cmd.Process.Pid
-		targets[tFAProcess] = t
-		sweep = []string{tBare, tRampart, tProcess, tNoop, tForwardAuth, tFAProcess, tOPA}
 	}
+	r.audit(auditTargets, audit)
+	return nil
+}
 
-	token, err := iss.Token(workload.Caller{Tenant: "acme", Principal: "user:alice@acme.example",
-		Actors: []string{"agent:planner", "agent:researcher"}, Session: "load-sess-1", Task: "load-task-1"}, 2*time.Hour)
-	if err != nil {
-		return err
-	}
-	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"quarterly revenue by region"}}}`)
-
-	r := &report{out: out, opts: o, started: time.Now(), peakRSS: map[string]int64{}}
-	r.header(args)
-	if err := r.equivalence(ctx, iss, targets[tForwardAuth], targets[tOPA]); err != nil {
-		return err
-	}
-	// At fixed rates, the recording proxy shows what the record alone adds.
-	rateSweep := slices.Insert(slices.Clone(sweep), 1, tRecording)
-	for _, name := range rateSweep {
-		if status, msg, err := targets[name].post(ctx, body, token); err != nil || status != 200 {
-			return fmt.Errorf("%s: first call: status %d %s %v", name, status, msg, err)
-		}
-	}
-
-	// The record's cost at a moderate rate, with the audit-less baselines.
-	if o.phases[phaseAudit] {
-		auditTargets := []string{tBare, tOPA, tRampart, tSyncAlways, tSpool}
-		audit := map[string]loadgen.Result{}
-		for _, name := range auditTargets {
-			send := targets[name].sender(body, token, 200)
-			if o.warmup > 0 {
-				loadgen.OpenLoop(ctx, send, o.auditRate, o.warmup, o.maxInFlight)
-			}
-			audit[name] = r.measure(ctx, targets[name], "audit", func() loadgen.Result { return loadgen.OpenLoop(ctx, send, o.auditRate, o.duration, o.maxInFlight) })
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		r.audit(auditTargets, audit)
-	}
-
-	// Fixed rates, every target back to back at each rate, in rounds: a
-	// tail is compared with its baseline's in the same round.
-	if o.phases[phaseRates] {
-		rates := map[string]map[float64][]loadgen.Result{}
-		for range o.rateRounds {
-			for _, rate := range o.rates {
-				for _, name := range rateSweep {
-					t := targets[name]
-					send := t.sender(body, token, 200)
-					if o.warmup > 0 {
-						loadgen.OpenLoop(ctx, send, rate, o.warmup, o.maxInFlight)
-					}
-					res := r.measure(ctx, t, fmt.Sprintf("%.0f req/s", rate), func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
-					if rates[name] == nil {
-						rates[name] = map[float64][]loadgen.Result{}
-					}
-					rates[name][rate] = append(rates[name][rate], res)
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		r.rates(rateSweep, rates)
-	}
-
-	// Saturation: a fixed number of clients, back to back, in rounds: the
-	// host's speed drifts over minutes, so a target is compared with the
-	// bare proxy of its own round.
-	if o.phases[phaseSaturation] {
-		sat := map[string][]loadgen.Result{}
-		satCPU := map[string][][]time.Duration{} // per round: this process, the enforcer process, nats-server
-		natsPid := ""
-		if p, ok := nsDefault.(*natsProcess); ok {
-			natsPid = fmt.Sprint(p.cmd.Process.Pid)
-		}
-		for round := range o.satRounds {
-			for _, name := range sweep {
-				t := targets[name]
-				send := t.sender(body, token, 200)
+// ratePhase runs fixed rates, every target back to back at each rate, in
+// rounds: a tail is compared with its baseline's in the same round.
+func (r *report) ratePhase(ctx context.Context, b *bench, rateSweep []string, sender func(*target) loadgen.Sender) error {
+	o := r.opts
+	rates := map[string]map[float64][]loadgen.Result{}
+	for range o.rateRounds {
+		for _, rate := range o.rates {
+			for _, name := range rateSweep {
+				t := b.targets[name]
+				send := sender(t)
 				if o.warmup > 0 {
-					loadgen.ClosedLoop(ctx, send, o.clients, o.warmup)
+					loadgen.OpenLoop(ctx, send, rate, o.warmup, o.maxInFlight)
 				}
-				var prof *os.File
-				if o.cpuProfile != "" && round == 0 {
-					if prof, err = os.Create(filepath.Join(o.cpuProfile, profileName(name))); err != nil {
-						return err
-					}
-					if err := pprof.StartCPUProfile(prof); err != nil {
-						return err
-					}
+				res := r.measure(ctx, t, fmt.Sprintf("%.0f req/s", rate), func() loadgen.Result { return loadgen.OpenLoop(ctx, send, rate, o.duration, o.maxInFlight) })
+				if rates[name] == nil {
+					rates[name] = map[float64][]loadgen.Result{}
 				}
-				enforcerPid := ""
-				if t.pid != 0 {
-					enforcerPid = fmt.Sprint(t.pid)
-				}
-				cpu := startCPU("self", enforcerPid, natsPid)
-				res := r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
-				sat[name] = append(sat[name], res)
-				satCPU[name] = append(satCPU[name], cpu.used())
-				if prof != nil {
-					pprof.StopCPUProfile()
-					prof.Close()
-				}
+				rates[name][rate] = append(rates[name][rate], res)
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
 		}
-		r.saturation(sweep, sat)
-		r.cpu(sweep, sat, satCPU)
 	}
-
-	r.memory(targets[tProcess])
-	if o.cpuProfile != "" {
-		// What this process keeps: its garbage collection is every
-		// in-process target's, so its live heap shapes their tails.
-		f, err := os.Create(filepath.Join(o.cpuProfile, "heap.pprof"))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		runtime.GC()
-		return pprof.WriteHeapProfile(f)
-	}
+	r.rates(rateSweep, rates)
 	return nil
+}
+
+// saturationPhase runs a fixed number of clients, back to back, in
+// rounds: the host's speed drifts over minutes, so a target is compared
+// with the bare proxy of its own round.
+func (r *report) saturationPhase(ctx context.Context, b *bench, sender func(*target) loadgen.Sender) error {
+	o := r.opts
+	sat := map[string][]loadgen.Result{}
+	satCPU := map[string][][]time.Duration{} // per round: this process, the enforcer process, nats-server
+	natsPid := ""
+	if p, ok := b.nsDefault.(*natsProcess); ok {
+		natsPid = fmt.Sprint(p.cmd.Process.Pid)
+	}
+	for round := range o.satRounds {
+		for _, name := range b.sweep {
+			t := b.targets[name]
+			send := sender(t)
+			if o.warmup > 0 {
+				loadgen.ClosedLoop(ctx, send, o.clients, o.warmup)
+			}
+			stopProfile, err := startProfile(o.cpuProfile, round, name)
+			if err != nil {
+				return err
+			}
+			enforcerPid := ""
+			if t.pid != 0 {
+				enforcerPid = fmt.Sprint(t.pid)
+			}
+			cpu := startCPU("self", enforcerPid, natsPid)
+			res := r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
+			sat[name] = append(sat[name], res)
+			satCPU[name] = append(satCPU[name], cpu.used())
+			stopProfile()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	r.saturation(b.sweep, sat)
+	r.cpu(b.sweep, sat, satCPU)
+	return nil
+}
+
+// startProfile profiles the CPU through the first saturation round of a
+// target, into dir (when -cpuprofile names one).
+func startProfile(dir string, round int, name string) (stop func(), err error) {
+	if dir == "" || round != 0 {
+		return func() {}, nil
+	}
+	prof, err := os.Create(filepath.Join(dir, profileName(name)))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(prof); err != nil {
+		prof.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); prof.Close() }, nil
+}
+
+// writeHeapProfile writes what this process keeps: its garbage collection
+// is every in-process target's, so its live heap shapes their tails.
+func writeHeapProfile(dir string) error {
+	f, err := os.Create(filepath.Join(dir, "heap.pprof"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.WriteHeapProfile(f)
 }
 
 // profileName is the file name of name's CPU profile.

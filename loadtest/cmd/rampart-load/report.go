@@ -103,7 +103,12 @@ func (r *report) equivalence(ctx context.Context, iss *workload.Issuer, rampart,
 		if err != nil {
 			return err
 		}
-		rrule, orule := ruleOf(rmsg, "error", "rule_id"), ruleOf(omsg, "rule_id")
+		// A refused JSON-RPC request is a JSON-RPC error, the rule in its
+		// data; a refused plain request names it in Rampart's error body.
+		rrule, orule := ruleOf(rmsg, "error", "data", "rule_id"), ruleOf(omsg, "rule_id")
+		if rrule == "" {
+			rrule = ruleOf(rmsg, "error", "rule_id")
+		}
 		r.printf("| %s | %d %s | %d %s |\n", c.name, rs, rrule, os, orule)
 		if rs != os || rrule != orule {
 			disagree = append(disagree, c.name)

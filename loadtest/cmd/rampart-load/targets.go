@@ -236,6 +236,7 @@ type world struct {
 	secretFile string // forward_auth's gateway secret
 	issuer     string
 	audience   string
+	bare       http.Handler // the bare proxy to the backend, which the recording proxy wraps
 }
 
 // enforcerConfig is the enforcer's configuration for this run: proxy and
@@ -258,7 +259,7 @@ func (w *world) enforcerConfig(instance, natsURL string) enforcer.Config {
 // enforcer` serves it (framing checks, timeouts, limits), and returns its
 // base URL and a stop func.
 func startEnforcer(cfg enforcer.Config) (string, func(), error) {
-	e, err := enforcer.New(cfg)
+	e, err := enforcer.New(context.Background(), cfg)
 	if err != nil {
 		return "", nil, err
 	}
