@@ -25,7 +25,7 @@ event_count: {window: 1m, gte: 3}
 `)})
 	e := NewEngine(rs, Options{})
 	a1, a2, a3 := ev(0, deny), ev(10*time.Second, deny), ev(20*time.Second, deny)
-	allowed := ev(25*time.Second) // not a match
+	allowed := ev(25 * time.Second) // not a match
 	if got := feed(e, a1, a2, allowed); len(got) != 0 {
 		t.Fatalf("fired before the threshold: %v", ids(got))
 	}

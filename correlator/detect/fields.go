@@ -87,8 +87,12 @@ var (
 	noAlert    event.Alert
 )
 
-func strField(name string, f func(*event.Event) string) field { return field{name: name, kind: kindString, str: f} }
-func intField(name string, f func(*event.Event) int64) field  { return field{name: name, kind: kindInt, num: f} }
+func strField(name string, f func(*event.Event) string) field {
+	return field{name: name, kind: kindString, str: f}
+}
+func intField(name string, f func(*event.Event) int64) field {
+	return field{name: name, kind: kindInt, num: f}
+}
 
 // fields lists every variable; its order is the activation's slot order.
 var fields = []field{

@@ -50,13 +50,13 @@ func ev(at time.Duration, opts ...evOpt) *event.Event {
 	return e
 }
 
-func tenant(t string) evOpt      { return func(e *event.Event) { e.Tenant = t } }
-func session(s string) evOpt     { return func(e *event.Event) { e.Identity.SessionID = s } }
-func tool(s string) evOpt        { return func(e *event.Event) { e.Request.Tool = s } }
-func deny(e *event.Event)        { e.Decision.Effect = event.EffectDeny }
-func class(c string) evOpt       { return func(e *event.Event) { e.Request.DataClass = c } }
-func dest(d string) evOpt        { return func(e *event.Event) { e.Request.Destination = d } }
-func code(c string) evOpt        { return func(e *event.Event) { e.Decision.Code = c } }
+func tenant(t string) evOpt  { return func(e *event.Event) { e.Tenant = t } }
+func session(s string) evOpt { return func(e *event.Event) { e.Identity.SessionID = s } }
+func tool(s string) evOpt    { return func(e *event.Event) { e.Request.Tool = s } }
+func deny(e *event.Event)    { e.Decision.Effect = event.EffectDeny }
+func class(c string) evOpt   { return func(e *event.Event) { e.Request.DataClass = c } }
+func dest(d string) evOpt    { return func(e *event.Event) { e.Request.Destination = d } }
+func code(c string) evOpt    { return func(e *event.Event) { e.Decision.Code = c } }
 func actorChain(a ...string) evOpt {
 	return func(e *event.Event) {
 		for _, s := range a {
