@@ -185,6 +185,9 @@ func (e *Engine) Observe(ev *event.Event) []*event.Event {
 	e.act.reset(ev)
 	r := ref{id: ev.ID, t: t, n: e.n}
 	for _, s := range e.rules {
+		if s.r.kinds != 0 && s.r.kinds&e.act.kind == 0 {
+			continue
+		}
 		if s.r.Tenant != "" && s.r.Tenant != ev.Tenant {
 			continue
 		}

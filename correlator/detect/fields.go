@@ -240,6 +240,7 @@ var (
 // engine reuses one activation for all events.
 type activation struct {
 	ev   *event.Event
+	kind kindMask
 	vals []celref.Val
 }
 
@@ -247,6 +248,9 @@ func newActivation() *activation { return &activation{vals: make([]celref.Val, l
 
 func (a *activation) reset(ev *event.Event) {
 	a.ev = ev
+	if ev != nil {
+		a.kind = kindBit(ev.Kind)
+	}
 	clear(a.vals)
 }
 

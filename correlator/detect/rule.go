@@ -88,6 +88,7 @@ type Rule struct {
 	threshold int    // gte or lte
 	atMost    bool   // event_count lte
 	def       string // hash of the definition: Swap keeps state when it is unchanged
+	kinds     kindMask // the kinds any of its expressions can match; 0: any
 }
 
 type step struct {
@@ -97,8 +98,9 @@ type step struct {
 
 // expr is one planned CEL bool expression.
 type expr struct {
-	src string
-	prg cel.Program
+	src   string
+	prg   cel.Program
+	kinds kindMask // the kinds it can match; 0: any
 }
 
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
@@ -139,13 +141,16 @@ func compileExpr(what, src string) (*expr, error) {
 	if err != nil {
 		return nil, &Error{Code: CodeCompile, Msg: what, Err: err}
 	}
-	return &expr{src: src, prg: prg}, nil
+	return &expr{src: src, prg: prg, kinds: requiredKinds(ast)}, nil
 }
 
 // eval runs the expression on the activation: true only for a bool true
 // result; an error (a missing map key, a wrong type, the cost limit) is
 // reported and is no match.
 func (x *expr) eval(a *activation) (bool, error) {
+	if x.kinds != 0 && x.kinds&a.kind == 0 {
+		return false, nil
+	}
 	out, _, err := x.prg.Eval(a)
 	if err != nil {
 		return false, err
@@ -322,10 +327,39 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.kinds = r.kindsSeen()
 	def, _ := json.Marshal(sp) // plain data: cannot fail
 	sum := sha256.Sum256(def)
 	r.def = hex.EncodeToString(sum[:])
 	return r, nil
+}
+
+// kindsSeen is the union of the kinds its expressions can match: an
+// event of another kind cannot touch the rule. The top-level match, when
+// there is one, must match too, so it alone restricts, except for
+// absence, whose expected event need not match it.
+func (r *Rule) kindsSeen() kindMask {
+	var xs []*expr
+	switch {
+	case r.expect != nil:
+		xs = []*expr{r.match, r.expect}
+	case r.match != nil && r.match.kinds != 0:
+		return r.match.kinds
+	case len(r.steps) > 0:
+		for _, st := range r.steps {
+			xs = append(xs, st.match)
+		}
+	default:
+		return 0
+	}
+	var m kindMask
+	for _, x := range xs {
+		if x == nil || x.kinds == 0 {
+			return 0
+		}
+		m |= x.kinds
+	}
+	return m
 }
 
 func firstErr(errs ...error) error {
