@@ -83,11 +83,11 @@ type Rule struct {
 	groupFns  []func(*event.Event) string
 	valueFn   func(*event.Event) string // value_count, new_value
 	valueName string
-	steps     []step // sequence, all_of
-	expect    *expr  // absence
-	threshold int    // gte or lte
-	atMost    bool   // event_count lte
-	def       string // hash of the definition: Swap keeps state when it is unchanged
+	steps     []step   // sequence, all_of
+	expect    *expr    // absence
+	threshold int      // gte or lte
+	atMost    bool     // event_count lte
+	def       string   // hash of the definition: Swap keeps state when it is unchanged
 	kinds     kindMask // the kinds any of its expressions can match; 0: any
 }
 
