@@ -284,6 +284,10 @@ func (e *Engine) lapse(s *ruleState, g *group, out []*event.Event) []*event.Even
 		if len(st.refs) > 0 {
 			out = append(out, e.lapseAlert(s, g, st.refs, st.count))
 		}
+	case *gapState:
+		for _, x := range st.ranges {
+			out = append(out, e.gapAlert(s, g, x, x.deadline))
+		}
 	}
 	return out
 }

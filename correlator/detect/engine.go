@@ -216,7 +216,11 @@ func (e *Engine) advance(now int64, out []*event.Event) []*event.Event {
 		for len(s.expiry) > 0 && s.expiry[0].hAt < now {
 			g := s.expiry[0]
 			if g.expiry >= now {
+				out = e.gapDue(s, g, now, out)
 				g.hAt = g.expiry
+				if st, ok := g.st.(*gapState); ok && len(st.ranges) > 0 {
+					g.hAt = min(g.hAt, st.ranges[0].deadline)
+				}
 				heap.Fix(&s.expiry, 0)
 				continue
 			}
@@ -271,6 +275,8 @@ func (e *Engine) observeRule(s *ruleState, ev *event.Event, r ref, out []*event.
 		return e.observeValue(s, g, ev, r, out)
 	case NewValue:
 		return e.observeNew(s, g, ev, r, out)
+	case Gap:
+		return e.observeGap(s, g, ev, r, out)
 	}
 	return out
 }

@@ -66,6 +66,10 @@ func TestBadRuleFilesAreRefusedNamingFileAndRule(t *testing.T) {
 			ErrCorrelation, []string{`"r11"`, "steps"}},
 		{"absence without expect", map[string]string{"a.yaml": rule("r12", "match: \"true\"\nabsence: {window: 1h}\n")},
 			ErrMissing, []string{`"r12"`, "expect"}},
+		{"gap without instance and epoch", map[string]string{"a.yaml": rule("r13", "match: \"true\"\ngroup_by: [instance]\ngap: {grace: 1m, window: 1h}\n")},
+			ErrInvalidValue, []string{`"r13"`, "epoch"}},
+		{"gap grace beyond its window", map[string]string{"a.yaml": rule("r13", "match: \"true\"\ngroup_by: [instance, epoch]\ngap: {grace: 2h, window: 1h}\n")},
+			ErrInvalidValue, []string{`"r13"`, "grace"}},
 		{"not yaml", map[string]string{"a.yaml": "id: [\n"}, ErrSyntax, []string{"a.yaml"}},
 		{"empty set", map[string]string{"a_test.yaml": "cases: []\n"}, ErrEmpty, nil},
 	}

@@ -28,6 +28,7 @@ const (
 	AllOf      Correlation = "all_of"      // every step, in any order, within a window (Sigma's temporal)
 	NewValue   Correlation = "new_value"   // a field's value not seen for the group within a lookback
 	Absence    Correlation = "absence"     // a match not followed by an expected event within a window
+	Gap        Correlation = "gap"         // sequence numbers of a group missing for longer than a grace
 )
 
 // Bounds on what a rule may ask, so that per-group state stays bounded.
@@ -83,12 +84,13 @@ type Rule struct {
 	groupFns  []func(*event.Event) string
 	valueFn   func(*event.Event) string // value_count, new_value
 	valueName string
-	steps     []step   // sequence, all_of
-	expect    *expr    // absence
-	threshold int      // gte or lte
-	atMost    bool     // event_count lte
-	def       string   // hash of the definition: Swap keeps state when it is unchanged
-	kinds     kindMask // the kinds any of its expressions can match; 0: any
+	steps     []step        // sequence, all_of
+	expect    *expr         // absence
+	threshold int           // gte or lte
+	atMost    bool          // event_count lte
+	grace     time.Duration // gap
+	def       string        // hash of the definition: Swap keeps state when it is unchanged
+	kinds     kindMask      // the kinds any of its expressions can match; 0: any
 }
 
 type step struct {
@@ -223,13 +225,13 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 		r.match = m
 	}
 	var n int
-	for _, c := range []bool{sp.EventCount != nil, sp.ValueCount != nil, sp.Sequence != nil, sp.AllOf != nil, sp.NewValue != nil, sp.Absence != nil} {
+	for _, c := range []bool{sp.EventCount != nil, sp.ValueCount != nil, sp.Sequence != nil, sp.AllOf != nil, sp.NewValue != nil, sp.Absence != nil, sp.Gap != nil} {
 		if c {
 			n++
 		}
 	}
 	if n != 1 {
-		return nil, fail(CodeCorrelation, "a rule needs exactly one of event_count, value_count, sequence, all_of, new_value, absence; it has %d", n)
+		return nil, fail(CodeCorrelation, "a rule needs exactly one of event_count, value_count, sequence, all_of, new_value, absence, gap; it has %d", n)
 	}
 	window := func(what string, d duration) error {
 		if d <= 0 || time.Duration(d) > MaxWindow {
@@ -283,6 +285,18 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 		r.Correlation = NewValue
 		c := sp.NewValue
 		err = firstErr(valueField("new_value", c.Field), window("new_value lookback", c.Lookback), needMatch())
+	case sp.Gap != nil:
+		r.Correlation = Gap
+		c := sp.Gap
+		err = firstErr(window("gap window", c.Window), needMatch())
+		r.grace = time.Duration(c.Grace)
+		switch {
+		case err != nil:
+		case c.Grace <= 0 || time.Duration(c.Grace) > r.Window:
+			err = fail(CodeInvalidValue, "gap grace must be a positive duration up to the window (%s), not %s", r.Window, time.Duration(c.Grace))
+		case !slices.Contains(sp.GroupBy, "instance") || !slices.Contains(sp.GroupBy, "epoch"):
+			err = fail(CodeInvalidValue, "gap needs group_by [instance, epoch]: sequence numbers are dense per instance and epoch")
+		}
 	case sp.Absence != nil:
 		r.Correlation = Absence
 		c := sp.Absence

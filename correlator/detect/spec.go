@@ -44,6 +44,7 @@ type ruleSpec struct {
 	AllOf      *stepsSpec      `yaml:"all_of" json:"all_of,omitempty"`
 	NewValue   *newValueSpec   `yaml:"new_value" json:"new_value,omitempty"`
 	Absence    *absenceSpec    `yaml:"absence" json:"absence,omitempty"`
+	Gap        *gapSpec        `yaml:"gap" json:"gap,omitempty"`
 
 	line int
 }
@@ -86,6 +87,14 @@ type newValueSpec struct {
 // within Window.
 type absenceSpec struct {
 	Expect string   `yaml:"expect" json:"expect"`
+	Window duration `yaml:"window" json:"window"`
+}
+
+// gapSpec: sequence numbers missing from a group's events (an enforcer
+// instance's epoch) for longer than Grace; a group idle for Window is
+// forgotten.
+type gapSpec struct {
+	Grace  duration `yaml:"grace" json:"grace"`
 	Window duration `yaml:"window" json:"window"`
 }
 
