@@ -299,8 +299,9 @@ func (e *Engine) eval(s *ruleState, x *expr) bool {
 // session is in no session, and grouping all such events together
 // would relate strangers.
 func (e *Engine) groupKey(s *ruleState, ev *event.Event) bool {
-	b := binary.AppendUvarint(e.key[:0], uint64(len(ev.Tenant)))
-	b = append(b, ev.Tenant...)
+	tenant := groupTenant(s.r, ev)
+	b := binary.AppendUvarint(e.key[:0], uint64(len(tenant)))
+	b = append(b, tenant...)
 	for _, fn := range s.r.groupFns {
 		v := fn(ev)
 		if v == "" {
@@ -339,11 +340,11 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 		e.refuse(s, ev.Tenant, "rule_full")
 		return nil
 	}
-	if s.perTenant[ev.Tenant] >= e.opts.MaxGroupsPerTenant {
-		e.refuse(s, ev.Tenant, "tenant_full")
+	if s.perTenant[groupTenant(s.r, ev)] >= e.opts.MaxGroupsPerTenant {
+		e.refuse(s, groupTenant(s.r, ev), "tenant_full")
 		return nil
 	}
-	g := &group{key: string(e.key), tenant: ev.Tenant, values: make([]string, 0, len(s.r.groupFns)+1)}
+	g := &group{key: string(e.key), tenant: groupTenant(s.r, ev), values: make([]string, 0, len(s.r.groupFns)+1)}
 	for _, fn := range s.r.groupFns {
 		g.values = append(g.values, fn(ev))
 	}
@@ -358,6 +359,17 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 	heap.Push(&s.expiry, g)
 	s.tracked.Store(int64(len(s.groups)))
 	return g
+}
+
+// groupTenant is the tenant part of an event's group: its own, except
+// for gap, whose groups are an enforcer instance's epoch, numbered
+// across all the tenants it serves; those groups, and their alerts,
+// belong to no tenant.
+func groupTenant(r *Rule, ev *event.Event) string {
+	if r.Correlation == Gap {
+		return ""
+	}
+	return ev.Tenant
 }
 
 // drop forgets a group.

@@ -49,6 +49,9 @@ gap: {grace: 1m, window: 1h}
 		}, []want{{1, []int{0, 1}}, {1, []int{2, 1}}}},
 		{"mid-stream start", func() []*event.Event { return []*event.Event{mk(0, 100), mk(1, 101)} }, nil},
 		{"duplicates", func() []*event.Event { return []*event.Event{mk(0, 1), mk(1, 2), mk(2, 2), mk(3, 1)} }, nil},
+		{"one epoch across tenants", func() []*event.Event {
+			return []*event.Event{mk(0, 1), mk(1, 2, tenant("globex")), mk(2, 3, tenant("")), mk(3, 4)}
+		}, nil},
 		{"epochs are counted apart", func() []*event.Event {
 			return []*event.Event{mk(0, 1), mk(1, 2), mk(2, 1, epoch("ep2")), mk(3, 3)}
 		}, nil},

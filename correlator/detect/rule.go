@@ -294,6 +294,8 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 		case err != nil:
 		case c.Grace <= 0 || time.Duration(c.Grace) > r.Window:
 			err = fail(CodeInvalidValue, "gap grace must be a positive duration up to the window (%s), not %s", r.Window, time.Duration(c.Grace))
+		case sp.Tenant != "":
+			err = fail(CodeInvalidValue, "gap cannot be scoped to a tenant: an instance numbers the events of all its tenants together")
 		case !slices.Contains(sp.GroupBy, "instance") || !slices.Contains(sp.GroupBy, "epoch"):
 			err = fail(CodeInvalidValue, "gap needs group_by [instance, epoch]: sequence numbers are dense per instance and epoch")
 		}
