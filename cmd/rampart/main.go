@@ -33,6 +33,7 @@ var verbs = []verb{
 	{"keygen", "make an Ed25519 checkpoint signing key", runKeygen},
 	{"demo", "run the whole pipeline on simulated agents and show what landed", runDemo},
 	{"policy", "test policy fixtures, or explain one decision (test|eval)", runPolicy},
+	{"detect", "test detection rules against their fixtures (test)", runDetect},
 }
 
 func usage() {
@@ -65,7 +66,12 @@ func main() {
 			}
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "rampart %s: %v\n", v.name, err)
-				os.Exit(1)
+				code := 1
+				var ee exitError
+				if errors.As(err, &ee) {
+					code = ee.code
+				}
+				os.Exit(code)
 			}
 			return
 		}

@@ -66,3 +66,18 @@ func encodeULID(raw [16]byte) string {
 	}
 	return string(out[:])
 }
+
+// DerivedID returns the ULID with t's millisecond as its time part and
+// entropy as its 80 random bits. Derived ids name findings that must be
+// the same however often they are made (an alert from a redelivered or
+// replayed event): the caller hashes what identifies the finding into
+// entropy, and the id still sorts by time with the ids of IDSource.
+func DerivedID(t time.Time, entropy [10]byte) string {
+	ms := uint64(t.UnixMilli())
+	var raw [16]byte
+	for i := 0; i < 6; i++ {
+		raw[i] = byte(ms >> (40 - 8*i))
+	}
+	copy(raw[6:], entropy[:])
+	return encodeULID(raw)
+}

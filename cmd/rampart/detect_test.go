@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestDetectTestExitCodes: 0 (nil) when every case passes, 1 when one
+// fails, 2 when the rules or fixtures do not load or the usage is wrong.
+func TestDetectTestExitCodes(t *testing.T) {
+	const ruleSrc = `id: burst
+title: burst
+description: two denials
+severity: low
+tags: [owasp-llm:LLM06]
+match: effect == "deny"
+group_by: [actor]
+event_count: {window: 1m, gte: 2}
+`
+	fixture := func(want string) string {
+		return `cases:
+  - name: two denials
+    start: 2026-03-01T10:00:00Z
+    events:
+      - {id: a, at: 0s, kind: decision, tenant: acme, identity: {sub: "user:x"}, request: {method: GET, host: h, path: /}, decision: {effect: deny}}
+      - {id: b, at: 1s, kind: decision, tenant: acme, identity: {sub: "user:x"}, request: {method: GET, host: h, path: /}, decision: {effect: deny}}
+    want: ` + want + "\n"
+	}
+	cases := []struct {
+		name     string
+		rule     string
+		fixture  string
+		args     []string
+		wantCode int // 0: nil error
+	}{
+		{"pass", ruleSrc, fixture(`[{rule: burst, evidence: [a, b]}]`), nil, 0},
+		{"fail", ruleSrc, fixture(`[]`), nil, 1},
+		{"bad rule", ruleSrc + "bogus: 1\n", fixture(`[]`), nil, 2},
+		{"bad fixture", ruleSrc, "cases: [{name: x, nope: 1}]\n", nil, 2},
+		{"a flag detect test does not read", ruleSrc, fixture(`[]`), []string{"-config", "x"}, 2},
+		{"verbose", ruleSrc, fixture(`[{rule: burst, evidence: [a, b]}]`), []string{"-v"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, src := range map[string]string{"burst.yaml": c.rule, "burst_test.yaml": c.fixture} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := runDetect(context.Background(), append(append([]string{"test"}, c.args...), dir))
+			got := 0
+			var ee exitError
+			switch {
+			case err == nil:
+			case errors.As(err, &ee):
+				got = ee.code
+			case errors.Is(err, flag.ErrHelp):
+				got = 2 // main exits 2 on flag.ErrHelp
+			default:
+				got = 1
+			}
+			if got != c.wantCode {
+				t.Fatalf("exit %d (%v), want %d", got, err, c.wantCode)
+			}
+		})
+	}
+	if err := runDetect(context.Background(), []string{"replay-me"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("an unknown sub-verb: %v, want usage", err)
+	}
+}
+
+// TestDetectTestRunsTheShippedPack: the pack's fixtures pass through the
+// CLI as through go test.
+func TestDetectTestRunsTheShippedPack(t *testing.T) {
+	if err := runDetect(context.Background(), []string{"test", "../../correlator/rules"}); err != nil {
+		t.Fatal(err)
+	}
+}

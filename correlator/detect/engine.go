@@ -1,0 +1,426 @@
+package detect
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-io/rampart/schema/event"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxGroupsPerRule = 100_000
+	// DefaultTenantShare is the part of MaxGroupsPerRule one tenant may
+	// hold when MaxGroupsPerTenant is not set.
+	DefaultTenantShare = 10
+	DefaultMaxEvidence = 64
+)
+
+// Options bound and instrument an Engine. Zero values take the defaults.
+type Options struct {
+	// MaxGroupsPerRule bounds the groups one rule tracks. Default
+	// 100,000.
+	MaxGroupsPerRule int
+	// MaxGroupsPerTenant bounds the groups of one tenant in one rule, so
+	// one tenant's flood of groups cannot take every slot: past its
+	// share a tenant's new groups are refused (and counted), while
+	// other tenants' groups, old and new, are kept. Nothing is ever
+	// evicted to make room: evicting would silently end another group's
+	// window. Default MaxGroupsPerRule / 10.
+	MaxGroupsPerTenant int
+	// MaxEvidence bounds the event ids an alert lists: the first, then
+	// the latest. Default 64, at least 2.
+	MaxEvidence int
+	// Meter receives the engine's metrics; none when nil.
+	Meter metric.Meter
+	// Log receives rate-limited warnings (a refused group); slog's
+	// default when nil.
+	Log *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxGroupsPerRule <= 0 {
+		o.MaxGroupsPerRule = DefaultMaxGroupsPerRule
+	}
+	if o.MaxGroupsPerTenant <= 0 {
+		o.MaxGroupsPerTenant = max(o.MaxGroupsPerRule/DefaultTenantShare, 1)
+	}
+	o.MaxGroupsPerTenant = min(o.MaxGroupsPerTenant, o.MaxGroupsPerRule)
+	if o.MaxEvidence <= 0 {
+		o.MaxEvidence = DefaultMaxEvidence
+	}
+	o.MaxEvidence = max(o.MaxEvidence, 2)
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+}
+
+// Engine evaluates a rule set on a stream of events. It keeps, per rule,
+// the state of each group (tenant and group_by values) on event time:
+// windows are measured between event times, and the engine's clock is
+// the latest event time observed or the latest Advance, whichever is
+// later. The same ordered input (events and Advance calls) yields the
+// same alerts with the same ids.
+//
+// When an alert fires, and when a group can fire again:
+//   - The events that are an alert's evidence are consumed: no event is
+//     evidence of two alerts of one rule.
+//   - After an alert of event_count (gte), value_count, sequence or
+//     all_of, the group is muted until one window after the alert's first
+//     evidence event. Events in that time still update its state, but
+//     nothing fires; the first event after the mute that leaves the
+//     condition met fires the next alert. A condition that keeps holding
+//     yields at most one alert per group per window.
+//   - event_count (lte) and absence fire when their window lapses, at most
+//     once per window; the group then ends, and its next matching event
+//     starts a new window.
+//   - new_value fires once per new value of a group; it can fire again for
+//     that value only after the value was unseen for a whole lookback.
+//
+// An Engine is not safe for concurrent use.
+type Engine struct {
+	opts  Options
+	rules []*ruleState
+	act   *activation
+	clock int64  // unix ns
+	n     uint64 // events observed: the stream order of evidence
+	key   []byte // scratch for group keys
+	m     *metrics
+}
+
+// ruleState is one rule's groups.
+type ruleState struct {
+	id        string // the rule's id, fixed: read by the metrics callback
+	r         *Rule
+	groups    map[string]*group
+	perTenant map[string]int
+	expiry    expiryHeap
+	tracked   atomic.Int64 // read by the metrics callback
+	attrs     metric.MeasurementOption
+	lastLog   map[string]int64
+}
+
+// group is the state of one group of one rule.
+type group struct {
+	key    string
+	tenant string
+	values []string // group_by values, in rule order (then the new_value field's)
+	// expiry: once the clock passes it the group's windows have all
+	// lapsed; hAt is the time it sits at in the heap (at most expiry,
+	// re-sorted lazily when it is popped early).
+	expiry, hAt int64
+	hIdx        int
+	muteUntil   int64
+	// The event a lapse-fired alert (lte, absence) names as its request.
+	reqID string
+	ident *event.Identity
+	st    any // the correlation's state: *countState, *valueState, ...
+}
+
+// ref is one event as evidence.
+type ref struct {
+	id string
+	t  int64
+	n  uint64
+}
+
+// NewEngine returns an engine running rs. Its metrics callback stays
+// registered until Close.
+func NewEngine(rs *RuleSet, opts Options) *Engine {
+	opts.setDefaults()
+	e := &Engine{opts: opts, act: newActivation()}
+	e.m = newMetrics(opts.Meter, e)
+	e.install(rs, nil)
+	return e
+}
+
+// Close unregisters the engine's metrics callback.
+func (e *Engine) Close() { e.m.close() }
+
+// Swap installs a new rule set. A rule whose id and definition are
+// unchanged keeps its groups; a changed or new rule starts empty, and a
+// removed rule's state is dropped.
+func (e *Engine) Swap(rs *RuleSet) {
+	old := make(map[string]*ruleState, len(e.rules))
+	for _, s := range e.rules {
+		old[s.r.ID] = s
+	}
+	e.install(rs, old)
+}
+
+func (e *Engine) install(rs *RuleSet, old map[string]*ruleState) {
+	var states []*ruleState
+	if rs != nil {
+		for _, r := range rs.rules {
+			if s, ok := old[r.ID]; ok && s.r.def == r.def {
+				s.r = r
+				states = append(states, s)
+				continue
+			}
+			states = append(states, &ruleState{
+				id: r.ID, r: r, groups: map[string]*group{}, perTenant: map[string]int{},
+				attrs: e.m.ruleAttrs(r.ID), lastLog: map[string]int64{},
+			})
+		}
+	}
+	e.rules = states
+	e.m.setRules(states)
+}
+
+// Observe feeds one event, in stream order, and returns the alerts it
+// completes, as alert events ready to publish. The event's time first
+// moves the clock, as Advance would: windows that lapsed before it fire
+// first, so alerts do not depend on how often Advance is called.
+func (e *Engine) Observe(ev *event.Event) []*event.Event {
+	if ev == nil {
+		return nil
+	}
+	t := ev.Time.UnixNano()
+	out := e.advance(t, nil)
+	e.n++
+	e.act.reset(ev)
+	r := ref{id: ev.ID, t: t, n: e.n}
+	for _, s := range e.rules {
+		if s.r.kinds != 0 && s.r.kinds&e.act.kind == 0 {
+			continue
+		}
+		if s.r.Tenant != "" && s.r.Tenant != ev.Tenant {
+			continue
+		}
+		if ev.Alert != nil && ev.Alert.RuleID == s.r.ID {
+			continue // a rule never feeds on its own alerts
+		}
+		out = e.observeRule(s, ev, r, out)
+	}
+	e.act.reset(nil)
+	return out
+}
+
+// Advance moves the clock to now: absence and lte windows that lapsed
+// fire, and groups whose windows all lapsed are dropped. A clock never
+// moves back.
+func (e *Engine) Advance(now time.Time) []*event.Event {
+	return e.advance(now.UnixNano(), nil)
+}
+
+func (e *Engine) advance(now int64, out []*event.Event) []*event.Event {
+	if now <= e.clock {
+		return out
+	}
+	e.clock = now
+	for _, s := range e.rules {
+		for len(s.expiry) > 0 && s.expiry[0].hAt < now {
+			g := s.expiry[0]
+			if g.expiry >= now {
+				out = e.gapDue(s, g, now, out)
+				g.hAt = g.expiry
+				if st, ok := g.st.(*gapState); ok && len(st.ranges) > 0 {
+					g.hAt = min(g.hAt, st.ranges[0].deadline)
+				}
+				heap.Fix(&s.expiry, 0)
+				continue
+			}
+			out = e.lapse(s, g, out)
+			e.drop(s, g)
+		}
+	}
+	return out
+}
+
+// observeRule runs one rule on the current event.
+func (e *Engine) observeRule(s *ruleState, ev *event.Event, r ref, out []*event.Event) []*event.Event {
+	rule := s.r
+	if rule.match != nil && !e.eval(s, rule.match) {
+		if rule.Correlation != Absence {
+			return out
+		}
+		// absence: an event that is not a start may still be the
+		// expected one.
+		if rule.expect == nil || !e.eval(s, rule.expect) {
+			return out
+		}
+		g := e.lookup(s, ev, false)
+		if g != nil {
+			out = e.satisfy(s, g, r, out)
+		}
+		return out
+	}
+	switch rule.Correlation {
+	case Sequence, AllOf:
+		return e.observeSteps(s, ev, r, out)
+	case Absence:
+		if rule.expect != nil && e.eval(s, rule.expect) {
+			if g := e.lookup(s, ev, false); g != nil {
+				out = e.satisfy(s, g, r, out)
+			}
+		}
+		g := e.lookup(s, ev, true)
+		if g == nil {
+			return out
+		}
+		return e.observeAbsence(s, g, ev, r, out)
+	}
+	g := e.lookup(s, ev, true)
+	if g == nil {
+		return out
+	}
+	switch rule.Correlation {
+	case EventCount:
+		return e.observeCount(s, g, ev, r, out)
+	case ValueCount:
+		return e.observeValue(s, g, ev, r, out)
+	case NewValue:
+		return e.observeNew(s, g, ev, r, out)
+	case Gap:
+		return e.observeGap(s, g, ev, r, out)
+	}
+	return out
+}
+
+// eval runs one expression on the current event; an error is no match,
+// counted.
+func (e *Engine) eval(s *ruleState, x *expr) bool {
+	ok, err := x.eval(e.act)
+	if err != nil {
+		e.m.evalError(s)
+		return false
+	}
+	return ok
+}
+
+// groupKey writes the group's key into e.key: the tenant and each group
+// value (and the new_value field's value), each length-prefixed, so no
+// two different tuples of values, whatever bytes they hold, share a key.
+// It reports false when a group value is empty: an event without a
+// session is in no session, and grouping all such events together
+// would relate strangers.
+func (e *Engine) groupKey(s *ruleState, ev *event.Event) bool {
+	tenant := groupTenant(s.r, ev)
+	b := binary.AppendUvarint(e.key[:0], uint64(len(tenant)))
+	b = append(b, tenant...)
+	for _, fn := range s.r.groupFns {
+		v := fn(ev)
+		if v == "" {
+			e.key = b
+			return false
+		}
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	if s.r.Correlation == NewValue {
+		v := s.r.valueFn(ev)
+		if v == "" {
+			e.key = b
+			return false
+		}
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	e.key = b
+	return true
+}
+
+// lookup returns the event's group, creating it when create is set and
+// the bounds allow; nil when the event has no group or it is refused.
+func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
+	if !e.groupKey(s, ev) {
+		return nil
+	}
+	if g, ok := s.groups[string(e.key)]; ok {
+		return g
+	}
+	if !create {
+		return nil
+	}
+	if len(s.groups) >= e.opts.MaxGroupsPerRule {
+		e.refuse(s, ev.Tenant, "rule_full")
+		return nil
+	}
+	if s.perTenant[groupTenant(s.r, ev)] >= e.opts.MaxGroupsPerTenant {
+		e.refuse(s, groupTenant(s.r, ev), "tenant_full")
+		return nil
+	}
+	g := &group{key: string(e.key), tenant: groupTenant(s.r, ev), values: make([]string, 0, len(s.r.groupFns)+1)}
+	for _, fn := range s.r.groupFns {
+		g.values = append(g.values, fn(ev))
+	}
+	if s.r.Correlation == NewValue {
+		g.values = append(g.values, s.r.valueFn(ev))
+	}
+	t := ev.Time.UnixNano()
+	g.expiry = t + int64(s.r.Window)
+	g.hAt = g.expiry
+	s.groups[g.key] = g
+	s.perTenant[g.tenant]++
+	heap.Push(&s.expiry, g)
+	s.tracked.Store(int64(len(s.groups)))
+	return g
+}
+
+// groupTenant is the tenant part of an event's group: its own, except
+// for gap, whose groups are an enforcer instance's epoch, numbered
+// across all the tenants it serves; those groups, and their alerts,
+// belong to no tenant.
+func groupTenant(r *Rule, ev *event.Event) string {
+	if r.Correlation == Gap {
+		return ""
+	}
+	return ev.Tenant
+}
+
+// drop forgets a group.
+func (e *Engine) drop(s *ruleState, g *group) {
+	if g.hIdx >= 0 && g.hIdx < len(s.expiry) && s.expiry[g.hIdx] == g {
+		heap.Remove(&s.expiry, g.hIdx)
+	}
+	delete(s.groups, g.key)
+	if s.perTenant[g.tenant]--; s.perTenant[g.tenant] <= 0 {
+		delete(s.perTenant, g.tenant)
+	}
+	s.tracked.Store(int64(len(s.groups)))
+}
+
+// refuse counts a group that could not be tracked and logs it, at most
+// once a minute of event time per rule and reason.
+func (e *Engine) refuse(s *ruleState, tenant, reason string) {
+	e.m.groupDropped(s, reason)
+	if last, ok := s.lastLog[reason]; ok && e.clock-last < int64(time.Minute) {
+		return
+	}
+	s.lastLog[reason] = e.clock
+	e.opts.Log.Warn("detection group refused: bound reached; the rule is blind to new groups of this tenant until some lapse",
+		"rule", s.r.ID, "tenant", tenant, "reason", reason, "groups", len(s.groups),
+		"max_groups_per_rule", e.opts.MaxGroupsPerRule, "max_groups_per_tenant", e.opts.MaxGroupsPerTenant)
+}
+
+// extend pushes a group's expiry later; the heap is re-sorted lazily.
+func extend(g *group, until int64) {
+	g.expiry = max(g.expiry, until)
+}
+
+// expiryHeap orders groups by hAt, earliest first.
+type expiryHeap []*group
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].hAt < h[j].hAt }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hIdx, h[j].hIdx = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	g := x.(*group)
+	g.hIdx = len(*h)
+	*h = append(*h, g)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	g := old[len(old)-1]
+	old[len(old)-1] = nil
+	g.hIdx = -1
+	*h = old[:len(old)-1]
+	return g
+}

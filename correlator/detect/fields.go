@@ -1,0 +1,320 @@
+package detect
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	celref "github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+// The fields of one event that rules see, defined once: each is a CEL
+// variable of match expressions, and the scalar ones (strings and ints)
+// can also be group_by fields and the field of value_count and new_value.
+// The names are those of the enforcer's policy environment where the
+// two overlap (subject, actor, chain, chain_depth, session, task, tool,
+// destination, data_class, ...), so a rule reads like a policy; the
+// event's own names (session_id, task_id, principal) are aliases.
+// Absent values are the zero value ("" or 0, an empty list or map), so
+// a rule on tool never matches an event without one.
+
+type fieldKind int
+
+const (
+	kindString fieldKind = iota
+	kindInt
+	kindList // list(string)
+	kindIntList
+	kindMap // map(string, dyn)
+	kindStringMap
+	kindTime
+)
+
+// field is one variable: its name, type and how to read it.
+type field struct {
+	name string
+	kind fieldKind
+	str  func(*event.Event) string // kindString
+	num  func(*event.Event) int64  // kindInt
+	list func(*event.Event) []string
+	nums func(*event.Event) []uint64
+	smap func(*event.Event) map[string]string
+}
+
+func ident(e *event.Event) *event.Identity {
+	if e.Identity == nil {
+		return &noIdentity
+	}
+	return e.Identity
+}
+
+func req(e *event.Event) *event.Request {
+	if e.Request == nil {
+		return &noRequest
+	}
+	return e.Request
+}
+
+func dec(e *event.Event) *event.Decision {
+	if e.Decision == nil {
+		return &noDecision
+	}
+	return e.Decision
+}
+
+func resp(e *event.Event) *event.Response {
+	if e.Response == nil {
+		return &noResponse
+	}
+	return e.Response
+}
+
+func alert(e *event.Event) *event.Alert {
+	if e.Alert == nil {
+		return &noAlert
+	}
+	return e.Alert
+}
+
+var (
+	noIdentity event.Identity
+	noRequest  event.Request
+	noDecision event.Decision
+	noResponse event.Response
+	noAlert    event.Alert
+)
+
+func strField(name string, f func(*event.Event) string) field {
+	return field{name: name, kind: kindString, str: f}
+}
+func intField(name string, f func(*event.Event) int64) field {
+	return field{name: name, kind: kindInt, num: f}
+}
+
+// fields lists every variable; its order is the activation's slot order.
+var fields = []field{
+	strField("kind", func(e *event.Event) string { return string(e.Kind) }),
+	strField("tenant", func(e *event.Event) string { return e.Tenant }),
+	strField("instance", func(e *event.Event) string { return e.Instance }),
+	strField("epoch", func(e *event.Event) string { return e.Epoch }),
+	intField("seq", func(e *event.Event) int64 { return int64(min(e.Seq, 1<<63-1)) }),
+	{name: "time", kind: kindTime},
+	strField("id", func(e *event.Event) string { return e.ID }),
+	strField("request_id", func(e *event.Event) string { return e.RequestID }),
+
+	strField("subject", func(e *event.Event) string { return ident(e).Subject }),
+	strField("principal", func(e *event.Event) string { return ident(e).Subject }),
+	strField("issuer", func(e *event.Event) string { return ident(e).Issuer }),
+	strField("spiffe_id", func(e *event.Event) string { return ident(e).SPIFFEID }),
+	strField("actor", func(e *event.Event) string { return e.Identity.CurrentActor() }),
+	{name: "chain", kind: kindList, list: chainOf},
+	intField("chain_depth", func(e *event.Event) int64 { return int64(len(ident(e).Chain)) }),
+	strField("session", func(e *event.Event) string { return ident(e).SessionID }),
+	strField("session_id", func(e *event.Event) string { return ident(e).SessionID }),
+	strField("task", func(e *event.Event) string { return ident(e).TaskID }),
+	strField("task_id", func(e *event.Event) string { return ident(e).TaskID }),
+	strField("session_source", func(e *event.Event) string { return ident(e).SessionSource }),
+	strField("task_source", func(e *event.Event) string { return ident(e).TaskSource }),
+
+	strField("method", func(e *event.Event) string { return req(e).Method }),
+	strField("host", func(e *event.Event) string { return req(e).Host }),
+	strField("path", func(e *event.Event) string { return req(e).Path }),
+	strField("query", func(e *event.Event) string { return req(e).Query }),
+	{name: "headers", kind: kindStringMap, smap: func(e *event.Event) map[string]string { return req(e).Headers }},
+	strField("rpc_method", func(e *event.Event) string { return req(e).RPCMethod }),
+	strField("rpc_kind", func(e *event.Event) string { return req(e).RPCKind }),
+	strField("tool", func(e *event.Event) string { return req(e).Tool }),
+	strField("prompt", func(e *event.Event) string { return req(e).Prompt }),
+	strField("resource", func(e *event.Event) string { return req(e).Resource }),
+	strField("args_digest", func(e *event.Event) string { return req(e).ArgsDigest }),
+	{name: "args", kind: kindMap},
+	intField("body_bytes", func(e *event.Event) int64 { return req(e).BodyBytes }),
+	strField("destination", func(e *event.Event) string { return req(e).Destination }),
+	strField("data_class", func(e *event.Event) string { return req(e).DataClass }),
+	{name: "truncated", kind: kindList, list: func(e *event.Event) []string { return req(e).Truncated }},
+
+	strField("effect", func(e *event.Event) string { return string(dec(e).Effect) }),
+	strField("policy_id", func(e *event.Event) string { return dec(e).PolicyID }),
+	strField("policy_hash", func(e *event.Event) string { return dec(e).PolicyHash }),
+	strField("rule_id", func(e *event.Event) string { return dec(e).RuleID }),
+	strField("code", func(e *event.Event) string { return dec(e).Code }),
+	strField("reason", func(e *event.Event) string { return dec(e).Reason }),
+	{name: "shadow", kind: kindList, list: func(e *event.Event) []string { return dec(e).Shadow }},
+
+	intField("status", func(e *event.Event) int64 { return int64(resp(e).Status) }),
+	strField("outcome", func(e *event.Event) string { return resp(e).Outcome }),
+	intField("duration_ns", func(e *event.Event) int64 { return resp(e).DurationNs }),
+	intField("response_bytes", func(e *event.Event) int64 { return resp(e).Bytes }),
+
+	{name: "unrecorded", kind: kindIntList, nums: func(e *event.Event) []uint64 {
+		if e.Checkpoint == nil {
+			return nil
+		}
+		return e.Checkpoint.Unrecorded
+	}},
+
+	strField("alert_rule_id", func(e *event.Event) string { return alert(e).RuleID }),
+	strField("alert_title", func(e *event.Event) string { return alert(e).Title }),
+	strField("alert_severity", func(e *event.Event) string { return string(alert(e).Severity) }),
+	{name: "alert_tags", kind: kindList, list: func(e *event.Event) []string { return alert(e).Tags }},
+	intField("alert_count", func(e *event.Event) int64 { return int64(alert(e).Count) }),
+}
+
+func chainOf(e *event.Event) []string {
+	c := ident(e).Chain
+	if len(c) == 0 {
+		return nil
+	}
+	out := make([]string, len(c))
+	for i, a := range c {
+		out[i] = a.Subject
+	}
+	return out
+}
+
+// fieldIndex maps a variable name to its slot in fields.
+var fieldIndex = func() map[string]int {
+	m := make(map[string]int, len(fields))
+	for i, f := range fields {
+		m[f.name] = i
+	}
+	return m
+}()
+
+// scalarField returns the field name as group_by and value fields read
+// it: strings as they are, ints in decimal. Lists, maps and time are not
+// scalar, and a group of them would be ambiguous.
+func scalarField(name string) (func(*event.Event) string, bool) {
+	i, ok := fieldIndex[name]
+	if !ok {
+		return nil, false
+	}
+	f := fields[i]
+	switch f.kind {
+	case kindString:
+		return f.str, true
+	case kindInt:
+		return func(e *event.Event) string { return strconv.FormatInt(f.num(e), 10) }, true
+	}
+	return nil, false
+}
+
+// celVariables declares every field to the CEL environment.
+func celVariables() []cel.EnvOption {
+	opts := make([]cel.EnvOption, 0, len(fields))
+	for _, f := range fields {
+		var t *cel.Type
+		switch f.kind {
+		case kindString:
+			t = cel.StringType
+		case kindInt:
+			t = cel.IntType
+		case kindList:
+			t = cel.ListType(cel.StringType)
+		case kindIntList:
+			t = cel.ListType(cel.IntType)
+		case kindMap:
+			t = cel.MapType(cel.StringType, cel.DynType)
+		case kindStringMap:
+			t = cel.MapType(cel.StringType, cel.StringType)
+		case kindTime:
+			t = cel.TimestampType
+		}
+		opts = append(opts, cel.Variable(f.name, t))
+	}
+	return opts
+}
+
+var (
+	emptyList      = types.NewStringList(types.DefaultTypeAdapter, []string{})
+	emptyMap       = types.NewStringInterfaceMap(types.DefaultTypeAdapter, map[string]any{})
+	emptyStringMap = types.NewStringStringMap(types.DefaultTypeAdapter, map[string]string{})
+	emptyString    = types.String("")
+)
+
+// activation resolves the variables of one event. Each is converted to
+// its CEL value on first use and shared by every rule that reads it; the
+// engine reuses one activation for all events.
+type activation struct {
+	ev   *event.Event
+	kind kindMask
+	vals []celref.Val
+}
+
+func newActivation() *activation { return &activation{vals: make([]celref.Val, len(fields))} }
+
+func (a *activation) reset(ev *event.Event) {
+	a.ev = ev
+	if ev != nil {
+		a.kind = kindBit(ev.Kind)
+	}
+	clear(a.vals)
+}
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	i, ok := fieldIndex[name]
+	if !ok {
+		return nil, false
+	}
+	if v := a.vals[i]; v != nil {
+		return v, true
+	}
+	v := a.value(i)
+	a.vals[i] = v
+	return v, true
+}
+
+func (a *activation) value(i int) celref.Val {
+	f, e := &fields[i], a.ev
+	switch f.kind {
+	case kindString:
+		if s := f.str(e); s != "" {
+			return types.String(s)
+		}
+		return emptyString
+	case kindInt:
+		return types.Int(f.num(e))
+	case kindList:
+		if l := f.list(e); len(l) > 0 {
+			return types.NewStringList(types.DefaultTypeAdapter, l)
+		}
+		return emptyList
+	case kindIntList:
+		l := f.nums(e)
+		vals := make([]celref.Val, len(l))
+		for i, n := range l {
+			vals[i] = types.Int(int64(min(n, 1<<63-1)))
+		}
+		return types.NewRefValList(types.DefaultTypeAdapter, vals)
+	case kindStringMap:
+		if m := f.smap(e); len(m) > 0 {
+			return types.NewStringStringMap(types.DefaultTypeAdapter, m)
+		}
+		return emptyStringMap
+	case kindTime:
+		return types.Timestamp{Time: e.Time}
+	case kindMap:
+		raw := req(e).Args
+		if len(raw) == 0 {
+			return emptyMap
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+			// Arguments that are not a JSON object: an error, so a
+			// rule on args fails (no match, counted) rather than
+			// reading an empty map as "no such argument".
+			return types.NewErr("args are not a JSON object")
+		}
+		return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m)
+	}
+	return types.NewErr("unknown variable %q", f.name)
+}
+
+// Parent implements interpreter.Activation.
+func (*activation) Parent() interpreter.Activation { return nil }
+
+var _ interpreter.Activation = (*activation)(nil)

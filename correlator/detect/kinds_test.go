@@ -1,0 +1,46 @@
+package detect
+
+import (
+	"testing"
+
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+func TestKindPrefilterOnlySkipsWhatCannotMatch(t *testing.T) {
+	dec, resp, pol := kindBit(event.KindDecision), kindBit(event.KindResponse), kindBit(event.KindPolicy)
+	cases := []struct {
+		src  string
+		want kindMask
+	}{
+		{`kind == "decision"`, dec},
+		{`"decision" == kind`, dec},
+		{`kind == "decision" && effect == "deny"`, dec},
+		{`effect == "deny" && (tool == "x" && kind == "response")`, resp},
+		{`kind in ["decision", "policy"] && code != ""`, dec | pol},
+		{`kind == "decision" || kind == "response"`, 0},
+		{`!(kind == "decision")`, 0},
+		{`kind != "decision"`, 0},
+		{`effect == "deny"`, 0},
+		{`kind in [tool]`, 0},
+		{`kind == "future_kind"`, kindBit("future_kind")},
+		{`kind == "decision" && kind == "response"`, 1 << 14},
+	}
+	for _, c := range cases {
+		x, err := compileExpr("match", c.src)
+		if err != nil {
+			t.Fatalf("%s: %v", c.src, err)
+		}
+		if x.kinds != c.want {
+			t.Errorf("%s: kinds %b, want %b", c.src, x.kinds, c.want)
+		}
+	}
+	// An event of a kind this version does not know still reaches a rule
+	// naming that kind.
+	rs := load(t, map[string]string{"r.yaml": rule("future", "match: kind == \"credential\"\nevent_count: {window: 1m, gte: 1}\n")})
+	e := NewEngine(rs, Options{})
+	x := ev(0)
+	x.Kind = "credential"
+	if got := feed(e, x); len(got) != 1 {
+		t.Fatalf("a future kind: %d alerts", len(got))
+	}
+}
