@@ -17,6 +17,7 @@ import (
 	"github.com/rampart-io/rampart/schema/subject"
 	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -116,15 +117,12 @@ func count(t *testing.T, ch *chstore.Client, q string) int {
 // waitFor polls until the query returns want, or fails after a deadline.
 func waitFor(t *testing.T, ch *chstore.Client, q string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	got := -1
-	for time.Now().Before(deadline) {
-		if got = count(t, ch, q); got == want {
-			return
+	poll.Until(t, 30*time.Second, func() error {
+		if got := count(t, ch, q); got != want {
+			return fmt.Errorf("%s = %d, want %d", q, got, want)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s = %d, want %d", q, got, want)
+		return nil
+	})
 }
 
 func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {

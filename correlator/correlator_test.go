@@ -17,6 +17,7 @@ import (
 	"github.com/rampart-io/rampart/schema/subject"
 	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 type publisher struct {
@@ -75,16 +76,13 @@ func start(t *testing.T, url string, ch *chstore.Client, addr string) func() {
 
 func waitRows(t *testing.T, ch *chstore.Client, q string, want [][]string) {
 	t.Helper()
-	var got [][]string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		got, _ = ch.Query(context.Background(), q)
-		if reflect.DeepEqual(got, want) {
-			return
+	poll.Until(t, 30*time.Second, func() error {
+		got, err := ch.Query(context.Background(), q)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("%s\n got %q (%v)\nwant %q", q, got, err, want)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s\n got %q\nwant %q", q, got, want)
+		return nil
+	})
 }
 
 func TestSessionsSurviveRestartWithoutDoubleCounting(t *testing.T) {

@@ -22,14 +22,11 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
@@ -284,43 +281,11 @@ func (h *harness) eventsAll(t *testing.T) []*event.Event {
 	return out
 }
 
-// readEvents reads the events stream from its start, a fetch at a time,
-// handing each fetch's events to more until it returns false (true) or
-// the deadline passes (false).
+// readEvents reads the events stream from its start: see
+// natstest.ReadEvents.
 func (h *harness) readEvents(t *testing.T, deadline time.Duration, more func(batch []*event.Event) bool) bool {
 	t.Helper()
-	nc, err := nats.Connect(h.nats.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	c, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		fetched, err := c.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var batch []*event.Event
-		for m := range fetched.Messages() {
-			events, err := event.DecodeMessage(m.Data())
-			if err != nil {
-				t.Fatalf("undecodable message: %v", err)
-			}
-			batch = append(batch, events...)
-		}
-		if !more(batch) {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-	}
+	return natstest.ReadEvents(t, h.nats.URL(), deadline, more)
 }
 
 // errorCode is the refusal's Rampart code, from its error body or, for a

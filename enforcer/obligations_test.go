@@ -12,13 +12,11 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 const obligationsPolicy = `id: obligations
@@ -195,30 +193,20 @@ func TestPolicyReloadIsRecorded(t *testing.T) {
 // waitPolicyEvent returns the first policy event with the given code.
 func waitPolicyEvent(t *testing.T, h *harness, code string) *event.Event {
 	t.Helper()
-	nc, err := nats.Connect(h.nats.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := js.OrderedConsumer(t.Context(), stream.Events, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"rampart.v1.~.policy"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch, _ := c.Fetch(100, jetstream.FetchMaxWait(200*time.Millisecond))
-		for m := range batch.Messages() {
-			events, _ := event.DecodeMessage(m.Data())
-			for _, e := range events {
-				if e.Decision.Code == code {
-					return e
-				}
+	var found *event.Event
+	natstest.ReadEvents(t, h.nats.URL(), 10*time.Second, func(batch []*event.Event) bool {
+		for _, e := range batch {
+			if e.Decision.Code == code {
+				found = e
+				return false
 			}
 		}
+		return true
+	}, "rampart.v1.~.policy")
+	if found == nil {
+		t.Fatalf("no policy event with code %q", code)
 	}
-	t.Fatalf("no policy event with code %q", code)
-	return nil
+	return found
 }
 
 func TestQueryAndResourceReachPolicyAndRecord(t *testing.T) {

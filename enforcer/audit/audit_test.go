@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/schema/subject"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 func connect(t *testing.T, url string, timeout time.Duration) *audit.Publisher {
@@ -200,15 +202,10 @@ func TestPublishWhileDownThenRecover(t *testing.T) {
 	}
 
 	srv.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := p.Publish(context.Background(), request("acme", "r3"))
-		if err == nil {
-			break
+	poll.Until(t, 10*time.Second, func() error {
+		if err := p.Publish(context.Background(), request("acme", "r3")); err != nil {
+			return fmt.Errorf("no recovery after restart: %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after restart: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a wait for an event
-	}
+		return nil
+	})
 }

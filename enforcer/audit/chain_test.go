@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // keyFile writes a checkpoint key and returns its path and the trusted keys.
@@ -98,13 +100,12 @@ func TestRefusedEventsAreReportedUnrecorded(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 	srv.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Publish(context.Background(), request("acme", "after")) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no recovery")
+	poll.Until(t, 10*time.Second, func() error {
+		if err := p.Publish(context.Background(), request("acme", "after")); err != nil {
+			return fmt.Errorf("no recovery: %w", err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	p.Close()
 	rep := chain.Check(stored(t, srv.URL(), 3), chain.Options{Keys: trusted})
 	if !rep.Clean() {

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // Calls that arrive while a group is in flight are recorded together, one
@@ -46,24 +48,20 @@ func TestCallsArrivingDuringARecordShareTheNext(t *testing.T) {
 			waits = append(waits, call(Refuse, "acme"))
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, func() error {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		joined := 0
 		for _, g := range p.forming {
 			if g != nil {
 				joined += len(g.events)
 			}
 		}
-		p.mu.Unlock()
-		if joined == 14 {
-			break
+		if joined != 14 {
+			return fmt.Errorf("%d of 14 events joined a forming group", joined)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 14 events joined a forming group", joined)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	for _, w := range waits {
 		select {
 		case err := <-w:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // urlIssuer is a Verifier whose single issuer's keys come from srv.
@@ -125,17 +126,16 @@ func TestJWKSScheduledRefresh(t *testing.T) {
 	srv.set(jwksJSON(t, oldKey, newKey))
 	tok := sign(t, jwa.RS256, newKey, claims(nil), nil)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, 10*time.Second, func() error {
 		_, err := v.VerifyToken(context.Background(), tok)
-		if err == nil {
-			break
+		if err != nil && identity.CodeOf(err) != identity.TokenUnknownKey {
+			t.Fatalf("while the new key is awaited: %v", err)
 		}
-		if identity.CodeOf(err) != identity.TokenUnknownKey || time.Now().After(deadline) {
-			t.Fatalf("new key never picked up: %v (fetches %d)", err, srv.fetches.Load())
+		if err != nil {
+			return fmt.Errorf("new key never picked up: %v (fetches %d)", err, srv.fetches.Load())
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for an event
-	}
+		return nil
+	})
 	if srv.fetches.Load() < 2 {
 		t.Errorf("fetches = %d, want a scheduled one", srv.fetches.Load())
 	}

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 const (
@@ -30,20 +32,19 @@ func (e *events) add(ev policy.ReloadEvent) { e.mu.Lock(); e.evs = append(e.evs,
 // wait polls until an event satisfies ok, or fails the test at the deadline.
 func (e *events) wait(t *testing.T, ok func(policy.ReloadEvent) bool) policy.ReloadEvent {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var found policy.ReloadEvent
+	poll.Until(t, 10*time.Second, func() error {
 		e.mu.Lock()
+		defer e.mu.Unlock()
 		for _, ev := range e.evs {
 			if ok(ev) {
-				e.mu.Unlock()
-				return ev
+				found = ev
+				return nil
 			}
 		}
-		e.mu.Unlock()
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
-	}
-	t.Fatal("no matching reload event before the deadline")
-	return policy.ReloadEvent{}
+		return fmt.Errorf("no matching reload event among %d", len(e.evs))
+	})
+	return found
 }
 
 func effectOf(w *policy.Watcher, tool string) event.Effect {

@@ -2,10 +2,12 @@ package faults
 
 import (
 	"context"
-	"io"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
+	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // steady runs load against url for before, then fault(), then after.
@@ -79,46 +83,69 @@ func TestClickHouseOutageHoldsBoundedPendingAndCatchesUp(t *testing.T) {
 	r := newRig(t)
 	url := r.startEnforcer("enf-ch", audit.Refuse)
 	r.startCollector()
-	var maxPending int
+	js := r.nats.JetStream()
+	bound := collector.Defaults().BatchSize
+	var maxPending, polls int
+	var pollErr error
 	results := r.steady(url, 2*time.Second, 3*time.Second, func() {
 		r.chSrv.Stop()
-		nc, _ := nats.Connect(r.nats.URL())
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
 		end := time.Now().Add(outage())
 		for time.Now().Before(end) {
-			if c, err := js.Consumer(context.Background(), stream.Events, "collector"); err == nil {
-				if info, err := c.Info(context.Background()); err == nil {
-					maxPending = max(maxPending, info.NumAckPending)
-				}
+			if info, err := consumerInfo(js, collector.Defaults().Consumer); err != nil {
+				pollErr = err
+			} else {
+				polls++
+				maxPending = max(maxPending, info.NumAckPending)
 			}
-			time.Sleep(250 * time.Millisecond)
+			time.Sleep(250 * time.Millisecond) // polling interval through the outage
 		}
 		if err := r.chSrv.Restart(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	})
 	expect(t, "ClickHouse down", r.reconcile(results), false)
-	t.Logf("most unacknowledged events held by the collector during the outage: %d (bound %d)", maxPending, 1000)
-	if maxPending > 1000 {
-		t.Fatalf("pending %d exceeds the batch bound", maxPending)
+	t.Logf("most unacknowledged events held by the collector during the outage: %d (bound %d, %d polls)", maxPending, bound, polls)
+	switch {
+	case polls == 0:
+		t.Fatalf("the collector's consumer could not be read during the outage: %v", pollErr)
+	case maxPending == 0:
+		t.Fatal("the collector held nothing unacknowledged while ClickHouse was down: the outage never reached it")
+	case maxPending > bound:
+		t.Fatalf("pending %d exceeds the batch bound %d", maxPending, bound)
 	}
 	r.verifyClean()
 }
 
-// cutter is a TCP proxy whose connections can all be cut at once.
-type cutter struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+// consumerInfo reads the durable consumer's state.
+func consumerInfo(js jetstream.JetStream, name string) (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, stream.Events, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
 }
 
-func newCutter(t *testing.T, target string) *cutter {
+// cutter is a TCP proxy whose connections can all be cut at once, either
+// now or the moment a client sends a request (cutOnRequest), so that the
+// cut lands while the request is in flight. With a delay, every chunk is
+// forwarded that long after it arrived: a slow network, whose bytes in
+// transit a cut loses.
+type cutter struct {
+	ln    net.Listener
+	delay time.Duration
+	mu    sync.Mutex
+	conns []net.Conn
+	armed chan struct{} // closed by a client chunk while armed
+}
+
+func newCutter(t *testing.T, target string, delay time.Duration) *cutter {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cutter{ln: ln}
+	c := &cutter{ln: ln, delay: delay}
 	t.Cleanup(func() { ln.Close(); c.cut() })
 	go func() {
 		for {
@@ -134,11 +161,52 @@ func newCutter(t *testing.T, target string) *cutter {
 			c.mu.Lock()
 			c.conns = append(c.conns, in, out)
 			c.mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
+			go func() { c.pipe(out, in, true); out.Close() }()
+			go func() { c.pipe(in, out, false); in.Close() }()
 		}
 	}()
 	return c
+}
+
+// pipe copies src to dst, delayed; a client's chunk fires an armed cut
+// once it has been forwarded, while the server has yet to answer it.
+func (c *cutter) pipe(dst, src net.Conn, fromClient bool) {
+	type chunk struct {
+		at   time.Time
+		data []byte
+	}
+	q := make(chan chunk, 1024)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{time.Now(), buf[:n]}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		for range q { // what was in transit is lost; let the reader end
+		}
+	}()
+	for ch := range q {
+		time.Sleep(time.Until(ch.at.Add(c.delay))) // the network's latency
+		if _, err := dst.Write(ch.data); err != nil {
+			return
+		}
+		if fromClient {
+			c.mu.Lock()
+			if c.armed != nil {
+				close(c.armed)
+				c.armed = nil
+			}
+			c.mu.Unlock()
+		}
+	}
 }
 
 func (c *cutter) cut() {
@@ -150,10 +218,29 @@ func (c *cutter) cut() {
 	c.conns = nil
 }
 
+// cutOnRequest cuts every connection the moment a client's request has
+// been forwarded, and reports whether one came within timeout.
+func (c *cutter) cutOnRequest(timeout time.Duration) bool {
+	fired := make(chan struct{})
+	c.mu.Lock()
+	c.armed = fired
+	c.mu.Unlock()
+	select {
+	case <-fired:
+		c.cut()
+		return true
+	case <-time.After(timeout):
+		c.mu.Lock()
+		c.armed = nil
+		c.mu.Unlock()
+		return false
+	}
+}
+
 func TestConnectionsCutMidInsertCreateNoDuplicates(t *testing.T) {
 	r := newRig(t)
 	url := r.startEnforcer("enf-cut", audit.Refuse)
-	proxy := newCutter(t, r.chAddr)
+	proxy := newCutter(t, r.chAddr, 0)
 	realAddr := r.chAddr
 	r.chAddr = proxy.ln.Addr().String() // the collector goes through the proxy
 	r.startCollector()
@@ -162,37 +249,91 @@ func TestConnectionsCutMidInsertCreateNoDuplicates(t *testing.T) {
 	results := r.steady(url, time.Second, time.Second, func() {
 		end := time.Now().Add(outage())
 		for time.Now().Before(end) {
-			time.Sleep(150 * time.Millisecond)
-			proxy.cut()
-			cuts++
+			// The collector only inserts: a cut the moment it sends is a cut
+			// in the middle of an insert.
+			if proxy.cutOnRequest(time.Second) {
+				cuts++
+			}
 		}
 	})
-	t.Logf("cut the collector's ClickHouse connections %d times", cuts)
+	t.Logf("cut the collector's ClickHouse connections %d times, each with an insert in flight", cuts)
+	if cuts == 0 {
+		t.Fatal("no cut landed on an insert in flight")
+	}
 	expect(t, "connections cut", r.reconcile(results), false)
+	r.verifyClean()
 }
 
+// The collector's link to NATS is slow (100 ms each way), so the acks of a
+// batch land well after its insert: a kill the moment rows appear in
+// ClickHouse, with the link's bytes in transit lost, lands between insert
+// and ack. Each kill is checked: rows were stored beyond what JetStream saw
+// acknowledged.
 func TestCollectorKilledBetweenInsertAndAck(t *testing.T) {
 	r := newRig(t)
 	url := r.startEnforcer("enf-kill-collector", audit.Refuse)
-	args := []string{"collector", "-nats", r.nats.URL(), "-clickhouse", r.chAddr, "-database", r.ch.Database()}
-	kills := 0
+	link := newCutter(t, r.nats.Addr().String(), 100*time.Millisecond)
+	args := []string{"collector", "-nats", "nats://" + link.ln.Addr().String(), "-clickhouse", r.chAddr, "-database", r.ch.Database()}
+	js := r.nats.JetStream()
+	consumer := collector.Defaults().Consumer
+	kills, between := 0, 0
 	var last *process
 	results := r.steady(url, 0, time.Second, func() {
 		end := time.Now().Add(outage())
 		for time.Now().Before(end) {
+			stored := r.maxStoredSeq()
 			last = r.spawn(args...)
-			time.Sleep(time.Duration(300+kills*37%400) * time.Millisecond)
+			// After a kill between insert and ack, the batch's messages wait
+			// out the consumer's ack wait (30 s) before they are redelivered,
+			// and hold its max_ack_pending until then.
+			if err := poll.Wait(45*time.Second, func() error {
+				if r.maxStoredSeq() <= stored {
+					return fmt.Errorf("no insert after stream seq %d", stored)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
 			last.kill()
+			link.cut() // the acks on their way are lost with the process
 			kills++
+			var acked uint64 // nothing, while the consumer does not exist
+			info, err := consumerInfo(js, consumer)
+			switch {
+			case err == nil:
+				acked = info.AckFloor.Stream
+			case !errors.Is(err, jetstream.ErrConsumerNotFound):
+				t.Fatal(err)
+			}
+			if r.maxStoredSeq() > acked {
+				between++
+			}
 		}
 		last = r.spawn(args...)
 	})
-	t.Logf("SIGKILLed the collector %d times", kills)
+	t.Logf("SIGKILLed the collector %d times, %d of them between an insert and its ack", kills, between)
+	if between == 0 {
+		t.Fatalf("none of %d kills landed between an insert and its ack", kills)
+	}
 	tl := r.reconcile(results)
 	expect(t, "collector killed", tl, false)
-	raw, _ := r.ch.Query(context.Background(), "SELECT count() - uniqExact(event_id) FROM "+r.ch.Database()+".events_raw")
-	t.Logf("redelivered rows stored twice in events_raw (collapsed by the view): %s", raw[0][0])
+	raw, err := r.ch.Query(context.Background(), "SELECT count() - uniqExact(event_id) FROM "+r.ch.Database()+".events_raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("redelivered rows stored twice in events_raw (collapsed by the view, and by merges): %s", raw[0][0])
 	r.verifyClean()
+}
+
+// maxStoredSeq is the highest stream sequence number stored in events_raw.
+func (r *rig) maxStoredSeq() uint64 {
+	r.t.Helper()
+	rows, err := r.ch.Query(context.Background(), "SELECT max(stream_seq) FROM "+r.ch.Database()+".events_raw")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	n, _ := strconv.ParseUint(rows[0][0], 10, 64)
+	return n
 }
 
 func TestPoisonMessageIsDeadLetteredTheRestStoredOnce(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 var soak = os.Getenv("RAMPART_SOAK") != ""
@@ -210,30 +211,28 @@ func (r *rig) reconcile(results []result) tally {
 	}
 	db := r.ch.Database()
 	decisions := map[string]string{}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	missing := len(answered)
+	_ = poll.Wait(90*time.Second, func() error {
 		rows, err := r.ch.Query(ctx, "SELECT request_id, effect FROM "+db+".events WHERE kind = 'decision'")
-		if err == nil {
-			clear(decisions)
-			for _, row := range rows {
-				decisions[row[0]] = row[1]
-			}
-			missing := 0
-			for id := range answered {
-				if _, ok := decisions[id]; !ok {
-					missing++
-				}
-			}
-			if missing == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				tl.Lost = missing
-				break
+		if err != nil {
+			return err
+		}
+		clear(decisions)
+		for _, row := range rows {
+			decisions[row[0]] = row[1]
+		}
+		missing = 0
+		for id := range answered {
+			if _, ok := decisions[id]; !ok {
+				missing++
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		if missing != 0 {
+			return fmt.Errorf("%d decisions missing", missing)
+		}
+		return nil
+	})
+	tl.Lost = missing // what is still missing after the deadline is lost
 	for id := range answered {
 		if _, ok := decisions[id]; ok {
 			tl.Recorded++
@@ -331,15 +330,13 @@ func (p *process) kill() {
 // waitListening polls until addr accepts connections.
 func waitListening(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return
+	poll.Until(t, 20*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("nothing listening on %s: %w", addr, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("nothing listening on %s", addr)
+		return c.Close()
+	})
 }
 
 func freeAddr(t *testing.T) string {

@@ -19,14 +19,12 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // everything starts the reference server on a free loopback port and
@@ -59,17 +57,14 @@ func everything(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := fmt.Sprint("127.0.0.1:", port)
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	poll.Until(t, 20*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "http://" + addr + "/mcp"
+		if err != nil {
+			return fmt.Errorf("server-everything not listening on %s: %w", addr, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server-everything not listening on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return c.Close()
+	})
+	return "http://" + addr + "/mcp"
 }
 
 // rampart serves an enforcer in proxy mode in front of upstream, as
@@ -313,40 +308,15 @@ func jsonOf(t *testing.T, v any) string {
 }
 
 // recorded reads every decision and server request event in the stream.
-func recorded(ctx context.Context, t *testing.T, natsURL string) []*event.Event {
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	c, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+func recorded(_ context.Context, t *testing.T, natsURL string) []*event.Event {
+	t.Helper()
 	var out []*event.Event
-	for {
-		batch, err := c.Fetch(500, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			events, err := event.DecodeMessage(m.Data())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range events {
-				if e.Kind == event.KindDecision || e.Kind == event.KindServerRequest {
-					out = append(out, e)
-				}
-			}
-		}
-		if n == 0 {
-			return out
+	for _, e := range natstest.AllEvents(t, natsURL) {
+		if e.Kind == event.KindDecision || e.Kind == event.KindServerRequest {
+			out = append(out, e)
 		}
 	}
+	return out
 }
 
 func hasDecision(events []*event.Event, match func(*event.Request, *event.Decision) bool) bool {

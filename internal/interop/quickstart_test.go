@@ -20,6 +20,7 @@ import (
 
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/testkit/chtest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // TestQuickstart runs the README's quickstart as a user would — `rampart
@@ -87,17 +88,13 @@ func TestQuickstart(t *testing.T) {
 			t.Logf("rampart run:\n%s", out.String())
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	poll.Until(t, 30*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", listen, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
+		if err != nil {
+			return fmt.Errorf("rampart run not listening on %s: %w", listen, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rampart run not listening on %s:\n%s", listen, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return c.Close()
+	})
 
 	token, err := iss.Token(workload.Caller{Tenant: "acme", Principal: "user:alice", Actors: []string{"agent:planner"}}, time.Hour)
 	if err != nil {

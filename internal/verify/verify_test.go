@@ -31,6 +31,7 @@ import (
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // record publishes n decision events from each instance through real
@@ -84,17 +85,14 @@ func record(t *testing.T, natsURL, chAddr string, ch *chstore.Client, keyFile st
 		t.Fatal(err)
 	}
 	want := int(info.State.Msgs)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	poll.Until(t, 60*time.Second, func() error {
 		rows, err := ch.Query(ctx, "SELECT count() FROM "+ch.Database()+".events")
-		if err == nil && rows[0][0] == strconv.Itoa(want) {
-			return epochs
+		if err != nil || rows[0][0] != strconv.Itoa(want) {
+			return fmt.Errorf("ClickHouse holds %v events (%v), want %d", rows, err, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ClickHouse holds %v events, want %d", rows, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return epochs
 }
 
 func keyPair(t *testing.T) (string, map[string]ed25519.PublicKey) {
@@ -112,17 +110,13 @@ func mutate(t *testing.T, ch *chstore.Client, stmt string) {
 	if err := ch.Exec(ctx, stmt); err != nil {
 		t.Fatalf("%s: %v", stmt, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, func() error {
 		rows, err := ch.Query(ctx, "SELECT count() FROM system.mutations WHERE database = '"+ch.Database()+"' AND is_done = 0")
-		if err == nil && rows[0][0] == "0" {
-			return
+		if err != nil || rows[0][0] != "0" {
+			return fmt.Errorf("mutation not done: %s (%v %v)", stmt, rows, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mutation not done: %s", stmt)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestVerifyNamesEveryTamperedSequenceNumber(t *testing.T) {

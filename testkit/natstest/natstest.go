@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // Server is a running JetStream server on loopback.
@@ -77,4 +80,60 @@ func (s *Server) start() {
 		s.t.Fatalf("natstest: server not ready")
 	}
 	s.Server = srv
+}
+
+// ReadEvents reads Rampart's events stream at url from its start, only
+// the subjects filter names (all when none), a fetch at a time, and hands
+// each fetch's decoded events to more until more returns false. It
+// returns true then, false when timeout passes first. A message that does
+// not decode fails the test: the record must always be readable.
+func ReadEvents(t testing.TB, url string, timeout time.Duration, more func(batch []*event.Event) bool, filter ...string) bool {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("natstest: connect: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{FilterSubjects: filter})
+	if err != nil {
+		t.Fatalf("natstest: consumer: %v", err)
+	}
+	for {
+		fetched, err := c.Fetch(500, jetstream.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatalf("natstest: fetch: %v", err)
+		}
+		var batch []*event.Event
+		for m := range fetched.Messages() {
+			events, err := event.DecodeMessage(m.Data())
+			if err != nil {
+				t.Fatalf("natstest: undecodable message on %s: %v", m.Subject(), err)
+			}
+			batch = append(batch, events...)
+		}
+		if !more(batch) {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+// AllEvents returns every event in the stream at url so far (of the
+// subjects filter names): it reads until a fetch comes back empty.
+func AllEvents(t testing.TB, url string, filter ...string) []*event.Event {
+	t.Helper()
+	var out []*event.Event
+	ReadEvents(t, url, 30*time.Second, func(batch []*event.Event) bool {
+		out = append(out, batch...)
+		return len(batch) > 0
+	}, filter...)
+	return out
 }
