@@ -340,7 +340,7 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // The column constructors, one per Go type.
 func strCol(name string, form int, get func(*Row) string, set func(*Row, string)) Column {
-	return Column{Name: name, Type: String, Chain: form, codec: scalar[string]{get, set, appendString, (*Decoder).str}}
+	return Column{Name: name, Type: String, Chain: form, codec: scalar[string]{get, set, appendString, (*Decoder).str}, getString: get}
 }
 
 func u64Col(name string, form int, get func(*Row) uint64, set func(*Row, uint64)) Column {
