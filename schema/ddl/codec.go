@@ -265,12 +265,23 @@ func (c strs) appendTo(b []byte, r *Row) []byte {
 }
 
 func (c strs) value(r *Row) any {
-	out := make([]string, c.n(r))
+	n := c.n(r)
+	if n == 0 {
+		return noStrings
+	}
+	out := make([]string, n)
 	for i := range out {
 		out[i] = c.at(r, i)
 	}
 	return out
 }
+
+// noStrings and noUInt64s are the insert value of an empty array, boxed
+// once: most rows leave most array columns empty.
+var (
+	noStrings any = []string{}
+	noUInt64s any = []uint64{}
+)
 
 func (c strs) empty(r *Row) bool { return c.n(r) == 0 }
 func (c strs) decode(d *Decoder, r *Row) error {
@@ -305,10 +316,10 @@ func (c u64s) appendTo(b []byte, r *Row) []byte {
 }
 
 func (c u64s) value(r *Row) any {
-	if v := c.get(r); v != nil {
+	if v := c.get(r); len(v) > 0 {
 		return v
 	}
-	return []uint64{}
+	return noUInt64s
 }
 
 func (c u64s) empty(r *Row) bool { return len(c.get(r)) == 0 }
