@@ -62,7 +62,8 @@ func of(e *event.Event, withoutSignature bool) Hash {
 	w.buf = binary.AppendUvarint(w.buf, uint64(e.V))
 	head := len(w.buf)
 	k := 0
-	for i, c := range Columns {
+	for i := range Columns {
+		c := &Columns[i]
 		for k < len(FormStarts) && i == FormStarts[k] {
 			w.starts[k] = len(w.buf) - head
 			k++

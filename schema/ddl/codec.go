@@ -265,12 +265,23 @@ func (c strs) appendTo(b []byte, r *Row) []byte {
 }
 
 func (c strs) value(r *Row) any {
-	out := make([]string, c.n(r))
+	n := c.n(r)
+	if n == 0 {
+		return noStrings
+	}
+	out := make([]string, n)
 	for i := range out {
 		out[i] = c.at(r, i)
 	}
 	return out
 }
+
+// noStrings and noUInt64s are the insert value of an empty array, boxed
+// once: most rows leave most array columns empty.
+var (
+	noStrings any = []string{}
+	noUInt64s any = []uint64{}
+)
 
 func (c strs) empty(r *Row) bool { return c.n(r) == 0 }
 func (c strs) decode(d *Decoder, r *Row) error {
@@ -305,10 +316,10 @@ func (c u64s) appendTo(b []byte, r *Row) []byte {
 }
 
 func (c u64s) value(r *Row) any {
-	if v := c.get(r); v != nil {
+	if v := c.get(r); len(v) > 0 {
 		return v
 	}
-	return []uint64{}
+	return noUInt64s
 }
 
 func (c u64s) empty(r *Row) bool { return len(c.get(r)) == 0 }
@@ -340,7 +351,7 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // The column constructors, one per Go type.
 func strCol(name string, form int, get func(*Row) string, set func(*Row, string)) Column {
-	return Column{Name: name, Type: String, Chain: form, codec: scalar[string]{get, set, appendString, (*Decoder).str}}
+	return Column{Name: name, Type: String, Chain: form, codec: scalar[string]{get, set, appendString, (*Decoder).str}, getString: get}
 }
 
 func u64Col(name string, form int, get func(*Row) uint64, set func(*Row, uint64)) Column {

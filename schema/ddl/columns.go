@@ -2,7 +2,6 @@ package ddl
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"time"
 
@@ -23,14 +22,23 @@ type Column struct {
 	// covered, so the covered columns are exactly those read back into one.
 	Chain int
 	codec codec
+	// getString is the codec's getter of a String column: the chain hash
+	// writes most columns of every event, and a direct call spares it
+	// the interface's (BENCHMARKS.md).
+	getString func(*Row) string
 }
 
 // AppendRowBinary appends the value of c in r in RowBinary.
-func (c Column) AppendRowBinary(b []byte, r *Row) []byte { return c.codec.appendTo(b, r) }
+func (c *Column) AppendRowBinary(b []byte, r *Row) []byte {
+	if c.getString != nil {
+		return appendString(b, c.getString(r))
+	}
+	return c.codec.appendTo(b, r)
+}
 
 // Empty reports whether c's value in r is its type's zero: empty string or
 // array, or 0. In RowBinary such a value is all zero bytes, and no other is.
-func (c Column) Empty(r *Row) bool { return c.codec.empty(r) }
+func (c *Column) Empty(r *Row) bool { return c.codec.empty(r) }
 
 // Events are the columns of events_raw, in the chain's canonical order:
 // the covered columns (Chain > 0) appear here in the order they are hashed,
@@ -263,7 +271,10 @@ func sortedKeys(m map[string]string, buf []string) []string {
 	if len(m) == 0 {
 		return nil
 	}
-	keys := slices.AppendSeq(buf, maps.Keys(m))
+	keys := buf
+	for k := range m {
+		keys = append(keys, k)
+	}
 	slices.Sort(keys)
 	return keys
 }
