@@ -44,3 +44,36 @@ func TestKindPrefilterOnlySkipsWhatCannotMatch(t *testing.T) {
 		t.Fatalf("a future kind: %d alerts", len(got))
 	}
 }
+
+func TestEqualityPrefilterAgreesWithCEL(t *testing.T) {
+	srcs := []string{
+		`kind == "decision" && effect == "deny"`,
+		`effect == "allow" && data_class in ["confidential", "pii"]`,
+		`"deny" == effect && (tool == "a" || tool == "b")`,
+		`code == "x" || effect == "deny"`,
+		`!(effect == "deny")`,
+		`effect == "deny" && tool != ""`,
+	}
+	evs := []*event.Event{ev(0), ev(0, deny), ev(0, deny, tool("a")), ev(0, class("pii")), ev(0, class("public")), ev(0, code("x"))}
+	for _, src := range srcs {
+		x, err := compileExpr("match", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := *x
+		plain.eqs, plain.kinds, plain.guard = nil, 0, nil
+		a := newActivation()
+		for i, e := range evs {
+			a.reset(e)
+			got, err1 := x.eval(a)
+			want, err2 := plain.eval(a)
+			if got != want || (err1 == nil) != (err2 == nil) {
+				t.Errorf("%s on event %d: prefiltered %v (%v), CEL %v (%v)", src, i, got, err1, want, err2)
+			}
+		}
+	}
+	x, _ := compileExpr("match", `effect == "deny" && (tool == "a" || tool == "b")`)
+	if len(x.eqs) != 1 {
+		t.Fatalf("constraints %+v, want only the top-level effect", x.eqs)
+	}
+}

@@ -106,6 +106,7 @@ type expr struct {
 	src   string
 	prg   cel.Program
 	kinds kindMask // the kinds it can match; 0: any
+	eqs   []eqConstraint
 	// guard, for a metered expression, is the conjunction of its
 	// top-level conjuncts that are cheap enough to run unmetered: when it
 	// is false the whole is, and the meter (a fifth of the engine's time
@@ -152,7 +153,7 @@ func compileExpr(what, src string) (*expr, error) {
 	if err != nil {
 		return nil, &Error{Code: CodeCompile, Msg: what, Err: err}
 	}
-	x := &expr{src: src, prg: prg, kinds: requiredKinds(ast)}
+	x := &expr{src: src, prg: prg, kinds: requiredKinds(ast), eqs: constraintsOf(ast.NativeRep().Expr())}
 	if metered {
 		x.guard = cheapGuard(env, ast)
 	}
@@ -211,7 +212,7 @@ func cheapGuard(env *cel.Env, a *cel.Ast) cel.Program {
 // result; an error (a missing map key, a wrong type, the cost limit) is
 // reported and is no match.
 func (x *expr) eval(a *activation) (bool, error) {
-	if x.kinds != 0 && x.kinds&a.kind == 0 {
+	if x.kinds != 0 && x.kinds&a.kind == 0 || !holds(x.eqs, a.ev) {
 		return false, nil
 	}
 	if x.guard != nil {
