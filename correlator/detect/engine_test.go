@@ -379,6 +379,13 @@ event_count: {window: 1h, gte: 1}
 	if got := feed(e, ev(3*time.Second, func(e *event.Event) { e.Request.Args = []byte(`{"limit": 11}`) })); len(got) != 1 {
 		t.Fatalf("a real match: %d alerts", len(got))
 	}
+	// Arguments that are not an object are not "no arguments": a rule
+	// asking for their absence does not match them either.
+	rs = load(t, map[string]string{"r.yaml": rule("no-args", "match: '!has(args.x)'\nevent_count: {window: 1h, gte: 1}\n")})
+	e = NewEngine(rs, Options{})
+	if got := feed(e, ev(0, func(e *event.Event) { e.Request.Args = []byte(`"x"`) })); len(got) != 0 {
+		t.Fatalf("malformed args read as none: %v", ids(got))
+	}
 }
 
 func TestARuleDoesNotFeedOnItsOwnAlerts(t *testing.T) {
@@ -393,6 +400,7 @@ event_count: {window: 1h, gte: 1}
 	}
 	a := got[0]
 	a.Instance, a.Seq = "correlator-1", 1
+	a.Time = t0.Add(2 * time.Hour) // past the mute of the first alert
 	if more := feed(e, a); len(more) != 0 {
 		t.Fatalf("the rule fired on its own alert: %v", ids(more))
 	}

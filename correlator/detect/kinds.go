@@ -110,3 +110,93 @@ func kindLiteral(id, lit ast.Expr) (string, bool) {
 	s, ok := lit.AsLiteral().(types.String)
 	return string(s), ok
 }
+
+// The same reasoning for other string fields: a top-level conjunct
+// field == "x" (or field in ["x", "y"]) is checked in Go before CEL runs,
+// and an event with another value is no match without it. Most rules
+// name an effect, a code or an RPC method, and most events have another.
+
+// eqConstraint is one such conjunct: the field's slot and the values it
+// may have.
+type eqConstraint struct {
+	field  int
+	values []string
+}
+
+// constraintsOf lists the string-field equality conjuncts at the top
+// level of e (kind excepted: kindsOf covers it).
+func constraintsOf(e ast.Expr) []eqConstraint {
+	if e.Kind() != ast.CallKind {
+		return nil
+	}
+	c := e.AsCall()
+	args := c.Args()
+	switch c.FunctionName() {
+	case operators.LogicalAnd:
+		var out []eqConstraint
+		for _, x := range args {
+			out = append(out, constraintsOf(x)...)
+		}
+		return out
+	case operators.Equals:
+		if len(args) != 2 {
+			return nil
+		}
+		for _, p := range [][2]ast.Expr{{args[0], args[1]}, {args[1], args[0]}} {
+			if i, ok := stringField(p[0]); ok && p[1].Kind() == ast.LiteralKind {
+				if s, ok := p[1].AsLiteral().(types.String); ok {
+					return []eqConstraint{{field: i, values: []string{string(s)}}}
+				}
+			}
+		}
+	case operators.In:
+		i, ok := stringField(args[0])
+		if len(args) != 2 || !ok || args[1].Kind() != ast.ListKind {
+			return nil
+		}
+		var vals []string
+		for _, el := range args[1].AsList().Elements() {
+			if el.Kind() != ast.LiteralKind {
+				return nil
+			}
+			s, ok := el.AsLiteral().(types.String)
+			if !ok {
+				return nil
+			}
+			vals = append(vals, string(s))
+		}
+		return []eqConstraint{{field: i, values: vals}}
+	}
+	return nil
+}
+
+// stringField reports whether e is a string variable other than kind,
+// and its slot.
+func stringField(e ast.Expr) (int, bool) {
+	if e.Kind() != ast.IdentKind || e.AsIdent() == "kind" {
+		return 0, false
+	}
+	i, ok := fieldIndex[e.AsIdent()]
+	if !ok || fields[i].kind != kindString {
+		return 0, false
+	}
+	return i, true
+}
+
+// holds reports whether the event can satisfy every constraint.
+func holds(cs []eqConstraint, ev *event.Event) bool {
+	for _, c := range cs {
+		v := fields[c.field].str(ev)
+		ok := false
+		for _, want := range c.values {
+			if v == want {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/rampart-io/rampart/schema/event"
@@ -42,5 +43,78 @@ func TestKindPrefilterOnlySkipsWhatCannotMatch(t *testing.T) {
 	x.Kind = "credential"
 	if got := feed(e, x); len(got) != 1 {
 		t.Fatalf("a future kind: %d alerts", len(got))
+	}
+}
+
+func TestEqualityPrefilterAgreesWithCEL(t *testing.T) {
+	srcs := []string{
+		`kind == "decision" && effect == "deny"`,
+		`effect == "allow" && data_class in ["confidential", "pii"]`,
+		`"deny" == effect && (tool == "a" || tool == "b")`,
+		`code == "x" || effect == "deny"`,
+		`!(effect == "deny")`,
+		`effect == "deny" && tool != ""`,
+	}
+	evs := []*event.Event{ev(0), ev(0, deny), ev(0, deny, tool("a")), ev(0, class("pii")), ev(0, class("public")), ev(0, code("x"))}
+	for _, src := range srcs {
+		x, err := compileExpr("match", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := *x
+		plain.eqs, plain.kinds, plain.guard = nil, 0, nil
+		a := newActivation()
+		for i, e := range evs {
+			a.reset(e)
+			got, err1 := x.eval(a)
+			want, err2 := plain.eval(a)
+			if got != want || (err1 == nil) != (err2 == nil) {
+				t.Errorf("%s on event %d: prefiltered %v (%v), CEL %v (%v)", src, i, got, err1, want, err2)
+			}
+		}
+	}
+	x, _ := compileExpr("match", `effect == "deny" && (tool == "a" || tool == "b")`)
+	if len(x.eqs) != 1 {
+		t.Fatalf("constraints %+v, want only the top-level effect", x.eqs)
+	}
+}
+
+// TestGuardKeepsTheMeterAndTheResult: a metered expression gets a guard of
+// its cheap conjuncts, which only skips evaluations the whole would find
+// false; the whole still runs, metered, when the guard holds.
+func TestGuardKeepsTheMeterAndTheResult(t *testing.T) {
+	x, err := compileExpr("match", `kind == "decision" && chain_depth > 1 && chain.exists(a, chain.filter(b, b == a).size() > 1)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.guard == nil {
+		t.Fatal("no guard for a metered expression with cheap conjuncts")
+	}
+	cheap, err := compileExpr("match", `kind == "decision" && chain_depth > 1`)
+	if err != nil || cheap.guard != nil {
+		t.Fatalf("an unmetered expression got a guard (%v)", err)
+	}
+	a := newActivation()
+	for _, c := range []struct {
+		chain []string
+		want  bool
+	}{
+		{[]string{"agent:a", "agent:b", "agent:a"}, true},
+		{[]string{"agent:a", "agent:b"}, false},
+		{[]string{"agent:a"}, false},
+	} {
+		a.reset(ev(0, actorChain(c.chain...)))
+		if got, err := x.eval(a); got != c.want || err != nil {
+			t.Errorf("chain %v: %v %v, want %v", c.chain, got, err, c.want)
+		}
+	}
+	// The cost limit still holds where the guard lets the whole run.
+	long := make([]string, 2000)
+	for i := range long {
+		long[i] = fmt.Sprintf("agent:%d", i)
+	}
+	a.reset(ev(0, actorChain(long...)))
+	if got, err := x.eval(a); got || err == nil {
+		t.Fatalf("a 2,000-actor chain: %v %v, want the cost limit's error", got, err)
 	}
 }
