@@ -1,16 +1,22 @@
-// Package correlator links the events of an agent session — principal,
-// delegation chain, agents, tasks and decisions — into one sessions row per
-// session in ClickHouse. It reads its own durable JetStream consumer, so it
-// runs and fails independently of the collector.
+// Package correlator judges the stream of events after the enforcer
+// recorded them. It reads its own durable JetStream consumer, so it runs and
+// fails independently of the collector, and does two jobs per batch:
 //
-// Rows are rewritten whole with a rising version, and each row remembers the
-// last stream sequence it counted, so redelivered events are not counted
-// twice and a restarted correlator resumes from ClickHouse, not from memory.
+// Sessions: it links the events of an agent session — principal, delegation
+// chain, agents, tasks and decisions — into one sessions row per session in
+// ClickHouse. Rows are rewritten whole with a rising version, and each row
+// remembers the last stream sequence it counted, so redelivered events are
+// not counted twice and a restarted correlator resumes from ClickHouse.
+//
+// Detections: it runs the detection rules (package detect) over the events
+// and publishes the alerts they raise on rampart.v1.<tenant>.alert, as the
+// chain of its own instance (package record). A batch is acknowledged only
+// once its alerts are; each alert is stored once (see record). After a
+// restart the open windows are rebuilt by replaying the stream (recover.go).
 package correlator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -23,75 +29,96 @@ import (
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
-// Config configures a correlator.
-type Config struct {
-	// Source is where events are read: NATS, consumer and batching.
-	stream.Source `yaml:",inline"`
-	// CacheSessions bounds sessions kept in memory; others are reloaded.
-	CacheSessions int `yaml:"cache_sessions"`
-	// ClickHouse is where session rows are written.
-	ClickHouse chstore.Config `yaml:"clickhouse"`
-}
-
-// Defaults returns the single-node configuration.
-func Defaults() Config {
-	return Config{Source: stream.DefaultSource("correlator"), CacheSessions: 100000, ClickHouse: chstore.Defaults()}
-}
-
-// Validate checks c.
-func (c Config) Validate() error {
-	if err := c.Source.Validate(); err != nil {
-		return fmt.Errorf("correlator: %w", err)
-	}
-	if c.CacheSessions < 1 {
-		return errors.New("correlator: cache_sessions must be positive")
-	}
-	return c.ClickHouse.Validate()
-}
-
-// Correlator is a running session correlator.
+// Correlator is a running correlator: sessions and detections.
 type Correlator struct {
 	cfg      Config
 	log      *slog.Logger
 	in       *stream.Reader
 	ch       *chstore.Client
 	sessions map[sessionKey]*Session
+	det      *detection // nil when detection is off
 }
 
-// New connects to NATS and ClickHouse and applies pending migrations.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Correlator, error) {
+// Option changes how New builds a correlator.
+type Option func(*options)
+
+type options struct {
+	detector Detector
+}
+
+// WithDetector runs d instead of the engine built from cfg.Detect.
+func WithDetector(d Detector) Option { return func(o *options) { o.detector = d } }
+
+// New connects to NATS and ClickHouse, applies pending migrations and, when
+// detection is on, starts the correlator's chain and rebuilds the open
+// windows from the stream.
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Correlator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "correlator", "partition", cfg.Partition.Index, "partitions", cfg.Partition.Count)
 	ch, err := chstore.OpenMigrated(ctx, cfg.ClickHouse)
 	if err != nil {
 		return nil, err
 	}
-	in, err := stream.Open(ctx, cfg.Source, "rampart-correlator")
+	src := cfg.Source
+	src.Consumer = cfg.consumer()
+	in, err := stream.Open(ctx, src, "rampart-correlator "+cfg.instance())
 	if err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	return &Correlator{cfg: cfg, log: log.With("component", "correlator"), in: in, ch: ch,
-		sessions: make(map[sessionKey]*Session)}, nil
+	c := &Correlator{cfg: cfg, log: log, in: in, ch: ch, sessions: make(map[sessionKey]*Session)}
+	if o.detector == nil && cfg.Detect.Enabled() {
+		if o.detector, err = newEngine(cfg.Detect, log); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if o.detector != nil {
+		if c.det, err = newDetection(ctx, cfg, in, o.detector, log); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // Run correlates until ctx ends.
 func (c *Correlator) Run(ctx context.Context) error {
+	if c.det == nil {
+		return c.in.Run(ctx, c.log, c.correlate)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); c.det.tick(ctx) }()
+	defer func() { cancel(); <-done }()
 	return c.in.Run(ctx, c.log, c.correlate)
 }
 
-// Close releases the connections.
+// Close publishes the chain's final checkpoint and releases the connections.
 func (c *Correlator) Close() {
+	if c.det != nil {
+		c.det.close()
+	}
 	c.in.Close()
 	c.ch.Close()
 }
 
 func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
-	touched := map[sessionKey]*Session{}
+	type message struct {
+		seq    uint64
+		events []*event.Event
+	}
+	msgs := make([]message, 0, len(b))
 	for _, m := range b {
 		events, err := event.DecodeMessageOn(m.Subject(), m.Data())
 		if err != nil {
@@ -99,12 +126,29 @@ func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 			// would put another tenant's events in this session.
 			continue
 		}
-		for k, events := range bySession(events) {
+		if !c.cfg.Partition.Owns(events[0].Tenant) {
+			continue // another correlator's; DecodeMessageOn made them one tenant's
+		}
+		msgs = append(msgs, message{stream.StreamSeq(m), events})
+	}
+	if c.det != nil {
+		// Alerts first, so they do not wait on ClickHouse; the batch is
+		// acknowledged only once they are recorded.
+		for _, m := range msgs {
+			c.det.observe(m.seq, m.events)
+		}
+		if err := c.det.flush(ctx); err != nil {
+			return err
+		}
+	}
+	touched := map[sessionKey]*Session{}
+	for _, m := range msgs {
+		for k, events := range bySession(m.events) {
 			s, err := c.session(ctx, k)
 			if err != nil {
 				return err
 			}
-			if s.apply(events, stream.StreamSeq(m)) {
+			if s.apply(events, m.seq) {
 				touched[k] = s
 			}
 		}
