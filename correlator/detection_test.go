@@ -15,12 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/chtest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // denials is the detector these tests drive the correlator with: it raises

@@ -18,8 +18,8 @@ import (
 	"github.com/rampart-io/rampart/correlator/record"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 func keyFile(t *testing.T) (string, map[string]ed25519.PublicKey) {
