@@ -37,7 +37,7 @@ type Config struct {
 // Partition selects the tenants one correlator handles: those whose name
 // hashes (FNV-1a, 32 bit) to Index modulo Count. A detection group never
 // spans tenants, so no group's events are split between correlators.
-// Every partition has its own durable consumer (consumer name suffixed
+// Every partition has its own durable consumers (names suffixed
 // "-p<index>of<count>") and reads the whole stream, dropping other
 // partitions' events; changing Count starts new consumers.
 type Partition struct {
@@ -64,6 +64,9 @@ type DetectConfig struct {
 	// RulesDir is a directory of the operator's own rules, loaded beside
 	// the shipped pack and reloaded when it changes. Default none.
 	RulesDir string `yaml:"rules_dir"`
+	// BatchWait is how long the detection consumer waits to fill a batch:
+	// at most this much is added to an alert's latency. Default 20ms.
+	BatchWait time.Duration `yaml:"batch_wait"`
 	// ReloadInterval is how often RulesDir is checked for changes. Default 10s.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 	// MaxGroupsPerRule bounds the open groups (windows) one rule keeps;
@@ -91,7 +94,7 @@ func (d DetectConfig) Enabled() bool { return d.Shipped || d.RulesDir != "" }
 func Defaults() Config {
 	c := Config{Source: stream.DefaultSource("correlator"), CacheSessions: 100000, ClickHouse: chstore.Defaults(),
 		Partition: Partition{Index: 0, Count: 1},
-		Detect: DetectConfig{Shipped: true, ReloadInterval: 10 * time.Second, MaxGroupsPerRule: 100000,
+		Detect: DetectConfig{Shipped: true, BatchWait: 20 * time.Millisecond, ReloadInterval: 10 * time.Second, MaxGroupsPerRule: 100000,
 			MaxEvidence: 20, Recovery: RecoveryConfig{Horizon: time.Hour}}}
 	c.Checkpoint.SetDefaults()
 	return c
@@ -107,8 +110,8 @@ func (c Config) Validate() error {
 		return errors.New("correlator: cache_sessions must be positive")
 	case c.Partition.Count < 1 || c.Partition.Index < 0 || c.Partition.Index >= c.Partition.Count:
 		return fmt.Errorf("correlator: partition index %d of count %d: want 0 <= index < count", c.Partition.Index, c.Partition.Count)
-	case c.Detect.ReloadInterval <= 0:
-		return errors.New("correlator: detect.reload_interval must be positive")
+	case c.Detect.ReloadInterval <= 0 || c.Detect.BatchWait <= 0:
+		return errors.New("correlator: detect.reload_interval and detect.batch_wait must be positive")
 	case c.Detect.MaxGroupsPerRule < 1 || c.Detect.MaxEvidence < 1:
 		return errors.New("correlator: detect.max_groups_per_rule and detect.max_evidence must be positive")
 	case c.Detect.Recovery.Horizon <= 0:
@@ -136,10 +139,15 @@ func (c Config) instance() string {
 	return name
 }
 
-// consumer is the durable consumer of this partition.
-func (c Config) consumer() string {
+// consumer is the durable consumer of this partition's sessions.
+func (c Config) consumer() string { return c.partitioned(c.Consumer) }
+
+// detectConsumer is the durable consumer of this partition's detections.
+func (c Config) detectConsumer() string { return c.partitioned(c.Consumer + "-detect") }
+
+func (c Config) partitioned(name string) string {
 	if c.Partition.Count <= 1 {
-		return c.Consumer
+		return name
 	}
-	return fmt.Sprintf("%s-p%dof%d", c.Consumer, c.Partition.Index, c.Partition.Count)
+	return fmt.Sprintf("%s-p%dof%d", name, c.Partition.Index, c.Partition.Count)
 }

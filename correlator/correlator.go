@@ -8,11 +8,13 @@
 // remembers the last stream sequence it counted, so redelivered events are
 // not counted twice and a restarted correlator resumes from ClickHouse.
 //
-// Detections: it runs the detection rules (package detect) over the events
-// and publishes the alerts they raise on rampart.v1.<tenant>.alert, as the
-// chain of its own instance (package record). A batch is acknowledged only
-// once its alerts are; each alert is stored once (see record). After a
-// restart the open windows are rebuilt by replaying the stream (recover.go).
+// Detections: on a consumer of its own (so alerts never wait on ClickHouse,
+// and come within detect.batch_wait), it runs the detection rules (package
+// detect) over the events and publishes the alerts they raise on
+// rampart.v1.<tenant>.alert, as the chain of its own instance (package
+// record). A batch is acknowledged only once its alerts are; each alert is
+// stored once (see record). After a restart the open windows are rebuilt by
+// replaying the stream (recover.go).
 package correlator
 
 import (
@@ -22,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/schema/event"
@@ -50,8 +54,8 @@ type options struct {
 func WithDetector(d Detector) Option { return func(o *options) { o.detector = d } }
 
 // New connects to NATS and ClickHouse, applies pending migrations and, when
-// detection is on, starts the correlator's chain and rebuilds the open
-// windows from the stream.
+// detection is on, opens the detection consumer, starts the correlator's
+// chain and rebuilds the open windows from the stream.
 func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Correlator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -70,7 +74,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Co
 	}
 	src := cfg.Source
 	src.Consumer = cfg.consumer()
-	in, err := stream.Open(ctx, src, "rampart-correlator "+cfg.instance())
+	in, err := stream.Open(ctx, src, "rampart-correlator sessions "+cfg.instance())
 	if err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("correlator: %w", err)
@@ -83,7 +87,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Co
 		}
 	}
 	if o.detector != nil {
-		if c.det, err = newDetection(ctx, cfg, in, o.detector, log); err != nil {
+		if c.det, err = newDetection(ctx, cfg, o.detector, log); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -91,17 +95,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Co
 	return c, nil
 }
 
-// Run correlates until ctx ends.
+// Run correlates until ctx ends: sessions and detections each in their own
+// loop over their own consumer, so alerts never wait on ClickHouse.
 func (c *Correlator) Run(ctx context.Context) error {
-	if c.det == nil {
-		return c.in.Run(ctx, c.log, c.correlate)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.in.Run(ctx, c.log, c.correlate) })
+	if c.det != nil {
+		g.Go(func() error { return c.det.run(ctx) })
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); c.det.tick(ctx) }()
-	defer func() { cancel(); <-done }()
-	return c.in.Run(ctx, c.log, c.correlate)
+	return g.Wait()
 }
 
 // Close publishes the chain's final checkpoint and releases the connections.
@@ -114,11 +116,7 @@ func (c *Correlator) Close() {
 }
 
 func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
-	type message struct {
-		seq    uint64
-		events []*event.Event
-	}
-	msgs := make([]message, 0, len(b))
+	touched := map[sessionKey]*Session{}
 	for _, m := range b {
 		events, err := event.DecodeMessageOn(m.Subject(), m.Data())
 		if err != nil {
@@ -129,26 +127,12 @@ func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 		if !c.cfg.Partition.Owns(events[0].Tenant) {
 			continue // another correlator's; DecodeMessageOn made them one tenant's
 		}
-		msgs = append(msgs, message{stream.StreamSeq(m), events})
-	}
-	if c.det != nil {
-		// Alerts first, so they do not wait on ClickHouse; the batch is
-		// acknowledged only once they are recorded.
-		for _, m := range msgs {
-			c.det.observe(m.seq, m.events)
-		}
-		if err := c.det.flush(ctx); err != nil {
-			return err
-		}
-	}
-	touched := map[sessionKey]*Session{}
-	for _, m := range msgs {
-		for k, events := range bySession(m.events) {
+		for k, events := range bySession(events) {
 			s, err := c.session(ctx, k)
 			if err != nil {
 				return err
 			}
-			if s.apply(events, m.seq) {
+			if s.apply(events, stream.StreamSeq(m)) {
 				touched[k] = s
 			}
 		}

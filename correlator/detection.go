@@ -2,6 +2,7 @@ package correlator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -38,17 +39,22 @@ const (
 	// CodeAlertTenantMismatch: the engine raised an alert for another
 	// tenant than the event that completed it; the alert is dropped.
 	CodeAlertTenantMismatch = "alert_tenant_mismatch"
+	// CodeAlertInvalid: the engine raised an alert that is not a valid
+	// event (or whose tenant names no subject); it is dropped.
+	CodeAlertInvalid = "alert_invalid"
 )
 
 // flushTimeout bounds how long one batch waits for its alerts to be
 // recorded before it is given up and redelivered.
-const flushTimeout = 30 * time.Second
+var flushTimeout = 30 * time.Second
 
 // detection is the correlator's detection state: the engine, the alerts
 // it raised that JetStream has not yet acknowledged, and what is needed to
 // record each alert once.
 type detection struct {
 	log      *slog.Logger
+	in       *stream.Reader
+	part     Partition
 	rec      *record.Publisher
 	horizon  time.Duration
 	lateness time.Duration
@@ -69,21 +75,54 @@ type detection struct {
 	lastBatch time.Time
 }
 
-func newDetection(ctx context.Context, cfg Config, in *stream.Reader, d Detector, log *slog.Logger) (*detection, error) {
-	rec, err := record.New(in.JetStream(), cfg.instance(), cfg.Checkpoint, log)
+func newDetection(ctx context.Context, cfg Config, d Detector, log *slog.Logger) (*detection, error) {
+	src := cfg.Source
+	src.Consumer, src.BatchWait = cfg.detectConsumer(), cfg.Detect.BatchWait
+	in, err := stream.Open(ctx, src, "rampart-correlator detect "+cfg.instance())
 	if err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	det := &detection{log: log, rec: rec, horizon: cfg.Detect.Recovery.Horizon, lateness: 2 * cfg.BatchWait,
-		engine: d, published: map[string]time.Time{}, observed: map[uint64]time.Time{}}
+	rec, err := record.New(in.JetStream(), cfg.instance(), cfg.Checkpoint, log)
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("correlator: %w", err)
+	}
+	det := &detection{log: log, in: in, part: cfg.Partition, rec: rec, horizon: cfg.Detect.Recovery.Horizon,
+		lateness: 2 * cfg.Detect.BatchWait, engine: d, published: map[string]time.Time{}, observed: map[uint64]time.Time{}}
 	if r, ok := d.(alertReader); ok {
 		det.alerts = r.WantsAlerts()
 	}
 	if err := det.recover(ctx, in, cfg.Partition); err != nil {
-		rec.Close()
+		det.close()
 		return nil, err
 	}
 	return det, nil
+}
+
+// run detects until ctx ends.
+func (d *detection) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); d.tick(ctx) }()
+	defer func() { cancel(); <-done }()
+	return d.in.Run(ctx, d.log, d.handle)
+}
+
+// handle observes a batch and records its alerts; the batch is acked only
+// when that succeeded.
+func (d *detection) handle(ctx context.Context, b stream.Batch) error {
+	for _, m := range b {
+		events, err := event.DecodeMessageOn(m.Subject(), m.Data())
+		if err != nil {
+			continue // another tenant's subject: no one's events
+		}
+		if !d.part.Owns(events[0].Tenant) {
+			continue // another correlator's; DecodeMessageOn made them one tenant's
+		}
+		d.observe(stream.StreamSeq(m), events)
+	}
+	return d.flush(ctx)
 }
 
 // input reports whether the engine is given e: not the correlators' own
@@ -165,7 +204,13 @@ func (d *detection) record(ctx context.Context) error {
 			d.pending = d.pending[1:]
 			continue
 		}
-		if _, err := d.rec.Publish(ctx, a); err != nil {
+		if _, err := d.rec.Publish(ctx, a); errors.Is(err, record.ErrInvalid) {
+			// An engine fault no retry mends: holding it would stop every
+			// later alert.
+			d.log.Error("alert dropped: invalid", "code", CodeAlertInvalid, "alert", a.ID, "err", err)
+			d.pending = d.pending[1:]
+			continue
+		} else if err != nil {
 			return fmt.Errorf("correlator: alert %s: %w", a.ID, err)
 		}
 		// Recorded now, or stored before: either way, once.
@@ -241,4 +286,7 @@ func (d *detection) rulesLoaded(ctx context.Context, hash, source string, err er
 	}
 }
 
-func (d *detection) close() { d.rec.Close() }
+func (d *detection) close() {
+	d.rec.Close()
+	d.in.Close()
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +36,10 @@ type denials struct {
 	// crossTenant, when set, raises each alert for this tenant instead: a
 	// faulty engine, which the correlator must not let through.
 	crossTenant string
+	// invalidFirst makes the first alert an invalid event (a faulty engine).
+	invalidFirst bool
+	// title, when set, is the alerts' title (to make them large).
+	title string
 
 	mu     sync.Mutex
 	open   map[[2]string][]*event.Event
@@ -76,8 +81,15 @@ func (d *denials) Observe(e *event.Event) []*event.Event {
 		ids = append(ids, x.ID)
 	}
 	d.raised++
+	title, severity := "repeated denials", event.SeverityHigh
+	if d.title != "" {
+		title = d.title
+	}
+	if d.invalidFirst && d.raised == 1 {
+		severity = "bogus"
+	}
 	return []*event.Event{{ID: "alert-" + hex.EncodeToString(sum[:12]), Kind: event.KindAlert, Time: e.Time, Tenant: tenant,
-		Alert: &event.Alert{RuleID: "denials", Title: "repeated denials", Severity: event.SeverityHigh,
+		Alert: &event.Alert{RuleID: "denials", Title: title, Severity: severity,
 			Group: []event.GroupValue{{Field: "session", Value: k[1]}}, First: g[0].Time, Last: e.Time,
 			Count: len(g), Evidence: ids}}}
 }
@@ -106,7 +118,7 @@ func (d *denials) twice() []string {
 }
 
 type rig struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *natstest.Server
 	js   jetstream.JetStream
 	ch   *chstore.Client
@@ -118,7 +130,7 @@ type rig struct {
 	pub *publisher
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	srv := natstest.Run(t)
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
@@ -225,19 +237,24 @@ func sameCounts(got map[string][]string, want map[string]int) bool {
 	return true
 }
 
-// checkChains verifies the correlators' chains as stored: whole, signed.
+// checkChains verifies the correlators' chains as stored: whole, with no
+// gap, checkpointed (polling for the checkpoint after the last alert).
 func (r *rig) checkChains() {
 	r.t.Helper()
-	var mine []*event.Event
-	for _, e := range r.stored() {
-		if e.Instance != "enf" {
-			mine = append(mine, e)
+	var rep chain.Report
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var mine []*event.Event
+		for _, e := range r.stored() {
+			if e.Instance != "enf" {
+				mine = append(mine, e)
+			}
+		}
+		if rep = chain.Check(mine, chain.Options{}); len(rep.Findings) == 0 && rep.Checkpoints > 0 &&
+			mine[len(mine)-1].Kind == event.KindCheckpoint {
+			return
 		}
 	}
-	rep := chain.Check(mine, chain.Options{})
-	if len(rep.Findings) != 0 || rep.Checkpoints == 0 {
-		r.t.Fatalf("correlator chains: %+v", rep)
-	}
+	r.t.Fatalf("correlator chains: %+v", rep)
 }
 
 // waitIdle polls until the correlator's consumer has nothing pending.
@@ -271,7 +288,7 @@ func TestAlertsStayInTheirTenant(t *testing.T) {
 	r.waitAlerts(map[string]int{"acme/s2": 1})
 	r.deny("acme", "s1", 1)
 	r.waitAlerts(map[string]int{"acme/s1": 1, "acme/s2": 1})
-	r.waitIdle("correlator")
+	r.waitIdle("correlator-detect")
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.kinds[event.KindAlert] != 0 || d.kinds[event.KindCheckpoint] != 0 {
@@ -290,7 +307,7 @@ func TestAlertForAnotherTenantIsDropped(t *testing.T) {
 	d.crossTenant = "globex"
 	r.start(d, 0, 1)
 	r.deny("acme", "s1", 3)
-	r.waitIdle("correlator")
+	r.waitIdle("correlator-detect")
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		d.mu.Lock()
 		raised := d.raised
@@ -307,20 +324,25 @@ func TestAlertForAnotherTenantIsDropped(t *testing.T) {
 	}
 }
 
-// A batch whose sessions cannot be written is redelivered until they can;
-// its alert, recorded on the first delivery, is not recorded again, and the
-// engine sees each event once.
-func TestRedeliveredBatchRaisesItsAlertOnce(t *testing.T) {
+// A batch whose alert JetStream refuses (here: larger than the stream
+// takes) fails and is redelivered until the alert can be recorded; then it
+// is recorded once, and the engine saw each event once.
+func TestRefusedAlertIsRedeliveredThenRecordedOnce(t *testing.T) {
+	defer correlator.SetFlushTimeout(300 * time.Millisecond)()
 	r := newRig(t)
 	d := newDenials()
+	d.title = strings.Repeat("x", 4096)
 	r.start(d, 0, 1)
-	r.chs.Stop()
+	ctx := context.Background()
+	limited := stream.EventsConfig(stream.Defaults())
+	limited.MaxMsgSize = 2048
+	if _, err := r.js.UpdateStream(ctx, limited); err != nil {
+		t.Fatal(err)
+	}
 	r.deny("acme", "s1", 3)
-	r.waitAlerts(map[string]int{"acme/s1": 1})
-	// Let the batch fail and come back a few times.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		c, _ := r.js.Consumer(context.Background(), stream.Events, "correlator")
-		info, _ := c.Info(context.Background())
+		c, _ := r.js.Consumer(ctx, stream.Events, "correlator-detect")
+		info, _ := c.Info(ctx)
 		if info != nil && info.NumRedelivered > 0 {
 			break
 		}
@@ -328,13 +350,42 @@ func TestRedeliveredBatchRaisesItsAlertOnce(t *testing.T) {
 			t.Fatal("no redelivery")
 		}
 	}
-	if err := r.chs.Restart(context.Background()); err != nil {
+	if got := r.alerts(); len(got) != 0 {
+		t.Fatalf("alerts %v while refused", got)
+	}
+	if _, err := r.js.UpdateStream(ctx, stream.EventsConfig(stream.Defaults())); err != nil {
 		t.Fatal(err)
 	}
-	r.waitIdle("correlator")
+	r.waitIdle("correlator-detect")
 	r.waitAlerts(map[string]int{"acme/s1": 1})
 	if tw := d.twice(); len(tw) != 0 {
 		t.Fatalf("events observed twice: %v", tw)
+	}
+	r.checkChains()
+}
+
+// An invalid alert from a faulty engine is dropped, and does not hold up
+// the alerts after it.
+func TestInvalidAlertIsDroppedNotRetriedForever(t *testing.T) {
+	r := newRig(t)
+	d := newDenials()
+	d.invalidFirst = true
+	r.start(d, 0, 1)
+	r.deny("acme", "s1", 3)
+	r.deny("acme", "s2", 3)
+	r.waitAlerts(map[string]int{"acme/s2": 1})
+	r.waitIdle("correlator-detect")
+}
+
+// Detection does not wait on ClickHouse: with it down, alerts still come.
+func TestAlertsFlowWhileClickHouseIsDown(t *testing.T) {
+	r := newRig(t)
+	r.start(newDenials(), 0, 1)
+	r.chs.Stop()
+	r.deny("acme", "s1", 3)
+	r.waitAlerts(map[string]int{"acme/s1": 1})
+	if err := r.chs.Restart(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -347,13 +398,13 @@ func TestOpenWindowSurvivesRestart(t *testing.T) {
 	r.deny("acme", "s1", 3)
 	r.deny("acme", "s2", 2) // open at the stop
 	r.waitAlerts(map[string]int{"acme/s1": 1})
-	r.waitIdle("correlator")
+	r.waitIdle("correlator-detect")
 	stop()
 
 	r.start(newDenials(), 0, 1)
 	r.deny("acme", "s2", 1)
 	r.waitAlerts(map[string]int{"acme/s1": 1, "acme/s2": 1})
-	r.waitIdle("correlator")
+	r.waitIdle("correlator-detect")
 	r.checkChains()
 }
 
@@ -398,8 +449,8 @@ func TestTwoCorrelatorsSplitTheTenants(t *testing.T) {
 		}
 		owner[tenant] = got[g][0]
 	}
-	r.waitIdle("correlator-p0of2")
-	r.waitIdle("correlator-p1of2")
+	r.waitIdle("correlator-detect-p0of2")
+	r.waitIdle("correlator-detect-p1of2")
 	if tw := append(d0.twice(), d1.twice()...); len(tw) != 0 {
 		t.Fatalf("events observed twice: %v", tw)
 	}

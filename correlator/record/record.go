@@ -76,6 +76,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// ErrInvalid marks an event refused before it was linked (it fails
+// validation, or its tenant cannot name a subject): retrying cannot help.
+var ErrInvalid = errors.New("record: invalid event")
+
 // Outcome is what became of a published event.
 type Outcome int
 
@@ -153,9 +157,10 @@ func (p *Publisher) KeyID() string { return p.signer.KeyID }
 // Publish stamps e (V, and ID and Time when unset), links it into the
 // chain and records it under its id. It returns once JetStream has
 // answered: Recorded, or Duplicate when an event with e's id was stored
-// before (e is then out of the chain). An error means ctx ended first; the
-// event's sequence number is then reported unrecorded by the next
-// checkpoint, since it may or may not have reached the stream.
+// before (e is then out of the chain). An error means ctx ended first:
+// when JetStream refused every attempt, e is out of the chain; otherwise
+// its sequence number is reported unrecorded by the next checkpoint, since
+// it may or may not have reached the stream.
 func (p *Publisher) Publish(ctx context.Context, e *event.Event) (Outcome, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -169,8 +174,13 @@ func (p *Publisher) Publish(ctx context.Context, e *event.Event) (Outcome, error
 		p.linker.Rewind(mark)
 		return 0, err
 	}
-	ack, err := p.send(ctx, msg)
+	ack, uncertain, err := p.send(ctx, msg)
 	if err != nil {
+		if !uncertain {
+			// JetStream refused every attempt: none is stored.
+			p.linker.Rewind(mark)
+			return 0, err
+		}
 		p.unrecorded = append(p.unrecorded, e.Seq)
 		p.metrics.unrecorded.Add(context.Background(), 1)
 		return 0, err
@@ -209,10 +219,10 @@ func (p *Publisher) stamp(e *event.Event) error {
 	}
 	e.Instance, e.Seq, e.Epoch, e.Prev = "-", 1, "", "" // placeholders Link replaces
 	if err := e.Validate(); err != nil {
-		return fmt.Errorf("record: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if _, err := subject.For(e.Tenant, string(e.Kind)); err != nil {
-		return fmt.Errorf("record: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
@@ -234,23 +244,28 @@ func message(e *event.Event) (*nats.Msg, error) {
 
 // send publishes msg until JetStream acknowledges it or ctx ends. The
 // bytes never change between attempts, so an attempt that was stored
-// after all makes the next one a duplicate of itself (see isOurs).
-func (p *Publisher) send(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+// after all makes the next one a duplicate of itself (see isOurs). On
+// failure, uncertain says whether some attempt may have been stored: one
+// that JetStream answered with an error (a refusal) certainly was not.
+func (p *Publisher) send(ctx context.Context, msg *nats.Msg) (ack *jetstream.PubAck, uncertain bool, err error) {
 	backoff := 50 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
-		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(stream.Events))
+		ack, err = p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(stream.Events))
 		cancel()
 		if err == nil {
-			return ack, nil
+			return ack, false, nil
+		}
+		if _, refused := errors.AsType[*jetstream.APIError](err); !refused {
+			uncertain = true
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("record: %s not acknowledged: %w", msg.Header.Get(jetstream.MsgIDHeader), err)
+			return nil, uncertain, fmt.Errorf("record: %s not acknowledged: %w", msg.Header.Get(jetstream.MsgIDHeader), err)
 		}
 		p.log.Warn("publish failed; retrying", "subject", msg.Subject, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("record: %s not acknowledged: %w", msg.Header.Get(jetstream.MsgIDHeader), context.Cause(ctx))
+			return nil, uncertain, fmt.Errorf("record: %s not acknowledged: %w", msg.Header.Get(jetstream.MsgIDHeader), context.Cause(ctx))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
@@ -319,7 +334,7 @@ func (p *Publisher) checkpoint(ctx context.Context) error {
 	p.checkpointed, p.lastCheckpointAt = e.Seq, now
 	msg, err := message(e)
 	if err == nil {
-		_, err = p.send(ctx, msg)
+		_, _, err = p.send(ctx, msg)
 	}
 	if err != nil {
 		// This checkpoint's own number is now a gap too; the next one
