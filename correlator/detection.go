@@ -70,8 +70,11 @@ type detection struct {
 	// observed holds the stream sequences the engine has seen and when, so
 	// a redelivered message is not counted twice; an entry lives while
 	// redeliveries of it may still come.
-	observed  map[uint64]time.Time
-	watermark time.Time // latest event time observed
+	observed map[uint64]time.Time
+	// skipThrough is the last stream sequence recovery handled: the
+	// durable consumer's deliveries up to it are acked unobserved.
+	skipThrough uint64
+	watermark   time.Time // latest event time observed
 	lastBatch time.Time
 }
 
@@ -144,8 +147,15 @@ func (d *detection) input(e *event.Event) bool {
 func (d *detection) observe(seq uint64, events []*event.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.observeLocked(seq, events)
+}
+
+func (d *detection) observeLocked(seq uint64, events []*event.Event) {
 	now := time.Now()
 	d.lastBatch = now
+	if seq <= d.skipThrough {
+		return
+	}
 	if _, seen := d.observed[seq]; seen && seq != 0 {
 		d.observed[seq] = now
 		return
@@ -180,6 +190,11 @@ func (d *detection) queue(tenant string, alerts []*event.Event) {
 func (d *detection) flush(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.settle(ctx)
+}
+
+// settle is flush with d.mu held.
+func (d *detection) settle(ctx context.Context) error {
 	if !d.watermark.IsZero() {
 		d.advance(d.watermark)
 	}
