@@ -258,9 +258,11 @@ func (r *rig) checkChains() {
 }
 
 // waitIdle polls until the correlator's consumer has nothing pending.
-func (r *rig) waitIdle(consumer string) {
+func (r *rig) waitIdle(consumer string) { r.waitIdleFor(consumer, 20*time.Second) }
+
+func (r *rig) waitIdleFor(consumer string, d time.Duration) {
 	r.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		c, err := r.js.Consumer(context.Background(), stream.Events, consumer)
 		if err == nil {
