@@ -75,7 +75,7 @@ type detection struct {
 	// durable consumer's deliveries up to it are acked unobserved.
 	skipThrough uint64
 	watermark   time.Time // latest event time observed
-	lastBatch time.Time
+	lastBatch   time.Time
 }
 
 func newDetection(ctx context.Context, cfg Config, d Detector, log *slog.Logger) (*detection, error) {
