@@ -22,8 +22,10 @@ type Config struct {
 	// ClickHouse is where session rows are written.
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 	// Instance names this correlator's own chain of events (alerts, rule
-	// reloads, checkpoints), as an enforcer's instance names its own.
-	// Default "correlator-<hostname>", with "-p<index>" when partitioned.
+	// reloads, checkpoints), as an enforcer's instance names its own. It
+	// must begin with "correlator" (InstancePrefix): detections skip those
+	// instances' records. Default "correlator-<hostname>", with
+	// "-p<index>" when partitioned.
 	Instance string `yaml:"instance"`
 	// Partition is this process's share of the tenants, when several
 	// correlators share the stream. Default: one partition, all tenants.
@@ -114,6 +116,8 @@ func (c Config) Validate() error {
 		return errors.New("correlator: detect.reload_interval and detect.batch_wait must be positive")
 	case c.Detect.MaxGroupsPerRule < 1 || c.Detect.MaxEvidence < 1:
 		return errors.New("correlator: detect.max_groups_per_rule and detect.max_evidence must be positive")
+	case c.Instance != "" && !IsCorrelatorInstance(c.Instance):
+		return fmt.Errorf("correlator: instance %q must begin with %q", c.Instance, InstancePrefix)
 	case c.Detect.Recovery.Horizon <= 0:
 		return errors.New("correlator: detect.recovery.horizon must be positive")
 	}

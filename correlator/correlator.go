@@ -80,14 +80,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Co
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
 	c := &Correlator{cfg: cfg, log: log, in: in, ch: ch, sessions: make(map[sessionKey]*Session)}
+	var rs *rules
 	if o.detector == nil && cfg.Detect.Enabled() {
-		if o.detector, err = newEngine(cfg.Detect, log); err != nil {
+		if rs, err = newRules(cfg.Detect, log); err != nil {
 			c.Close()
 			return nil, err
 		}
+		o.detector = rs.engine
 	}
 	if o.detector != nil {
-		if c.det, err = newDetection(ctx, cfg, o.detector, log); err != nil {
+		if c.det, err = newDetection(ctx, cfg, o.detector, rs, log); err != nil {
+			if rs != nil {
+				rs.engine.Close()
+			}
 			c.Close()
 			return nil, err
 		}

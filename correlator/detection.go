@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,14 @@ type alertReader interface{ WantsAlerts() bool }
 // RulesPolicyID is the policy id of the correlator's rule reload events.
 const RulesPolicyID = "rampart.detect"
 
+// InstancePrefix begins every correlator instance name, so any consumer
+// of the stream tells a correlator's records from an enforcer's by the
+// instance alone, in replay as live, without state.
+const InstancePrefix = "correlator"
+
+// IsCorrelatorInstance reports whether instance names a correlator.
+func IsCorrelatorInstance(instance string) bool { return strings.HasPrefix(instance, InstancePrefix) }
+
 // Codes of the correlator's stable errors, in its events and logs.
 const (
 	// CodeRulesReloadFailed: a rule set failed to load; the last good one
@@ -53,6 +62,8 @@ var flushTimeout = 30 * time.Second
 // record each alert once.
 type detection struct {
 	log      *slog.Logger
+	rules    *rules // nil when the engine was given (WithDetector)
+	interval time.Duration
 	in       *stream.Reader
 	part     Partition
 	rec      *record.Publisher
@@ -78,7 +89,7 @@ type detection struct {
 	lastBatch   time.Time
 }
 
-func newDetection(ctx context.Context, cfg Config, d Detector, log *slog.Logger) (*detection, error) {
+func newDetection(ctx context.Context, cfg Config, d Detector, rs *rules, log *slog.Logger) (*detection, error) {
 	src := cfg.Source
 	src.Consumer, src.BatchWait = cfg.detectConsumer(), cfg.Detect.BatchWait
 	in, err := stream.Open(ctx, src, "rampart-correlator detect "+cfg.instance())
@@ -90,7 +101,7 @@ func newDetection(ctx context.Context, cfg Config, d Detector, log *slog.Logger)
 		in.Close()
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	det := &detection{log: log, in: in, part: cfg.Partition, rec: rec, horizon: cfg.Detect.Recovery.Horizon,
+	det := &detection{log: log, rules: rs, interval: cfg.Detect.ReloadInterval, in: in, part: cfg.Partition, rec: rec, horizon: cfg.Detect.Recovery.Horizon,
 		lateness: 2 * cfg.Detect.BatchWait, engine: d, published: map[string]time.Time{}, observed: map[uint64]time.Time{}}
 	if r, ok := d.(alertReader); ok {
 		det.alerts = r.WantsAlerts()
@@ -99,6 +110,9 @@ func newDetection(ctx context.Context, cfg Config, d Detector, log *slog.Logger)
 		det.close()
 		return nil, err
 	}
+	if rs != nil {
+		det.rulesLoaded(ctx, rs.hash, rs.source(), nil)
+	}
 	return det, nil
 }
 
@@ -106,9 +120,12 @@ func newDetection(ctx context.Context, cfg Config, d Detector, log *slog.Logger)
 func (d *detection) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); d.tick(ctx) }()
-	defer func() { cancel(); <-done }()
+	var wg sync.WaitGroup
+	wg.Go(func() { d.tick(ctx) })
+	if d.rules != nil && d.rules.cfg.RulesDir != "" {
+		wg.Go(func() { d.watch(ctx, d.rules, d.interval) })
+	}
+	defer func() { cancel(); wg.Wait() }()
 	return d.in.Run(ctx, d.log, d.handle)
 }
 
@@ -128,18 +145,16 @@ func (d *detection) handle(ctx context.Context, b stream.Batch) error {
 	return d.flush(ctx)
 }
 
-// input reports whether the engine is given e: not the correlators' own
-// records (alerts unless a rule reads them, rule reloads), nor checkpoints.
+// input reports whether the engine is given e: never a correlator's own
+// records (alerts, unless a rule reads them; its checkpoints and rule
+// reloads), so no finding feeds on itself and the shipped record rules
+// (sequence gaps, unrecorded events) judge enforcers' chains only. An
+// enforcer's checkpoints and policy events are input like any event.
 func (d *detection) input(e *event.Event) bool {
-	switch e.Kind {
-	case event.KindAlert:
+	if e.Kind == event.KindAlert {
 		return d.alerts
-	case event.KindCheckpoint:
-		return false
-	case event.KindPolicy:
-		return e.Decision == nil || e.Decision.PolicyID != RulesPolicyID
 	}
-	return true
+	return !IsCorrelatorInstance(e.Instance)
 }
 
 // observe gives the engine a message's events unless it saw them already,
@@ -304,4 +319,7 @@ func (d *detection) rulesLoaded(ctx context.Context, hash, source string, err er
 func (d *detection) close() {
 	d.rec.Close()
 	d.in.Close()
+	if d.rules != nil {
+		d.rules.engine.Close()
+	}
 }

@@ -154,7 +154,7 @@ func (r *rig) start(d correlator.Detector, part, count int) func() {
 	cfg.BatchWait = 50 * time.Millisecond
 	cfg.RetryDelay = 200 * time.Millisecond
 	cfg.Partition = correlator.Partition{Index: part, Count: count}
-	cfg.Instance = fmt.Sprintf("cor-p%d", part)
+	cfg.Instance = fmt.Sprintf("correlator-p%d", part)
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := correlator.New(ctx, cfg, slog.New(slog.DiscardHandler), correlator.WithDetector(d))
 	if err != nil {
@@ -434,7 +434,7 @@ func TestTwoCorrelatorsSplitTheTenants(t *testing.T) {
 		}
 		byInstance[instances[0]]++
 	}
-	if byInstance["cor-p0"] == 0 || byInstance["cor-p1"] == 0 {
+	if byInstance["correlator-p0"] == 0 || byInstance["correlator-p1"] == 0 {
 		t.Fatalf("one correlator did all the work: %v", byInstance)
 	}
 	// A tenant's groups all went to one correlator.
