@@ -147,16 +147,28 @@ func newRig(t testing.TB) *rig {
 
 // start runs a correlator with detector d, partition part of count.
 func (r *rig) start(d correlator.Detector, part, count int) func() {
+	var opts []correlator.Option
+	if d != nil {
+		opts = append(opts, correlator.WithDetector(d))
+	}
+	return r.startWith(func(cfg *correlator.Config) {
+		cfg.Partition = correlator.Partition{Index: part, Count: count}
+		cfg.Instance = fmt.Sprintf("correlator-p%d", part)
+	}, opts...)
+}
+
+// startWith runs a correlator of the rig's defaults changed by set.
+func (r *rig) startWith(set func(*correlator.Config), opts ...correlator.Option) func() {
 	cfg := correlator.Defaults()
 	cfg.NATSURL = r.srv.URL()
 	cfg.ClickHouse.Addr = r.addr
 	cfg.ClickHouse.Database = r.ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond
 	cfg.RetryDelay = 200 * time.Millisecond
-	cfg.Partition = correlator.Partition{Index: part, Count: count}
-	cfg.Instance = fmt.Sprintf("correlator-p%d", part)
+	cfg.Instance = "correlator-test"
+	set(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := correlator.New(ctx, cfg, slog.New(slog.DiscardHandler), correlator.WithDetector(d))
+	c, err := correlator.New(ctx, cfg, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
