@@ -4,13 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-io/rampart/correlator"
+	"github.com/rampart-io/rampart/correlator/detect"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // startCorrelator runs a correlator in this process, with the shipped
@@ -94,6 +98,131 @@ func TestShippedPackAlertsEndToEnd(t *testing.T) {
 	t.Logf("all alerts by rule and tenant: %v", all)
 	if cross[0][0] != "0" {
 		t.Fatalf("%s alert evidence events of another tenant", cross[0][0])
+	}
+	r.verifyClean()
+}
+
+// streamEvents reads every decodable event the stream holds, in order.
+func (r *rig) streamEvents() []*event.Event {
+	r.t.Helper()
+	ctx := context.Background()
+	js := r.nats.JetStream()
+	s, err := js.Stream(ctx, stream.Events)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, _ := s.Info(ctx)
+	var out []*event.Event
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if evs, err := event.DecodeMessageOn(m.Subject, m.Data); err == nil {
+			out = append(out, evs...)
+		}
+	}
+	return out
+}
+
+// waitConsumerIdle polls until the durable consumer has nothing pending.
+func (r *rig) waitConsumerIdle(name string, d time.Duration) {
+	r.t.Helper()
+	js := r.nats.JetStream()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if c, err := js.Consumer(context.Background(), stream.Events, name); err == nil {
+			if info, err := c.Info(context.Background()); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+		}
+	}
+	r.t.Fatalf("consumer %s never caught up", name)
+}
+
+// `rampart correlator` SIGKILLed again and again under load through the
+// enforcer: once a last one has caught up, the alerts in the stream and in
+// the alerts view are exactly those the shipped pack raises over the
+// stored events in stream order: none lost, none doubled.
+func TestCorrelatorProcessKilledUnderLoad(t *testing.T) {
+	r := newRig(t)
+	url := r.startEnforcer("enf-kill-correlator", audit.Refuse)
+	r.startCollector()
+	args := []string{"correlator", "-nats", r.nats.URL(), "-clickhouse", r.chAddr, "-database", r.ch.Database()}
+	rampartBinary(t) // built before the clock starts
+	// Denials from 24 agents of two tenants in turn: each agent's tenth
+	// denial within a minute completes a burst, every few seconds.
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		driver := &workload.Driver{URL: url + "/mcp", Issuer: r.issuer, Client: &http.Client{Timeout: 10 * time.Second}}
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		n := 0
+		for ; ; n++ {
+			select {
+			case <-stop:
+				done <- n
+				return
+			case <-tick.C:
+			}
+			c := workload.Caller{Tenant: []string{"acme", "globex"}[n%2], Principal: "user:alice",
+				Actors: []string{"agent:" + strconv.Itoa(n%24)}, Session: "s" + strconv.Itoa(n%24)}
+			driver.Run(context.Background(), []workload.Call{{Caller: c, RPCMethod: "tools/call", Tool: "shell"}}, 1)
+		}
+	}()
+	kills := 0
+	for end := time.Now().Add(outage()); time.Now().Before(end); kills++ {
+		p := r.spawn(args...)
+		time.Sleep(time.Duration(300+kills*37%400) * time.Millisecond)
+		p.kill()
+	}
+	r.spawn(args...)
+	time.Sleep(time.Second) // load duration, not a wait for an event
+	close(stop)
+	t.Logf("SIGKILLed the correlator %d times under %d requests", kills, <-done)
+	// The killed runs' unacknowledged messages come back after the
+	// consumer's 30s ack wait; the last run skips them and acks them.
+	r.waitConsumerIdle("correlator-detect", 90*time.Second)
+
+	engine := detect.NewEngine(detect.Shipped(), detect.Options{})
+	defer engine.Close()
+	expected, stored := map[string]bool{}, map[string]int{}
+	for _, e := range r.streamEvents() {
+		switch {
+		case e.Kind == event.KindAlert:
+			stored[e.ID]++
+		case !correlator.IsCorrelatorInstance(e.Instance):
+			for _, a := range engine.Observe(e) {
+				expected[a.ID] = true
+			}
+		}
+	}
+	var lost, doubled, unexpected int
+	for id := range expected {
+		if stored[id] == 0 {
+			lost++
+		}
+	}
+	for id, n := range stored {
+		if n > 1 {
+			doubled++
+		}
+		if !expected[id] {
+			unexpected++
+		}
+	}
+	t.Logf("alerts expected %d, in the stream %d, lost %d, doubled %d, unexpected %d", len(expected), len(stored), lost, doubled, unexpected)
+	if len(expected) == 0 || lost+doubled+unexpected != 0 {
+		t.Fatal("alerts do not reconcile")
+	}
+	var rows [][]string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		rows, _ = r.ch.Query(context.Background(), "SELECT count(), uniqExact(alert_id) FROM "+r.ch.Database()+".alerts")
+		if len(rows) == 1 && rows[0][0] == strconv.Itoa(len(expected)) {
+			break
+		}
+	}
+	if len(rows) != 1 || rows[0][0] != strconv.Itoa(len(expected)) || rows[0][1] != rows[0][0] {
+		t.Fatalf("alerts view %v, want %d distinct alerts", rows, len(expected))
 	}
 	r.verifyClean()
 }
