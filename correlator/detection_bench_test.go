@@ -18,8 +18,8 @@ import (
 
 // load publishes n tool-call decision events asynchronously at about rate
 // per second (0: as fast as JetStream takes them), over 8 tenants and 50
-// agents acting for users; every 3rd is a denial, so the pack's denial
-// rules fire every few hundred events.
+// agents, each acting for one of 13 users; every 3rd is a denial, so the
+// pack's denial rules fire every few hundred events.
 func load(b *testing.B, js jetstream.JetStream, n, rate int) {
 	b.Helper()
 	var ids event.IDSource
@@ -38,7 +38,7 @@ func load(b *testing.B, js jetstream.JetStream, n, rate int) {
 		}
 		e := &event.Event{V: event.Version, ID: ids.New(now), Kind: event.KindDecision, Time: now, Tenant: tenant,
 			Instance: "enf", Seq: uint64(i + 1), RequestID: fmt.Sprint(i),
-			Identity: &event.Identity{Subject: fmt.Sprintf("user:%d", i%13), SessionID: fmt.Sprintf("s%d", i/800),
+			Identity: &event.Identity{Subject: fmt.Sprintf("user:%d", i%50%13), SessionID: fmt.Sprintf("s%d", i/800),
 				Chain: []event.Actor{{Subject: fmt.Sprintf("agent:%d", i%50)}}},
 			Request:  &event.Request{Method: "POST", Host: "tools", Path: "/mcp", RPCMethod: "tools/call", Tool: tool},
 			Decision: &event.Decision{Effect: effect, RuleID: "r"}}
