@@ -1,21 +1,31 @@
-// Package correlator links the events of an agent session — principal,
-// delegation chain, agents, tasks and decisions — into one sessions row per
-// session in ClickHouse. It reads its own durable JetStream consumer, so it
-// runs and fails independently of the collector.
+// Package correlator judges the stream of events after the enforcer
+// recorded them. It reads its own durable JetStream consumer, so it runs and
+// fails independently of the collector, and does two jobs per batch:
 //
-// Rows are rewritten whole with a rising version, and each row remembers the
-// last stream sequence it counted, so redelivered events are not counted
-// twice and a restarted correlator resumes from ClickHouse, not from memory.
+// Sessions: it links the events of an agent session — principal, delegation
+// chain, agents, tasks and decisions — into one sessions row per session in
+// ClickHouse. Rows are rewritten whole with a rising version, and each row
+// remembers the last stream sequence it counted, so redelivered events are
+// not counted twice and a restarted correlator resumes from ClickHouse.
+//
+// Detections: on a consumer of its own (so alerts never wait on ClickHouse,
+// and come within detect.batch_wait), it runs the detection rules (package
+// detect) over the events and publishes the alerts they raise on
+// rampart.v1.<tenant>.alert, as the chain of its own instance (package
+// record). A batch is acknowledged only once its alerts are; each alert is
+// stored once (see record). After a restart the open windows are rebuilt by
+// replaying the stream (recover.go).
 package correlator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/schema/event"
@@ -23,69 +33,89 @@ import (
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
-// Config configures a correlator.
-type Config struct {
-	// Source is where events are read: NATS, consumer and batching.
-	stream.Source `yaml:",inline"`
-	// CacheSessions bounds sessions kept in memory; others are reloaded.
-	CacheSessions int `yaml:"cache_sessions"`
-	// ClickHouse is where session rows are written.
-	ClickHouse chstore.Config `yaml:"clickhouse"`
-}
-
-// Defaults returns the single-node configuration.
-func Defaults() Config {
-	return Config{Source: stream.DefaultSource("correlator"), CacheSessions: 100000, ClickHouse: chstore.Defaults()}
-}
-
-// Validate checks c.
-func (c Config) Validate() error {
-	if err := c.Source.Validate(); err != nil {
-		return fmt.Errorf("correlator: %w", err)
-	}
-	if c.CacheSessions < 1 {
-		return errors.New("correlator: cache_sessions must be positive")
-	}
-	return c.ClickHouse.Validate()
-}
-
-// Correlator is a running session correlator.
+// Correlator is a running correlator: sessions and detections.
 type Correlator struct {
 	cfg      Config
 	log      *slog.Logger
 	in       *stream.Reader
 	ch       *chstore.Client
 	sessions map[sessionKey]*Session
+	det      *detection // nil when detection is off
 }
 
-// New connects to NATS and ClickHouse and applies pending migrations.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Correlator, error) {
+// Option changes how New builds a correlator.
+type Option func(*options)
+
+type options struct {
+	detector Detector
+}
+
+// WithDetector runs d instead of the engine built from cfg.Detect.
+func WithDetector(d Detector) Option { return func(o *options) { o.detector = d } }
+
+// New connects to NATS and ClickHouse, applies pending migrations and, when
+// detection is on, opens the detection consumer, starts the correlator's
+// chain and rebuilds the open windows from the stream.
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Correlator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "correlator", "partition", cfg.Partition.Index, "partitions", cfg.Partition.Count)
 	ch, err := chstore.OpenMigrated(ctx, cfg.ClickHouse)
 	if err != nil {
 		return nil, err
 	}
-	in, err := stream.Open(ctx, cfg.Source, "rampart-correlator")
+	src := cfg.Source
+	src.Consumer = cfg.consumer()
+	in, err := stream.Open(ctx, src, "rampart-correlator sessions "+cfg.instance())
 	if err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	return &Correlator{cfg: cfg, log: log.With("component", "correlator"), in: in, ch: ch,
-		sessions: make(map[sessionKey]*Session)}, nil
+	c := &Correlator{cfg: cfg, log: log, in: in, ch: ch, sessions: make(map[sessionKey]*Session)}
+	var rs *rules
+	if o.detector == nil && cfg.Detect.Enabled() {
+		if rs, err = newRules(cfg.Detect, log); err != nil {
+			c.Close()
+			return nil, err
+		}
+		o.detector = rs.engine
+	}
+	if o.detector != nil {
+		if c.det, err = newDetection(ctx, cfg, o.detector, rs, log); err != nil {
+			if rs != nil {
+				rs.engine.Close()
+			}
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
-// Run correlates until ctx ends.
+// Run correlates until ctx ends: sessions and detections each in their own
+// loop over their own consumer, so alerts never wait on ClickHouse.
 func (c *Correlator) Run(ctx context.Context) error {
-	return c.in.Run(ctx, c.log, c.correlate)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.in.Run(ctx, c.log, c.correlate) })
+	if c.det != nil {
+		g.Go(func() error { return c.det.run(ctx) })
+	}
+	return g.Wait()
 }
 
-// Close releases the connections.
+// Close publishes the chain's final checkpoint and releases the connections.
 func (c *Correlator) Close() {
+	if c.det != nil {
+		c.det.close()
+	}
 	c.in.Close()
 	c.ch.Close()
 }
@@ -98,6 +128,9 @@ func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 			// The collector dead-letters what fails here; counting it
 			// would put another tenant's events in this session.
 			continue
+		}
+		if !c.cfg.Partition.Owns(events[0].Tenant) {
+			continue // another correlator's; DecodeMessageOn made them one tenant's
 		}
 		for k, events := range bySession(events) {
 			s, err := c.session(ctx, k)

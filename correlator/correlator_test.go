@@ -28,7 +28,7 @@ type publisher struct {
 	spoofAs string
 }
 
-func (p *publisher) send(t *testing.T, tenant, session string, kind event.Kind, effect event.Effect, chain ...string) {
+func (p *publisher) send(t testing.TB, tenant, session string, kind event.Kind, effect event.Effect, chain ...string) {
 	t.Helper()
 	p.seq++
 	id := &event.Identity{Subject: "user:alice", SessionID: session, TaskID: "task-9"}

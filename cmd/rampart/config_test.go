@@ -25,7 +25,7 @@ func TestExampleConfigsAreTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := correlator.Defaults(); cor.CacheSessions != want.CacheSessions || cor.Source != want.Source {
+	if want := correlator.Defaults(); cor != want {
 		t.Fatalf("correlator example differs from defaults:\n%+v\n%+v", cor, want)
 	}
 }

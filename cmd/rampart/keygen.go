@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/schema/chain"
 )
 
 // runKeygen writes an Ed25519 checkpoint signing key and its public half.
@@ -38,7 +38,7 @@ func runKeygen(_ context.Context, args []string) error {
 	if err := writeNew(*out+".pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("key id %s\nprivate key %s.key.pem (audit.checkpoint.key_file)\npublic key %s.pub.pem (rampart verify -keys)\n", audit.KeyID(pub), *out, *out)
+	fmt.Printf("key id %s\nprivate key %s.key.pem (audit.checkpoint.key_file)\npublic key %s.pub.pem (rampart verify -keys)\n", chain.KeyID(pub), *out, *out)
 	return nil
 }
 

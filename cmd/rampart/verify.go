@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/internal/verify"
+	"github.com/rampart-io/rampart/schema/chain"
 )
 
 // errTampered makes `rampart verify` exit non-zero when it found tampering.
@@ -48,7 +48,7 @@ func runVerify(ctx context.Context, args []string) error {
 		*t.dst = v
 	}
 	if *keys != "" {
-		k, err := verify.LoadKeys(strings.Split(*keys, ","), audit.KeyID)
+		k, err := chain.LoadPublicKeys(strings.Split(*keys, ","))
 		if err != nil {
 			return err
 		}

@@ -173,7 +173,7 @@ func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger)
 		log = slog.Default()
 	}
 	log = log.With("component", "audit")
-	signer, err := loadSigner(cfg.Checkpoint.KeyFile)
+	signer, err := chain.LoadSigner(cfg.Checkpoint.KeyFile)
 	if err != nil {
 		return nil, err
 	}

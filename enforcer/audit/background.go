@@ -3,17 +3,9 @@ package audit
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/binary"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -201,43 +192,6 @@ func decodeRecord(b []byte) (*nats.Msg, error) {
 	m.Header.Set(jetstream.MsgIDHeader, id)
 	m.Data = b
 	return m, nil
-}
-
-// loadSigner reads the checkpoint key, or makes an ephemeral one.
-func loadSigner(path string) (chain.Signer, error) {
-	var key ed25519.PrivateKey
-	if path == "" {
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return chain.Signer{}, err
-		}
-		key = k
-	} else {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return chain.Signer{}, fmt.Errorf("audit: checkpoint key: %w", err)
-		}
-		block, _ := pem.Decode(data)
-		if block == nil {
-			return chain.Signer{}, fmt.Errorf("audit: checkpoint key %s: no PEM block", path)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return chain.Signer{}, fmt.Errorf("audit: checkpoint key %s: %w", path, err)
-		}
-		var ok bool
-		if key, ok = k.(ed25519.PrivateKey); !ok {
-			return chain.Signer{}, fmt.Errorf("audit: checkpoint key %s is not Ed25519", path)
-		}
-	}
-	return chain.Signer{KeyID: KeyID(key.Public().(ed25519.PublicKey)), Key: key}, nil
-}
-
-// KeyID names a checkpoint public key: "ed25519:" and the first 16 hex
-// digits of its SHA-256.
-func KeyID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return "ed25519:" + hex.EncodeToString(sum[:8])
 }
 
 type metrics struct {

@@ -30,7 +30,7 @@ func keyFile(t *testing.T) (string, map[string]ed25519.PublicKey) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path, map[string]ed25519.PublicKey{audit.KeyID(pub): pub}
+	return path, map[string]ed25519.PublicKey{chain.KeyID(pub): pub}
 }
 
 func connectWith(t *testing.T, cfg audit.Config) *audit.Publisher {

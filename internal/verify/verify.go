@@ -7,11 +7,7 @@ package verify
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -336,35 +332,4 @@ func (c *collectorState) witnesses(ctx context.Context, chains []chainRef) ([]*e
 		read += uint64(n)
 	}
 	return out, nil
-}
-
-// LoadKeys reads PEM public keys (PKIX, Ed25519) from files, by key id.
-func LoadKeys(paths []string, keyID func(ed25519.PublicKey) string) (map[string]ed25519.PublicKey, error) {
-	keys := map[string]ed25519.PublicKey{}
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("verify: %w", err)
-		}
-		for {
-			var block *pem.Block
-			block, data = pem.Decode(data)
-			if block == nil {
-				break
-			}
-			k, err := x509.ParsePKIXPublicKey(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("verify: %s: %w", p, err)
-			}
-			pub, ok := k.(ed25519.PublicKey)
-			if !ok {
-				return nil, fmt.Errorf("verify: %s: not an Ed25519 key", p)
-			}
-			keys[keyID(pub)] = pub
-		}
-	}
-	if len(keys) == 0 && len(paths) > 0 {
-		return nil, errors.New("verify: no public keys found")
-	}
-	return keys, nil
 }

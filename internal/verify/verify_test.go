@@ -100,7 +100,7 @@ func keyPair(t *testing.T) (string, map[string]ed25519.PublicKey) {
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
 	path := filepath.Join(t.TempDir(), "key.pem")
 	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	return path, map[string]ed25519.PublicKey{audit.KeyID(pub): pub}
+	return path, map[string]ed25519.PublicKey{chain.KeyID(pub): pub}
 }
 
 // mutate runs an ALTER ... UPDATE/DELETE and waits for the mutation to finish.

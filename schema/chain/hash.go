@@ -1,7 +1,7 @@
-// Package chain makes each enforcer instance's events tamper-evident. Every
-// event carries its instance's epoch, a dense sequence number, and the hash
-// of the previous event; periodic checkpoints sign the head of the chain
-// with Ed25519. Check then finds exactly which sequence numbers of a stored
+// Package chain makes each instance's events (an enforcer's, a
+// correlator's) tamper-evident. Every event carries its instance's epoch, a
+// dense sequence number, and the hash of the previous event; periodic
+// checkpoints sign the head of the chain with Ed25519. Check then finds exactly which sequence numbers of a stored
 // chain were deleted, modified, reordered, truncated or spliced in.
 //
 // The hash is over a canonical binary form of the columns an event is

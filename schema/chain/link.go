@@ -44,6 +44,21 @@ func (l *Linker) Link(e *event.Event) {
 	l.head, l.started = Of(e), true
 }
 
+// Mark is a linker's position: the head of its chain.
+type Mark struct {
+	seq     uint64
+	head    Hash
+	started bool
+}
+
+// Mark returns the current head, for Rewind.
+func (l *Linker) Mark() Mark { return Mark{l.seq, l.head, l.started} }
+
+// Rewind makes m the head again, forgetting the events linked since: for
+// an event JetStream reported as a duplicate of one already recorded, which
+// must not take a sequence number, or the chain would show it as deleted.
+func (l *Linker) Rewind(m Mark) { l.seq, l.head, l.started = m.seq, m.head, m.started }
+
 // Signer signs checkpoints.
 type Signer struct {
 	KeyID string

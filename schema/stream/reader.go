@@ -100,6 +100,10 @@ func Open(ctx context.Context, src Source, clientName string) (*Reader, error) {
 // such as dead letters.
 func (r *Reader) JetStream() jetstream.JetStream { return r.js }
 
+// Consumer is the reader's durable consumer, for its position (the ack
+// floor a correlator replays up to when it rebuilds its state).
+func (r *Reader) Consumer() jetstream.Consumer { return r.consumer }
+
 // Run hands batches to h until ctx ends; see ConsumeBatches. It returns nil
 // when ctx was canceled.
 func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
