@@ -84,24 +84,24 @@ func scopeViolations() Board {
 			{Title: "Alerts over time by rule and severity", Type: "timeseries", W: 16, H: 8, Format: FormatTimeSeries, ShowsAlerts: true,
 				Description: "Alerts per interval, one series per rule and severity.",
 				SQL: "SELECT " + timeBucket + " AS time, concat(rule_id, ' (', severity, ')') AS rule, count() AS alerts\n" +
-					"FROM alerts\n" + alertsWhere + "\nGROUP BY time, rule\nORDER BY time"},
+					"FROM alerts\n" + alertsWhere + "\nGROUP BY time, rule\nORDER BY time, rule"},
 			{Title: "Open critical alerts", Type: "stat", W: 8, H: 8, Format: FormatTable, ShowsAlerts: true,
 				Description: "Critical alerts raised in the time range. Rampart records no resolution: an alert stays open until the SOC closes it in its own tool.",
 				SQL:         "SELECT count() AS critical\nFROM alerts\n" + alertsWhere + " AND severity = 'critical'"},
 			{Title: "Top agents by alerts", Type: "table", W: 12, H: 8, Format: FormatTable, ShowsAlerts: true,
 				Description: "The acting agent of each alert's group (rules grouping by actor).",
 				SQL: "SELECT tenant, group_values[indexOf(group_fields, 'actor')] AS agent, count() AS alerts, uniqExact(rule_id) AS rules, max(last_time) AS last\n" +
-					"FROM alerts\n" + alertsWhere + "\nGROUP BY tenant, agent\nORDER BY alerts DESC, agent\nLIMIT 10",
+					"FROM alerts\n" + alertsWhere + "\nGROUP BY tenant, agent\nORDER BY alerts DESC, tenant, agent\nLIMIT 10",
 				Links: []Link{{"Agent activity", dashURL(SessionUID, "var-tenant=${__data.fields.tenant}", "var-agent=${__data.fields.agent}")}}},
 			{Title: "Top principals by alerts", Type: "table", W: 12, H: 8, Format: FormatTable, ShowsAlerts: true,
 				Description: "The principal (the token's subject) of each alert's group (rules grouping by subject).",
 				SQL: "SELECT tenant, group_values[indexOf(group_fields, 'subject')] AS principal, count() AS alerts, uniqExact(rule_id) AS rules, max(last_time) AS last\n" +
-					"FROM alerts\n" + alertsWhere + "\nGROUP BY tenant, principal\nORDER BY alerts DESC, principal\nLIMIT 10"},
+					"FROM alerts\n" + alertsWhere + "\nGROUP BY tenant, principal\nORDER BY alerts DESC, tenant, principal\nLIMIT 10"},
 			{Title: "Alerts", Type: "table", W: 24, H: 9, Format: FormatTable, ShowsAlerts: true,
 				Description: "Every alert in the range; pick one to see its evidence below, or investigate it from the command line.",
 				SQL: "SELECT event_time, tenant, rule_id, severity, title, count, first_time, last_time, alert_id,\n" +
 					"  concat('rampart investigate -tenant ', tenant, ' -alert ', alert_id) AS investigate\n" +
-					"FROM alerts\n" + alertsWhere + "\nORDER BY event_time DESC\nLIMIT 500",
+					"FROM alerts\n" + alertsWhere + "\nORDER BY event_time DESC, alert_id\nLIMIT 500",
 				Links: []Link{{"Show this alert's evidence", dashURL(ScopeUID, "var-tenant=${__data.fields.tenant}", "var-rule=${__data.fields.rule_id}", "var-alert=${__data.fields.alert_id}")}}},
 			{Title: "Evidence of the selected alert", Type: "table", W: 24, H: 9, Format: FormatTable, ShowsAlerts: true,
 				Description: "The stored events the selected alert names as its evidence, in order.",
@@ -123,14 +123,14 @@ func boundary() Board {
 		Panels: []Panel{
 			{Title: "Decisions over time by effect and tenant", Type: "timeseries", W: 24, H: 8, Format: FormatTimeSeries,
 				SQL: "SELECT " + timeBucket + " AS time, concat(if(tenant = '', '(unidentified)', tenant), ' ', effect) AS decision, count() AS decisions\n" +
-					"FROM events\n" + decisions + "\nGROUP BY time, decision\nORDER BY time"},
+					"FROM events\n" + decisions + "\nGROUP BY time, decision\nORDER BY time, decision"},
 			{Title: "Denials by rule and code", Type: "table", W: 12, H: 8, Format: FormatTable,
-				SQL: "SELECT if(tenant = '', '(unidentified)', tenant) AS tenant, rule_id, code, count() AS denials\n" +
-					"FROM events\n" + decisions + " AND effect = 'deny'\nGROUP BY tenant, rule_id, code\nORDER BY denials DESC, tenant, rule_id, code\nLIMIT 50"},
+				SQL: "SELECT if(tenant = '', '(unidentified)', tenant) AS caller_tenant, rule_id, code, count() AS denials\n" +
+					"FROM events\n" + decisions + " AND effect = 'deny'\nGROUP BY caller_tenant, rule_id, code\nORDER BY denials DESC, caller_tenant, rule_id, code\nLIMIT 50"},
 			{Title: "Refusals before policy (identity, schema, request)", Type: "table", W: 12, H: 8, Format: FormatTable,
-				Description: "Requests refused before any rule was evaluated: the caller was not identified, the arguments broke the tool's schema, or the request itself was refused.",
+				Description: "Requests refused before any rule decided (no rule id, a stable code): the caller was not identified, the arguments broke the tool's schema, or the request itself was refused.",
 				SQL: "SELECT " + refusalStage() + " AS stage, code, count() AS refusals\n" +
-					"FROM events\n" + decisions + " AND policy_id = '' AND code != ''\nGROUP BY stage, code\nORDER BY refusals DESC, stage, code"},
+					"FROM events\n" + decisions + " AND rule_id = '' AND code != ''\nGROUP BY stage, code\nORDER BY refusals DESC, stage, code"},
 			{Title: "Top tools", Type: "table", W: 8, H: 8, Format: FormatTable,
 				SQL: "SELECT tool, countIf(effect = 'allow') AS allowed, countIf(effect = 'deny') AS denied\n" +
 					"FROM events\n" + decisions + " AND tool != ''\nGROUP BY tool\nORDER BY allowed + denied DESC, tool\nLIMIT 15"},
@@ -168,22 +168,22 @@ func sessionAgent() Board {
 			{Title: "Delegation chains in the session", Type: "table", W: 12, H: 8, Format: FormatTable,
 				Description: "Who acted for whom: the principal, then each agent of the RFC 8693 act chain, earliest first.",
 				SQL: "SELECT subject AS principal, arrayStringConcat(chain_subjects, ' > ') AS chain, length(chain_subjects) AS depth, count() AS decisions, countIf(effect = 'deny') AS denied\n" +
-					"FROM events\nWHERE " + timeEvents + " AND kind = 'decision' AND " + tenantIn + " AND " + session + "\nGROUP BY principal, chain, depth\nORDER BY depth, chain"},
+					"FROM events\nWHERE " + timeEvents + " AND kind = 'decision' AND " + tenantIn + " AND " + session + "\nGROUP BY principal, chain, depth\nORDER BY depth, chain, principal"},
 			{Title: "Alerts of the session", Type: "table", W: 12, H: 8, Format: FormatTable, ShowsAlerts: true,
 				Description: "Alerts whose evidence includes an event of the session.",
 				SQL: "SELECT event_time, rule_id, severity, title, count, alert_id\nFROM alerts\nWHERE " + tenantIn + "\n" +
 					"  AND alert_id IN (SELECT alert_id FROM alerts ARRAY JOIN evidence AS evidence_id\n" +
-					"    WHERE evidence_id IN (SELECT event_id FROM events WHERE " + tenantIn + " AND " + session + "))\nORDER BY event_time",
+					"    WHERE evidence_id IN (SELECT event_id FROM events WHERE " + tenantIn + " AND " + session + "))\nORDER BY event_time, alert_id",
 				Links: []Link{{"Alert evidence", dashURL(ScopeUID, "var-tenant=${tenant}", "var-rule=${__data.fields.rule_id}", "var-alert=${__data.fields.alert_id}")}}},
 			{Title: "Agent activity across sessions and principals", Type: "table", W: 24, H: 9, Format: FormatTable,
 				SQL: "SELECT actor AS agent, subject AS principal, session_id, count() AS decisions, countIf(effect = 'deny') AS denied, min(event_time) AS first, max(event_time) AS last\n" +
 					"FROM events\nWHERE " + timeEvents + " AND kind = 'decision' AND " + tenantIn + " AND actor != '' AND " + agents + "\n" +
-					"GROUP BY agent, principal, session_id\nORDER BY last DESC, agent, session_id\nLIMIT 200",
+					"GROUP BY agent, principal, session_id\nORDER BY last DESC, agent, principal, session_id\nLIMIT 200",
 				Links: []Link{{"Session timeline", dashURL(SessionUID, "var-tenant=${tenant}", "var-session=${__data.fields.session_id}")}}},
 			{Title: "Agent decisions over time", Type: "timeseries", W: 24, H: 8, Format: FormatTimeSeries,
 				SQL: "SELECT " + timeBucket + " AS time, concat(actor, ' ', effect) AS decision, count() AS decisions\n" +
 					"FROM events\nWHERE " + timeEvents + " AND kind = 'decision' AND " + tenantIn + " AND actor != '' AND " + agents + "\n" +
-					"GROUP BY time, decision\nORDER BY time"},
+					"GROUP BY time, decision\nORDER BY time, decision"},
 		},
 	}
 }
@@ -204,11 +204,11 @@ func integrity() Board {
 				Description: "Sequence numbers a signed checkpoint declares unrecorded: requests refused because JetStream and the spool could not take their events.",
 				SQL: "SELECT event_time, instance, epoch, seq AS checkpoint_seq, length(checkpoint_unrecorded) AS unrecorded,\n" +
 					"  arrayStringConcat(arrayMap(s -> toString(s), checkpoint_unrecorded), ',') AS unrecorded_seqs\n" +
-					"FROM events\nWHERE " + timeEvents + " AND kind = 'checkpoint' AND notEmpty(checkpoint_unrecorded)\nORDER BY event_time, instance"},
+					"FROM events\nWHERE " + timeEvents + " AND kind = 'checkpoint' AND notEmpty(checkpoint_unrecorded)\nORDER BY event_time, instance, epoch, seq"},
 			{Title: "Last signed checkpoint per instance", Type: "table", W: 12, H: 8, Format: FormatTable,
 				Description: "The newest checkpoint each instance published: `rampart verify -keys KEY -nats URL` checks the chain up to it.",
 				SQL: "SELECT instance, epoch, max(event_time) AS last_checkpoint, argMax(seq, event_time_us) AS at_seq, argMax(checkpoint_key_id, event_time_us) AS key_id, count() AS checkpoints\n" +
-					"FROM events\nWHERE " + timeEvents + " AND kind = 'checkpoint'\nGROUP BY instance, epoch\nORDER BY last_checkpoint DESC, instance"},
+					"FROM events\nWHERE " + timeEvents + " AND kind = 'checkpoint'\nGROUP BY instance, epoch\nORDER BY last_checkpoint DESC, instance, epoch"},
 			{Title: "Storage delay (collected_at − event_time)", Type: "timeseries", W: 12, H: 8, Format: FormatTimeSeries, Unit: "s",
 				Description: "How long events took from the enforcer to ClickHouse, from the stored columns.",
 				SQL: "SELECT " + timeBucket + " AS time, max(toInt64(toUInt32(collected_at)) - toInt64(toUInt32(event_time))) AS max_delay\n" +
