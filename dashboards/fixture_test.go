@@ -17,14 +17,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/chstore/chdbtest"
-	"github.com/rampart-io/rampart/chstore/chtest"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/internal/demo"
 	"github.com/rampart-io/rampart/schema/event"
-	"github.com/rampart-io/rampart/schema/natstest"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/schema/subject"
+	"github.com/rampart-io/rampart/testkit/chdbtest"
+	"github.com/rampart-io/rampart/testkit/chtest"
+	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
 // sessionsPerTenant sizes the demo workload the fixture is made of.
