@@ -20,7 +20,8 @@ func (f *fixture) scenarios(uid string) []scenario {
 	case build.ScopeUID:
 		return []scenario{{name: "all", set: map[string][]string{"alert": {f.alertIDs["acme exfiltration"]}}}}
 	case build.BoundaryUID:
-		return []scenario{{name: "all"}, {name: "acme", set: map[string][]string{"tenant": {"acme"}}}}
+		return []scenario{{name: "all"}, {name: "acme", set: map[string][]string{"tenant": {"acme"}}},
+			{name: "quoted", set: map[string][]string{"tenant": {quotedTenant}}}}
 	case build.SessionUID:
 		return []scenario{
 			{name: "session", set: map[string][]string{"tenant": {"acme"}, "session": {acmeSession}}},
@@ -57,7 +58,9 @@ func (f *fixture) expectations() map[string]func(*testing.T, result) {
 			identifiedProbes++
 		}
 	}
-	acmeDecisions := 8*s + f.synthetic + identifiedProbes
+	// The fixture's decisions are acme's shadow hits and the quoted tenant's one.
+	acmeDecisions := 8*s + f.shadowHits + identifiedProbes
+	unidentified := unauthenticated + probes - identifiedProbes
 
 	rows := func(n int) func(*testing.T, result) {
 		return func(t *testing.T, r result) {
@@ -157,12 +160,19 @@ func (f *fixture) expectations() map[string]func(*testing.T, result) {
 			cell("code", "path_invalid", "stage", "request")),
 		bnd + "Refusals before policy (identity, schema, request)/acme": sum("refusals", unauthenticated+probes),
 		bnd + "Top tools/all": all(cell("tool", "shell", "denied", itoa(2*s)), cell("tool", "read_file", "allowed", itoa(2*s)),
-			cell("tool", "fetch_url", "allowed", itoa(f.synthetic))),
+			cell("tool", "fetch_url", "allowed", itoa(f.shadowHits))),
 		bnd + "Top tools/acme":        all(cell("tool", "shell", "denied", itoa(s)), cell("tool", "read_file", "allowed", itoa(s))),
-		bnd + "Top destinations/all":  cell("destination", "internet", "allowed", itoa(f.synthetic)),
-		bnd + "Top destinations/acme": cell("destination", "internet", "allowed", itoa(f.synthetic)),
-		bnd + "Shadow-rule hits/all":  all(rows(1), cell("shadow_rule", shadowRule, "while_allowed", itoa(f.synthetic))),
-		bnd + "Shadow-rule hits/acme": all(rows(1), cell("shadow_rule", shadowRule, "while_allowed", itoa(f.synthetic))),
+		bnd + "Top destinations/all":  cell("destination", "internet", "allowed", itoa(f.shadowHits)),
+		bnd + "Top destinations/acme": cell("destination", "internet", "allowed", itoa(f.shadowHits)),
+		bnd + "Shadow-rule hits/all":  all(rows(1), cell("shadow_rule", shadowRule, "while_allowed", itoa(f.shadowHits))),
+		bnd + "Shadow-rule hits/acme": all(rows(1), cell("shadow_rule", shadowRule, "while_allowed", itoa(f.shadowHits))),
+		// One tenant whose name needs quoting, plus the unidentified callers.
+		bnd + "Decisions over time by effect and tenant/quoted":           sum("decisions", 1+unidentified),
+		bnd + "Denials by rule and code/quoted":                           sum("denials", unidentified),
+		bnd + "Refusals before policy (identity, schema, request)/quoted": sum("refusals", unidentified),
+		bnd + "Top tools/quoted":                                          all(rows(1), cell("tool", "lookup", "allowed", "1")),
+		bnd + "Top destinations/quoted":                                   cell("host", "tools.obrien.example", "allowed", "1"),
+		bnd + "Shadow-rule hits/quoted":                                   rows(0),
 
 		// Session and agent: acme's first session, 8 calls, 4 forwarded.
 		// The first tools/list of the run, in whichever session it came,

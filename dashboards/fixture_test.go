@@ -37,14 +37,15 @@ const sessionsPerTenant = 2
 // event, a gap in a chain, shadow-rule hits — published to JetStream and
 // stored by a real collector.
 type fixture struct {
-	report    *demo.Report
-	server    *chstore.Client // ClickHouse 18.16
-	httpAddr  string          // its HTTP interface, for result types
-	chdb      *chdbtest.Engine
-	chdbDB    string
-	from, to  time.Time
-	alertIDs  map[string]string // name -> alert id
-	synthetic int               // decision events added beside the demo's
+	report     *demo.Report
+	server     *chstore.Client // ClickHouse 18.16
+	httpAddr   string          // its HTTP interface, for result types
+	chdb       *chdbtest.Engine
+	chdbDB     string
+	from, to   time.Time
+	alertIDs   map[string]string // name -> alert id
+	synthetic  int               // decision events added beside the demo's
+	shadowHits int               // of them, acme's fetch_url calls hitting the shadow rule
 }
 
 // Names of the fixture's own events.
@@ -53,6 +54,7 @@ const (
 	alertInstance = "correlator-fixture"
 	shadowRule    = "audit-internet-egress"
 	fixtureSess   = "fixture-sess"
+	quotedTenant  = "o'brien"
 )
 
 func newFixture(t *testing.T) *fixture {
@@ -112,7 +114,16 @@ func (f *fixture) extraEvents(ctx context.Context, t *testing.T) []*event.Event 
 			Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "demo", RuleID: "allow-fetch", PolicyHash: "sha256:00", Shadow: []string{shadowRule}}}
 		out = append(out, e)
 		f.synthetic++
+		f.shadowHits++
 	}
+	// A tenant whose name needs quoting: a variable interpolated without
+	// escaping breaks every query once it is selected, or listed by All.
+	out = append(out, &event.Event{V: event.Version, ID: ids.New(now), Kind: event.KindDecision, Time: now, Tenant: quotedTenant,
+		Instance: "enf-quoted", Epoch: "ep-q", Seq: 1, RequestID: "fixture-quoted",
+		Identity: &event.Identity{Subject: "user:o@obrien.example", Issuer: "https://idp.obrien.example"},
+		Request:  &event.Request{Method: "POST", Host: "tools.obrien.example", Path: "/mcp", RPCMethod: "tools/call", Tool: "lookup"},
+		Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "obrien", RuleID: "allow-lookup", PolicyHash: "sha256:01"}})
+	f.synthetic++
 	out = append(out, &event.Event{V: event.Version, ID: ids.New(now), Kind: event.KindCheckpoint, Time: now, Tenant: "acme",
 		Instance: gapInstance, Epoch: "ep-1", Seq: 5, Checkpoint: &event.Checkpoint{KeyID: "fixture-key", Signature: "c2ln", Unrecorded: []uint64{3}}})
 
