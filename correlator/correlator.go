@@ -56,6 +56,7 @@ type Correlator struct {
 	in       *stream.Reader
 	ch       *chstore.Client
 	sessions map[sessionKey]*Session
+	metrics  metrics
 }
 
 // New connects to NATS and ClickHouse and applies pending migrations.
@@ -75,8 +76,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Correlator, error)
 		ch.Close()
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	return &Correlator{cfg: cfg, log: log.With("component", "correlator"), in: in, ch: ch,
-		sessions: make(map[sessionKey]*Session)}, nil
+	c := &Correlator{cfg: cfg, log: log.With("component", "correlator"), in: in, ch: ch,
+		sessions: make(map[sessionKey]*Session)}
+	if err := c.instrument(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Run correlates until ctx ends.
@@ -86,6 +92,9 @@ func (c *Correlator) Run(ctx context.Context) error {
 
 // Close releases the connections.
 func (c *Correlator) Close() {
+	if c.metrics.lag != nil {
+		_ = c.metrics.lag.Unregister()
+	}
 	c.in.Close()
 	c.ch.Close()
 }
@@ -97,8 +106,10 @@ func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 		if err != nil {
 			// The collector dead-letters what fails here; counting it
 			// would put another tenant's events in this session.
+			c.metrics.events.Add(ctx, 1, outcomeUndecodable)
 			continue
 		}
+		c.metrics.events.Add(ctx, int64(len(events)), outcomeRead)
 		for k, events := range bySession(events) {
 			s, err := c.session(ctx, k)
 			if err != nil {

@@ -22,19 +22,25 @@ type metrics struct {
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
-	m := mp.Meter("github.com/rampart-io/rampart/enforcer")
-	requests, err := m.Int64Counter("rampart.enforcer.requests", metric.WithUnit("{request}"),
+	meter := mp.Meter("github.com/rampart-io/rampart/enforcer")
+	requests, err := meter.Int64Counter("rampart.enforcer.requests", metric.WithUnit("{request}"),
 		metric.WithDescription("Requests decided, by effect and code (empty when allowed)"))
 	if err != nil {
 		return nil, err
 	}
-	duration, err := m.Float64Histogram("rampart.enforcer.request.duration", metric.WithUnit("s"),
+	duration, err := meter.Float64Histogram("rampart.enforcer.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to identify, decide and record a request, before it is forwarded or refused"),
 		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 	if err != nil {
 		return nil, err
 	}
-	return &metrics{requests: requests, duration: duration}, nil
+	m := &metrics{requests: requests, duration: duration}
+	// The refusals alerts watch start at zero: a series that is born at 1
+	// hides its first increase from increase() and rate().
+	for _, c := range []Code{CodeOverloaded, CodeAuditUnavailable} {
+		m.requests.Add(context.Background(), 0, m.attrsFor(false, c))
+	}
+	return m, nil
 }
 
 func (m *metrics) attrsFor(allowed bool, code Code) metric.MeasurementOption {

@@ -10,7 +10,8 @@ import (
 )
 
 // TestMetricsObserve: each outcome is counted under its effect and code,
-// and a decided one's duration recorded.
+// and a decided one's duration recorded; the refusals alerts watch exist
+// from zero.
 func TestMetricsObserve(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
@@ -44,9 +45,9 @@ func TestMetricsObserve(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int64{"allow/": 2, "deny/policy_denied": 1, "deny/overloaded": 1}
+	want := map[string]int64{"allow/": 2, "deny/policy_denied": 1, "deny/overloaded": 1, "deny/audit_unavailable": 0}
 	for k, v := range want {
-		if counts[k] != v {
+		if got, ok := counts[k]; !ok || got != v {
 			t.Errorf("requests %s = %d, want %d (all: %v)", k, counts[k], v, counts)
 		}
 	}
