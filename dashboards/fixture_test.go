@@ -88,10 +88,10 @@ func newFixture(t *testing.T) *fixture {
 
 	extra := f.extraEvents(ctx, t)
 	f.collect(ctx, t, ns, cfg, extra)
-	f.standInAlerts(ctx, t, extra)
 	f.to = time.Now().UTC().Add(time.Minute)
 	f.chdb, f.chdbDB = chdbtest.New(t)
-	for _, table := range []string{"events_raw", "sessions_raw", "alerts"} {
+	// The views (events, sessions, alerts) are the migrations' own.
+	for _, table := range []string{"events_raw", "sessions_raw"} {
 		f.copyToCHDB(ctx, t, table)
 	}
 	return f
@@ -207,79 +207,10 @@ func (f *fixture) collect(ctx context.Context, t *testing.T, ns *natstest.Server
 	}
 }
 
-// alertColumns are the columns of the alerts view the dashboards read.
-var alertColumns = "alert_id String, event_time DateTime, tenant String, instance String, rule_id String, title String, " +
-	"severity String, tags Array(String), group_fields Array(String), group_values Array(String), " +
-	"first_time DateTime, last_time DateTime, count UInt64, evidence Array(String), collected_at DateTime"
-
-// standInAlerts: until the schema's alerts view exists (migration
-// 0009_alerts), the alert events the collector stored are shown to the
-// dashboards through a table of the columns they read, filled from the
-// same events. Once the view is migrated, it is used as it is.
-func (f *fixture) standInAlerts(ctx context.Context, t *testing.T, events []*event.Event) {
-	t.Helper()
-	rows, err := f.serverQuery(ctx, "EXISTS TABLE alerts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rows[0][0] == "1" {
-		return
-	}
-	t.Logf("no alerts view in the schema: the alert panels run against a table of the alert columns they read")
-	if _, err := f.http(ctx, "CREATE TABLE alerts ("+alertColumns+") ENGINE = MergeTree ORDER BY (tenant, event_time, alert_id)"); err != nil {
-		t.Fatal(err)
-	}
-	var values []string
-	for _, e := range events {
-		if e.Alert == nil {
-			continue
-		}
-		a := e.Alert
-		var fields, vals []string
-		for _, g := range a.Group {
-			fields, vals = append(fields, g.Field), append(vals, g.Value)
-		}
-		values = append(values, fmt.Sprintf("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %d, %s, now())",
-			lit(e.ID), dt(e.Time), lit(e.Tenant), lit(e.Instance), lit(a.RuleID), lit(a.Title), lit(string(a.Severity)),
-			arr(a.Tags), arr(fields), arr(vals), dt(a.First), dt(a.Last), a.Count, arr(a.Evidence)))
-	}
-	if _, err := f.http(ctx, "INSERT INTO alerts (alert_id, event_time, tenant, instance, rule_id, title, severity, tags, group_fields, group_values, first_time, last_time, count, evidence, collected_at) VALUES "+strings.Join(values, ", ")); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func lit(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
-func dt(t time.Time) string { return fmt.Sprintf("toDateTime(%d)", t.Unix()) }
-
-func arr(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = lit(s)
-	}
-	return "CAST([" + strings.Join(q, ", ") + "] AS Array(String))"
-}
-
 // copyToCHDB copies a table from the 18.16 server to chDB, through the
 // server's HTTP interface as JSONEachRow.
 func (f *fixture) copyToCHDB(ctx context.Context, t *testing.T, table string) {
 	t.Helper()
-	if table == "alerts" {
-		rows, err := f.chdb.Query(ctx, "EXISTS TABLE "+f.chdbDB+".alerts")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rows[0][0] != "1" {
-			if err := f.chdb.Exec(ctx, "CREATE TABLE "+f.chdbDB+".alerts ("+alertColumns+") ENGINE = MergeTree ORDER BY (tenant, event_time, alert_id)"); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			// A view: copy its table, not the view.
-			return
-		}
-	}
 	cols, err := f.serverQuery(ctx, "DESCRIBE TABLE "+table)
 	if err != nil {
 		t.Fatal(err)

@@ -90,16 +90,16 @@ func scopeViolations() Board {
 				SQL:         "SELECT count() AS critical\nFROM alerts\n" + alertsWhere + " AND severity = 'critical'"},
 			{Title: "Top agents by alerts", Type: "table", W: 12, H: 8, Format: FormatTable, ShowsAlerts: true,
 				Description: "The acting agent of each alert's group (rules grouping by actor).",
-				SQL: "SELECT tenant, group_values[indexOf(group_fields, 'actor')] AS agent, count() AS alerts, uniqExact(rule_id) AS rules, max(last_time) AS last\n" +
+				SQL: "SELECT tenant, group_values[indexOf(group_fields, 'actor')] AS agent, count() AS alerts, uniqExact(rule_id) AS rules, max(last_at) AS last\n" +
 					"FROM alerts\n" + alertsWhere + "\nGROUP BY tenant, agent\nORDER BY alerts DESC, tenant, agent\nLIMIT 10",
 				Links: []Link{{"Agent activity", dashURL(SessionUID, "var-tenant=${__data.fields.tenant}", "var-agent=${__data.fields.agent}")}}},
 			{Title: "Top principals by alerts", Type: "table", W: 12, H: 8, Format: FormatTable, ShowsAlerts: true,
 				Description: "The principal (the token's subject) of each alert's group (rules grouping by subject).",
-				SQL: "SELECT tenant, group_values[indexOf(group_fields, 'subject')] AS principal, count() AS alerts, uniqExact(rule_id) AS rules, max(last_time) AS last\n" +
+				SQL: "SELECT tenant, group_values[indexOf(group_fields, 'subject')] AS principal, count() AS alerts, uniqExact(rule_id) AS rules, max(last_at) AS last\n" +
 					"FROM alerts\n" + alertsWhere + "\nGROUP BY tenant, principal\nORDER BY alerts DESC, tenant, principal\nLIMIT 10"},
 			{Title: "Alerts", Type: "table", W: 24, H: 9, Format: FormatTable, ShowsAlerts: true,
 				Description: "Every alert in the range; pick one to see its evidence below, or investigate it from the command line.",
-				SQL: "SELECT event_time, tenant, rule_id, severity, title, count, first_time, last_time, alert_id,\n" +
+				SQL: "SELECT event_time, tenant, rule_id, severity, title, matched, first_at, last_at, alert_id,\n" +
 					"  concat('rampart investigate -tenant ', tenant, ' -alert ', alert_id) AS investigate\n" +
 					"FROM alerts\n" + alertsWhere + "\nORDER BY event_time DESC, alert_id\nLIMIT 500",
 				Links: []Link{{"Show this alert's evidence", dashURL(ScopeUID, "var-tenant=${__data.fields.tenant}", "var-rule=${__data.fields.rule_id}", "var-alert=${__data.fields.alert_id}")}}},
@@ -171,7 +171,7 @@ func sessionAgent() Board {
 					"FROM events\nWHERE " + timeEvents + " AND kind = 'decision' AND " + tenantIn + " AND " + session + "\nGROUP BY principal, chain, depth\nORDER BY depth, chain, principal"},
 			{Title: "Alerts of the session", Type: "table", W: 12, H: 8, Format: FormatTable, ShowsAlerts: true,
 				Description: "Alerts whose evidence includes an event of the session.",
-				SQL: "SELECT event_time, rule_id, severity, title, count, alert_id\nFROM alerts\nWHERE " + tenantIn + "\n" +
+				SQL: "SELECT event_time, rule_id, severity, title, matched, alert_id\nFROM alerts\nWHERE " + tenantIn + "\n" +
 					"  AND alert_id IN (SELECT alert_id FROM alerts ARRAY JOIN evidence AS evidence_id\n" +
 					"    WHERE evidence_id IN (SELECT event_id FROM events WHERE " + tenantIn + " AND " + session + "))\nORDER BY event_time, alert_id",
 				Links: []Link{{"Alert evidence", dashURL(ScopeUID, "var-tenant=${tenant}", "var-rule=${__data.fields.rule_id}", "var-alert=${__data.fields.alert_id}")}}},
