@@ -6,7 +6,7 @@ export CHDB_LIB_PATH ?= $(CURDIR)/.cache/chdb/node_modules/@chdb/lib-linux-x64-g
 # Modules of the workspace, from go.work.
 MODULES := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
 
-.PHONY: deps build demo test vet bench load soak
+.PHONY: deps build demo test vet bench load soak dashboards
 
 deps:
 	@scripts/deps.sh test
@@ -14,6 +14,11 @@ deps:
 build:
 	go build -o bin/rampart ./cmd/rampart
 	go build -o bin/rampart-enforcer ./enforcer/cmd/rampart-enforcer
+
+# Grafana provisioning (datasources, dashboards, alert rules) from
+# dashboards/build; make test checks the committed files are its output.
+dashboards:
+	go run ./dashboards/cmd/gendashboards -out dashboards/provisioning
 
 demo: build
 	@scripts/deps.sh demo

@@ -107,6 +107,12 @@ func (c *Collector) instrument() error {
 		metric.WithDescription("Time for ClickHouse to accept one batch")); err != nil {
 		return err
 	}
+	// Counters start at zero, so that a series exists before the first
+	// event and an alert on increase() sees the first one.
+	ctx := context.Background()
+	c.events.Add(ctx, 0, outcomeStored)
+	c.events.Add(ctx, 0, outcomeDeadLettered)
+	c.gapped.Add(ctx, 0)
 	lag, err := m.Int64ObservableGauge("rampart.collector.lag", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages (of one or more events) in the stream this collector has not yet stored"))
 	if err != nil {

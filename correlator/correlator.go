@@ -41,6 +41,7 @@ type Correlator struct {
 	ch       *chstore.Client
 	sessions map[sessionKey]*Session
 	det      *detection // nil when detection is off
+	metrics  metrics
 }
 
 // Option changes how New builds a correlator.
@@ -80,6 +81,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Co
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
 	c := &Correlator{cfg: cfg, log: log, in: in, ch: ch, sessions: make(map[sessionKey]*Session)}
+	if err := c.instrument(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	var rs *rules
 	if o.detector == nil && cfg.Detect.Enabled() {
 		if rs, err = newRules(cfg.Detect, log); err != nil {
@@ -113,6 +118,9 @@ func (c *Correlator) Run(ctx context.Context) error {
 
 // Close publishes the chain's final checkpoint and releases the connections.
 func (c *Correlator) Close() {
+	if c.metrics.lag != nil {
+		_ = c.metrics.lag.Unregister()
+	}
 	if c.det != nil {
 		c.det.close()
 	}
@@ -127,11 +135,13 @@ func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 		if err != nil {
 			// The collector dead-letters what fails here; counting it
 			// would put another tenant's events in this session.
+			c.metrics.events.Add(ctx, 1, outcomeUndecodable)
 			continue
 		}
 		if !c.cfg.Partition.Owns(events[0].Tenant) {
 			continue // another correlator's; DecodeMessageOn made them one tenant's
 		}
+		c.metrics.events.Add(ctx, int64(len(events)), outcomeRead)
 		for k, events := range bySession(events) {
 			s, err := c.session(ctx, k)
 			if err != nil {

@@ -75,6 +75,12 @@ func (o *outcome) upstreamHeader() http.Header {
 // is returned; when it cannot be, the outcome is audit_unavailable and
 // nothing may be forwarded.
 func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
+	o := e.decideOnce(ctx, c)
+	e.metrics.observe(ctx, o.allow, o.code, o.x.start)
+	return o
+}
+
+func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 	v := e.evaluate(ctx, c)
 	if v.code != "" {
 		return e.refuse(ctx, v.x, v.code, v.cause, v.rpcErr)

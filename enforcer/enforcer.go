@@ -30,6 +30,7 @@ import (
 	"github.com/rampart-io/rampart/schema/event"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 )
 
 // Headers the enforcer sets on allowed requests (proxy mode) or returns
@@ -54,6 +55,7 @@ type Enforcer struct {
 	policy       *policy.Watcher
 	stopWatch    context.CancelFunc
 	budgetReg    metric.Registration // the budgets' metrics; nil when not registered
+	metrics      *metrics
 	schemas      *toolschema.Registry
 	dests        *destination.Map
 	inflight     chan struct{}     // one slot per request being handled
@@ -137,6 +139,10 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	}
 	e.bindings = binding.New(cfg.SessionBindings)
 	e.serverRequests = binding.New(binding.Config{MaxPerPrincipal: 256, IdleTimeout: 10 * time.Minute})
+	if e.metrics, err = newMetrics(otel.GetMeterProvider()); err != nil {
+		e.log.Warn("enforcer metrics not registered", "err", err) // requests are still decided
+		e.metrics, _ = newMetrics(noop.NewMeterProvider())
+	}
 	if e.budgetReg, err = budgets.Instrument(otel.GetMeterProvider()); err != nil {
 		e.log.Warn("budget metrics not registered", "err", err) // the budgets still hold
 	}
@@ -169,6 +175,7 @@ func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
 	case e.inflight <- struct{}{}:
 		defer func() { <-e.inflight }()
 	default:
+		e.metrics.observe(r.Context(), false, CodeOverloaded, time.Time{})
 		writeError(w, CodeOverloaded, "", "", nil)
 		return
 	}

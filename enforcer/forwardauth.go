@@ -77,8 +77,10 @@ func (e *Enforcer) serveForwardAuth(w http.ResponseWriter, r *http.Request) {
 		c.untrusted = true
 		o = e.decide(r.Context(), c)
 	case !e.gatewaySecretOK(r.Header):
-		o = e.refuse(r.Context(), e.newExchange(c), CodeGatewayUnauthenticated,
+		x := e.newExchange(c)
+		o = e.refuse(r.Context(), x, CodeGatewayUnauthenticated,
 			fmt.Errorf("subrequest without the gateway secret (%s)", HeaderGatewaySecret), nil)
+		e.metrics.observe(r.Context(), false, o.code, x.start)
 	default:
 		code, err := e.readOrigin(c, r.Header)
 		if err != nil {

@@ -30,7 +30,9 @@ func (e *Enforcer) refused(r framing.Refusal) []byte {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.NATS.PublishTimeout)
 	defer cancel()
-	if o := e.refuse(ctx, x, code, errors.New(cause), nil); o.code == code {
+	o := e.refuse(ctx, x, code, errors.New(cause), nil)
+	e.metrics.observe(ctx, false, o.code, x.start)
+	if o.code == code {
 		return o.reply
 	}
 	return errorBody(code, x.id, "", nil)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian machine:
-# clickhouse-server (18.16, Debian's) for both; for the tests also libchdb.so
+# clickhouse-server (18.16, Debian's) for both; for the tests also
+# prometheus (Debian's, which scrapes a running Rampart), libchdb.so
 # (current ClickHouse as an embedded engine, from npm) under .cache/chdb, the
 # reference MCP server (npm) under .cache/mcp, and the nginx and Caddy
 # gateways (scripts/gateways.sh). Idempotent and quiet
@@ -19,6 +20,9 @@ MCP_SERVER="$MCP_DIR/node_modules/@modelcontextprotocol/server-everything/dist/i
 
 need_apt=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need_apt+=(clickhouse-server)
+if [ "$what" = test ]; then
+	command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: installing ${need_apt[*]} (apt)"
 	sudo_cmd=""
@@ -26,6 +30,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	$sudo_cmd apt-get update -qq
 	# The package's own service stays down: Rampart starts private servers.
 	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+	# Nor Prometheus's: the tests start their own, on free ports.
+	if [[ " ${need_apt[*]} " == *" prometheus "* ]]; then
+		$sudo_cmd service prometheus stop >/dev/null 2>&1 || true
+	fi
 fi
 
 [ "$what" = demo ] && exit 0

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 
+	"github.com/rampart-io/rampart/dashboards"
 	"github.com/rampart-io/rampart/internal/demo"
 )
 
@@ -34,5 +36,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	rep.Print(os.Stdout)
+	fmt.Fprintln(os.Stdout)
+	dashboards.PrintWhere(os.Stdout)
 	return nil
 }

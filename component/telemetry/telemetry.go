@@ -1,36 +1,131 @@
-// Package telemetry exports Rampart's own metrics with OpenTelemetry. When
-// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set,
-// metrics go there over OTLP/HTTP (the exporter reads the standard OTEL_*
-// variables); otherwise the global provider stays a no-op and components'
-// instruments cost nothing.
+// Package telemetry exports Rampart's own metrics with OpenTelemetry, to
+// whichever of two places is configured: over OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set
+// (the exporter reads the standard OTEL_* variables), and for Prometheus to
+// scrape on an opt-in /metrics listener when RAMPART_METRICS_LISTEN names an
+// address (OpenTelemetry's Prometheus exporter: names follow the
+// OTel-to-Prometheus conventions, rampart.collector.events becoming
+// rampart_collector_events_total). With neither, the global provider stays a
+// no-op and components' instruments cost nothing.
 package telemetry
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
-// Setup installs the meter provider for service and returns its shutdown,
-// which flushes what is pending.
-func Setup(ctx context.Context, service string) (func(context.Context) error, error) {
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") == "" {
-		return func(context.Context) error { return nil }, nil
+// EnvMetricsListen is the environment variable that turns the /metrics
+// listener on: host:port (":9464" is OpenTelemetry's customary port).
+const EnvMetricsListen = "RAMPART_METRICS_LISTEN"
+
+// Options say where metrics go.
+type Options struct {
+	// OTLP pushes metrics over OTLP/HTTP, configured by the OTEL_* variables.
+	OTLP bool
+	// MetricsListen serves /metrics for Prometheus on this address; empty
+	// serves nothing.
+	MetricsListen string
+}
+
+// OptionsFromEnv reads the options from the environment.
+func OptionsFromEnv() Options {
+	return Options{
+		OTLP:          os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "",
+		MetricsListen: os.Getenv(EnvMetricsListen),
 	}
-	exp, err := otlpmetrichttp.New(ctx)
+}
+
+// Telemetry is an installed meter provider and its /metrics listener.
+type Telemetry struct {
+	// MetricsAddr is the address /metrics is served on, "" when it is not.
+	MetricsAddr string
+	mp          *sdkmetric.MeterProvider
+	srv         *http.Server
+	served      chan error
+}
+
+// Setup installs the meter provider for service as the environment says
+// and returns its shutdown, which flushes what is pending.
+func Setup(ctx context.Context, service string) (func(context.Context) error, error) {
+	t, err := Start(ctx, service, OptionsFromEnv())
 	if err != nil {
 		return nil, err
+	}
+	return t.Shutdown, nil
+}
+
+// Start installs the global meter provider for service with o's exporters.
+// With none, it installs nothing.
+func Start(ctx context.Context, service string, o Options) (*Telemetry, error) {
+	t := &Telemetry{}
+	var opts []sdkmetric.Option
+	if o.OTLP {
+		exp, err := otlpmetrichttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	}
+	if o.MetricsListen != "" {
+		// A registry of Rampart's own: no Go runtime or process collectors
+		// beyond what OpenTelemetry reports, and no global state.
+		reg := prometheus.NewRegistry()
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+		}
+		ln, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+		t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		t.MetricsAddr = ln.Addr().String()
+		t.served = make(chan error, 1)
+		go func() { t.served <- t.srv.Serve(ln) }()
+		slog.Info("serving metrics for Prometheus", "addr", "http://"+t.MetricsAddr+"/metrics")
+		opts = append(opts, sdkmetric.WithReader(exp))
+	}
+	if len(opts) == 0 {
+		return t, nil
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", service)))
 	if err != nil {
+		_ = t.Shutdown(ctx)
 		return nil, err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
-	otel.SetMeterProvider(mp)
-	return mp.Shutdown, nil
+	t.mp = sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithResource(res))...)
+	otel.SetMeterProvider(t.mp)
+	return t, nil
+}
+
+// Shutdown stops the listener and flushes the provider.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	var errs []error
+	if t.srv != nil {
+		errs = append(errs, t.srv.Shutdown(ctx))
+		if err := <-t.served; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if t.mp != nil {
+		errs = append(errs, t.mp.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
 }

@@ -215,6 +215,10 @@ func (p *Publisher) instrument() error {
 	if err != nil {
 		return err
 	}
+	// From zero, so that an alert on increase() sees the first event.
+	for _, c := range []metric.Int64Counter{p.metrics.published, p.metrics.spooled, p.metrics.replayed, p.metrics.unrecorded, p.metrics.checkpoints} {
+		c.Add(context.Background(), 0)
+	}
 	depth, err := m.Int64ObservableGauge("rampart.audit.spool.bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes in the spool waiting for JetStream"))
 	if err != nil {
