@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
@@ -67,7 +66,7 @@ func TestVerifyCoversAlerts(t *testing.T) {
 	ch := chtest.Open(t, addr)
 	ctx := context.Background()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer := chain.Signer{KeyID: audit.KeyID(pub), Key: priv}
+	signer := chain.Signer{KeyID: chain.KeyID(pub), Key: priv}
 	trusted := map[string]ed25519.PublicKey{signer.KeyID: pub}
 
 	nc, err := nats.Connect(srv.URL())
