@@ -143,6 +143,15 @@ func (c Config) instance() string {
 	return name
 }
 
+// Consumers names the durable consumers this correlator reads: its
+// sessions' and, when detection is on, its detections'.
+func (c Config) Consumers() []string {
+	if !c.Detect.Enabled() {
+		return []string{c.consumer()}
+	}
+	return []string{c.consumer(), c.detectConsumer()}
+}
+
 // consumer is the durable consumer of this partition's sessions.
 func (c Config) consumer() string { return c.partitioned(c.Consumer) }
 

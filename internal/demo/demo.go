@@ -59,6 +59,10 @@ type Report struct {
 	Database string
 	// ByKind and Decisions are the forensic queries' rows.
 	ByKind, Decisions, Sessions, Timeline [][]string
+	// Alerts are the detections' alerts (forensic.Alerts rows); Evidence
+	// the events each one above low cites.
+	Alerts   [][]string
+	Evidence []AlertEvidence
 	// TimelineSession is the session the timeline reconstructs.
 	TimelineTenant, TimelineSession string
 	// Probes are the attacks the demo made on its enforcer, all refused.
@@ -69,6 +73,13 @@ type Report struct {
 	// the components `rampart run` starts.
 	Actors  []string
 	Elapsed time.Duration
+}
+
+// AlertEvidence is one alert (a forensic.Alerts row) and the events it
+// cites (forensic.AlertEvidence rows).
+type AlertEvidence struct {
+	Alert  []string
+	Events [][]string
 }
 
 // Tenants of the simulated workload.
@@ -121,7 +132,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Results: results, Probes: probes, Database: o.Database, BackendSeen: tools.Seen(),
-		Actors: p.Actors(), TimelineTenant: Tenants[0], TimelineSession: Tenants[0] + "-sess-1"}
+		Actors: p.Actors(), TimelineTenant: Tenants[0], TimelineSession: incidentSession}
 	if err := waitLanded(ctx, ch, results, len(probes), o.SessionsPerTenant*len(Tenants)); err != nil {
 		return rep, err
 	}
@@ -200,6 +211,7 @@ func pipelineConfig(o Options, chCfg chstore.Config, backendURL string, issuer *
 	e.Identity.Audience = issuer.Audience
 	e.Identity.JWKSFile = jwksFile
 	e.PolicyFile = policyFile
+	e.Destinations = destinations()
 	e.SetDefaults()
 
 	deliver := stream.DeliverAll
@@ -213,6 +225,11 @@ func pipelineConfig(o Options, chCfg chstore.Config, backendURL string, issuer *
 	cfg.Correlator.ClickHouse, cfg.Correlator.Deliver = chCfg, deliver
 	cfg.Correlator.Consumer = "demo-correlator-" + runID
 	cfg.Correlator.BatchWait = 200 * time.Millisecond
+	if o.NATSURL != "" {
+		// Nor should other runs' events open this run's windows: a shared
+		// stream's history would hold back alerts its own report expects.
+		cfg.Correlator.Detect.Recovery.Horizon = time.Millisecond
+	}
 	return cfg, nil
 }
 
@@ -233,7 +250,7 @@ func startPipeline(ctx context.Context, cfg pipeline.Config, log *slog.Logger) (
 		}
 		p.Close()
 		if cfg.NATSURL != "" {
-			deleteConsumers(cfg.NATSURL, cfg.Collector.Consumer, cfg.Correlator.Consumer)
+			deleteConsumers(cfg.NATSURL, append([]string{cfg.Collector.Consumer}, cfg.Correlator.Consumers()...)...)
 		}
 	}, nil
 }
@@ -241,7 +258,7 @@ func startPipeline(ctx context.Context, cfg pipeline.Config, log *slog.Logger) (
 // drive sends the workload's sessions through the enforcer at enforcerURL,
 // then the boundary probes.
 func drive(ctx context.Context, enforcerURL string, issuer *workload.Issuer, sessionsPerTenant int) ([]workload.Result, []Probe, error) {
-	calls := workload.Scenario(Tenants, sessionsPerTenant)
+	calls := append(workload.Scenario(Tenants, sessionsPerTenant), Incident()...)
 	driver := &workload.Driver{URL: enforcerURL + "/mcp", Issuer: issuer, Client: &http.Client{Timeout: 10 * time.Second}}
 	results := driver.Run(ctx, calls, 4)
 	for _, r := range results {
@@ -273,12 +290,24 @@ func (rep *Report) query(ctx context.Context, ch *chstore.Client) error {
 		{&rep.Decisions, forensic.DecisionCounts(db)},
 		{&rep.Sessions, forensic.Sessions(db)},
 		{&rep.Timeline, forensic.SessionTimeline(db, rep.TimelineTenant, rep.TimelineSession)},
+		{&rep.Alerts, forensic.Alerts(db)},
 	}
 	for _, q := range queries {
 		var err error
 		if *q.into, err = ch.Query(ctx, q.sql); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
+	}
+	// The evidence of every alert above low, as the events it cites.
+	for _, a := range rep.Alerts {
+		if a[2] == "low" || a[2] == "info" {
+			continue
+		}
+		rows, err := ch.Query(ctx, forensic.AlertEvidence(db, a[1], a[8]))
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		rep.Evidence = append(rep.Evidence, AlertEvidence{Alert: a, Events: rows})
 	}
 	return nil
 }
@@ -315,6 +344,7 @@ func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Resu
 	deadline := time.Now().Add(60 * time.Second)
 	var got map[string]int
 	var gotSessions int
+	var gotAlerts []string
 	for time.Now().Before(deadline) {
 		got = map[string]int{}
 		rows, err := ch.Query(ctx, forensic.KindCounts(db))
@@ -326,8 +356,20 @@ func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Resu
 		if srows, err := ch.Query(ctx, "SELECT count() FROM "+db+".sessions"); err == nil {
 			gotSessions, _ = strconv.Atoi(srows[0][0])
 		}
+		raised := map[string]bool{}
+		if arows, err := ch.Query(ctx, "SELECT DISTINCT rule_id FROM "+db+".alerts WHERE tenant = 'acme'"); err == nil {
+			for _, r := range arows {
+				raised[r[0]] = true
+			}
+		}
+		gotAlerts = gotAlerts[:0]
+		for _, r := range ExpectedAlerts {
+			if raised[r] {
+				gotAlerts = append(gotAlerts, r)
+			}
+		}
 		if got["request"] == want["request"] && got["decision"] == want["decision"] &&
-			got["response"] == want["response"] && gotSessions == sessions {
+			got["response"] == want["response"] && gotSessions == sessions && len(gotAlerts) == len(ExpectedAlerts) {
 			return nil
 		}
 		select {
@@ -336,7 +378,8 @@ func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Resu
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("demo: ClickHouse holds %v events and %d sessions after 60s, want %v and %d", got, gotSessions, want, sessions)
+	return fmt.Errorf("demo: ClickHouse holds %v events, %d sessions and alerts %v after 60s, want %v, %d and %v",
+		got, gotSessions, gotAlerts, want, sessions, ExpectedAlerts)
 }
 
 // deleteConsumers removes the demo's durable consumers from the events stream.

@@ -42,7 +42,8 @@ func TestEndToEnd(t *testing.T) {
 	ch := chtest.Open(t, addr) // a client; its own fresh database stays unused
 	db := rep.Database
 	n := len(rep.Results)
-	if want := len(demo.Tenants) * (sessions*8 + 1); n != want {
+	incident := len(demo.Incident())
+	if want := len(demo.Tenants)*(sessions*8+1) + incident; n != want {
 		t.Fatalf("%d calls, want %d", n, want)
 	}
 
@@ -152,7 +153,8 @@ FROM %s.events WHERE kind = 'decision'`, db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vr.Findings) != 0 || vr.Chains != 1 || vr.Events < 2*np+len(allowedIDs) {
+	// Two chains: the enforcer's, and the correlator's alerts and rule loads.
+	if len(vr.Findings) != 0 || vr.Chains != 2 || vr.Events < 2*np+len(allowedIDs) {
 		t.Fatalf("verify: %+v", vr.Report)
 	}
 
@@ -164,9 +166,13 @@ FROM %s.events WHERE kind = 'decision'`, db))
 	for _, s := range srows {
 		tenant, id := s[0], s[1]
 		wantPrincipal := fmt.Sprintf("user:u%s@%s.example", strings.TrimPrefix(id, tenant+"-sess-"), tenant)
+		counts := []string{"8", "4", "4", "4"} // requests, allowed, denied, responses
+		if tenant+"/"+id == "acme/"+rep.TimelineSession {
+			counts = []string{"13", "5", "8", "5"} // and the incident: one read allowed, four calls denied
+		}
 		if s[2] != wantPrincipal || s[3] != "['agent:planner','agent:researcher','agent:unknown']" ||
 			s[4] != fmt.Sprintf("['%s','agent:planner','agent:researcher','agent:unknown']", wantPrincipal) ||
-			s[7] != "8" || s[8] != "4" || s[9] != "4" || s[10] != "4" {
+			!slices.Equal(s[7:11], counts) {
 			t.Errorf("session row %q", s)
 		}
 	}
@@ -176,12 +182,74 @@ FROM %s.events WHERE kind = 'decision'`, db))
 		case "request", "decision", "response":
 			exchanges++
 		case "tool_schema": // the backend's tool listing, pinned on first sight
+		case "alert": // the incident's, raised in this session
 		default:
 			t.Errorf("unexpected %s event in the timeline", row[2])
 		}
 	}
-	if exchanges != 8*2+4 {
-		t.Errorf("timeline of %s has %d request/decision/response events, want 20", rep.TimelineSession, exchanges)
+	if want := (8+incident)*2 + 4 + 1; exchanges != want {
+		t.Errorf("timeline of %s has %d request/decision/response events, want %d", rep.TimelineSession, exchanges, want)
+	}
+	checkIncidentAlerts(t, rep)
+}
+
+// checkIncidentAlerts checks the incident raised its alerts in acme, each
+// citing exactly the incident's decisions that make its pattern.
+func checkIncidentAlerts(t *testing.T, rep *demo.Report) {
+	t.Helper()
+	incident := rep.Results[len(rep.Results)-len(demo.Incident()):]
+	requestOf := func(tools ...string) []string {
+		var ids []string
+		for _, tool := range tools {
+			for _, r := range incident {
+				if r.Call.Tool == tool {
+					ids = append(ids, r.RequestID)
+				}
+			}
+		}
+		return ids
+	}
+	// The evidence each alert must cite, as request ids of the incident's
+	// calls; probing also counts the researcher's earlier denials, so only
+	// its incident part is required.
+	want := map[string]struct {
+		group   string
+		cites   []string
+		exactly bool
+	}{
+		"exfiltration-blocked": {"session=" + rep.TimelineSession, requestOf("read_file", "http_post"), true},
+		"probing-denied-tools": {"actor=agent:researcher", requestOf("http_post", "delete_records", "list_secrets"), false},
+	}
+	found := map[string]bool{}
+	for _, e := range rep.Evidence {
+		rule, w := e.Alert[3], want[e.Alert[3]]
+		if w.cites == nil || e.Alert[1] != "acme" {
+			continue
+		}
+		found[rule] = true
+		if e.Alert[5] != w.group {
+			t.Errorf("%s: group %q, want %q", rule, e.Alert[5], w.group)
+		}
+		var cited []string
+		for _, ev := range e.Events {
+			if ev[1] != "decision" {
+				t.Errorf("%s cites a %s event", rule, ev[1])
+			}
+			cited = append(cited, ev[9])
+		}
+		if w.exactly && !slices.Equal(cited, w.cites) {
+			t.Errorf("%s cites requests %q, want %q", rule, cited, w.cites)
+		}
+		for _, id := range w.cites {
+			if !slices.Contains(cited, id) {
+				t.Errorf("%s does not cite request %s: %q", rule, id, cited)
+			}
+		}
+	}
+	for _, rule := range demo.ExpectedAlerts {
+		if !found[rule] {
+			t.Errorf("no %s alert with evidence in acme: alerts %q", rule, rep.Alerts)
+		}
 	}
 }
 

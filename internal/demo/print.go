@@ -31,6 +31,29 @@ func (r *Report) Print(w io.Writer) {
 	section(w, "Sessions (correlator)", []string{"tenant", "session", "principal", "agents", "chain", "first seen", "last seen", "requests", "allowed", "denied", "responses"}, r.Sessions)
 	section(w, fmt.Sprintf("Session %s/%s reconstructed", r.TimelineTenant, r.TimelineSession),
 		[]string{"time", "seq", "kind", "principal -> acting agents", "tool", "effect", "policy", "rule", "reason", "status", "request"}, r.Timeline)
+	var alerts [][]string
+	quiet := map[string]int{} // low and info alerts by tenant and rule, counted
+	var quietKeys []string
+	for _, a := range r.Alerts {
+		if a[2] == "low" || a[2] == "info" {
+			k := a[1] + "\t" + a[2] + "\t" + a[3] + "\t" + a[4]
+			if quiet[k] == 0 {
+				quietKeys = append(quietKeys, k)
+			}
+			quiet[k]++
+			continue
+		}
+		alerts = append(alerts, []string{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[8]})
+	}
+	for _, k := range quietKeys {
+		f := strings.Split(k, "\t")
+		alerts = append(alerts, []string{"", f[0], f[1], f[2], f[3], fmt.Sprintf("(%d groups)", quiet[k]), "", ""})
+	}
+	section(w, "Alerts raised by the correlator's detections", []string{"raised", "tenant", "severity", "rule", "title", "group", "matched", "alert"}, alerts)
+	for _, e := range r.Evidence {
+		section(w, fmt.Sprintf("Evidence of %s alert %s (%s, %s)", e.Alert[2], e.Alert[8], e.Alert[3], e.Alert[5]),
+			[]string{"time", "kind", "principal -> acting agents", "session", "tool", "destination", "data class", "effect", "rule", "request", "event"}, e.Events)
+	}
 	fmt.Fprintf(w, "\nFinished in %s.\n", r.Elapsed.Round(1e6))
 }
 
