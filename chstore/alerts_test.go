@@ -137,3 +137,67 @@ func TestUnresolvedEvidenceOnBothEngines(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertsAndTheirEvidenceOnBothEngines: forensic.Alerts lists alerts
+// most severe first, each once; forensic.AlertEvidence gives one alert's
+// evidence in the order it happened, only of the alert's tenant, even when
+// another tenant stores an event under a cited id.
+func TestAlertsAndTheirEvidenceOnBothEngines(t *testing.T) {
+	ctx := context.Background()
+	server := chtest.New(t)
+	embedded, chdbDB := chdbtest.New(t)
+	events := fixture() // acme: 0-4, o'brien\co: 5-6
+	high := alertFixture("01ALERT000000000000000000A", "acme", "corr-1", 1)
+	high.Alert.Evidence = []string{events[4].ID, events[1].ID} // cited out of order
+	low := alertFixture("01ALERT000000000000000000B", "acme", "corr-1", 2)
+	low.Alert.Severity, low.Alert.RuleID = event.SeverityLow, "new-actor"
+	shared := *events[6] // another tenant's event under a cited id
+	shared.ID = events[4].ID
+	var rows [][]any
+	for _, e := range append(events, high, low, &shared) {
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	rows = append(rows, ddl.EventRow(high, 1, t0)) // stored twice: listed once
+	if err := server.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		t.Fatal(err)
+	}
+	insert := fmt.Sprintf("INSERT INTO %s.events_raw (%s) FORMAT JSONEachRow\n%s", chdbDB, strings.Join(ddl.EventColumns, ", "), jsonEachRow(rows))
+	if err := embedded.Exec(ctx, insert); err != nil {
+		t.Fatal(err)
+	}
+	for _, eng := range []struct {
+		name string
+		conn ddl.Conn
+		db   string
+	}{{"clickhouse-18", server, server.Database()}, {"chdb-26", embedded, chdbDB}} {
+		alerts, err := eng.conn.Query(ctx, forensic.Alerts(eng.db))
+		if err != nil {
+			t.Fatalf("%s: %v", eng.name, err)
+		}
+		var got [][]string
+		for _, a := range alerts {
+			got = append(got, []string{a[1], a[2], a[3], a[5], a[6], a[7], a[8]})
+		}
+		want := [][]string{
+			{"acme", "high", "probing", "session_id=s-1, tool=o'brien", "3", events[4].ID + "," + events[1].ID, high.ID},
+			{"acme", "low", "new-actor", "session_id=s-1, tool=o'brien", "3", "ev-1,ev-2,ev-3", low.ID},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: alerts\n got %q\nwant %q", eng.name, got, want)
+		}
+		evidence, err := eng.conn.Query(ctx, forensic.AlertEvidence(eng.db, "acme", high.ID))
+		if err != nil {
+			t.Fatalf("%s: %v", eng.name, err)
+		}
+		var ids []string
+		for _, r := range evidence {
+			ids = append(ids, r[10])
+			if r[3] != "s-1" {
+				t.Errorf("%s: evidence of another session or tenant: %q", eng.name, r)
+			}
+		}
+		if want := []string{events[1].ID, events[4].ID}; !slices.Equal(ids, want) {
+			t.Errorf("%s: evidence %q, want %q in time order", eng.name, ids, want)
+		}
+	}
+}
