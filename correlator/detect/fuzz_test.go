@@ -16,7 +16,7 @@ func FuzzRuleFile(f *testing.F) {
 	f.Add([]byte(rule("c", "match: \"true\"\ngroup_by: [instance, epoch]\ngap: {grace: 1s, window: 1m}\n")))
 	f.Add([]byte(rule("d", "match: tool == \"mint\"\nabsence: {expect: tool == \"revoke\", window: 1s}\n")))
 	f.Add([]byte(rule("e", "match: \"true\"\nnew_value: {field: seq, lookback: 1h}\n")))
-	f.Add([]byte(rule("f", "match: \"true\"\nevent_count: {window: 1s, lte: 1}\n---\n" + rule("g", "match: size(args) > 0\nvalue_count: {field: tool, window: 1m, gte: 2}\n"))))
+	f.Add([]byte(rule("f", "match: \"true\"\nevent_count: {window: 1s, lte: 1}\n---\n"+rule("g", "match: size(args) > 0\nvalue_count: {field: tool, window: 1m, gte: 2}\n"))))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		rs, err := LoadFS(fstest.MapFS{"r.yaml": {Data: src}}, "fuzz")
 		if err != nil {
