@@ -118,3 +118,21 @@ func TestGuardKeepsTheMeterAndTheResult(t *testing.T) {
 		t.Fatalf("a 2,000-actor chain: %v %v, want the cost limit's error", got, err)
 	}
 }
+
+func TestLookupFieldFindsEveryNameAndNoOther(t *testing.T) {
+	collisions := 0
+	for i, f := range fields {
+		if j, ok := lookupField(f.name); !ok || j != i {
+			t.Errorf("%s: slot %d %v, want %d", f.name, j, ok, i)
+		}
+		if nameSlots[nameHash(f.name)] == -2 {
+			collisions++
+		}
+	}
+	for _, name := range []string{"", "kinds", "Kind", "toolx", "x", "session_idx", "alert"} {
+		if _, ok := lookupField(name); ok {
+			t.Errorf("%q found", name)
+		}
+	}
+	t.Logf("%d of %d names share a slot", collisions, len(fields))
+}

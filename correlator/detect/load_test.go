@@ -127,9 +127,16 @@ func TestRuleSetHashAndMerge(t *testing.T) {
 
 func TestWatchKeepsReportingAndTheLastGoodSet(t *testing.T) {
 	dir := t.TempDir()
+	// Each version is written beside and renamed into place, as a
+	// deployment swaps a file: a poll must not see one half-written (it
+	// would report that too, correctly, and this test counts reports).
 	write := func(src string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(src), 0o600); err != nil {
+		tmp := filepath.Join(t.TempDir(), "r.yaml")
+		if err := os.WriteFile(tmp, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "r.yaml")); err != nil {
 			t.Fatal(err)
 		}
 	}
