@@ -185,7 +185,7 @@ func runDetectReplay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(summary, "replayed %d events (%d stored alerts not rule input) from %s to %s with rules %s: %d alerts (%s)\n",
+	fmt.Fprintf(summary, "replayed %d events (%d of them a correlator's records, not rule input) from %s to %s with rules %s: %d alerts (%s)\n",
 		res.Events, res.Skipped, opts.Range.From.Format(time.RFC3339Nano), opts.Range.To.Format(time.RFC3339Nano),
 		opts.Rules.Hash(), res.Alerts, res.Took.Round(time.Millisecond))
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/correlator/detect"
 	"github.com/rampart-io/rampart/schema/event"
 )
@@ -31,7 +32,7 @@ type Options struct {
 // Result is what a replay read and found.
 type Result struct {
 	Events  int           `json:"events"`  // events read back
-	Skipped int           `json:"skipped"` // of them, not rule input (stored alerts)
+	Skipped int           `json:"skipped"` // of them, not rule input (a correlator's own records)
 	Alerts  int           `json:"alerts"`  // alerts the rules raised
 	Took    time.Duration `json:"took_ns"`
 }
@@ -80,7 +81,10 @@ func Run(ctx context.Context, ch *chstore.Client, o Options, visit func(alert *e
 	return res, nil
 }
 
-// input reports whether the engine is given e. Stored alerts are not:
-// a backtest asks what the rules find in what agents did, and feeding
-// past findings back in would count what the live correlator said.
-func input(e *event.Event) bool { return e.Kind != event.KindAlert }
+// input reports whether the engine is given e: as the correlator decides
+// for its engine, never a correlator's own records (alerts, checkpoints,
+// rule reloads), so a backtest judges what agents and enforcers did, not
+// what the live correlator said of it.
+func input(e *event.Event) bool {
+	return e.Kind != event.KindAlert && !correlator.IsCorrelatorInstance(e.Instance)
+}

@@ -67,13 +67,16 @@ func TestReplayRaisesWhatTheEngineWould(t *testing.T) {
 		{deny("01E", "acme", "user:bob", 4*time.Second), 5}, // alone: no alert
 		{deny("01Z", "acme", "user:alice", 2*time.Hour), 6}, // past the range
 	}
-	// A stored alert of the same rule: not input.
+	// A stored alert of the same rule, and its correlator's checkpoint:
+	// not input.
 	old := detect.Run(rs, []*event.Event{history[0].e, history[2].e}, time.Time{}, detect.Options{})
 	if len(old) != 1 {
 		t.Fatalf("the rule raised %d alerts, want 1", len(old))
 	}
-	old[0].Instance, old[0].Seq = "corr-1", 1
-	history = append(history, stored{old[0], 7})
+	old[0].Instance, old[0].Seq = "correlator-1", 1
+	cp := deny("01CP", "acme", "", time.Minute)
+	cp.Kind, cp.Instance, cp.Seq, cp.Decision, cp.Checkpoint = event.KindCheckpoint, "correlator-1", 2, nil, &event.Checkpoint{KeyID: "k"}
+	history = append(history, stored{old[0], 7}, stored{cp, 8})
 	var rows [][]any
 	for _, s := range history {
 		rows = append(rows, ddl.EventRow(s.e, s.streamSeq, t0))
@@ -93,8 +96,9 @@ func TestReplayRaisesWhatTheEngineWould(t *testing.T) {
 		want    []*event.Event
 		skipped int
 	}{
-		{"all", chstore.Range{From: t0, To: t0.Add(time.Hour)}, want, 1},
+		{"all", chstore.Range{From: t0, To: t0.Add(time.Hour)}, want, 2},
 		{"one tenant", chstore.Range{From: t0, To: t0.Add(time.Hour), Tenant: "globex"}, []*event.Event{want[1]}, 0},
+		{"one tenant with the correlator's records", chstore.Range{From: t0, To: t0.Add(time.Hour), Tenant: "acme"}, []*event.Event{want[0]}, 2},
 		{"cut before the second denial", chstore.Range{From: t0, To: t0.Add(time.Second)}, nil, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
