@@ -169,12 +169,16 @@ func canonicalSPIFFE(id string) bool {
 	if path == "" {
 		return true
 	}
-	for _, seg := range strings.Split(path, "/") {
+	for {
+		seg, rest, more := strings.Cut(path, "/")
 		if seg == "" || seg == "." || seg == ".." {
 			return false
 		}
+		if !more {
+			return true
+		}
+		path = rest
 	}
-	return true
 }
 
 func (t *table) lookup(name string) *Entry {

@@ -225,9 +225,6 @@ type codec interface {
 	appendTo(b []byte, r *Row) []byte
 	// value is the value as an insert through the native protocol takes it.
 	value(r *Row) any
-	// empty reports whether the value is the type's zero (all zero bytes
-	// in RowBinary).
-	empty(r *Row) bool
 	// decode reads the value from RowBinary into r.
 	decode(d *Decoder, r *Row) error
 	// dest is a new scan destination for the value over the native protocol.
@@ -237,7 +234,7 @@ type codec interface {
 }
 
 // scalar is a column holding one value of a Go type T.
-type scalar[T comparable] struct {
+type scalar[T any] struct {
 	get func(*Row) T
 	set func(*Row, T) // nil for a column derived from others: never read back
 	enc func([]byte, T) []byte
@@ -246,10 +243,6 @@ type scalar[T comparable] struct {
 
 func (c scalar[T]) appendTo(b []byte, r *Row) []byte { return c.enc(b, c.get(r)) }
 func (c scalar[T]) value(r *Row) any                 { return c.get(r) }
-func (c scalar[T]) empty(r *Row) bool {
-	var zero T
-	return c.get(r) == zero
-}
 
 func (c scalar[T]) decode(d *Decoder, r *Row) error {
 	v := c.dec(d)
@@ -303,7 +296,6 @@ var (
 	noUInt64s any = []uint64{}
 )
 
-func (c strs) empty(r *Row) bool { return c.n(r) == 0 }
 func (c strs) decode(d *Decoder, r *Row) error {
 	v := d.strs()
 	if d.err != nil {
@@ -342,7 +334,6 @@ func (c u64s) value(r *Row) any {
 	return noUInt64s
 }
 
-func (c u64s) empty(r *Row) bool { return len(c.get(r)) == 0 }
 func (c u64s) decode(d *Decoder, r *Row) error {
 	if v := d.u64s(); d.err == nil && len(v) > 0 {
 		c.set(r, v)

@@ -36,10 +36,6 @@ func (c *Column) AppendRowBinary(b []byte, r *Row) []byte {
 	return c.codec.appendTo(b, r)
 }
 
-// Empty reports whether c's value in r is its type's zero: empty string or
-// array, or 0. In RowBinary such a value is all zero bytes, and no other is.
-func (c *Column) Empty(r *Row) bool { return c.codec.empty(r) }
-
 // Events are the columns of events_raw, in the chain's canonical order:
 // the covered columns (Chain > 0) appear here in the order they are hashed,
 // those of each form after all of the form before. A column added to the
