@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/collector/enrich"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -30,16 +31,22 @@ type Config struct {
 	stream.Source `yaml:",inline"`
 	// ClickHouse is where events land.
 	ClickHouse chstore.Config `yaml:"clickhouse"`
+	// Inventory is the agent inventory each stored row is enriched from
+	// (owner, team, purpose, risk tier, environment, registered).
+	Inventory enrich.Config `yaml:"inventory"`
 }
 
 // Defaults returns the single-node configuration.
 func Defaults() Config {
-	return Config{Source: stream.DefaultSource("collector"), ClickHouse: chstore.Defaults()}
+	return Config{Source: stream.DefaultSource("collector"), ClickHouse: chstore.Defaults(), Inventory: enrich.Defaults()}
 }
 
 // Validate checks c.
 func (c Config) Validate() error {
 	if err := c.Source.Validate(); err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	if err := c.Inventory.Validate(); err != nil {
 		return fmt.Errorf("collector: %w", err)
 	}
 	return c.ClickHouse.Validate()
@@ -51,6 +58,7 @@ type Collector struct {
 	log *slog.Logger
 	in  *stream.Reader
 	ch  *chstore.Client
+	inv *enrich.Inventory
 
 	events      metric.Int64Counter // by outcome: stored, dead_lettered
 	gapped      metric.Int64Counter
@@ -73,6 +81,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 	if log == nil {
 		log = slog.Default()
 	}
+	inv, err := enrich.New(cfg.Inventory, log)
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
 	ch, err := chstore.OpenMigrated(ctx, cfg.ClickHouse)
 	if err != nil {
 		return nil, err
@@ -82,7 +94,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 		ch.Close()
 		return nil, fmt.Errorf("collector: %w", err)
 	}
-	c := &Collector{cfg: cfg, log: log.With("component", "collector"), in: in, ch: ch}
+	c := &Collector{cfg: cfg, log: log.With("component", "collector"), in: in, ch: ch, inv: inv}
 	if err := c.instrument(); err != nil {
 		c.Close()
 		return nil, err
@@ -131,8 +143,13 @@ func (c *Collector) instrument() error {
 	return err
 }
 
-// Run collects until ctx ends.
+// Run collects until ctx ends, keeping the inventory current meanwhile.
 func (c *Collector) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reloaded := make(chan struct{})
+	go func() { defer close(reloaded); _ = c.inv.Run(ctx) }()
+	defer func() { cancel(); <-reloaded }()
 	return c.in.Run(ctx, c.log, c.store)
 }
 
@@ -163,7 +180,7 @@ func (c *Collector) store(ctx context.Context, b stream.Batch) error {
 			continue
 		}
 		for _, e := range events {
-			rows = append(rows, ddl.EventRow(e, seq, now))
+			rows = append(rows, ddl.Values(ddl.Events, &ddl.Row{Event: e, StreamSeq: seq, CollectedAt: now, Agent: c.inv.Agent(e)}))
 		}
 		stored = append(stored, events...)
 	}

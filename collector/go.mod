@@ -12,6 +12,8 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0
 )
 
+require gopkg.in/yaml.v3 v3.0.1 // indirect
+
 require (
 	github.com/ClickHouse/ch-go v0.75.0 // indirect
 	github.com/ClickHouse/clickhouse-go/v2 v2.51.0 // indirect
@@ -32,6 +34,7 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/rampart-io/rampart/component v0.0.0
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
@@ -48,3 +51,5 @@ replace (
 	github.com/rampart-io/rampart/schema => ../schema
 	github.com/rampart-io/rampart/testkit => ../testkit
 )
+
+replace github.com/rampart-io/rampart/component => ../component

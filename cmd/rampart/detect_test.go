@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/schema/event"
 )
 
 // TestDetectTestExitCodes: 0 (nil) when every case passes, 1 when one
@@ -79,5 +84,51 @@ event_count: {window: 1m, gte: 2}
 func TestDetectTestRunsTheShippedPack(t *testing.T) {
 	if err := runDetect(context.Background(), []string{"test", "../../correlator/rules"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDetectReplayUsage: a replay needs a non-empty range and rules that
+// load; each mistake is a usage error (exit status 2) before ClickHouse
+// is reached.
+func TestDetectReplayUsage(t *testing.T) {
+	badRules := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badRules, "x.yaml"), []byte("id: x\nbogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"no range":        nil,
+		"no end":          {"-from", "2026-11-28T10:00:00Z"},
+		"bad time":        {"-from", "yesterday", "-to", "2026-11-28T10:00:00Z"},
+		"reversed":        {"-from", "2026-11-28T10:00:00Z", "-to", "2026-11-28T09:00:00Z"},
+		"rules that fail": {"-from", "2026-11-28T09:00:00Z", "-to", "2026-11-28T10:00:00Z", "-rules", badRules},
+		"an argument":     {"-from", "2026-11-28T09:00:00Z", "-to", "2026-11-28T10:00:00Z", "extra"},
+	} {
+		var ee exitError
+		if err := runDetectReplay(context.Background(), args); !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("%s: %v, want exit status 2", name, err)
+		}
+	}
+}
+
+// TestReplayPrintsAlerts: one line per alert, in text or as the v1 event.
+func TestReplayPrintsAlerts(t *testing.T) {
+	at := time.Date(2026, 11, 28, 10, 0, 1, 0, time.UTC)
+	a := &event.Event{V: event.Version, ID: "01ALERT", Kind: event.KindAlert, Time: at, Tenant: "o'brien", Instance: "replay", Seq: 1,
+		Alert: &event.Alert{RuleID: "burst", Title: "burst", Severity: event.SeverityHigh, Group: []event.GroupValue{{Field: "actor", Value: "user:a b"}},
+			First: at.Add(-time.Second), Last: at, Count: 2, Evidence: []string{"01A", "01B"}}}
+	var text, js bytes.Buffer
+	if err := printAlert(&text, a); err != nil {
+		t.Fatal(err)
+	}
+	want := `2026-11-28T10:00:01Z "o'brien" high burst group=[actor="user:a b"] matched=2 first=2026-11-28T10:00:00Z last=2026-11-28T10:00:01Z evidence=[01A 01B] id=01ALERT` + "\n"
+	if text.String() != want {
+		t.Errorf("text:\n got %q\nwant %q", text.String(), want)
+	}
+	if err := printAlertJSON(&js, a); err != nil {
+		t.Fatal(err)
+	}
+	back, err := event.Decode(bytes.TrimSuffix(js.Bytes(), []byte("\n")))
+	if err != nil || back.ID != a.ID || back.Alert.RuleID != "burst" || strings.Count(js.String(), "\n") != 1 {
+		t.Errorf("json line %q: %v", js.String(), err)
 	}
 }

@@ -12,14 +12,17 @@ import (
 func TestVerbsRefuseFlagsTheyIgnore(t *testing.T) {
 	verbs := map[string]func(context.Context, []string) error{
 		"run": runAll, "migrate": runMigrate, "verify": runVerify, "demo": runDemo,
-		"collector":  func(_ context.Context, args []string) error { _, err := collectorConfig(args); return err },
-		"correlator": func(_ context.Context, args []string) error { _, err := correlatorConfig(args); return err },
+		"collector":     func(_ context.Context, args []string) error { _, err := collectorConfig(args); return err },
+		"correlator":    func(_ context.Context, args []string) error { _, err := correlatorConfig(args); return err },
+		"detect replay": runDetectReplay,
 	}
 	ignored := map[string][]string{
 		"run":     {"-nats", "-config"},
 		"migrate": {"-nats"},
 		"verify":  {"-config"},
 		"demo":    {"-config"},
+		// Replay reads ClickHouse only and publishes nothing.
+		"detect replay": {"-config", "-nats"},
 	}
 	for verb, flags := range ignored {
 		for _, f := range flags {
@@ -32,10 +35,11 @@ func TestVerbsRefuseFlagsTheyIgnore(t *testing.T) {
 	// The flags a verb does read are defined: a bad value gets past parsing
 	// to the verb's own error, not "not defined".
 	read := map[string][]string{
-		"migrate":    {"-config", "-clickhouse", "-database"},
-		"verify":     {"-nats", "-clickhouse", "-database"},
-		"collector":  {"-config", "-nats", "-clickhouse", "-database"},
-		"correlator": {"-config", "-nats", "-clickhouse", "-database"},
+		"migrate":       {"-config", "-clickhouse", "-database"},
+		"verify":        {"-nats", "-clickhouse", "-database"},
+		"collector":     {"-config", "-nats", "-clickhouse", "-database"},
+		"correlator":    {"-config", "-nats", "-clickhouse", "-database"},
+		"detect replay": {"-clickhouse", "-database"},
 	}
 	for verb, flags := range read {
 		for _, f := range flags {

@@ -33,7 +33,7 @@ var verbs = []verb{
 	{"keygen", "make an Ed25519 checkpoint signing key", runKeygen},
 	{"demo", "run the whole pipeline on simulated agents and show what landed", runDemo},
 	{"policy", "test policy fixtures, or explain one decision (test|eval)", runPolicy},
-	{"detect", "test detection rules against their fixtures (test)", runDetect},
+	{"detect", "test detection rules against their fixtures (test), or backtest them on stored history (replay)", runDetect},
 }
 
 func usage() {

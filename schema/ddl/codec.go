@@ -23,6 +23,7 @@ const (
 	DateTime                 // DateTime: seconds as 4 bytes little-endian
 	Strings                  // Array(String): uvarint count, strings
 	UInt64s                  // Array(UInt64): uvarint count, integers
+	UInt8                    // UInt8: one byte (a bool: 18.16 has no Bool)
 )
 
 // SQL is the type's name in ClickHouse DDL and in system.columns.
@@ -42,6 +43,8 @@ func (t Type) SQL() string {
 		return "Array(String)"
 	case UInt64s:
 		return "Array(UInt64)"
+	case UInt8:
+		return "UInt8"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
@@ -54,6 +57,8 @@ func (t Type) Width() int {
 		return 8
 	case Int32, DateTime:
 		return 4
+	case UInt8:
+		return 1
 	}
 	return 0
 }
@@ -67,6 +72,9 @@ type Row struct {
 	StreamSeq uint64
 	// CollectedAt is when the collector stored the event.
 	CollectedAt time.Time
+	// Agent is what the agent inventory said of the event's agent when
+	// the collector stored it.
+	Agent Agent
 
 	// names caches the event's header names, sorted, for the pair of
 	// header columns; valid while named is set (reset by every use).
@@ -76,6 +84,18 @@ type Row struct {
 	// pending holds the first array of a pair of columns being decoded
 	// until its second arrives.
 	pending []string
+}
+
+// Agent is the agent inventory's entry for an event's agent, as the
+// collector stores it beside the event (collector/enrich). It is not part
+// of the event: the chain does not cover it.
+type Agent struct {
+	Owner, Team, Purpose, RiskTier, Environment string
+	// Registered says an inventory entry matched the agent.
+	Registered bool
+	// Inventory is the version of the inventory consulted, "" when there
+	// was none: only then is an unregistered agent not a finding.
+	Inventory string
 }
 
 // reset readies r for one pass over its columns.
@@ -205,9 +225,6 @@ type codec interface {
 	appendTo(b []byte, r *Row) []byte
 	// value is the value as an insert through the native protocol takes it.
 	value(r *Row) any
-	// empty reports whether the value is the type's zero (all zero bytes
-	// in RowBinary).
-	empty(r *Row) bool
 	// decode reads the value from RowBinary into r.
 	decode(d *Decoder, r *Row) error
 	// dest is a new scan destination for the value over the native protocol.
@@ -217,7 +234,7 @@ type codec interface {
 }
 
 // scalar is a column holding one value of a Go type T.
-type scalar[T comparable] struct {
+type scalar[T any] struct {
 	get func(*Row) T
 	set func(*Row, T) // nil for a column derived from others: never read back
 	enc func([]byte, T) []byte
@@ -226,10 +243,6 @@ type scalar[T comparable] struct {
 
 func (c scalar[T]) appendTo(b []byte, r *Row) []byte { return c.enc(b, c.get(r)) }
 func (c scalar[T]) value(r *Row) any                 { return c.get(r) }
-func (c scalar[T]) empty(r *Row) bool {
-	var zero T
-	return c.get(r) == zero
-}
 
 func (c scalar[T]) decode(d *Decoder, r *Row) error {
 	v := c.dec(d)
@@ -283,7 +296,6 @@ var (
 	noUInt64s any = []uint64{}
 )
 
-func (c strs) empty(r *Row) bool { return c.n(r) == 0 }
 func (c strs) decode(d *Decoder, r *Row) error {
 	v := d.strs()
 	if d.err != nil {
@@ -322,7 +334,6 @@ func (c u64s) value(r *Row) any {
 	return noUInt64s
 }
 
-func (c u64s) empty(r *Row) bool { return len(c.get(r)) == 0 }
 func (c u64s) decode(d *Decoder, r *Row) error {
 	if v := d.u64s(); d.err == nil && len(v) > 0 {
 		c.set(r, v)
@@ -345,6 +356,12 @@ func appendString(b []byte, s string) []byte {
 func appendU64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(b, v) }
 func appendI64(b []byte, v int64) []byte  { return binary.LittleEndian.AppendUint64(b, uint64(v)) }
 func appendI32(b []byte, v int32) []byte  { return binary.LittleEndian.AppendUint32(b, uint32(v)) }
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
 func appendTime(b []byte, t time.Time) []byte {
 	return binary.LittleEndian.AppendUint32(b, uint32(t.Unix()))
 }
@@ -364,6 +381,10 @@ func i64Col(name string, form int, get func(*Row) int64, set func(*Row, int64)) 
 
 func i32Col(name string, form int, get func(*Row) int32, set func(*Row, int32)) Column {
 	return Column{Name: name, Type: Int32, Chain: form, codec: scalar[int32]{get, set, appendI32, (*Decoder).i32}}
+}
+
+func boolCol(name string, get func(*Row) bool, set func(*Row, bool)) Column {
+	return Column{Name: name, Type: UInt8, codec: scalar[bool]{get, set, appendBool, (*Decoder).bool}}
 }
 
 func timeCol(name string, get func(*Row) time.Time, set func(*Row, time.Time)) Column {
@@ -519,6 +540,7 @@ func (d *Decoder) fixed(n int) []byte {
 func (d *Decoder) u64() uint64 { return binary.LittleEndian.Uint64(d.fixed(8)) }
 func (d *Decoder) i64() int64  { return int64(d.u64()) }
 func (d *Decoder) i32() int32  { return int32(binary.LittleEndian.Uint32(d.fixed(4))) }
+func (d *Decoder) bool() bool  { return d.fixed(1)[0] != 0 }
 func (d *Decoder) time() time.Time {
 	return time.Unix(int64(binary.LittleEndian.Uint32(d.fixed(4))), 0).UTC()
 }

@@ -36,10 +36,6 @@ func (c *Column) AppendRowBinary(b []byte, r *Row) []byte {
 	return c.codec.appendTo(b, r)
 }
 
-// Empty reports whether c's value in r is its type's zero: empty string or
-// array, or 0. In RowBinary such a value is all zero bytes, and no other is.
-func (c *Column) Empty(r *Row) bool { return c.codec.empty(r) }
-
 // Events are the columns of events_raw, in the chain's canonical order:
 // the covered columns (Chain > 0) appear here in the order they are hashed,
 // those of each form after all of the form before. A column added to the
@@ -186,6 +182,13 @@ var Events = []Column{
 	plainStrs("alert_evidence", 4, func(r *Row) []string { return r.alert().Evidence }, func(r *Row, v []string) { r.setAlert().Evidence = v }),
 
 	// Added by the collector.
+	strCol("agent_owner", 0, func(r *Row) string { return r.Agent.Owner }, func(r *Row, v string) { r.Agent.Owner = v }),
+	strCol("agent_team", 0, func(r *Row) string { return r.Agent.Team }, func(r *Row, v string) { r.Agent.Team = v }),
+	strCol("agent_purpose", 0, func(r *Row) string { return r.Agent.Purpose }, func(r *Row, v string) { r.Agent.Purpose = v }),
+	strCol("agent_risk_tier", 0, func(r *Row) string { return r.Agent.RiskTier }, func(r *Row, v string) { r.Agent.RiskTier = v }),
+	strCol("agent_environment", 0, func(r *Row) string { return r.Agent.Environment }, func(r *Row, v string) { r.Agent.Environment = v }),
+	boolCol("agent_registered", func(r *Row) bool { return r.Agent.Registered }, func(r *Row, v bool) { r.Agent.Registered = v }),
+	strCol("agent_inventory", 0, func(r *Row) string { return r.Agent.Inventory }, func(r *Row, v string) { r.Agent.Inventory = v }),
 	u64Col("stream_seq", 0, func(r *Row) uint64 { return r.StreamSeq }, func(r *Row, v uint64) { r.StreamSeq = v }),
 	timeCol("collected_at", func(r *Row) time.Time { return r.CollectedAt.UTC().Truncate(time.Second) }, func(r *Row, v time.Time) { r.CollectedAt = v }),
 }
