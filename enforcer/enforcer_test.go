@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 const testPolicy = `id: e2e
@@ -460,10 +462,18 @@ func TestAuditDownRefusesEverything(t *testing.T) {
 	}
 }
 
+// Run serves until its context ends, then returns nil and stops listening.
+// The context is cancelled only once Run is serving.
 func TestRunStopsWithContext(t *testing.T) {
 	h := newHarness(t, time.Second)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a free port for Run to listen on
 	cfg := enforcer.Config{
-		Listen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1", Instance: "run-test",
+		Listen: addr, Upstream: "http://127.0.0.1:1", Instance: "run-test",
 		PolicyFile: writePolicy(t),
 		Identity:   identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "i", Audience: "a", JWKSFile: filepath.Join(h.dir, "jwks.json")}},
 		NATS:       audit.Config{URL: h.nats.URL()},
@@ -474,8 +484,22 @@ func TestRunStopsWithContext(t *testing.T) {
 	}
 	defer e.Close()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
+	poll.Until(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/mcp")
+		if err != nil {
+			return fmt.Errorf("Run not serving on %s: %w", addr, err)
+		}
+		resp.Body.Close()
+		return nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned before its context ended: %v", err)
+	default:
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -484,6 +508,10 @@ func TestRunStopsWithContext(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("still listening on %s after Run returned", addr)
 	}
 }
 

@@ -122,10 +122,7 @@ func TestSmugglingRefusedOnTheWire(t *testing.T) {
 }
 
 func TestConnectionLimits(t *testing.T) {
-	h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) {
-		c.MaxHeaderBytes = 4 << 10
-		c.Timeouts = enforcer.Timeouts{ReadHeader: 300 * time.Millisecond, Read: 600 * time.Millisecond, Idle: 400 * time.Millisecond}
-	})
+	h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) { c.MaxHeaderBytes = 4 << 10 })
 	t.Run("headers over max_header_bytes get 431", func(t *testing.T) {
 		resp, _, _ := h.rawRequest(t, post("/mcp", h.token(t), "X-Big: "+strings.Repeat("a", 16<<10)+"\r\n"))
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
@@ -133,21 +130,30 @@ func TestConnectionLimits(t *testing.T) {
 		}
 	})
 
-	// Each client below trickles or stalls; the server must close the
-	// connection within its timeout (plus scheduling slack), long before
-	// the client would be done.
+	// Each client below trickles or stalls. Only the timeout under test is
+	// short, every other one is 30 s, so a close after that timeout and
+	// before the client would have been done (or before 10 s, for the idle
+	// client) is that timeout's doing: no bound depends on how fast the
+	// machine is.
+	const tick = 20 * time.Millisecond // the attacker's pace
+	long := 30 * time.Second
 	tests := []struct {
-		name  string
-		first string        // sent at once
-		drip  string        // then one byte per tick
-		limit time.Duration // the timeout that should cut it off
+		name     string
+		timeouts enforcer.Timeouts
+		first    string        // sent at once
+		drip     string        // then one byte per tick
+		limit    time.Duration // the timeout that should cut it off
 	}{
-		{"slowloris headers", "POST /mcp HTTP/1.1\r\n", "Host: tools.test\r\nX-Slow: " + strings.Repeat("a", 200), 300 * time.Millisecond},
-		{"slow body", "POST /mcp HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n", strings.Repeat("b", 500), 600 * time.Millisecond},
-		{"idle keep-alive", "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n", "", 400*time.Millisecond + 300*time.Millisecond},
+		{"slowloris headers", enforcer.Timeouts{ReadHeader: 300 * time.Millisecond, Read: long, Write: long, Idle: long},
+			"POST /mcp HTTP/1.1\r\n", "Host: tools.test\r\nX-Slow: " + strings.Repeat("a", 200), 300 * time.Millisecond},
+		{"slow body", enforcer.Timeouts{ReadHeader: long, Read: 600 * time.Millisecond, Write: long, Idle: long},
+			"POST /mcp HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n", strings.Repeat("b", 500), 600 * time.Millisecond},
+		{"idle keep-alive", enforcer.Timeouts{ReadHeader: long, Read: long, Write: long, Idle: 400 * time.Millisecond},
+			"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n", "", 400 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) { c.Timeouts = tt.timeouts })
 			c, err := net.Dial("tcp", h.addr)
 			if err != nil {
 				t.Fatal(err)
@@ -162,20 +168,24 @@ func TestConnectionLimits(t *testing.T) {
 				_, _ = io.Copy(io.Discard, c) // returns when the server closes
 				closed <- time.Since(start)
 			}()
-			tick := time.NewTicker(20 * time.Millisecond) // the attacker's pace
-			defer tick.Stop()
+			clientDone := 10 * time.Second
+			if tt.drip != "" {
+				clientDone = time.Duration(len(tt.drip)) * tick
+			}
+			ticker := time.NewTicker(tick)
+			defer ticker.Stop()
 			deadline := time.After(10 * time.Second)
 			for i := 0; ; i++ {
 				select {
 				case d := <-closed:
-					if d > tt.limit+2*time.Second {
-						t.Fatalf("closed after %v, timeout %v", d, tt.limit)
+					t.Logf("closed after %v (timeout %v, the client needed %v)", d, tt.limit, clientDone)
+					if d < tt.limit || d >= clientDone {
+						t.Fatalf("closed after %v: not the %v timeout (the client needed %v)", d, tt.limit, clientDone)
 					}
-					t.Logf("closed after %v (timeout %v)", d, tt.limit)
 					return
 				case <-deadline:
 					t.Fatalf("connection still open after 10s (timeout %v)", tt.limit)
-				case <-tick.C:
+				case <-ticker.C:
 					if i < len(tt.drip) {
 						_, _ = c.Write([]byte{tt.drip[i]})
 					}
