@@ -219,9 +219,7 @@ func (d *detection) settle(ctx context.Context) error {
 // advance collects the alerts of windows lapsed by now. Lapsed alerts
 // have no completing event; each carries its own tenant. Called with d.mu held.
 func (d *detection) advance(now time.Time) {
-	for _, a := range d.engine.Advance(now) {
-		d.pending = append(d.pending, a)
-	}
+	d.pending = append(d.pending, d.engine.Advance(now)...)
 }
 
 // record publishes the pending alerts. Called with d.mu held.
