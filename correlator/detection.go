@@ -34,8 +34,10 @@ const RulesPolicyID = "rampart.detect"
 
 // InstancePrefix begins every correlator instance name, so any consumer
 // of the stream tells a correlator's records from an enforcer's by the
-// instance alone, in replay as live, without state.
-const InstancePrefix = "correlator"
+// instance alone, in replay as live, without state. No host name has a
+// colon, so no enforcer's default name (its host's) can begin with it, and
+// an enforcer refuses one that does.
+const InstancePrefix = "correlator:"
 
 // IsCorrelatorInstance reports whether instance names a correlator.
 func IsCorrelatorInstance(instance string) bool { return strings.HasPrefix(instance, InstancePrefix) }
