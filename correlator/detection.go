@@ -84,6 +84,10 @@ type detection struct {
 	// a redelivered message is not counted twice; an entry lives while
 	// redeliveries of it may still come.
 	observed map[uint64]time.Time
+	// seen lists observed sequences in the order they were (re)marked, so
+	// forget pops the expired from its front instead of scanning the map;
+	// an entry whose time the map no longer holds was refreshed since.
+	seen []seenAt
 	// skipThrough is the last stream sequence recovery handled: the
 	// durable consumer's deliveries up to it are acked unobserved.
 	skipThrough uint64
@@ -173,11 +177,12 @@ func (d *detection) observeLocked(seq uint64, events []*event.Event) {
 	if seq <= d.skipThrough {
 		return
 	}
-	if _, seen := d.observed[seq]; seen && seq != 0 {
-		d.observed[seq] = now
+	_, again := d.observed[seq]
+	d.observed[seq] = now
+	d.seen = append(d.seen, seenAt{seq, now})
+	if again && seq != 0 {
 		return
 	}
-	d.observed[seq] = now
 	for _, e := range events {
 		if !d.input(e) {
 			continue
@@ -277,6 +282,11 @@ func (d *detection) tick(ctx context.Context) {
 	}
 }
 
+type seenAt struct {
+	seq uint64
+	at  time.Time
+}
+
 // redeliveryHorizon is how long an observed message may still come back:
 // well past the consumer's 30s ack wait.
 const redeliveryHorizon = 2 * time.Minute
@@ -284,11 +294,13 @@ const redeliveryHorizon = 2 * time.Minute
 // forget drops observed sequences past redelivery and published ids past
 // the recovery horizon. Called with d.mu held.
 func (d *detection) forget(now time.Time) {
-	for seq, at := range d.observed {
-		if now.Sub(at) > redeliveryHorizon {
-			delete(d.observed, seq)
+	n := 0
+	for ; n < len(d.seen) && now.Sub(d.seen[n].at) > redeliveryHorizon; n++ {
+		if x := d.seen[n]; d.observed[x.seq].Equal(x.at) {
+			delete(d.observed, x.seq)
 		}
 	}
+	d.seen = d.seen[n:] // the next growth of seen copies only what is left
 	for id, at := range d.published {
 		if now.Sub(at) > 2*d.horizon {
 			delete(d.published, id)
