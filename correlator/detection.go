@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/rampart-io/rampart/correlator/record"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -88,6 +91,7 @@ type detection struct {
 	// forget pops the expired from its front instead of scanning the map;
 	// an entry whose time the map no longer holds was refreshed since.
 	seen []seenAt
+	lag  metric.Registration
 	// skipThrough is the last stream sequence recovery handled: the
 	// durable consumer's deliveries up to it are acked unobserved.
 	skipThrough uint64
@@ -113,6 +117,10 @@ func newDetection(ctx context.Context, cfg Config, d Detector, rs *rules, log *s
 		det.alerts = r.WantsAlerts()
 	}
 	if err := det.recover(ctx, in, cfg.Partition); err != nil {
+		det.close()
+		return nil, err
+	}
+	if err := det.instrument(); err != nil {
 		det.close()
 		return nil, err
 	}
@@ -329,9 +337,34 @@ func (d *detection) rulesLoaded(ctx context.Context, hash, source string, err er
 }
 
 func (d *detection) close() {
+	if d.lag != nil {
+		_ = d.lag.Unregister()
+	}
 	d.rec.Close()
 	d.in.Close()
 	if d.rules != nil {
 		d.rules.engine.Close()
 	}
+}
+
+// instrument registers how far detections are behind the stream, beside
+// the sessions' lag (rampart.correlator.lag): the two consumers move apart.
+func (d *detection) instrument() error {
+	m := otel.Meter("github.com/rampart-io/rampart/correlator")
+	lag, err := m.Int64ObservableGauge("rampart.correlator.detect.lag", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages in the stream this correlator's detections have not yet judged"))
+	if err != nil {
+		return err
+	}
+	d.lag, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		n, err := d.in.Lag(ctx)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(lag, n)
+		return nil
+	}, lag)
+	return err
 }
