@@ -143,6 +143,10 @@ func (c Config) instance() string {
 	return name
 }
 
+// Consumers names the durable consumers this configuration reads: the
+// sessions' and the detections', for tools that clean up after a run.
+func (c Config) Consumers() []string { return []string{c.consumer(), c.detectConsumer()} }
+
 // consumer is the durable consumer of this partition's sessions.
 func (c Config) consumer() string { return c.partitioned(c.Consumer) }
 

@@ -233,7 +233,7 @@ func startPipeline(ctx context.Context, cfg pipeline.Config, log *slog.Logger) (
 		}
 		p.Close()
 		if cfg.NATSURL != "" {
-			deleteConsumers(cfg.NATSURL, cfg.Collector.Consumer, cfg.Correlator.Consumer)
+			deleteConsumers(cfg.NATSURL, append([]string{cfg.Collector.Consumer}, cfg.Correlator.Consumers()...)...)
 		}
 	}, nil
 }
