@@ -67,7 +67,8 @@ var flushTimeout = 30 * time.Second
 // record each alert once.
 type detection struct {
 	log      *slog.Logger
-	rules    *rules // nil when the engine was given (WithDetector)
+	rules    *rules     // nil when the engine was given (WithDetector)
+	lookback *lookbacks // nil when no rule looks back past the horizon
 	interval time.Duration
 	in       *stream.Reader
 	part     Partition
@@ -115,6 +116,12 @@ func newDetection(ctx context.Context, cfg Config, d Detector, rs *rules, log *s
 		lateness: 2 * cfg.Detect.BatchWait, engine: d, published: map[string]time.Time{}, observed: map[uint64]time.Time{}}
 	if r, ok := d.(alertReader); ok {
 		det.alerts = r.WantsAlerts()
+	}
+	if rs != nil {
+		if det.lookback, err = newLookbacks(ctx, in.JetStream(), cfg.Stream, rs.set, cfg.Detect.Recovery.Horizon, log); err != nil {
+			det.close()
+			return nil, err
+		}
 	}
 	if err := det.recover(ctx, in, cfg.Partition); err != nil {
 		det.close()
@@ -243,7 +250,7 @@ func (d *detection) record(ctx context.Context) error {
 	defer cancel()
 	for len(d.pending) > 0 {
 		a := d.pending[0]
-		if _, ok := d.published[a.ID]; ok {
+		if _, ok := d.published[a.ID]; ok || d.lookback.known(ctx, a) {
 			d.pending = d.pending[1:]
 			continue
 		}
@@ -258,6 +265,7 @@ func (d *detection) record(ctx context.Context) error {
 		}
 		// Recorded now, or stored before: either way, once.
 		d.published[a.ID] = time.Now()
+		d.lookback.remember(ctx, a)
 		d.pending = d.pending[1:]
 	}
 	return nil
