@@ -23,8 +23,8 @@ type Config struct {
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 	// Instance names this correlator's own chain of events (alerts, rule
 	// reloads, checkpoints), as an enforcer's instance names its own. It
-	// must begin with "correlator" (InstancePrefix): detections skip those
-	// instances' records. Default "correlator-<hostname>", with
+	// must begin with "correlator:" (InstancePrefix): detections skip those
+	// instances' records. Default "correlator:<hostname>", with
 	// "-p<index>" when partitioned.
 	Instance string `yaml:"instance"`
 	// Partition is this process's share of the tenants, when several
@@ -136,7 +136,7 @@ func (c Config) instance() string {
 	if err != nil || host == "" {
 		host = "local"
 	}
-	name := "correlator-" + host
+	name := InstancePrefix + host
 	if c.Partition.Count > 1 {
 		name += fmt.Sprintf("-p%d", c.Partition.Index)
 	}

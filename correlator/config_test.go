@@ -20,7 +20,7 @@ func TestConfigFixtures(t *testing.T) {
 		"evidence.bad.yml":        "max_evidence",
 		"unknown-key.bad.yml":     "rule_dir",
 		"checkpoint.bad.yml":      "checkpoint",
-		"instance.bad.yml":        `must begin with "correlator"`,
+		"instance.bad.yml":        `must begin with "correlator:"`,
 		"partitioned.good.yml":    "",
 	}
 	files, _ := filepath.Glob("testdata/config/*.yml")

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/rampart-io/rampart/correlator/record"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -34,8 +37,10 @@ const RulesPolicyID = "rampart.detect"
 
 // InstancePrefix begins every correlator instance name, so any consumer
 // of the stream tells a correlator's records from an enforcer's by the
-// instance alone, in replay as live, without state.
-const InstancePrefix = "correlator"
+// instance alone, in replay as live, without state. No host name has a
+// colon, so no enforcer's default name (its host's) can begin with it, and
+// an enforcer refuses one that does.
+const InstancePrefix = "correlator:"
 
 // IsCorrelatorInstance reports whether instance names a correlator.
 func IsCorrelatorInstance(instance string) bool { return strings.HasPrefix(instance, InstancePrefix) }
@@ -62,7 +67,8 @@ var flushTimeout = 30 * time.Second
 // record each alert once.
 type detection struct {
 	log      *slog.Logger
-	rules    *rules // nil when the engine was given (WithDetector)
+	rules    *rules     // nil when the engine was given (WithDetector)
+	lookback *lookbacks // nil when no rule looks back past the horizon
 	interval time.Duration
 	in       *stream.Reader
 	part     Partition
@@ -82,6 +88,11 @@ type detection struct {
 	// a redelivered message is not counted twice; an entry lives while
 	// redeliveries of it may still come.
 	observed map[uint64]time.Time
+	// seen lists observed sequences in the order they were (re)marked, so
+	// forget pops the expired from its front instead of scanning the map;
+	// an entry whose time the map no longer holds was refreshed since.
+	seen []seenAt
+	lag  metric.Registration
 	// skipThrough is the last stream sequence recovery handled: the
 	// durable consumer's deliveries up to it are acked unobserved.
 	skipThrough uint64
@@ -106,7 +117,17 @@ func newDetection(ctx context.Context, cfg Config, d Detector, rs *rules, log *s
 	if r, ok := d.(alertReader); ok {
 		det.alerts = r.WantsAlerts()
 	}
+	if rs != nil {
+		if det.lookback, err = newLookbacks(ctx, in.JetStream(), cfg.Stream, rs.set, cfg.Detect.Recovery.Horizon, log); err != nil {
+			det.close()
+			return nil, err
+		}
+	}
 	if err := det.recover(ctx, in, cfg.Partition); err != nil {
+		det.close()
+		return nil, err
+	}
+	if err := det.instrument(); err != nil {
 		det.close()
 		return nil, err
 	}
@@ -171,11 +192,12 @@ func (d *detection) observeLocked(seq uint64, events []*event.Event) {
 	if seq <= d.skipThrough {
 		return
 	}
-	if _, seen := d.observed[seq]; seen && seq != 0 {
-		d.observed[seq] = now
+	_, again := d.observed[seq]
+	d.observed[seq] = now
+	d.seen = append(d.seen, seenAt{seq, now})
+	if again && seq != 0 {
 		return
 	}
-	d.observed[seq] = now
 	for _, e := range events {
 		if !d.input(e) {
 			continue
@@ -219,9 +241,7 @@ func (d *detection) settle(ctx context.Context) error {
 // advance collects the alerts of windows lapsed by now. Lapsed alerts
 // have no completing event; each carries its own tenant. Called with d.mu held.
 func (d *detection) advance(now time.Time) {
-	for _, a := range d.engine.Advance(now) {
-		d.pending = append(d.pending, a)
-	}
+	d.pending = append(d.pending, d.engine.Advance(now)...)
 }
 
 // record publishes the pending alerts. Called with d.mu held.
@@ -230,7 +250,7 @@ func (d *detection) record(ctx context.Context) error {
 	defer cancel()
 	for len(d.pending) > 0 {
 		a := d.pending[0]
-		if _, ok := d.published[a.ID]; ok {
+		if _, ok := d.published[a.ID]; ok || d.lookback.known(ctx, a) {
 			d.pending = d.pending[1:]
 			continue
 		}
@@ -245,6 +265,7 @@ func (d *detection) record(ctx context.Context) error {
 		}
 		// Recorded now, or stored before: either way, once.
 		d.published[a.ID] = time.Now()
+		d.lookback.remember(ctx, a)
 		d.pending = d.pending[1:]
 	}
 	return nil
@@ -277,6 +298,11 @@ func (d *detection) tick(ctx context.Context) {
 	}
 }
 
+type seenAt struct {
+	seq uint64
+	at  time.Time
+}
+
 // redeliveryHorizon is how long an observed message may still come back:
 // well past the consumer's 30s ack wait.
 const redeliveryHorizon = 2 * time.Minute
@@ -284,11 +310,13 @@ const redeliveryHorizon = 2 * time.Minute
 // forget drops observed sequences past redelivery and published ids past
 // the recovery horizon. Called with d.mu held.
 func (d *detection) forget(now time.Time) {
-	for seq, at := range d.observed {
-		if now.Sub(at) > redeliveryHorizon {
-			delete(d.observed, seq)
+	n := 0
+	for ; n < len(d.seen) && now.Sub(d.seen[n].at) > redeliveryHorizon; n++ {
+		if x := d.seen[n]; d.observed[x.seq].Equal(x.at) {
+			delete(d.observed, x.seq)
 		}
 	}
+	d.seen = d.seen[n:] // the next growth of seen copies only what is left
 	for id, at := range d.published {
 		if now.Sub(at) > 2*d.horizon {
 			delete(d.published, id)
@@ -317,9 +345,34 @@ func (d *detection) rulesLoaded(ctx context.Context, hash, source string, err er
 }
 
 func (d *detection) close() {
+	if d.lag != nil {
+		_ = d.lag.Unregister()
+	}
 	d.rec.Close()
 	d.in.Close()
 	if d.rules != nil {
 		d.rules.engine.Close()
 	}
+}
+
+// instrument registers how far detections are behind the stream, beside
+// the sessions' lag (rampart.correlator.lag): the two consumers move apart.
+func (d *detection) instrument() error {
+	m := otel.Meter("github.com/rampart-io/rampart/correlator")
+	lag, err := m.Int64ObservableGauge("rampart.correlator.detect.lag", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages in the stream this correlator's detections have not yet judged"))
+	if err != nil {
+		return err
+	}
+	d.lag, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		n, err := d.in.Lag(ctx)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(lag, n)
+		return nil
+	}, lag)
+	return err
 }

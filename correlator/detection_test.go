@@ -153,7 +153,7 @@ func (r *rig) start(d correlator.Detector, part, count int) func() {
 	}
 	return r.startWith(func(cfg *correlator.Config) {
 		cfg.Partition = correlator.Partition{Index: part, Count: count}
-		cfg.Instance = fmt.Sprintf("correlator-p%d", part)
+		cfg.Instance = fmt.Sprintf("correlator:p%d", part)
 	}, opts...)
 }
 
@@ -165,7 +165,7 @@ func (r *rig) startWith(set func(*correlator.Config), opts ...correlator.Option)
 	cfg.ClickHouse.Database = r.ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond
 	cfg.RetryDelay = 200 * time.Millisecond
-	cfg.Instance = "correlator-test"
+	cfg.Instance = "correlator:test"
 	set(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := correlator.New(ctx, cfg, slog.New(slog.DiscardHandler), opts...)
@@ -446,7 +446,7 @@ func TestTwoCorrelatorsSplitTheTenants(t *testing.T) {
 		}
 		byInstance[instances[0]]++
 	}
-	if byInstance["correlator-p0"] == 0 || byInstance["correlator-p1"] == 0 {
+	if byInstance["correlator:p0"] == 0 || byInstance["correlator:p1"] == 0 {
 		t.Fatalf("one correlator did all the work: %v", byInstance)
 	}
 	// A tenant's groups all went to one correlator.

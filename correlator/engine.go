@@ -16,7 +16,8 @@ import (
 type rules struct {
 	cfg    DetectConfig
 	engine *detect.Engine
-	hash   string // of the set running now
+	set    *detect.RuleSet // running now
+	hash   string          // its hash
 }
 
 // newRules loads the configured rule set and builds its engine.
@@ -33,7 +34,7 @@ func newRules(cfg DetectConfig, log *slog.Logger) (*rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.hash = rs.Hash()
+	r.set, r.hash = rs, rs.Hash()
 	r.engine = detect.NewEngine(rs, detect.Options{MaxGroupsPerRule: cfg.MaxGroupsPerRule, MaxEvidence: cfg.MaxEvidence,
 		Meter: otel.Meter("github.com/rampart-io/rampart/correlator/detect"), Log: log})
 	r.warnBeyondHorizon(rs, log)
@@ -97,8 +98,11 @@ func (d *detection) watch(ctx context.Context, r *rules, interval time.Duration)
 		}
 		d.mu.Lock()
 		r.engine.Swap(rs)
+		if d.lookback != nil {
+			d.lookback.rules, _ = longLookbacks(rs, r.cfg.Recovery.Horizon)
+		}
+		r.set, r.hash = rs, rs.Hash()
 		d.mu.Unlock()
-		r.hash = rs.Hash()
 		r.warnBeyondHorizon(rs, d.log)
 		d.rulesLoaded(ctx, r.hash, r.source(), nil)
 	})

@@ -115,12 +115,12 @@ func TestCorrelatorKilledMidWindowLosesAndDoublesNothing(t *testing.T) {
 	}()
 	kills := 0
 	for i := range 8 {
-		c := r.spawn(t, fmt.Sprintf("correlator-run%d", i))
+		c := r.spawn(t, fmt.Sprintf("correlator:run%d", i))
 		time.Sleep(time.Duration(400+i*97%500) * time.Millisecond)
 		c.kill()
 		kills++
 	}
-	r.spawn(t, "correlator-last")
+	r.spawn(t, "correlator:last")
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	published := <-loaded

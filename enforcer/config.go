@@ -52,7 +52,8 @@ type Config struct {
 	// that allowed requests are forwarded to. Required in proxy mode.
 	Upstream string `yaml:"upstream"`
 	// Instance names this enforcer in events; each instance numbers its
-	// events densely. Default: the host name.
+	// events densely. It may not begin with "correlator:", the correlators'
+	// own prefix. Default: the host name.
 	Instance string `yaml:"instance"`
 	// Identity says which bearer tokens are accepted.
 	Identity identity.Config `yaml:"identity"`
@@ -326,6 +327,9 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Instance == "":
 		return errors.New("enforcer: instance is required (no host name to default to)")
+	case strings.HasPrefix(c.Instance, "correlator:"):
+		// Correlators' records are named so, and detections skip them.
+		return fmt.Errorf("enforcer: instance %q: names beginning correlator: are correlators'", c.Instance)
 	case c.PolicyFile == "":
 		return errors.New("enforcer: policy_file is required")
 	case c.MaxBodyBytes < 0:

@@ -80,6 +80,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"forward_auth without a secret", valid + "modes: [forward_auth]\nforward_auth: {gateway: nginx}\n", "secret_file"},
 		{"forward_auth header lists are gone", valid + "forward_auth: {uri_headers: [X-Original-URI]}\n", "uri_headers"},
 		{"bad forwarded_for", valid + "forwarded_for: [nonsense]\n", "forwarded_for"},
+		{"a correlator's instance name", valid + "instance: \"correlator:x\"\n", "correlator:"},
 		{"negative session bindings", valid + "session_bindings: {max_total: -1}\n", "session_bindings"},
 		{"negative budget bound", valid + "budgets: {max_total: -1}\n", "max_total must not be negative"},
 		{"tenant budget bound above the total", valid + "budgets: {max_total: 5000}\n", "max_per_tenant (10000) must not exceed max_total (5000)"},

@@ -148,7 +148,8 @@ FROM %s.events WHERE kind = 'decision'`, db))
 		}
 	}
 
-	// The stored chain is whole: nothing deleted, edited or out of place.
+	// The stored chains are whole: nothing deleted, edited or out of place.
+	// Two: the enforcer's, and the correlator's (its rule load, its alerts).
 	vr, err := verify.Run(ctx, ch.WithDatabase(db), verify.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func TestShippedPackAlertsEndToEnd(t *testing.T) {
 	r := newRig(t)
 	url := r.startEnforcer("enf-detect", audit.Refuse)
 	r.startCollector()
-	r.startCorrelator("correlator-e2e")
+	r.startCorrelator("correlator:e2e")
 
 	caller := func(tenant, agent string) workload.Caller {
 		return workload.Caller{Tenant: tenant, Principal: "user:alice", Actors: []string{agent}, Session: "s-" + agent}
@@ -84,8 +84,8 @@ func TestShippedPackAlertsEndToEnd(t *testing.T) {
 		}
 	}
 	t.Logf("denial burst alert stored %v after the last denial", time.Since(sent).Round(10*time.Millisecond))
-	if len(rows) != 1 || rows[0][0] != "acme" || !strings.Contains(rows[0][1], "agent:scout") || rows[0][2] != "10" || rows[0][3] != "correlator-e2e" {
-		t.Fatalf("denial burst alerts %v, want one for acme's agent:scout (10 events) by correlator-e2e", rows)
+	if len(rows) != 1 || rows[0][0] != "acme" || !strings.Contains(rows[0][1], "agent:scout") || rows[0][2] != "10" || rows[0][3] != "correlator:e2e" {
+		t.Fatalf("denial burst alerts %v, want one for acme's agent:scout (10 events) by correlator:e2e", rows)
 	}
 
 	// No alert names evidence of another tenant.

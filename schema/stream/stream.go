@@ -105,3 +105,21 @@ func DurableConsumer(name, deliver string, maxPending int, ackWait time.Duration
 		FilterSubject: subject.Prefix + ">",
 	}
 }
+
+// DetectLookback is the key-value bucket where correlators remember, past
+// their replay horizon, which values a new_value rule has already alerted
+// on, so a restart does not report them new again.
+const DetectLookback = "RAMPART_DETECT_LOOKBACK"
+
+// DetectLookbackConfig is the bucket's configuration: each key lives ttl
+// (the longest lookback that needs it) after it was last written.
+func DetectLookbackConfig(c Config, ttl time.Duration) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      DetectLookback,
+		Description: "Rampart detections: values new_value rules alerted on, kept for their lookback",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	}
+}
