@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"net/http"
 	"net/netip"
@@ -56,6 +57,7 @@ type outcome struct {
 	reply  []byte // JSON answer when refused
 	body   []byte // the request body read, to forward when allowed
 	x      *exchange
+	span   trace.SpanContext // the decision's span, the backend's parent
 }
 
 // upstreamHeader is what an allowed request carries to the backend; only
@@ -75,7 +77,9 @@ func (o *outcome) upstreamHeader() http.Header {
 // is returned; when it cannot be, the outcome is audit_unavailable and
 // nothing may be forwarded.
 func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
+	ctx, span := e.startDecision(ctx, c.header)
 	o := e.decideOnce(ctx, c)
+	endDecision(span, o)
 	e.metrics.observe(ctx, o.allow, o.code, o.x.start)
 	return o
 }
@@ -147,7 +151,9 @@ func (e *Enforcer) admit(ctx context.Context, c *check, x *exchange) (Code, erro
 	if c.untrusted {
 		return CodeProxyUntrusted, errors.New("check from an address outside trusted_proxies")
 	}
+	span := e.startSpan(ctx, "rampart.identity")
 	ident, err := e.verifier.Verify(ctx, c.header)
+	endSpan(span)
 	if err != nil {
 		return Code(identity.CodeOf(err)), err
 	}
@@ -177,7 +183,9 @@ func (e *Enforcer) admit(ctx context.Context, c *check, x *exchange) (Code, erro
 // decidePolicy asks policy about the exchange and, where it says so,
 // records the arguments, redacted first.
 func (e *Enforcer) decidePolicy(ctx context.Context, x *exchange, args map[string]any) policy.Decision {
+	span := e.startSpan(ctx, "rampart.policy")
 	d := e.policy.Decide(ctx, e.input(x, args))
+	endSpan(span)
 	if d.Obligations.RecordArgs && args != nil {
 		var err error
 		if x.request.Args, err = json.Marshal(policy.Redact(args, d.Obligations.Redact)); err != nil {
@@ -279,6 +287,8 @@ func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision, m
 	req.Kind = event.KindRequest
 	dec.Kind, dec.Decision = event.KindDecision, d
 	dec.Time = time.Now().UTC()
+	span := e.startSpan(ctx, "rampart.record")
+	defer endSpan(span)
 	return e.audit.PublishMode(ctx, mode, &req, &dec)
 }
 

@@ -50,6 +50,12 @@ func BenchmarkDecisionPath(b *testing.B) {
 }
 
 func benchEnforcer(b *testing.B, withSchema bool) (*Enforcer, string) {
+	return testEnforcer(b, withSchema, "http://127.0.0.1:1")
+}
+
+// testEnforcer is the benchmarks' enforcer, forwarding to upstream, and a
+// token it accepts.
+func testEnforcer(b testing.TB, withSchema bool, upstream string) (*Enforcer, string) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	dir := b.TempDir()
 	raw, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -70,7 +76,7 @@ func benchEnforcer(b *testing.B, withSchema bool) (*Enforcer, string) {
 	os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(y.String()), 0o600)
 
 	cfg := Config{
-		Upstream: "http://127.0.0.1:1", Instance: "bench", PolicyFile: filepath.Join(dir, "policy.yaml"),
+		Upstream: upstream, Instance: "bench", PolicyFile: filepath.Join(dir, "policy.yaml"),
 		Identity: identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "https://idp.bench", Audience: "rampart", JWKSFile: filepath.Join(dir, "jwks.json")}},
 		NATS:     audit.Config{URL: natstest.Run(b).URL(), Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}},
 	}

@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Headers the enforcer sets on allowed requests (proxy mode) or returns
@@ -56,6 +57,7 @@ type Enforcer struct {
 	stopWatch    context.CancelFunc
 	budgetReg    metric.Registration // the budgets' metrics; nil when not registered
 	metrics      *metrics
+	tracer       trace.Tracer
 	schemas      *toolschema.Registry
 	dests        *destination.Map
 	inflight     chan struct{}     // one slot per request being handled
@@ -139,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	}
 	e.bindings = binding.New(cfg.SessionBindings)
 	e.serverRequests = binding.New(binding.Config{MaxPerPrincipal: 256, IdleTimeout: 10 * time.Minute})
+	e.tracer = installedTracer(otel.GetTracerProvider())
 	if e.metrics, err = newMetrics(otel.GetMeterProvider()); err != nil {
 		e.log.Warn("enforcer metrics not registered", "err", err) // requests are still decided
 		e.metrics, _ = newMetrics(noop.NewMeterProvider())

@@ -16,9 +16,20 @@ import (
 type metrics struct {
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
-	// attrs caches one attribute set per effect and code: the codes are a
-	// fixed table, so the cache is bounded, and requests allocate none.
-	attrs sync.Map // string -> metric.MeasurementOption
+	// opts caches the options of each effect and code: the codes are a
+	// fixed table, so the cache is bounded, and a request allocates none.
+	mu   sync.RWMutex
+	opts map[attrKey]*attrOpts
+}
+
+type attrKey struct {
+	allowed bool
+	code    Code
+}
+
+type attrOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -34,34 +45,41 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &metrics{requests: requests, duration: duration}
+	m := &metrics{requests: requests, duration: duration, opts: map[attrKey]*attrOpts{}}
 	// The refusals alerts watch start at zero: a series that is born at 1
 	// hides its first increase from increase() and rate().
 	for _, c := range []Code{CodeOverloaded, CodeAuditUnavailable} {
-		m.requests.Add(context.Background(), 0, m.attrsFor(false, c))
+		m.requests.Add(context.Background(), 0, m.optsFor(false, c).add...)
 	}
 	return m, nil
 }
 
-func (m *metrics) attrsFor(allowed bool, code Code) metric.MeasurementOption {
+func (m *metrics) optsFor(allowed bool, code Code) *attrOpts {
+	k := attrKey{allowed, code}
+	m.mu.RLock()
+	o := m.opts[k]
+	m.mu.RUnlock()
+	if o != nil {
+		return o
+	}
 	effect := "deny"
 	if allowed {
 		effect = "allow"
 	}
-	key := effect + "/" + string(code)
-	if a, ok := m.attrs.Load(key); ok {
-		return a.(metric.MeasurementOption)
-	}
-	a := metric.WithAttributeSet(attribute.NewSet(attribute.String("effect", effect), attribute.String("code", string(code))))
-	m.attrs.Store(key, a)
-	return a
+	set := metric.WithAttributeSet(attribute.NewSet(attribute.String("effect", effect), attribute.String("code", string(code))))
+	o = &attrOpts{add: []metric.AddOption{set}, rec: []metric.RecordOption{set}}
+	m.mu.Lock()
+	m.opts[k] = o
+	m.mu.Unlock()
+	return o
 }
 
-// observe counts o and, when it was decided (start set), how long it took.
+// observe counts one request and, when it was decided (start set), how
+// long that took.
 func (m *metrics) observe(ctx context.Context, allowed bool, code Code, start time.Time) {
-	a := m.attrsFor(allowed, code)
-	m.requests.Add(ctx, 1, a)
+	o := m.optsFor(allowed, code)
+	m.requests.Add(ctx, 1, o.add...)
 	if !start.IsZero() {
-		m.duration.Record(ctx, time.Since(start).Seconds(), a)
+		m.duration.Record(ctx, time.Since(start).Seconds(), o.rec...)
 	}
 }

@@ -120,6 +120,7 @@ func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	for k, v := range o.upstreamHeader() {
 		r.Header[k] = v
 	}
+	propagate(o.span, r.Header)
 	r.Body = io.NopCloser(bytes.NewReader(o.body))
 	r.ContentLength = int64(len(o.body))
 	r.TransferEncoding = nil

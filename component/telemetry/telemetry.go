@@ -1,12 +1,15 @@
-// Package telemetry exports Rampart's own metrics with OpenTelemetry, to
-// whichever of two places is configured: over OTLP/HTTP when
-// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set
-// (the exporter reads the standard OTEL_* variables), and for Prometheus to
-// scrape on an opt-in /metrics listener when RAMPART_METRICS_LISTEN names an
-// address (OpenTelemetry's Prometheus exporter: names follow the
-// OTel-to-Prometheus conventions, rampart.collector.events becoming
-// rampart_collector_events_total). With neither, the global provider stays a
-// no-op and components' instruments cost nothing.
+// Package telemetry exports Rampart's own metrics and traces with
+// OpenTelemetry. Metrics go to whichever of two places is configured: over
+// OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set (the exporter reads the
+// standard OTEL_* variables), and for Prometheus to scrape on an opt-in
+// /metrics listener when RAMPART_METRICS_LISTEN names an address
+// (OpenTelemetry's Prometheus exporter: names follow the OTel-to-Prometheus
+// conventions, rampart.collector.events becoming
+// rampart_collector_events_total). Traces go over OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set,
+// propagated as W3C trace context. Unconfigured, the global providers stay
+// no-ops and components' instruments and spans cost nothing.
 package telemetry
 
 import (
@@ -24,9 +27,12 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // EnvMetricsListen is the environment variable that turns the /metrics
@@ -37,6 +43,8 @@ const EnvMetricsListen = "RAMPART_METRICS_LISTEN"
 type Options struct {
 	// OTLP pushes metrics over OTLP/HTTP, configured by the OTEL_* variables.
 	OTLP bool
+	// OTLPTraces exports spans over OTLP/HTTP, configured likewise.
+	OTLPTraces bool
 	// MetricsListen serves /metrics for Prometheus on this address; empty
 	// serves nothing.
 	MetricsListen string
@@ -46,6 +54,7 @@ type Options struct {
 func OptionsFromEnv() Options {
 	return Options{
 		OTLP:          os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "",
+		OTLPTraces:    os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "",
 		MetricsListen: os.Getenv(EnvMetricsListen),
 	}
 }
@@ -55,6 +64,7 @@ type Telemetry struct {
 	// MetricsAddr is the address /metrics is served on, "" when it is not.
 	MetricsAddr string
 	mp          *sdkmetric.MeterProvider
+	tp          *sdktrace.TracerProvider
 	srv         *http.Server
 	served      chan error
 }
@@ -69,14 +79,28 @@ func Setup(ctx context.Context, service string) (func(context.Context) error, er
 	return t.Shutdown, nil
 }
 
-// Start installs the global meter provider for service with o's exporters.
-// With none, it installs nothing.
+// Start installs the global meter and tracer providers for service with o's
+// exporters. With none, it installs nothing.
 func Start(ctx context.Context, service string, o Options) (*Telemetry, error) {
 	t := &Telemetry{}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", service)))
+	if err != nil {
+		return nil, err
+	}
+	if o.OTLPTraces {
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: trace exporter: %w", err)
+		}
+		t.tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+		otel.SetTracerProvider(t.tp)
+		otel.SetTextMapPropagator(propagation.TraceContext{})
+	}
 	var opts []sdkmetric.Option
 	if o.OTLP {
 		exp, err := otlpmetrichttp.New(ctx)
 		if err != nil {
+			_ = t.Shutdown(ctx)
 			return nil, err
 		}
 		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
@@ -87,10 +111,12 @@ func Start(ctx context.Context, service string, o Options) (*Telemetry, error) {
 		reg := prometheus.NewRegistry()
 		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 		if err != nil {
+			_ = t.Shutdown(ctx)
 			return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 		}
 		ln, err := net.Listen("tcp", o.MetricsListen)
 		if err != nil {
+			_ = t.Shutdown(ctx)
 			return nil, fmt.Errorf("telemetry: metrics listener: %w", err)
 		}
 		mux := http.NewServeMux()
@@ -104,11 +130,6 @@ func Start(ctx context.Context, service string, o Options) (*Telemetry, error) {
 	}
 	if len(opts) == 0 {
 		return t, nil
-	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", service)))
-	if err != nil {
-		_ = t.Shutdown(ctx)
-		return nil, err
 	}
 	t.mp = sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithResource(res))...)
 	otel.SetMeterProvider(t.mp)
@@ -126,6 +147,9 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	}
 	if t.mp != nil {
 		errs = append(errs, t.mp.Shutdown(ctx))
+	}
+	if t.tp != nil {
+		errs = append(errs, t.tp.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -80,4 +81,29 @@ func get(t *testing.T, url string, status int) string {
 		t.Fatalf("GET %s: %d, want %d", url, resp.StatusCode, status)
 	}
 	return string(b)
+}
+
+// TestTracesInstalled: with OTLP traces configured, spans are recorded
+// (sampled, under the caller's trace) and W3C trace context is the
+// propagator.
+func TestTracesInstalled(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:1/v1/traces")
+	ctx := context.Background()
+	tel, err := Start(ctx, "rampart-test", Options{OTLPTraces: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx) // the endpoint is closed: the flush fails, by design
+	}()
+	_, span := otel.Tracer("test").Start(ctx, "x")
+	defer span.End()
+	if !span.IsRecording() || !span.SpanContext().IsSampled() {
+		t.Fatalf("span %v not recorded", span.SpanContext())
+	}
+	if f := otel.GetTextMapPropagator().Fields(); len(f) == 0 || f[0] != "traceparent" {
+		t.Errorf("propagator fields %v", f)
+	}
 }
