@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/correlator/detect"
 	"github.com/rampart-io/rampart/internal/replay"
 	"github.com/rampart-io/rampart/schema/ddl"
@@ -73,9 +74,9 @@ func TestReplayRaisesWhatTheEngineWould(t *testing.T) {
 	if len(old) != 1 {
 		t.Fatalf("the rule raised %d alerts, want 1", len(old))
 	}
-	old[0].Instance, old[0].Seq = "correlator-1", 1
+	old[0].Instance, old[0].Seq = correlator.InstancePrefix+"1", 1
 	cp := deny("01CP", "acme", "", time.Minute)
-	cp.Kind, cp.Instance, cp.Seq, cp.Decision, cp.Checkpoint = event.KindCheckpoint, "correlator-1", 2, nil, &event.Checkpoint{KeyID: "k"}
+	cp.Kind, cp.Instance, cp.Seq, cp.Decision, cp.Checkpoint = event.KindCheckpoint, correlator.InstancePrefix+"1", 2, nil, &event.Checkpoint{KeyID: "k"}
 	history = append(history, stored{old[0], 7}, stored{cp, 8})
 	var rows [][]any
 	for _, s := range history {
