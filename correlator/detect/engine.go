@@ -2,6 +2,8 @@ package detect
 
 import (
 	"container/heap"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/binary"
 	"log/slog"
 	"sync/atomic"
@@ -293,23 +295,22 @@ func (e *Engine) eval(s *ruleState, x *expr) bool {
 }
 
 // groupKey writes the group's key into e.key: the tenant and each group
-// value (and the new_value field's value), each length-prefixed, so no
-// two different tuples of values, whatever bytes they hold, share a key.
+// value (and the new_value field's value), each length-prefixed (or, when
+// long, digested: see appendKeyPart), so no two different tuples of
+// values, whatever bytes they hold, share a key.
 // It reports false when a group value is empty: an event without a
 // session is in no session, and grouping all such events together
 // would relate strangers.
 func (e *Engine) groupKey(s *ruleState, ev *event.Event) bool {
 	tenant := groupTenant(s.r, ev)
-	b := binary.AppendUvarint(e.key[:0], uint64(len(tenant)))
-	b = append(b, tenant...)
+	b := appendKeyPart(e.key[:0], tenant)
 	for _, fn := range s.r.groupFns {
 		v := fn(ev)
 		if v == "" {
 			e.key = b
 			return false
 		}
-		b = binary.AppendUvarint(b, uint64(len(v)))
-		b = append(b, v...)
+		b = appendKeyPart(b, v)
 	}
 	if s.r.Correlation == NewValue {
 		v := s.r.valueFn(ev)
@@ -317,11 +318,39 @@ func (e *Engine) groupKey(s *ruleState, ev *event.Event) bool {
 			e.key = b
 			return false
 		}
-		b = binary.AppendUvarint(b, uint64(len(v)))
-		b = append(b, v...)
+		b = appendKeyPart(b, v)
 	}
 	e.key = b
 	return true
+}
+
+// MaxValueBytes bounds what a group keeps of one value: a longer value
+// (a client-chosen session id, a tool name) is kept, and shown in alerts,
+// as "sha256:<hex>" of it, so a group costs the same whatever its
+// values' length, and two values still never share a group.
+const MaxValueBytes = 256
+
+// appendKeyPart appends one value to a group key: a tag (0 the value
+// itself, 1 its digest), its length and its bytes. The tag keeps a short
+// value that reads "sha256:..." apart from the digest of a long one.
+func appendKeyPart(b []byte, v string) []byte {
+	if len(v) <= MaxValueBytes {
+		b = append(b, 0)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		return append(b, v...)
+	}
+	sum := sha256.Sum256([]byte(v))
+	b = append(b, 1)
+	return append(b, sum[:]...)
+}
+
+// boundedValue is v as a group keeps it (see MaxValueBytes).
+func boundedValue(v string) string {
+	if len(v) <= MaxValueBytes {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // lookup returns the event's group, creating it when create is set and
@@ -346,10 +375,10 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 	}
 	g := &group{key: string(e.key), tenant: groupTenant(s.r, ev), values: make([]string, 0, len(s.r.groupFns)+1)}
 	for _, fn := range s.r.groupFns {
-		g.values = append(g.values, fn(ev))
+		g.values = append(g.values, boundedValue(fn(ev)))
 	}
 	if s.r.Correlation == NewValue {
-		g.values = append(g.values, s.r.valueFn(ev))
+		g.values = append(g.values, boundedValue(s.r.valueFn(ev)))
 	}
 	t := ev.Time.UnixNano()
 	g.expiry = t + int64(s.r.Window)

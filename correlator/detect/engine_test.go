@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -335,6 +336,39 @@ event_count: {window: 1h, gte: 2}
 	}
 	if n := len(e.rules[0].groups); n != len(pairs) {
 		t.Fatalf("%d groups for %d distinct pairs", n, len(pairs))
+	}
+}
+
+func TestHugeGroupValuesCostNoMoreThanShortOnes(t *testing.T) {
+	rs := load(t, map[string]string{"r.yaml": rule("pair", `
+match: effect == "deny"
+group_by: [session]
+value_count: {field: tool, window: 1h, gte: 3}
+`)})
+	e := NewEngine(rs, Options{})
+	huge := strings.Repeat("s", 1<<20)
+	before := liveHeap()
+	for i := range 50 {
+		feed(e, ev(time.Duration(i)*time.Millisecond, deny, session(huge+fmt.Sprint(i)), tool(strings.Repeat("t", 1<<20)+fmt.Sprint(i))))
+	}
+	grown := liveHeap() - before
+	if n := len(e.rules[0].groups); n != 50 {
+		t.Fatalf("%d groups for 50 distinct huge sessions", n)
+	}
+	if grown > 50*4096 {
+		t.Fatalf("50 groups of 1 MiB values hold %d bytes", grown)
+	}
+	// Two more tools in one of those sessions fire, and the alert shows
+	// the digest, not the megabyte.
+	got := feed(e, ev(time.Second, deny, session(huge+"0"), tool("a")), ev(time.Second, deny, session(huge+"0"), tool("b")))
+	if len(got) != 1 || !strings.HasPrefix(got[0].Alert.Group[0].Value, "sha256:") || len(got[0].Alert.Group[0].Value) != 71 {
+		t.Fatalf("alerts %v", got)
+	}
+	// A short value that reads like a digest is still its own group.
+	e = NewEngine(rs, Options{})
+	feed(e, ev(0, deny, session(huge)), ev(0, deny, session(boundedValue(huge))))
+	if n := len(e.rules[0].groups); n != 2 {
+		t.Fatalf("a digest-looking value joined the digested one: %d groups", n)
 	}
 }
 
