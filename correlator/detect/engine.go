@@ -3,8 +3,8 @@ package detect
 import (
 	"container/heap"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"log/slog"
 	"sync/atomic"
 	"time"
