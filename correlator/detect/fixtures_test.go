@@ -47,6 +47,19 @@ func TestFixturesFailWhenAlertsDiffer(t *testing.T) {
 			t.Errorf("case %q: mismatch %q does not say %q", rep.Cases[i].Name, rep.Cases[i].Mismatch, want)
 		}
 	}
+	// Events from a JSON lines file, strictly v1.
+	must("events.jsonl", `{"v":1,"id":"j1","kind":"decision","time":"2026-03-01T10:00:00Z","tenant":"acme","instance":"i","seq":1,"request_id":"r1","identity":{"sub":"user:x"},"request":{"method":"GET","host":"h","path":"/"},"decision":{"effect":"deny","policy_id":"","rule_id":"","policy_hash":"","eval_ns":0}}
+
+{"v":1,"id":"j2","kind":"decision","time":"2026-03-01T10:00:01Z","tenant":"acme","instance":"i","seq":2,"request_id":"r2","identity":{"sub":"user:x"},"request":{"method":"GET","host":"h","path":"/"},"decision":{"effect":"deny","policy_id":"","rule_id":"","policy_hash":"","eval_ns":0}}
+`)
+	must("burst_test.yaml", "cases:\n  - name: from a file\n    events_file: events.jsonl\n    want: [{rule: burst, evidence: [j1, j2]}]\n")
+	if rep, err := RunFixtures(rs, dir, Options{}); err != nil || !rep.OK() || rep.Passed != 1 {
+		t.Fatalf("events_file: %v %+v", err, rep)
+	}
+	must("events.jsonl", `{"v":2,"id":"x"}`+"\n")
+	if rep, err := RunFixtures(rs, dir, Options{}); err != nil || rep.Failed != 1 || !strings.Contains(rep.Cases[0].Mismatch, "events.jsonl:1") {
+		t.Fatalf("a v2 line in events_file: %v %+v", err, rep)
+	}
 	// A fixture naming a rule the set lacks, or an event with a misspelt
 	// field, is a load error, not a pass.
 	must("burst_test.yaml", "rules: [brust]\ncases: []\n")
