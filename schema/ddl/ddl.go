@@ -1,8 +1,11 @@
-// Package ddl holds Rampart's ClickHouse schema as ordered, versioned
-// migrations and the migrator that applies them. It speaks to ClickHouse only
-// through the small Conn interface, so the schema module (which enforcers
-// import) never links a ClickHouse client. Every statement runs unchanged on
-// ClickHouse 18.16 and on current ClickHouse (26.x).
+// Package ddl holds Rampart's ClickHouse schema: ordered, versioned
+// migrations and the migrator that applies them, and the one definition of
+// the events table's columns (Events) with their codec, from which the
+// collector's inserts, every read back, and the chain's canonical form
+// derive. It speaks to ClickHouse only through the small Conn interface,
+// so the schema module (which enforcers import) never links a ClickHouse
+// client. Every statement runs unchanged on ClickHouse 18.16 and on
+// current ClickHouse (26.x).
 package ddl
 
 import (

@@ -110,3 +110,17 @@ FROM (
 WHERE NOT has(tenants, tenant)
 ORDER BY instance, epoch, seq, evidence_id`)
 }
+
+// UnregisteredAgents lists the agents that acted over [from, to) while an
+// agent inventory was consulted but matched no entry of it (rows stored
+// without an inventory say nothing either way), most active first.
+// Columns: tenant, actor, spiffe_id, events, first_seen, last_seen.
+func UnregisteredAgents(db string, from, to time.Time) string {
+	return inDB(db, `SELECT tenant, actor, spiffe_id, count() AS events, min(event_time) AS first_seen, max(event_time) AS last_seen
+FROM {db}.events
+WHERE agent_inventory != '' AND agent_registered = 0 AND actor != ''
+  AND event_time >= toDateTime(`+Quote(from.UTC().Format(time.DateTime))+`, 'UTC')
+  AND event_time < toDateTime(`+Quote(to.UTC().Format(time.DateTime))+`, 'UTC')
+GROUP BY tenant, actor, spiffe_id
+ORDER BY events DESC, tenant, actor, spiffe_id`)
+}
