@@ -59,6 +59,14 @@ func (p Partition) Owns(tenant string) bool {
 	return int(h.Sum32()%uint32(p.Count)) == p.Index
 }
 
+// Judges reports whether this partition gives the engine tenant's events:
+// its own tenants', and, for the partition that owns the tenant-less
+// events (enforcers' checkpoints and policy reloads), every tenant's,
+// since rules over an enforcer instance's whole record (sequence gaps)
+// group its events across the tenants it serves. That partition keeps
+// only the alerts it owns (see detection.keep).
+func (p Partition) Judges(tenant string) bool { return p.Owns(tenant) || p.Owns("") }
+
 // DetectConfig configures detection.
 type DetectConfig struct {
 	// Shipped loads the rule pack shipped with Rampart. Default true.

@@ -158,7 +158,7 @@ func (d *detection) handle(ctx context.Context, b stream.Batch) error {
 		if err != nil {
 			continue // another tenant's subject: no one's events
 		}
-		if !d.part.Owns(events[0].Tenant) {
+		if !d.part.Judges(events[0].Tenant) {
 			continue // another correlator's; DecodeMessageOn made them one tenant's
 		}
 		d.observe(stream.StreamSeq(m), events)
@@ -209,15 +209,26 @@ func (d *detection) observeLocked(seq uint64, events []*event.Event) {
 	}
 }
 
-// queue adds alerts raised for tenant to the pending ones. An alert for
-// another tenant is an engine fault; it is dropped, loudly.
+// queue adds alerts raised for tenant to the pending ones: alerts of
+// that tenant, and tenant-less ones (a finding about an enforcer instance,
+// across the tenants it serves), when this partition owns them. An alert
+// for another tenant is an engine fault; it is dropped, loudly.
 func (d *detection) queue(tenant string, alerts []*event.Event) {
 	for _, a := range alerts {
-		if a.Tenant != tenant {
+		if a.Tenant != tenant && a.Tenant != "" {
 			d.log.Error("alert dropped: raised for another tenant than its event", "code", CodeAlertTenantMismatch,
 				"alert", a.ID, "alert_tenant", a.Tenant, "event_tenant", tenant)
 			continue
 		}
+		d.keep(a)
+	}
+}
+
+// keep queues a if this partition owns its tenant: the partition that
+// judges every tenant's events for the tenant-less rules raises the
+// others' alerts too, and leaves them to their owners.
+func (d *detection) keep(a *event.Event) {
+	if d.part.Owns(a.Tenant) {
 		d.pending = append(d.pending, a)
 	}
 }
@@ -241,7 +252,9 @@ func (d *detection) settle(ctx context.Context) error {
 // advance collects the alerts of windows lapsed by now. Lapsed alerts
 // have no completing event; each carries its own tenant. Called with d.mu held.
 func (d *detection) advance(now time.Time) {
-	d.pending = append(d.pending, d.engine.Advance(now)...)
+	for _, a := range d.engine.Advance(now) {
+		d.keep(a)
+	}
 }
 
 // record publishes the pending alerts. Called with d.mu held.

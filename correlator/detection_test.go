@@ -40,6 +40,9 @@ type denials struct {
 	invalidFirst bool
 	// title, when set, is the alerts' title (to make them large).
 	title string
+	// byInstance groups by enforcer instance across tenants, and raises
+	// tenant-less alerts, as the record rules (sequence gaps) do.
+	byInstance bool
 
 	mu     sync.Mutex
 	open   map[[2]string][]*event.Event
@@ -62,6 +65,9 @@ func (d *denials) Observe(e *event.Event) []*event.Event {
 		return nil
 	}
 	k := [2]string{e.Tenant, e.Identity.SessionID}
+	if d.byInstance {
+		k = [2]string{"", e.Instance}
+	}
 	g := append(d.open[k], e)
 	if e.Time.Sub(g[0].Time) > d.window {
 		g = g[1:]
@@ -72,7 +78,7 @@ func (d *denials) Observe(e *event.Event) []*event.Event {
 	}
 	delete(d.open, k)
 	sum := sha256.Sum256([]byte("denials\x00" + k[0] + "\x00" + k[1] + "\x00" + g[0].ID))
-	tenant := e.Tenant
+	tenant := k[0]
 	if d.crossTenant != "" {
 		tenant = d.crossTenant
 	}
@@ -467,5 +473,42 @@ func TestTwoCorrelatorsSplitTheTenants(t *testing.T) {
 	r.waitIdle("correlator-detect-p1of2")
 	if tw := append(d0.twice(), d1.twice()...); len(tw) != 0 {
 		t.Fatalf("events observed twice: %v", tw)
+	}
+}
+
+// A finding about an enforcer instance across its tenants (as sequence
+// gaps are) is judged by the one correlator that owns the tenant-less
+// events, which sees every tenant's events for it, and raised once; the
+// tenants' own groups stay with their owners.
+func TestTenantlessFindingsSeeEveryTenant(t *testing.T) {
+	r := newRig(t)
+	owner := 0
+	if !(correlator.Partition{Index: 0, Count: 2}).Owns("") {
+		owner = 1
+	}
+	var acme, globex string // one tenant of each partition
+	for i := 0; acme == "" || globex == ""; i++ {
+		name := fmt.Sprintf("t%d", i)
+		if (correlator.Partition{Index: 0, Count: 2}).Owns(name) {
+			acme = name
+		} else {
+			globex = name
+		}
+	}
+	ds := []*denials{newDenials(), newDenials()}
+	for i, d := range ds {
+		d.byInstance = true
+		r.start(d, i, 2)
+	}
+	r.deny(acme, "s1", 1)
+	r.deny(globex, "s1", 2) // three denials of instance enf, over two partitions' tenants
+	got := r.waitAlerts(map[string]int{"/enf": 1})
+	if got["/enf"][0] != fmt.Sprintf("correlator:p%d", owner) {
+		t.Fatalf("tenant-less alert raised by %v, want correlator:p%d", got["/enf"], owner)
+	}
+	r.waitIdle("correlator-detect-p0of2")
+	r.waitIdle("correlator-detect-p1of2")
+	if got := r.alerts(); len(got) != 1 {
+		t.Fatalf("alerts %v", got)
 	}
 }

@@ -82,7 +82,7 @@ func (d *detection) replay(ctx context.Context, s jetstream.Stream, from time.Ti
 	n := 0
 	err := each(ctx, s, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}, floor,
 		func(seq uint64, events []*event.Event) error {
-			if part.Owns(events[0].Tenant) {
+			if part.Judges(events[0].Tenant) {
 				n += len(events)
 				d.observeLocked(seq, events) // their alerts were recorded before the ack
 				d.pending = d.pending[:0]
@@ -110,7 +110,7 @@ func (d *detection) catchUp(ctx context.Context, s jetstream.Stream, floor, last
 	n, since := 0, 0
 	err := each(ctx, s, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: floor + 1}, last,
 		func(seq uint64, events []*event.Event) error {
-			if !part.Owns(events[0].Tenant) {
+			if !part.Judges(events[0].Tenant) {
 				return nil
 			}
 			n += len(events)
