@@ -33,9 +33,9 @@ const sessionsPerTenant = 2
 // fixture is the record the dashboards are tested against, in ClickHouse
 // 18.16 and in chDB: the demo's workload through the real pipeline
 // (enforcer, JetStream, collector, correlator), plus events of the kinds
-// the demo does not make — alerts, a checkpoint declaring an unrecorded
-// event, a gap in a chain, shadow-rule hits — published to JetStream and
-// stored by a real collector.
+// the demo does not make — alerts of chosen severities, a checkpoint
+// declaring an unrecorded event, a gap in a chain, shadow-rule hits —
+// published to JetStream and stored by a real collector.
 type fixture struct {
 	report     *demo.Report
 	server     *chstore.Client // ClickHouse 18.16
@@ -46,6 +46,10 @@ type fixture struct {
 	alertIDs   map[string]string // name -> alert id
 	synthetic  int               // decision events added beside the demo's
 	shadowHits int               // of them, acme's fetch_url calls hitting the shadow rule
+	// published is every event in the stream, read back from JetStream:
+	// what the alert expectations are computed from, independently of
+	// storage (the demo's correlator raises alerts of its own).
+	published []*event.Event
 }
 
 // Names of the fixture's own events.
@@ -88,6 +92,7 @@ func newFixture(t *testing.T) *fixture {
 
 	extra := f.extraEvents(ctx, t)
 	f.collect(ctx, t, ns, cfg, extra)
+	f.published = readStream(ctx, t, ns)
 	f.to = time.Now().UTC().Add(time.Minute)
 	f.chdb, f.chdbDB = chdbtest.New(t)
 	// The views (events, sessions, alerts) are the migrations' own.
@@ -127,11 +132,12 @@ func (f *fixture) extraEvents(ctx context.Context, t *testing.T) []*event.Event 
 	out = append(out, &event.Event{V: event.Version, ID: ids.New(now), Kind: event.KindCheckpoint, Time: now, Tenant: "acme",
 		Instance: gapInstance, Epoch: "ep-1", Seq: 5, Checkpoint: &event.Checkpoint{KeyID: "fixture-key", Signature: "c2ln", Unrecorded: []uint64{3}}})
 
-	// Evidence: the denied calls of the researcher agent in each tenant's first session.
+	// Evidence: the first two denied calls of the researcher agent in each
+	// tenant's first session.
 	evidence := func(tenant string) ([]string, time.Time, time.Time) {
 		rows, err := f.serverQuery(ctx, "SELECT event_id, toUnixTimestamp(event_time) FROM events WHERE kind = 'decision' AND effect = 'deny' AND tenant = '"+
 			tenant+"' AND session_id = '"+tenant+"-sess-1' AND actor = 'agent:researcher' ORDER BY event_time_us, seq")
-		if err != nil || len(rows) != 2 {
+		if err != nil || len(rows) < 2 {
 			t.Fatalf("evidence of %s: %v %v", tenant, rows, err)
 		}
 		first, _ := strconv.ParseInt(rows[0][1], 10, 64)
@@ -205,6 +211,43 @@ func (f *fixture) collect(ctx context.Context, t *testing.T, ns *natstest.Server
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// readStream decodes every event of the events stream, in stream order.
+func readStream(ctx context.Context, t *testing.T, ns *natstest.Server) []*event.Event {
+	t.Helper()
+	js := ns.JetStream()
+	c, err := js.OrderedConsumer(ctx, stream.Events, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := js.Stream(ctx, stream.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.CachedInfo().State.LastSeq
+	var out []*event.Event
+	for seq := uint64(0); seq < last; {
+		batch, err := c.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, _ := m.Metadata()
+			seq = md.Sequence.Stream
+			events, err := event.DecodeMessageOn(m.Subject(), m.Data())
+			if err != nil {
+				continue // dead-lettered by the collector, stored by nobody
+			}
+			out = append(out, events...)
+		}
+		if n == 0 {
+			t.Fatalf("stream read stopped at %d of %d", seq, last)
+		}
+	}
+	return out
 }
 
 // copyToCHDB copies a table from the 18.16 server to chDB, through the
