@@ -186,3 +186,27 @@ func TestAttackDecoyMutesChainDeep(t *testing.T) {
 			real.Identity.Subject, len(got))
 	}
 }
+
+// response-missing groups by request id: every allowed call waits five
+// minutes for its response. A tenant's share spent on calls to a tool
+// that never answers (a slow backend the attacker controls) blinds the
+// rule for every other call of the tenant: a call whose response the
+// record then lacks raises nothing.
+func TestAttackResponseMissingShareFlood(t *testing.T) {
+	opts := detect.Options{MaxGroupsPerRule: 2_000} // tenant share 200
+	var a attackEvents
+	for i := range 200 {
+		a.decision(time.Duration(i)*time.Millisecond, calling("hang"))
+	}
+	lost := a.decision(time.Minute, calling("transfer_funds"), func(e *event.Event) { e.Identity.Subject = "user:victim" })
+	var got []*event.Event
+	for _, x := range detect.Run(detect.Shipped(), a.evs, at0.Add(time.Hour), opts) {
+		if x.Alert.RuleID == "response-missing" {
+			got = append(got, x)
+		}
+	}
+	if !cites(got, lost.ID) {
+		t.Errorf("call %s of user:victim without a response is cited by none of %d response-missing alerts after 200 hanging calls",
+			lost.ID, len(got))
+	}
+}
