@@ -105,22 +105,23 @@ func TestAttackTrifectaWithoutSession(t *testing.T) {
 }
 
 // The tenant's share of a rule's groups (MaxGroupsPerTenant, a tenth of
-// MaxGroupsPerRule by default) is spent by opening that many client-chosen
-// sessions with one harmless confidential read each: every one is a
-// sequence group waiting an hour for its egress. The real attack in a
-// fresh session is then refused a group, and raises nothing; only a
-// counter moves.
+// MaxGroupsPerRule by default) is spent by that many principals of the
+// tenant (service accounts, or agents with tokens of their own) each making
+// one harmless confidential read: every one is a sequence group waiting an
+// hour for its egress. The real attack by another principal is then
+// refused a group, and raises nothing; only a counter moves.
 func TestAttackTrifectaTenantShareFlood(t *testing.T) {
 	opts := detect.Options{MaxGroupsPerRule: 2_000} // tenant share 200, as 10,000 of the default 100,000
 	var a attackEvents
 	for i := range 200 {
-		a.decision(time.Duration(i)*time.Millisecond, inSession(fmt.Sprintf("decoy-%d", i)), sensitiveRead)
+		a.decision(time.Duration(i)*time.Millisecond, inSession(fmt.Sprintf("decoy-%d", i)), sensitiveRead,
+			func(e *event.Event) { e.Identity.Subject = fmt.Sprintf("svc:decoy-%d", i) })
 	}
 	read := a.decision(time.Minute, inSession("real"), sensitiveRead)
 	send := a.decision(2*time.Minute, inSession("real"), internetSend)
 	got := alertsOf(t, "lethal-trifecta", a.evs, opts)
 	if !cites(got, read.ID) || !cites(got, send.ID) {
-		t.Errorf("after 200 decoy sessions the real read %s then send %s raised no lethal-trifecta alert citing them (%d alerts)",
+		t.Errorf("after 200 decoy principals the real read %s then send %s raised no lethal-trifecta alert citing them (%d alerts)",
 			read.ID, send.ID, len(got))
 	}
 }
