@@ -205,6 +205,11 @@ func (d *detection) observeLocked(seq uint64, events []*event.Event) {
 		if e.Time.After(d.watermark) {
 			d.watermark = e.Time
 		}
+		// Move the clock first: windows that lapse before e are any
+		// tenant's, and their alerts carry their own tenant. Left to
+		// Observe, they would come back with e's and be taken for
+		// another tenant's, and dropped.
+		d.advance(e.Time)
 		d.queue(e.Tenant, d.engine.Observe(e))
 	}
 }

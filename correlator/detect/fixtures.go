@@ -28,7 +28,7 @@ import (
 //	      - {id: e2, at: 30s, kind: decision, tenant: acme, ...}
 //	    advance: 2026-03-01T11:00:00Z   # optional: move the clock after the events
 //	    want:
-//	      - {rule: lethal-trifecta, group: {session: s1}, count: 2, evidence: [e1, e2]}
+//	      - {rule: lethal-trifecta, group: {subject: "user:alice"}, count: 2, evidence: [e1, e2]}
 //
 // In YAML events, v defaults to 1, instance to "fixture", seq to the
 // event's position, id to e<position>, and "at" (a duration after the

@@ -218,7 +218,7 @@ func checkIncidentAlerts(t *testing.T, rep *demo.Report) {
 		cites   []string
 		exactly bool
 	}{
-		"exfiltration-blocked": {"session=" + rep.TimelineSession, requestOf("read_file", "http_post"), true},
+		"exfiltration-blocked": {"subject=" + demo.Incident()[0].Caller.Principal, requestOf("read_file", "http_post"), true},
 		"probing-denied-tools": {"actor=agent:researcher", requestOf("http_post", "delete_records", "list_secrets"), false},
 	}
 	found := map[string]bool{}

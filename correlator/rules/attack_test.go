@@ -1,0 +1,232 @@
+package rules_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/correlator/detect"
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+// Attacks on the shipped pack by a caller holding valid tokens of its own
+// tenant: each test plays the attack and asserts what the pack should
+// report. A test that fails names a hole the pack still has.
+
+var at0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+type attackEvents struct {
+	n   int
+	evs []*event.Event
+}
+
+// decision appends an allowed tools/call decision of tenant acme by
+// user:mallory at at0+at; opts adjust it.
+func (a *attackEvents) decision(at time.Duration, opts ...func(*event.Event)) *event.Event {
+	a.n++
+	e := &event.Event{
+		V: event.Version, ID: fmt.Sprintf("A%05d", a.n), Kind: event.KindDecision, Time: at0.Add(at),
+		Tenant: "acme", Instance: "enforcer-1", Seq: uint64(a.n), RequestID: fmt.Sprintf("R%05d", a.n),
+		Identity: &event.Identity{Subject: "user:mallory", SessionID: "s1", SessionSource: "client"},
+		Request:  &event.Request{Method: "POST", Host: "tools", Path: "/mcp", RPCMethod: "tools/call", Tool: "noop"},
+		Decision: &event.Decision{Effect: event.EffectAllow},
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	a.evs = append(a.evs, e)
+	return e
+}
+
+func inSession(s string) func(*event.Event) { return func(e *event.Event) { e.Identity.SessionID = s } }
+func sensitiveRead(e *event.Event)          { e.Request.Tool, e.Request.DataClass = "read_file", "confidential" }
+func internetSend(e *event.Event)           { e.Request.Tool, e.Request.Destination = "http_post", "internet" }
+func denied(e *event.Event)                 { e.Decision.Effect = event.EffectDeny }
+func calling(tool string) func(*event.Event) {
+	return func(e *event.Event) { e.Request.Tool = tool }
+}
+func asActor(actor string) func(*event.Event) {
+	return func(e *event.Event) { e.Identity.Chain = []event.Actor{{Subject: actor}} }
+}
+func withCode(c string) func(*event.Event) {
+	return func(e *event.Event) { e.Decision.Effect, e.Decision.Code = event.EffectDeny, c }
+}
+
+// alertsOf runs the shipped pack over evs and returns rule's alerts.
+func alertsOf(t *testing.T, rule string, evs []*event.Event, opts detect.Options) []*event.Event {
+	t.Helper()
+	var out []*event.Event
+	for _, a := range detect.Run(detect.Shipped(), evs, time.Time{}, opts) {
+		if a.Alert.RuleID == rule {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// cites reports whether some alert lists id as evidence.
+func cites(alerts []*event.Event, id string) bool {
+	for _, a := range alerts {
+		if slices.Contains(a.Alert.Evidence, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// A client chooses its session ids (session_source "client"), so the
+// attacker reads in one session and sends in the next: the same principal,
+// the same agent, five minutes apart. lethal-trifecta groups by session
+// alone and never joins the two steps.
+func TestAttackTrifectaSplitAcrossClientSessions(t *testing.T) {
+	var a attackEvents
+	read := a.decision(0, inSession("s-read"), sensitiveRead)
+	send := a.decision(5*time.Minute, inSession("s-send"), internetSend)
+	got := alertsOf(t, "lethal-trifecta", a.evs, detect.Options{})
+	if !cites(got, read.ID) || !cites(got, send.ID) {
+		t.Errorf("read %s and send %s by %s in two client-chosen sessions raised %d lethal-trifecta alerts citing them; want one",
+			read.ID, send.ID, read.Identity.Subject, len(got))
+	}
+}
+
+// A caller that sends no session id at all is in no session, and an event
+// whose group value is empty takes no part: the whole trifecta done
+// sessionless raises nothing.
+func TestAttackTrifectaWithoutSession(t *testing.T) {
+	var a attackEvents
+	read := a.decision(0, inSession(""), sensitiveRead)
+	send := a.decision(5*time.Minute, inSession(""), internetSend)
+	got := alertsOf(t, "lethal-trifecta", a.evs, detect.Options{})
+	if !cites(got, read.ID) || !cites(got, send.ID) {
+		t.Errorf("sessionless read %s then send %s raised %d lethal-trifecta alerts citing them; want one",
+			read.ID, send.ID, len(got))
+	}
+}
+
+// The tenant's share of a rule's groups (MaxGroupsPerTenant, a tenth of
+// MaxGroupsPerRule by default) is spent by that many principals of the
+// tenant (service accounts, or agents with tokens of their own) each making
+// one harmless confidential read: every one is a sequence group waiting an
+// hour for its egress. The real attack by another principal is then
+// refused a group, and raises nothing; only a counter moves.
+func TestAttackTrifectaTenantShareFlood(t *testing.T) {
+	opts := detect.Options{MaxGroupsPerRule: 2_000} // tenant share 200, as 10,000 of the default 100,000
+	var a attackEvents
+	for i := range 200 {
+		a.decision(time.Duration(i)*time.Millisecond, inSession(fmt.Sprintf("decoy-%d", i)), sensitiveRead,
+			func(e *event.Event) { e.Identity.Subject = fmt.Sprintf("svc:decoy-%d", i) })
+	}
+	read := a.decision(time.Minute, inSession("real"), sensitiveRead)
+	send := a.decision(2*time.Minute, inSession("real"), internetSend)
+	got := alertsOf(t, "lethal-trifecta", a.evs, opts)
+	if !cites(got, read.ID) || !cites(got, send.ID) {
+		t.Errorf("after 200 decoy principals the real read %s then send %s raised no lethal-trifecta alert citing them (%d alerts)",
+			read.ID, send.ID, len(got))
+	}
+}
+
+// The probing rules group by the current actor. One principal driving
+// three delegated agents spreads twelve distinct denied tools, four per
+// agent, over five minutes: each actor stays under five.
+func TestAttackProbingToolsSpreadOverActors(t *testing.T) {
+	var a attackEvents
+	var first *event.Event
+	for i := range 12 {
+		e := a.decision(time.Duration(i)*10*time.Second, denied, calling(fmt.Sprintf("tool_%d", i)),
+			asActor(fmt.Sprintf("agent:%d", i%3)))
+		if first == nil {
+			first = e
+		}
+	}
+	got := alertsOf(t, "probing-denied-tools", a.evs, detect.Options{})
+	if len(got) == 0 {
+		t.Errorf("12 distinct tools denied to %s through 3 actors in 2m raised no probing-denied-tools alert", first.Identity.Subject)
+	}
+}
+
+// The same for the denial burst: 27 denials in 30s, nine per actor.
+func TestAttackProbingBurstSpreadOverActors(t *testing.T) {
+	var a attackEvents
+	for i := range 27 {
+		a.decision(time.Duration(i)*time.Second, denied, asActor(fmt.Sprintf("agent:%d", i%3)))
+	}
+	got := alertsOf(t, "probing-denial-burst", a.evs, detect.Options{})
+	if len(got) == 0 {
+		t.Errorf("27 denials of user:mallory through 3 actors in 27s raised no probing-denial-burst alert")
+	}
+}
+
+// cross-tenant-attempt has no group_by: its group is the whole tenant, and
+// after an alert the group is muted for the window (10m). A decoy
+// session_foreign probe (a session id guessed at random) mutes the rule
+// for everyone in the tenant; a real attempt by another principal minutes
+// later is in no alert.
+func TestAttackDecoyMutesCrossTenant(t *testing.T) {
+	var a attackEvents
+	a.decision(0, withCode("session_foreign"))
+	real := a.decision(5*time.Minute, withCode("session_foreign"), func(e *event.Event) { e.Identity.Subject = "user:other" })
+	got := alertsOf(t, "cross-tenant-attempt", a.evs, detect.Options{})
+	if !cites(got, real.ID) {
+		t.Errorf("a session_foreign attempt by %s 5m after a decoy is cited by none of %d cross-tenant-attempt alerts",
+			real.Identity.Subject, len(got))
+	}
+}
+
+// The same mute on delegation-chain-deep: one decoy deep chain mutes it
+// for the tenant.
+func TestAttackDecoyMutesChainDeep(t *testing.T) {
+	var a attackEvents
+	a.decision(0, func(e *event.Event) {
+		e.Identity.Chain = []event.Actor{{Subject: "a"}, {Subject: "b"}, {Subject: "c"}, {Subject: "d"}}
+	})
+	real := a.decision(5*time.Minute, withCode("chain_too_deep"), func(e *event.Event) { e.Identity.Subject = "user:other" })
+	got := alertsOf(t, "delegation-chain-deep", a.evs, detect.Options{})
+	if !cites(got, real.ID) {
+		t.Errorf("a chain_too_deep refusal of %s 5m after a decoy is cited by none of %d delegation-chain-deep alerts",
+			real.Identity.Subject, len(got))
+	}
+}
+
+// response-missing groups by request id: every allowed call waits five
+// minutes for its response. A tenant's share spent on calls to a tool
+// that never answers (a slow backend the attacker controls) blinds the
+// rule for every other call of the tenant: a call whose response the
+// record then lacks raises nothing.
+func TestAttackResponseMissingShareFlood(t *testing.T) {
+	opts := detect.Options{MaxGroupsPerRule: 2_000} // tenant share 200
+	var a attackEvents
+	for i := range 200 {
+		a.decision(time.Duration(i)*time.Millisecond, calling("hang"))
+	}
+	lost := a.decision(time.Minute, calling("transfer_funds"), func(e *event.Event) { e.Identity.Subject = "user:victim" })
+	var got []*event.Event
+	for _, x := range detect.Run(detect.Shipped(), a.evs, at0.Add(time.Hour), opts) {
+		if x.Alert.RuleID == "response-missing" {
+			got = append(got, x)
+		}
+	}
+	if !cites(got, lost.ID) {
+		t.Errorf("call %s of user:victim without a response is cited by none of %d response-missing alerts after 200 hanging calls",
+			lost.ID, len(got))
+	}
+}
+
+// A token_claims refusal has no tenant yet (the token was refused), so all
+// of them share the tenant "" group of cross-tenant-attempt: one decoy
+// token of any tenant mutes the rule for the refusals of every tenant
+// for ten minutes.
+func TestAttackDecoyMutesTokenClaimsAcrossTenants(t *testing.T) {
+	var a attackEvents
+	claims := func(e *event.Event) {
+		e.Tenant, e.Identity = "", nil
+		e.Decision.Effect, e.Decision.Code = event.EffectDeny, "token_claims"
+		e.Decision.Reason = `token_claims: tenant claim "globex", but the issuer is "acme"'s`
+	}
+	a.decision(0, claims)
+	real := a.decision(5*time.Minute, claims)
+	got := alertsOf(t, "cross-tenant-attempt", a.evs, detect.Options{})
+	if !cites(got, real.ID) {
+		t.Errorf("a token_claims refusal 5m after a decoy is cited by none of %d cross-tenant-attempt alerts", len(got))
+	}
+}
