@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -159,6 +160,16 @@ func (c *Client) Query(ctx context.Context, query string) ([][]string, error) {
 		out = append(out, row)
 	}
 	return out, rows.Err()
+}
+
+// QueryCounted is Query that also returns how many rows the server read to
+// answer, from its progress reports: what `make bench-forensic` prints beside
+// each query's time.
+func (c *Client) QueryCounted(ctx context.Context, query string) ([][]string, uint64, error) {
+	var read atomic.Uint64
+	ctx = clickhouse.Context(ctx, clickhouse.WithProgress(func(p *clickhouse.Progress) { read.Add(p.Rows) }))
+	rows, err := c.Query(ctx, query)
+	return rows, read.Load(), err
 }
 
 // FormatValue prints a scanned value the way ClickHouse's text formats do.
