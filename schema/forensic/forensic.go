@@ -18,11 +18,6 @@ import (
 	"time"
 )
 
-// Quote returns s as a ClickHouse string literal.
-func Quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
 func inDB(db, q string) string { return strings.ReplaceAll(q, "{db}", db) }
 
 // DecisionCounts counts decisions by tenant and effect over all time.
