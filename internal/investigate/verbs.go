@@ -1,0 +1,315 @@
+package investigate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-io/rampart/schema/forensic"
+)
+
+// timelineColumns are a timeline's columns, in order.
+var timelineColumns = []string{"time", "kind", "chain", "tool", "destination", "data_class", "effect",
+	"policy_id", "rule_id", "policy_hash", "reason", "status", "duration_ms", "request_id", "instance", "epoch", "seq"}
+
+// timeline selects events_raw rows matching where (which must narrow by
+// the sort key), each event once, in time order.
+func timeline(where string) string {
+	return `SELECT toString(event_time_us), kind,
+    arrayStringConcat(arrayConcat([subject], chain_subjects), ' -> '),
+    tool, destination, data_class, effect, policy_id, rule_id, policy_hash, reason,
+    if(kind = 'response', toString(status), ''),
+    if(kind = 'response', toString(round(duration_ns / 1000000, 3)), ''),
+    request_id, instance, epoch, toString(seq)
+FROM (
+    SELECT event_time_us, kind, subject, chain_subjects, tool, destination, data_class, effect, policy_id,
+        rule_id, policy_hash, reason, status, duration_ns, request_id, instance, epoch, seq
+    FROM {db}.events_raw
+    WHERE ` + where + `
+    LIMIT 1 BY event_id)
+ORDER BY event_time_us, instance, seq`
+}
+
+func (s *Store) timeline(ctx context.Context, name, where string) (Section, error) {
+	sec, err := s.section(ctx, name, timelineColumns, timeline(where))
+	for _, r := range sec.Rows {
+		r[0] = formatMicros(r[0])
+	}
+	return sec, err
+}
+
+// keyed restricts events_raw to the window event_keys gives for key under
+// one of kinds in tenant, within [since, until] (each when not zero).
+func keyed(tenant string, kinds []string, key string, since, until time.Time) string {
+	return forensic.KeyWindow(tenant, kinds, key, timeBounds(since, until))
+}
+
+func timeBounds(since, until time.Time) string {
+	var b strings.Builder
+	if !since.IsZero() {
+		fmt.Fprintf(&b, " AND event_time >= toDateTime(%s, 'UTC')", forensic.Quote(since.UTC().Format(time.DateTime)))
+	}
+	if !until.IsZero() {
+		fmt.Fprintf(&b, " AND event_time <= toDateTime(%s, 'UTC')", forensic.Quote(until.UTC().Format(time.DateTime)))
+	}
+	return b.String()
+}
+
+// Session reconstructs one session: its timeline, the delegation chains
+// drawn as trees, the alerts raised in it, and — with v — whether the
+// record of these events verifies.
+func (s *Store) Session(ctx context.Context, v Verifier, tenant, session string) (*Report, error) {
+	if err := need(tenant, session); err != nil {
+		return nil, err
+	}
+	where := keyed(tenant, []string{"session"}, session, time.Time{}, time.Time{}) + `
+      AND session_id = ` + forensic.Quote(session)
+	tl, err := s.timeline(ctx, "timeline", where)
+	if err != nil {
+		return nil, err
+	}
+	if len(tl.Rows) == 0 {
+		return nil, fmt.Errorf("%w: session %q of tenant %q", ErrNotFound, session, tenant)
+	}
+	rep := &Report{Title: fmt.Sprintf("session %s of tenant %s", session, tenant)}
+	rep.Sections = append(rep.Sections, tl, alerts(tl))
+	rep.Chains = chainTree(distinct(tl, "chain"))
+	if v != nil {
+		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
+			return nil, err
+		}
+		if !rep.Verified.Clean() {
+			return rep, ErrUnverified
+		}
+	}
+	return rep, nil
+}
+
+// Task is Session for every event of one task, across its sessions.
+func (s *Store) Task(ctx context.Context, v Verifier, tenant, task string) (*Report, error) {
+	if err := need(tenant, task); err != nil {
+		return nil, err
+	}
+	where := keyed(tenant, []string{"task"}, task, time.Time{}, time.Time{}) + `
+      AND task_id = ` + forensic.Quote(task)
+	tl, err := s.timeline(ctx, "timeline", where)
+	if err != nil {
+		return nil, err
+	}
+	if len(tl.Rows) == 0 {
+		return nil, fmt.Errorf("%w: task %q of tenant %q", ErrNotFound, task, tenant)
+	}
+	rep := &Report{Title: fmt.Sprintf("task %s of tenant %s", task, tenant)}
+	sessions, err := s.section(ctx, "sessions", []string{"session_id", "events", "first", "last"},
+		`SELECT session_id, toString(count()), toString(min(event_time), 'UTC'), toString(max(event_time), 'UTC') FROM (
+    SELECT session_id, event_time FROM {db}.events_raw WHERE `+where+` LIMIT 1 BY event_id)
+GROUP BY session_id ORDER BY min(event_time), session_id`)
+	if err != nil {
+		return nil, err
+	}
+	rep.Sections = append(rep.Sections, tl, sessions, alerts(tl))
+	rep.Chains = chainTree(distinct(tl, "chain"))
+	if v != nil {
+		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
+			return nil, err
+		}
+		if !rep.Verified.Clean() {
+			return rep, ErrUnverified
+		}
+	}
+	return rep, nil
+}
+
+// Request shows one request id: request, decision (rule, policy hash),
+// response, and any other event carrying it (a backend's own report).
+func (s *Store) Request(ctx context.Context, id string) (*Report, error) {
+	if err := need(id); err != nil {
+		return nil, err
+	}
+	where := forensic.RequestWindow(id) + `
+      AND request_id = ` + forensic.Quote(id)
+	tl, err := s.timeline(ctx, "events", where)
+	if err != nil {
+		return nil, err
+	}
+	if len(tl.Rows) == 0 {
+		return nil, fmt.Errorf("%w: request %q", ErrNotFound, id)
+	}
+	return &Report{Title: "request " + id, Sections: []Section{tl}, Chains: chainTree(distinct(tl, "chain"))}, nil
+}
+
+// identityKinds are the event_keys kinds an identity can appear under:
+// as the current actor, as the principal, anywhere in a chain.
+var identityKinds = []string{"actor", "principal", "chain"}
+
+// Agent summarises what actor did in tenant over [since, until].
+func (s *Store) Agent(ctx context.Context, tenant, actor string, since, until time.Time) (*Report, error) {
+	if err := need(tenant, actor); err != nil {
+		return nil, err
+	}
+	if since.IsZero() || until.IsZero() || !since.Before(until) {
+		return nil, fmt.Errorf("%w: -since must be before -until", ErrBadInput)
+	}
+	where := keyed(tenant, []string{"actor"}, actor, since, until) + `
+      AND actor = ` + forensic.Quote(actor)
+	rep, err := s.summary(ctx, where, false)
+	if err != nil {
+		return nil, err
+	}
+	rep.Title = fmt.Sprintf("agent %s of tenant %s, %s to %s", actor, tenant, since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
+	return rep, nil
+}
+
+// BlastRadius is everything reachable from a compromised identity (an
+// agent or a principal, wherever it appears in a chain) since a time.
+func (s *Store) BlastRadius(ctx context.Context, tenant, identity string, since time.Time) (*Report, error) {
+	if err := need(tenant, identity); err != nil {
+		return nil, err
+	}
+	if since.IsZero() {
+		return nil, fmt.Errorf("%w: -since is required", ErrBadInput)
+	}
+	where := keyed(tenant, identityKinds, identity, since, time.Time{}) + `
+      AND (subject = ` + forensic.Quote(identity) + ` OR has(chain_subjects, ` + forensic.Quote(identity) + `))`
+	rep, err := s.summary(ctx, where, true)
+	if err != nil {
+		return nil, err
+	}
+	rep.Title = fmt.Sprintf("blast radius of %s in tenant %s since %s", identity, tenant, since.UTC().Format(time.RFC3339))
+	// The identity itself is not "another" agent in its chains.
+	if others := rep.Section("other agents"); others != nil {
+		kept := others.Rows[:0]
+		for _, r := range others.Rows {
+			if r[0] != identity {
+				kept = append(kept, r)
+			}
+		}
+		others.Rows = kept
+	}
+	return rep, nil
+}
+
+// summary is the per-dimension tally behind agent and blast-radius.
+func (s *Store) summary(ctx context.Context, where string, radius bool) (*Report, error) {
+	base := `(SELECT event_id, event_time, kind, session_id, task_id, subject, chain_subjects, tool, destination,
+        data_class, effect, rule_id, policy_id, reason, event_time_us
+    FROM {db}.events_raw WHERE ` + where + ` LIMIT 1 BY event_id)`
+	tally := func(col string) string {
+		return `SELECT ` + col + `, toString(countIf(kind = 'decision' AND effect = 'allow')), toString(countIf(kind = 'decision' AND effect = 'deny'))
+FROM ` + base + ` WHERE kind = 'decision' GROUP BY ` + col + ` ORDER BY ` + col
+	}
+	queries := []struct {
+		name    string
+		columns []string
+		query   string
+	}{
+		{"sessions", []string{"session_id", "events", "first", "last"},
+			`SELECT session_id, toString(count()), toString(min(event_time), 'UTC'), toString(max(event_time), 'UTC') FROM ` + base +
+				` GROUP BY session_id ORDER BY min(event_time), session_id`},
+		{"principals", []string{"principal", "events"},
+			`SELECT subject, toString(count()) FROM ` + base + ` GROUP BY subject ORDER BY subject`},
+		{"tools", []string{"tool", "allowed", "denied"}, tally("tool")},
+		{"destinations", []string{"destination", "allowed", "denied"}, tally("destination")},
+		{"data classes", []string{"data_class", "allowed", "denied"}, tally("data_class")},
+		{"denials", []string{"time", "session_id", "tool", "policy_id", "rule_id", "reason"},
+			`SELECT toString(event_time_us), session_id, tool, policy_id, rule_id, reason FROM ` + base +
+				` WHERE kind = 'decision' AND effect = 'deny' ORDER BY event_time_us, session_id`},
+		{"alerts", []string{"time", "session_id", "event_id"},
+			`SELECT toString(event_time_us), session_id, event_id FROM ` + base + ` WHERE kind = 'alert' ORDER BY event_time_us`},
+	}
+	if radius {
+		queries = append(queries,
+			struct {
+				name    string
+				columns []string
+				query   string
+			}{"tasks", []string{"task_id", "events"},
+				`SELECT task_id, toString(count()) FROM ` + base + ` WHERE task_id != '' GROUP BY task_id ORDER BY task_id`},
+			struct {
+				name    string
+				columns []string
+				query   string
+			}{"other agents", []string{"agent", "events"},
+				`SELECT agent, toString(count()) FROM ` + base + ` ARRAY JOIN chain_subjects AS agent GROUP BY agent ORDER BY agent`})
+	}
+	rep := &Report{}
+	for _, q := range queries {
+		sec, err := s.section(ctx, q.name, q.columns, q.query)
+		if err != nil {
+			return nil, err
+		}
+		if sec.Columns[0] == "time" {
+			for _, r := range sec.Rows {
+				r[0] = formatMicros(r[0])
+			}
+		}
+		rep.Sections = append(rep.Sections, sec)
+	}
+	if len(rep.Sections[0].Rows) == 0 {
+		return nil, fmt.Errorf("%w in that range", ErrNotFound)
+	}
+	return rep, nil
+}
+
+// alerts are the timeline's alert events.
+func alerts(tl Section) Section {
+	out := Section{Name: "alerts", Columns: []string{"time", "request_id", "instance", "seq"}, Rows: [][]string{}}
+	for _, r := range tl.Rows {
+		if r[1] == "alert" {
+			out.Rows = append(out.Rows, []string{r[0], r[13], r[14], r[16]})
+		}
+	}
+	return out
+}
+
+func distinct(sec Section, column string) []string {
+	col := -1
+	for i, c := range sec.Columns {
+		if c == column {
+			col = i
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range sec.Rows {
+		if !seen[r[col]] {
+			seen[r[col]] = true
+			out = append(out, r[col])
+		}
+	}
+	return out
+}
+
+// ranges are the runs of each chain the timeline's events span.
+func ranges(tl Section) []Range {
+	byChain := map[[2]string]*Range{}
+	for _, r := range tl.Rows {
+		if r[15] == "" {
+			continue // not chained
+		}
+		seq, err := strconv.ParseUint(r[16], 10, 64)
+		if err != nil {
+			continue
+		}
+		k := [2]string{r[14], r[15]}
+		if g, ok := byChain[k]; !ok {
+			byChain[k] = &Range{Instance: k[0], Epoch: k[1], From: seq, To: seq}
+		} else {
+			g.From, g.To = min(g.From, seq), max(g.To, seq)
+		}
+	}
+	out := make([]Range, 0, len(byChain))
+	for _, g := range byChain {
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Instance != out[j].Instance {
+			return out[i].Instance < out[j].Instance
+		}
+		return out[i].Epoch < out[j].Epoch
+	})
+	return out
+}
