@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -211,25 +212,60 @@ type Execer interface {
 }
 
 // Generate writes the whole history into db.events_raw in chunks of a
-// million calls, so no one statement runs for minutes, and reports each
+// million calls, so no one statement runs for minutes, workers chunks at
+// a time (the server runs each statement on one core), and reports each
 // chunk's progress to progress (which may be nil).
-func Generate(ctx context.Context, x Execer, db string, c Config, progress func(done, total uint64)) error {
+func Generate(ctx context.Context, x Execer, db string, c Config, workers int, progress func(done, total uint64)) error {
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	const chunk = 1_000_000
 	total := c.Calls()
-	for from := uint64(0); from < total; from += chunk {
-		to := min(from+chunk, total)
-		if err := x.Exec(ctx, c.Insert(db, from, to)); err != nil {
-			return fmt.Errorf("history: insert calls [%d, %d): %w", from, to, err)
+	chunks := make(chan uint64)
+	errs := make(chan error, max(workers, 1))
+	var mu sync.Mutex
+	var done uint64
+	for w := 0; w < max(workers, 1); w++ {
+		go func() {
+			for from := range chunks {
+				to := min(from+chunk, total)
+				if err := x.Exec(ctx, c.Insert(db, from, to)); err != nil {
+					errs <- fmt.Errorf("history: insert calls [%d, %d): %w", from, to, err)
+					for range chunks { // drain: the sender stops at the first error
+					}
+					return
+				}
+				mu.Lock()
+				done += to - from
+				if progress != nil {
+					progress(done*3, total*3)
+				}
+				mu.Unlock()
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	func() {
+		defer close(chunks)
+		for from := uint64(0); from < total; from += chunk {
+			select {
+			case chunks <- from:
+			case <-ctx.Done():
+				return
+			}
 		}
-		if progress != nil {
-			progress(to*3, total*3)
+	}()
+	for w := 0; w < max(workers, 1); w++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // Redeliver inserts a second copy of about one event in permille thousand,

@@ -27,6 +27,9 @@ import (
 	"github.com/rampart-io/rampart/schema/ddl"
 )
 
+// beforeForensic is the last migration before the forensic tables.
+const beforeForensic = 10
+
 // engine is one ClickHouse to measure.
 type engine interface {
 	ddl.Conn
@@ -49,6 +52,7 @@ func run() error {
 		baseline = flag.Bool("baseline", true, "also measure the questions as the old views answered them")
 		keep     = flag.Bool("keep", false, "keep the database (and a private server running until interrupted)")
 		redeliv  = flag.Int("redeliver", 1, "events in a thousand inserted twice, unmerged")
+		workers  = flag.Int("workers", 2, "generator statements run at once")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,7 +86,7 @@ func run() error {
 		default:
 			return fmt.Errorf("unknown engine %q (clickhouse-18, chdb)", name)
 		}
-		r, err := measure(ctx, name, e, db, cfg, *runs, *baseline, *redeliv)
+		r, err := measure(ctx, name, e, db, cfg, *runs, *baseline, *redeliv, *workers)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -123,6 +127,7 @@ func openServer(ctx context.Context, addr string, keep bool) (engine, func(), er
 	cfg := chstore.Defaults()
 	cfg.Addr = addr
 	cfg.DialTimeout = 10 * time.Second
+	cfg.ReadTimeout = 2 * time.Hour // the upgrade's backfills
 	c, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		done()
@@ -140,25 +145,35 @@ type result struct {
 	agrees                string
 }
 
-func measure(ctx context.Context, name string, e engine, db string, cfg history.Config, runs int, baseline bool, redeliver int) ([]result, error) {
+func measure(ctx context.Context, name string, e engine, db string, cfg history.Config, runs int, baseline bool, redeliver, workers int) ([]result, error) {
 	_ = e.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 	start := time.Now()
-	if _, err := ddl.Migrate(ctx, e, db); err != nil {
+	// The history goes into the schema as it was before the forensic
+	// tables, which are then built from it by upgrading in place: one
+	// INSERT ... SELECT per table is faster than their views firing on
+	// every generated block, and it is the path an existing database takes.
+	if _, err := ddl.MigrateTo(ctx, e, db, beforeForensic); err != nil {
 		return nil, err
 	}
-	err := history.Generate(ctx, e, db, cfg, func(done, total uint64) {
+	err := history.Generate(ctx, e, db, cfg, workers, func(done, total uint64) {
 		el := time.Since(start)
 		fmt.Fprintf(os.Stderr, "%s: %d/%d events, %.0f events/s\n", name, done, total, float64(done)/el.Seconds())
 	})
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(os.Stderr, "%s: generated in %s\n", name, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if _, err := ddl.Migrate(ctx, e, db); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "%s: upgraded in place (forensic tables filled) in %s\n", name, time.Since(start).Round(time.Millisecond))
+	// Copies redelivered now pass through the materialized views too.
 	if redeliver > 0 {
 		if err := history.Redeliver(ctx, e, db, ddl.EventColumns, redeliver); err != nil {
 			return nil, err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "%s: generated in %s\n", name, time.Since(start).Round(time.Millisecond))
 	if err := prepare(ctx, e, db); err != nil {
 		return nil, err
 	}
