@@ -32,6 +32,9 @@ verbs:
                                   denials and alerts of one agent (-since, -until)
   request ID                      one request: decision, rule, policy hash, response
   blast-radius TENANT IDENTITY    everything reachable from a compromised agent or principal (-since)
+  alert ID                        one alert and its evidence as a timeline, and whether it verifies
+
+credential JTI waits for credentials to be recorded.
 
 exit status: 0 answered, 1 error, 2 bad usage, 3 nothing found, 4 the record does not verify
 `
@@ -68,7 +71,7 @@ func runInvestigate(ctx context.Context, args []string) error {
 	if *asJSON && *asCSV {
 		return exitError{code: 2, err: errors.New("-json and -csv exclude each other")}
 	}
-	wantArgs := map[string]int{"session": 2, "task": 2, "agent": 2, "request": 1, "blast-radius": 2}
+	wantArgs := map[string]int{"session": 2, "task": 2, "agent": 2, "request": 1, "blast-radius": 2, "alert": 1}
 	n, ok := wantArgs[verb]
 	if !ok {
 		fmt.Fprint(os.Stderr, investigateUsage)
@@ -129,6 +132,8 @@ func runInvestigate(ctx context.Context, args []string) error {
 		rep, err = st.Request(ctx, pos[0])
 	case "blast-radius":
 		rep, err = st.BlastRadius(ctx, pos[0], pos[1], from)
+	case "alert":
+		rep, err = st.Alert(ctx, v, pos[0])
 	}
 	if rep != nil {
 		format := investigate.Table

@@ -34,10 +34,8 @@ var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 // backend fails); bob's planner delegates to a mailer in a second session
 // of the same task, on another enforcer. A tenant whose name needs quoting
 // holds a session of the same id, which must never leak into acme's.
-func fixture() []*event.Event {
-	ids := &event.IDSource{}
+func fixture() (out []*event.Event) {
 	linkers := map[string]*chain.Linker{"enf-1": chain.NewLinker("enf-1", "ep-1"), "enf-2": chain.NewLinker("enf-2", "ep-7")}
-	var out []*event.Event
 	call := 0
 	add := func(at time.Duration, inst, tenant, session, principal string, agents []string, tool, dest, class string, effect event.Effect, rule string, status int) {
 		call++
@@ -53,7 +51,8 @@ func fixture() []*event.Event {
 		}
 		for i, k := range kinds {
 			at := t0.Add(at + time.Duration(i)*time.Millisecond)
-			e := &event.Event{V: event.Version, ID: ids.New(at), Kind: k, Time: at, Tenant: tenant,
+			// Deterministic ids, so the goldens can show them.
+			e := &event.Event{V: event.Version, ID: fmt.Sprintf("01KEV%04d", len(out)+1), Kind: k, Time: at, Tenant: tenant,
 				RequestID: fmt.Sprintf("req-%d", call), Identity: id, Request: req}
 			switch k {
 			case event.KindDecision:
@@ -65,13 +64,22 @@ func fixture() []*event.Event {
 			out = append(out, e)
 		}
 	}
+	defer func() {
+		// The correlator's alert: a secret denied, then mail sent, in s-1;
+		// it carries the identity of the event that completed it.
+		last := out[6]
+		out = append(out, &event.Event{V: event.Version, ID: "01KALERT0001", Kind: event.KindAlert, Time: last.Time.Add(time.Second),
+			Tenant: "acme", RequestID: last.RequestID, Identity: last.Identity,
+			Alert: &event.Alert{RuleID: "secret-then-mail", Title: "Secret denied, then mail sent", Severity: event.SeverityHigh,
+				Tags: []string{"T2", "L1"}, First: out[4].Time, Last: last.Time, Count: 2, Evidence: []string{out[4].ID, last.ID}}})
+	}()
 	sub := []string{"agent:planner", "agent:sub"}
 	add(0, "enf-1", "acme", "s-1", "user:alice", sub, "search", "search.internal", "public", event.EffectAllow, "allow-search", 200)
 	add(2*time.Second, "enf-1", "acme", "s-1", "user:alice", sub, "read_secret", "vault.internal", "secret", event.EffectDeny, "deny-secrets", 0)
 	add(3*time.Second, "enf-1", "acme", "s-1", "user:alice", sub, "send_email", "mail.internal", "pii", event.EffectAllow, "allow-mail", 502)
 	add(4*time.Second, "enf-2", "acme", "s-2", "user:bob", []string{"agent:planner", "agent:mailer"}, "send_email", "mail.internal", "pii", event.EffectAllow, "allow-mail", 200)
 	add(5*time.Second, "enf-1", "o'brien\\co", "s-1", "user:eve", []string{"agent:sub"}, "shell", "runner.internal", "internal", event.EffectDeny, "deny-shell", 0)
-	return out
+	return
 }
 
 // jsonEachRow renders rows for chDB's text insert.
@@ -171,6 +179,7 @@ func TestVerbsOnBothEngines(t *testing.T) {
 			return s.Agent(ctx, "acme", "agent:sub", t0, t0.Add(time.Hour))
 		}},
 		{"request", func(s *investigate.Store) (*investigate.Report, error) { return s.Request(ctx, "req-2") }},
+		{"alert", func(s *investigate.Store) (*investigate.Report, error) { return s.Alert(ctx, nil, "01KALERT0001") }},
 		{"blast_radius", func(s *investigate.Store) (*investigate.Report, error) {
 			return s.BlastRadius(ctx, "acme", "agent:planner", t0)
 		}},
@@ -220,6 +229,8 @@ func TestAbuseCases(t *testing.T) {
 				return err
 			}, investigate.ErrNotFound},
 			{"unknown request", func() error { _, err := s.Request(ctx, "req-404"); return err }, investigate.ErrNotFound},
+			{"unknown alert", func() error { _, err := s.Alert(ctx, nil, "01KALERT0404"); return err }, investigate.ErrNotFound},
+			{"an event id that is no alert", func() error { _, err := s.Alert(ctx, nil, "01KEV0001"); return err }, investigate.ErrNotFound},
 			{"agent range reversed", func() error {
 				_, err := s.Agent(ctx, "acme", "agent:sub", t0.Add(time.Hour), t0)
 				return err
@@ -278,8 +289,9 @@ func TestSessionVerifies(t *testing.T) {
 
 // TestHTMLReportInChromium renders a session's report in headless
 // Chromium and checks what it shows: the title, one mark per event on the
-// timeline with the denial in red, the delegation tree nested, the
-// timeline's rows, and that the page fetches nothing.
+// timeline with the denial in red and the alert marked, the delegation
+// tree nested, the timeline's rows and the alert, and that the page
+// fetches nothing.
 func TestHTMLReportInChromium(t *testing.T) {
 	chromiumtest.Require(t)
 	ctx := context.Background()
@@ -310,15 +322,19 @@ func TestHTMLReportInChromium(t *testing.T) {
 		`<h1 id="title">session s-1 of tenant acme</h1>`,
 		`<li>user:alice<ul class="tree"><li>agent:planner<ul class="tree"><li>agent:sub</li></ul></li></ul></li>`,
 		`<span class="ok">verifies</span>`,
-		`<h2>timeline (8)</h2>`,
+		`<h2>timeline (9)</h2>`,
+		`<td>Secret denied, then mail sent</td>`,
 		`<td>deny-secrets</td>`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %s", want)
 		}
 	}
-	if n := strings.Count(dom, `class="m `); n != 8 {
-		t.Errorf("%d marks on the timeline, want 8", n)
+	if n := strings.Count(dom, `class="m `); n != 9 {
+		t.Errorf("%d marks on the timeline, want 9 (8 events of the call chain, 1 alert)", n)
+	}
+	if n := strings.Count(dom, `class="m alert"`); n != 1 {
+		t.Errorf("%d alert marks, want 1", n)
 	}
 	if n := strings.Count(dom, `class="m deny"`); n != 1 {
 		t.Errorf("%d denial marks, want 1", n)

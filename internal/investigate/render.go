@@ -55,8 +55,8 @@ func renderCSV(w io.Writer, r *Report) error {
 }
 
 // hidden are columns the table leaves out (they stay in JSON and CSV):
-// chain positions matter to verification, not to reading.
-var hidden = map[string]bool{"epoch": true}
+// epochs and event ids matter to verification and tools, not to reading.
+var hidden = map[string]bool{"epoch": true, "event_id": true}
 
 func renderTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "%s\n", r.Title)
@@ -145,8 +145,10 @@ type mark struct {
 
 func marks(r *Report) []mark {
 	tl := r.Section("timeline")
-	if tl == nil {
-		tl = r.Section("events")
+	for _, name := range []string{"events", "evidence"} {
+		if tl == nil {
+			tl = r.Section(name)
+		}
 	}
 	if tl == nil || len(tl.Rows) == 0 {
 		return nil

@@ -13,7 +13,7 @@ import (
 
 // timelineColumns are a timeline's columns, in order.
 var timelineColumns = []string{"time", "kind", "chain", "tool", "destination", "data_class", "effect",
-	"policy_id", "rule_id", "policy_hash", "reason", "status", "duration_ms", "request_id", "instance", "epoch", "seq"}
+	"policy_id", "rule_id", "policy_hash", "reason", "status", "duration_ms", "request_id", "instance", "epoch", "seq", "event_id"}
 
 // timeline selects events_raw rows matching where (which must narrow by
 // the sort key), each event once, in time order.
@@ -23,10 +23,10 @@ func timeline(where string) string {
     tool, destination, data_class, effect, policy_id, rule_id, policy_hash, reason,
     if(kind = 'response', toString(status), ''),
     if(kind = 'response', toString(round(duration_ns / 1000000, 3)), ''),
-    request_id, instance, epoch, toString(seq)
+    request_id, instance, epoch, toString(seq), event_id
 FROM (
     SELECT event_time_us, kind, subject, chain_subjects, tool, destination, data_class, effect, policy_id,
-        rule_id, policy_hash, reason, status, duration_ns, request_id, instance, epoch, seq
+        rule_id, policy_hash, reason, status, duration_ns, request_id, instance, epoch, seq, event_id
     FROM {db}.events_raw
     WHERE ` + where + `
     LIMIT 1 BY event_id)
@@ -75,7 +75,11 @@ func (s *Store) Session(ctx context.Context, v Verifier, tenant, session string)
 		return nil, fmt.Errorf("%w: session %q of tenant %q", ErrNotFound, session, tenant)
 	}
 	rep := &Report{Title: fmt.Sprintf("session %s of tenant %s", session, tenant)}
-	rep.Sections = append(rep.Sections, tl, alerts(tl))
+	al, err := s.alerts(ctx, where)
+	if err != nil {
+		return nil, err
+	}
+	rep.Sections = append(rep.Sections, tl, al)
 	rep.Chains = chainTree(distinct(tl, "chain"))
 	if v != nil {
 		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
@@ -110,7 +114,11 @@ GROUP BY session_id ORDER BY min(event_time), session_id`)
 	if err != nil {
 		return nil, err
 	}
-	rep.Sections = append(rep.Sections, tl, sessions, alerts(tl))
+	al, err := s.alerts(ctx, where)
+	if err != nil {
+		return nil, err
+	}
+	rep.Sections = append(rep.Sections, tl, sessions, al)
 	rep.Chains = chainTree(distinct(tl, "chain"))
 	if v != nil {
 		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
@@ -254,12 +262,104 @@ FROM ` + base + ` WHERE kind = 'decision' GROUP BY ` + col + ` ORDER BY ` + col
 	return rep, nil
 }
 
-// alerts are the timeline's alert events.
-func alerts(tl Section) Section {
-	out := Section{Name: "alerts", Columns: []string{"time", "request_id", "instance", "seq"}, Rows: [][]string{}}
-	for _, r := range tl.Rows {
-		if r[1] == "alert" {
-			out.Rows = append(out.Rows, []string{r[0], r[13], r[14], r[16]})
+// alertColumns are an alert's columns, in order.
+var alertColumns = []string{"time", "alert_id", "rule_id", "title", "severity", "tags", "matched", "first", "last"}
+
+// alerts lists the alerts among the events where selects: a detection's
+// alert carries the identity (session, task) of the event that completed it.
+func (s *Store) alerts(ctx context.Context, where string) (Section, error) {
+	sec, err := s.section(ctx, "alerts", alertColumns, `SELECT toString(event_time_us), event_id, alert_rule_id, alert_title,
+    alert_severity, arrayStringConcat(alert_tags, ','), toString(alert_count), toString(alert_first_us), toString(alert_last_us)
+FROM (
+    SELECT event_time_us, event_id, alert_rule_id, alert_title, alert_severity, alert_tags, alert_count, alert_first_us, alert_last_us
+    FROM {db}.events_raw
+    WHERE `+where+` AND kind = 'alert'
+    LIMIT 1 BY event_id)
+ORDER BY event_time_us, event_id`)
+	for _, r := range sec.Rows {
+		r[0], r[7], r[8] = formatMicros(r[0]), formatMicros(r[7]), formatMicros(r[8])
+	}
+	return sec, err
+}
+
+// Alert shows one alert and its evidence as a timeline, with the
+// delegation chains in it and — with v — whether the evidence verifies.
+func (s *Store) Alert(ctx context.Context, v Verifier, id string) (*Report, error) {
+	if err := need(id); err != nil {
+		return nil, err
+	}
+	keys := `FROM {db}.event_keys WHERE key_kind = 'alert' AND key = ` + forensic.Quote(id)
+	where := `tenant IN (SELECT tenant ` + keys + `)
+      AND event_time >= (SELECT min(event_time) ` + keys + `)
+      AND event_time <= (SELECT max(event_time) ` + keys + `)
+      AND event_id = ` + forensic.Quote(id)
+	al, err := s.alerts(ctx, where)
+	if err != nil {
+		return nil, err
+	}
+	if len(al.Rows) == 0 {
+		return nil, fmt.Errorf("%w: alert %q", ErrNotFound, id)
+	}
+	// The evidence: its ids and the span and tenant they lie in.
+	ev, err := s.q.Query(ctx, strings.ReplaceAll(`SELECT tenant, toString(alert_first_us), toString(alert_last_us), alert_evidence
+FROM {db}.events_raw WHERE `+where+` LIMIT 1`, "{db}", s.db))
+	if err != nil {
+		return nil, fmt.Errorf("investigate: alert evidence: %w", err)
+	}
+	rep := &Report{Title: "alert " + id, Sections: []Section{al}}
+	ids := parseArray(ev[0][3])
+	if len(ids) == 0 {
+		rep.Sections = append(rep.Sections, Section{Name: "evidence", Columns: timelineColumns, Rows: [][]string{}})
+		return rep, nil
+	}
+	quoted := make([]string, len(ids))
+	for i, x := range ids {
+		quoted[i] = forensic.Quote(x)
+	}
+	first, _ := strconv.ParseInt(ev[0][1], 10, 64)
+	last, _ := strconv.ParseInt(ev[0][2], 10, 64)
+	evWhere := `tenant = ` + forensic.Quote(ev[0][0]) + fmt.Sprintf(`
+      AND event_time >= toDateTime(%d) AND event_time <= toDateTime(%d)
+      AND event_id IN (%s)`, first/1_000_000, last/1_000_000+1, strings.Join(quoted, ", "))
+	tl, err := s.timeline(ctx, "evidence", evWhere)
+	if err != nil {
+		return nil, err
+	}
+	rep.Sections = append(rep.Sections, tl)
+	rep.Chains = chainTree(distinct(tl, "chain"))
+	if v != nil && len(tl.Rows) > 0 {
+		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
+			return nil, err
+		}
+		if !rep.Verified.Clean() {
+			return rep, ErrUnverified
+		}
+	}
+	return rep, nil
+}
+
+// parseArray reads an Array(String) as Query prints it: ['a','b'].
+func parseArray(s string) []string {
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	var out []string
+	var cur strings.Builder
+	in, esc := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case esc:
+			cur.WriteByte(c)
+			esc = false
+		case c == '\\' && in:
+			esc = true
+		case c == '\'':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+			in = !in
+		case in:
+			cur.WriteByte(c)
 		}
 	}
 	return out

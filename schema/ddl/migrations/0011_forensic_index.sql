@@ -7,7 +7,8 @@
 -- key, then events_raw only in those seconds, and count each event once
 -- by its id (LIMIT 1 BY event_id), so redelivered copies that are not yet
 -- merged never show twice. Keys: session, task, request, actor (the
--- current one), principal, and chain for each delegating agent before it.
+-- current one), principal, chain for each delegating agent before it, and
+-- alert for an alert's own id.
 CREATE TABLE IF NOT EXISTS {db}.event_keys (
     key_kind   String,
     key        String,
@@ -21,7 +22,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.event_keys_mv TO {db}.event_keys AS
 SELECT k.1 AS key_kind, k.2 AS key, tenant, event_time
 FROM {db}.events_raw
 ARRAY JOIN arrayConcat(
-    [('session', session_id), ('request', request_id), ('actor', actor), ('principal', subject), ('task', task_id)],
+    [('session', session_id), ('request', request_id), ('actor', actor), ('principal', subject), ('task', task_id),
+     ('alert', if(kind = 'alert', event_id, ''))],
     arrayMap(s -> ('chain', s), arrayPopBack(chain_subjects))) AS k
 WHERE k.2 != ''
 GROUP BY key_kind, key, tenant, event_time;
@@ -32,7 +34,8 @@ INSERT INTO {db}.event_keys (key_kind, key, tenant, event_time)
 SELECT k.1 AS key_kind, k.2 AS key, tenant, event_time
 FROM {db}.events_raw
 ARRAY JOIN arrayConcat(
-    [('session', session_id), ('request', request_id), ('actor', actor), ('principal', subject), ('task', task_id)],
+    [('session', session_id), ('request', request_id), ('actor', actor), ('principal', subject), ('task', task_id),
+     ('alert', if(kind = 'alert', event_id, ''))],
     arrayMap(s -> ('chain', s), arrayPopBack(chain_subjects))) AS k
 WHERE k.2 != ''
 GROUP BY key_kind, key, tenant, event_time;
