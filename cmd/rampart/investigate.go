@@ -184,7 +184,7 @@ type chainVerifier struct {
 func (c chainVerifier) VerifyRanges(ctx context.Context, rs []investigate.Range) (*investigate.Verification, error) {
 	vr := make([]verify.Range, len(rs))
 	for i, r := range rs {
-		vr[i] = verify.Range{Instance: r.Instance, Epoch: r.Epoch, From: r.From, To: r.To}
+		vr[i] = verify.Range{Instance: r.Instance, Epoch: r.Epoch, From: r.From, To: r.To, First: r.First, Last: r.Last}
 	}
 	rep, err := verify.CheckRanges(ctx, c.ch, vr, c.keys)
 	if err != nil {

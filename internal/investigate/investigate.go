@@ -55,6 +55,10 @@ type Range struct {
 	Epoch    string `json:"epoch"`
 	From     uint64 `json:"from"`
 	To       uint64 `json:"to"`
+	// First and Last are the times of the range's first and last event
+	// in the report, which let the check read by time.
+	First time.Time `json:"-"`
+	Last  time.Time `json:"-"`
 }
 
 // Verification is whether the chains around a report's events verify.
@@ -131,8 +135,11 @@ func formatMicros(s string) string {
 	if err != nil {
 		return s
 	}
-	return time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.000000")
+	return time.UnixMicro(us).UTC().Format(timeLayout)
 }
+
+// timeLayout is how reports print event times: UTC, to the microsecond.
+const timeLayout = "2006-01-02 15:04:05.000000"
 
 // chainTree draws the distinct delegation chains ("a -> b -> c") as trees.
 func chainTree(chains []string) []*Node {

@@ -131,7 +131,7 @@ type verifier struct{ ch *chstore.Client }
 func (v verifier) VerifyRanges(ctx context.Context, rs []investigate.Range) (*investigate.Verification, error) {
 	vr := make([]verify.Range, len(rs))
 	for i, r := range rs {
-		vr[i] = verify.Range{Instance: r.Instance, Epoch: r.Epoch, From: r.From, To: r.To}
+		vr[i] = verify.Range{Instance: r.Instance, Epoch: r.Epoch, From: r.From, To: r.To, First: r.First, Last: r.Last}
 	}
 	rep, err := verify.CheckRanges(ctx, v.ch, vr, nil)
 	if err != nil {
@@ -264,7 +264,7 @@ func TestSessionVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Verified.Clean() || len(rep.Verified.Ranges) != 1 || rep.Verified.Ranges[0] != (investigate.Range{Instance: "enf-1", Epoch: "ep-1", From: 1, To: 8}) {
+	if !rep.Verified.Clean() || len(rep.Verified.Ranges) != 1 || rep.Verified.Ranges[0].From != 1 || rep.Verified.Ranges[0].To != 8 || rep.Verified.Ranges[0].Instance != "enf-1" {
 		t.Fatalf("verification: %+v", rep.Verified)
 	}
 	// An attacker with the database rewrites the denied call as allowed.
@@ -367,5 +367,30 @@ func TestHTMLReportInChromium(t *testing.T) {
 	}
 	if red < 50 || green < 50 {
 		t.Fatalf("screenshot shows %d red and %d green pixels: the timeline's marks are not drawn", red, green)
+	}
+}
+
+// TestSessionMissingEventFound: an event deleted from a session's chain
+// range is reported as such.
+func TestSessionMissingEventFound(t *testing.T) {
+	ctx := context.Background()
+	stores, server := engines(t)
+	s := stores["clickhouse-18"]
+	if err := server.Exec(ctx, "ALTER TABLE "+server.Database()+".events_raw DELETE WHERE instance = 'enf-1' AND seq = 3"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rep, err := s.Session(ctx, verifier{server}, "acme", "s-1")
+		if errors.Is(err, investigate.ErrUnverified) {
+			if !strings.Contains(strings.Join(rep.Verified.Findings, "\n"), "seq 3") {
+				t.Fatalf("findings: %q", rep.Verified.Findings)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a session missing an event still verifies: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // the mutation applies in the background
 	}
 }

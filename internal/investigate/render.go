@@ -113,7 +113,7 @@ func renderTable(w io.Writer, r *Report) error {
 	if v := r.Verified; v != nil {
 		fmt.Fprintf(w, "\nrecord: ")
 		if v.Clean() {
-			fmt.Fprintf(w, "verifies (%d events in %d chain ranges checked)\n", v.Events, len(v.Ranges))
+			fmt.Fprintf(w, "verifies (%d events in %d chain range(s) checked)\n", v.Events, len(v.Ranges))
 		} else {
 			fmt.Fprintf(w, "DOES NOT VERIFY (%d findings)\n", len(v.Findings))
 			for _, f := range v.Findings {

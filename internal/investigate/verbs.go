@@ -408,11 +408,18 @@ func ranges(tl Section) []Range {
 		if err != nil {
 			continue
 		}
+		at, _ := time.Parse(timeLayout, r[0])
 		k := [2]string{r[14], r[15]}
 		if g, ok := byChain[k]; !ok {
-			byChain[k] = &Range{Instance: k[0], Epoch: k[1], From: seq, To: seq}
+			byChain[k] = &Range{Instance: k[0], Epoch: k[1], From: seq, To: seq, First: at, Last: at}
 		} else {
 			g.From, g.To = min(g.From, seq), max(g.To, seq)
+			if at.Before(g.First) {
+				g.First = at
+			}
+			if at.After(g.Last) {
+				g.Last = at
+			}
 		}
 	}
 	out := make([]Range, 0, len(byChain))
