@@ -197,7 +197,7 @@ ul.tree,ul.tree ul{list-style:none;padding-left:1.2em} .bad{color:#c22;font-weig
 <h1 id="title">{{.Title}}</h1>
 {{if .Marks}}<h2>timeline</h2><div class="axis" id="axis">{{range .Marks}}<div class="m {{.Class}}" style="left:{{printf "%.2f" .Left}}%" title="{{.Label}}"></div>{{end}}</div>{{end}}
 {{if .Chains}}<h2>delegation</h2><div id="chains">{{template "nodes" .Chains}}</div>{{end}}
-{{with .Verified}}<h2>record</h2><p id="verified">{{if .Clean}}<span class="ok">verifies</span> ({{.Events}} events in {{len .Ranges}} chain ranges checked){{else}}<span class="bad">DOES NOT VERIFY</span><ul>{{range .Findings}}<li>{{.}}</li>{{end}}</ul>{{end}}</p>{{end}}
+{{with .Verified}}<h2>record</h2><p id="verified">{{if .Clean}}<span class="ok">verifies</span> ({{.Events}} events in {{len .Ranges}} chain range(s) checked){{else}}<span class="bad">DOES NOT VERIFY</span><ul>{{range .Findings}}<li>{{.}}</li>{{end}}</ul>{{end}}</p>{{end}}
 {{range .Sections}}<h2>{{.Name}} ({{len .Rows}})</h2>
 {{if .Rows}}<table class="section" data-name="{{.Name}}"><tr>{{range .Columns}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
