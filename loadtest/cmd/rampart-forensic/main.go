@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/testkit/chdbtest"
 	"github.com/rampart-io/rampart/chstore/chserver"
 	"github.com/rampart-io/rampart/loadtest/history"
 	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/testkit/chdbtest"
 )
 
 // beforeForensic is the last migration before the forensic tables.
