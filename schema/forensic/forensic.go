@@ -4,9 +4,10 @@
 // current ClickHouse; tests run every one on both engines and compare the
 // answers.
 //
-// None reads through FINAL, which merges the whole table on every query.
-// Each narrows events_raw by its sort key first (tenant and time, found for
-// a session, request or identity in event_keys) and then counts every
+// None of the event queries reads through FINAL, which merges the whole
+// table on every query (Sessions reads the small sessions view). Each
+// narrows events_raw by its sort key first (tenant and time, found for a
+// session, request, identity or alert in event_keys) and then counts every
 // event once by its id, so copies a redelivery left unmerged never show
 // twice: exact at any moment, and fast because the dedup runs over the few
 // rows the key selected.
