@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -29,11 +30,16 @@ type Config struct {
 	Password string `yaml:"password"`
 	// DialTimeout bounds connecting; queries are bounded by their context.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout bounds the wait for each packet of an answer: a server
+	// silent for longer is taken for dead. Default 5m; `rampart migrate`
+	// raises it, since a migration may backfill a large table in one
+	// statement that sends nothing until it is done.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 }
 
 // Defaults returns the configuration of a local server.
 func Defaults() Config {
-	return Config{Addr: "127.0.0.1:9000", Database: "rampart", Username: "default", DialTimeout: 5 * time.Second}
+	return Config{Addr: "127.0.0.1:9000", Database: "rampart", Username: "default", DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Minute}
 }
 
 // Validate checks c.
@@ -59,6 +65,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		Addr:        []string{cfg.Addr},
 		Auth:        clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
 		DialTimeout: cfg.DialTimeout,
+		ReadTimeout: cfg.ReadTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: open %s: %w", cfg.Addr, err)
@@ -159,6 +166,16 @@ func (c *Client) Query(ctx context.Context, query string) ([][]string, error) {
 		out = append(out, row)
 	}
 	return out, rows.Err()
+}
+
+// QueryCounted is Query that also returns how many rows the server read to
+// answer, from its progress reports: what `make bench-forensic` prints beside
+// each query's time.
+func (c *Client) QueryCounted(ctx context.Context, query string) ([][]string, uint64, error) {
+	var read atomic.Uint64
+	ctx = clickhouse.Context(ctx, clickhouse.WithProgress(func(p *clickhouse.Progress) { read.Add(p.Rows) }))
+	rows, err := c.Query(ctx, query)
+	return rows, read.Load(), err
 }
 
 // FormatValue prints a scanned value the way ClickHouse's text formats do.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,12 @@ func TestSchemaAndForensicQueriesAgreeOnBothEngines(t *testing.T) {
 		{"kind counts", forensic.KindCounts, [][]string{{"decision", "3"}, {"request", "3"}, {"response", "1"}}},
 		{"session timeline", func(db string) string { return forensic.SessionTimeline(db, "acme", "s-1") }, nil},
 		{"denied by rule, quoted tenant", func(db string) string { return forensic.DeniedByRule(db, "o'brien\\co") }, [][]string{{"default", "default-deny", "1"}}},
+		// The fixture reuses req-2 in the other tenant: a request id is looked up across tenants.
+		{"one request", func(db string) string { return forensic.Request(db, "req-2") }, [][]string{
+			{"1795860002000000", "request", "acme", "s-1", "shell", "", "", "", "0"},
+			{"1795860002001000", "decision", "acme", "s-1", "shell", "deny", "deny-shell", "sha256:ab", "0"},
+			{"1795860003000000", "request", "o'brien\\co", "s-2", "search", "", "", "", "0"},
+		}},
 		{"agent activity", func(db string) string {
 			return forensic.AgentActivity(db, "acme", "agent:sub", t0, t0.Add(time.Minute))
 		}, nil},
@@ -144,5 +151,78 @@ func TestSchemaAndForensicQueriesAgreeOnBothEngines(t *testing.T) {
 	timeline, _ := server.Query(ctx, forensic.SessionTimeline(server.Database(), "acme", "s-1"))
 	if len(timeline) != 5 || timeline[0][3] != "user:alice -> agent:planner -> agent:sub" || timeline[4][7] != "deny-shell" || timeline[2][9] != "200" {
 		t.Fatalf("timeline: %q", timeline)
+	}
+}
+
+// TestForensicTablesUpgradeInPlace builds a database as it was before the
+// forensic tables (up to migration 10), stores events, redelivered, then upgrades
+// it: the tables must be filled from what was already stored, and the
+// queries exact, on both engines.
+func TestForensicTablesUpgradeInPlace(t *testing.T) {
+	ctx := context.Background()
+	addr, _ := chtest.Server(t)
+	server := chtest.Open(t, addr)
+	embedded, chdbDB := chdbtest.New(t)
+	old := map[string]struct {
+		c  ddl.Conn
+		db string
+	}{"clickhouse-18": {server, server.Database() + "_old"}, "chdb-26": {embedded, chdbDB + "_old"}}
+	var rows [][]any
+	for _, e := range fixture() {
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	for name, o := range old {
+		t.Cleanup(func() { _ = o.c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+o.db) })
+		if _, err := ddl.MigrateTo(ctx, o.c, o.db, 10); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i := 0; i < 2; i++ {
+			var err error
+			if name == "clickhouse-18" {
+				err = server.WithDatabase(o.db).Insert(ctx, "events_raw", ddl.EventColumns, rows)
+			} else {
+				err = embedded.Exec(ctx, fmt.Sprintf("INSERT INTO %s.events_raw (%s) FORMAT JSONEachRow\n%s", o.db, strings.Join(ddl.EventColumns, ", "), jsonEachRow(rows)))
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		applied, err := ddl.Migrate(ctx, o.c, o.db)
+		if err != nil || !slices.Contains(applied, 11) {
+			t.Fatalf("%s: upgrade applied %v, err %v", name, applied, err)
+		}
+		for _, q := range []struct {
+			sql  string
+			want int
+		}{
+			{forensic.SessionTimeline(o.db, "acme", "s-1"), 5},
+			{forensic.Request(o.db, "req-1"), 3},
+			{forensic.AgentActivity(o.db, "acme", "agent:sub", t0, t0.Add(time.Minute)), 5},
+		} {
+			got, err := o.c.Query(ctx, q.sql)
+			if err != nil || len(got) != q.want {
+				t.Fatalf("%s: %d rows (%v), want %d:\n%s", name, len(got), err, q.want, q.sql)
+			}
+		}
+		counts, err := o.c.Query(ctx, forensic.DecisionCounts(o.db))
+		if want := [][]string{{"acme", "allow", "1"}, {"acme", "deny", "1"}, {"o'brien\\co", "deny", "1"}}; err != nil || !reflect.DeepEqual(counts, want) {
+			t.Fatalf("%s: decision counts %q (%v), want %q", name, counts, err, want)
+		}
+	}
+}
+
+// TestQuoteReadsBackOnBothEngines: what forensic.Quote writes, each engine
+// reads as the original, and nothing after the literal joins it.
+func TestQuoteReadsBackOnBothEngines(t *testing.T) {
+	ctx := context.Background()
+	server := chtest.New(t)
+	embedded, _ := chdbtest.New(t)
+	for _, s := range []string{"", "o'brien\\co", `\'`, `'; DROP TABLE x; --`, "a\x00b", "line\nbreak\r\ttab", `\\\'`, "''", "é"} {
+		for name, c := range map[string]ddl.Conn{"clickhouse-18": server, "chdb-26": embedded} {
+			got, err := c.Query(ctx, "SELECT "+forensic.Quote(s)+", 'after'")
+			if err != nil || len(got) != 1 || got[0][0] != s || got[0][1] != "after" {
+				t.Errorf("%s: %q read back as %q (%v)", name, s, got, err)
+			}
+		}
 	}
 }

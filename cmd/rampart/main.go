@@ -34,6 +34,7 @@ var verbs = []verb{
 	{"demo", "run the whole pipeline on simulated agents and show what landed", runDemo},
 	{"policy", "test policy fixtures, or explain one decision (test|eval)", runPolicy},
 	{"detect", "test detection rules against their fixtures (test), or backtest them on stored history (replay)", runDetect},
+	{"investigate", "answer an analyst's question from the record (session|task|agent|request|blast-radius|alert)", runInvestigate},
 }
 
 func usage() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/component/configfile"
@@ -29,6 +30,8 @@ func runMigrate(ctx context.Context, args []string) error {
 	cfg := file.ClickHouse
 	apply(&cfg.Addr, o.chAddr)
 	apply(&cfg.Database, o.database)
+	// Filling a new table from a large events_raw is one long statement.
+	cfg.ReadTimeout = max(cfg.ReadTimeout, 2*time.Hour)
 	c, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestMigrationsAreDenseAndParse(t *testing.T) {
+func TestMigrationsAreUniqueAndParse(t *testing.T) {
 	ms, err := Migrations()
 	if err != nil {
 		t.Fatal(err)

@@ -1,34 +1,77 @@
-// Package forensic holds the named queries a SOC analyst, `rampart demo` and
-// the dashboards run against Rampart's ClickHouse views. Each is plain SQL
-// that runs unchanged on ClickHouse 18.16 and on current ClickHouse; tests
-// run every one on both engines and compare the answers.
+// Package forensic holds the named queries a SOC analyst, `rampart demo`,
+// `rampart investigate` and the dashboards run against Rampart's ClickHouse
+// tables. Each is plain SQL that runs unchanged on ClickHouse 18.16 and on
+// current ClickHouse; tests run every one on both engines and compare the
+// answers.
+//
+// None of the event queries reads through FINAL, which merges the whole
+// table on every query (Sessions reads the small sessions view). Each
+// narrows events_raw by its sort key first (tenant and time, found for a
+// session, request, identity or alert in event_keys) and then counts every
+// event once by its id, so copies a redelivery left unmerged never show
+// twice: exact at any moment, and fast because the dedup runs over the few
+// rows the key selected.
 package forensic
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Quote returns s as a ClickHouse string literal.
-func Quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
 func inDB(db, q string) string { return strings.ReplaceAll(q, "{db}", db) }
 
-// DecisionCounts counts decisions by tenant and effect.
+// DecisionCounts counts decisions by tenant and effect over all time.
 // Columns: tenant, effect, decisions.
+//
+// It reads the pre-aggregation decisions_daily, which holds each group's
+// set of chain positions (a redelivered copy adds nothing to a set): sets
+// are merged per group, where copies of an event always fall, and only
+// the groups' counts summed.
 func DecisionCounts(db string) string {
-	return inDB(db, `SELECT tenant, effect, count() AS decisions
-FROM {db}.events
-WHERE kind = 'decision'
+	return inDB(db, `SELECT tenant, effect, sum(n) AS decisions
+FROM (
+    SELECT tenant, effect, uniqExactMerge(seqs) AS n
+    FROM {db}.decisions_daily
+    GROUP BY tenant, effect, policy_id, rule_id, day, instance, epoch)
 GROUP BY tenant, effect
 ORDER BY tenant, effect`)
 }
 
 // KindCounts counts events by kind. Columns: kind, events.
 func KindCounts(db string) string {
-	return inDB(db, `SELECT kind, count() AS events FROM {db}.events GROUP BY kind ORDER BY kind`)
+	return inDB(db, `SELECT kind, count() AS events
+FROM (SELECT kind FROM {db}.events_raw LIMIT 1 BY event_id)
+GROUP BY kind ORDER BY kind`)
+}
+
+// KeyWindow restricts events_raw to the tenant and the span of seconds in
+// which event_keys holds key (one of keyKinds) and bounds (a condition on
+// event_time, or ""): the primary key's range for them. The caller adds
+// the condition on the key's own column, which this only narrows.
+func KeyWindow(tenant string, keyKinds []string, key, bounds string) string {
+	kinds := make([]string, len(keyKinds))
+	for i, k := range keyKinds {
+		kinds[i] = Quote(k)
+	}
+	sel := `FROM {db}.event_keys WHERE key_kind IN (` + strings.Join(kinds, ", ") + `) AND key = ` + Quote(key) +
+		` AND tenant = ` + Quote(tenant) + bounds
+	return `tenant = ` + Quote(tenant) + bounds + `
+  AND event_time >= (SELECT min(event_time) ` + sel + `)
+  AND event_time <= (SELECT max(event_time) ` + sel + `)`
+}
+
+func keyWindow(tenant, keyKind, key string) string {
+	return KeyWindow(tenant, []string{keyKind}, key, "")
+}
+
+// RequestWindow restricts events_raw to the tenants and span of seconds
+// event_keys holds for a request id, which names no tenant.
+func RequestWindow(requestID string) string {
+	sel := `FROM {db}.event_keys WHERE key_kind = 'request' AND key = ` + Quote(requestID)
+	return `tenant IN (SELECT tenant ` + sel + `)
+      AND event_time >= (SELECT min(event_time) ` + sel + `)
+      AND event_time <= (SELECT max(event_time) ` + sel + `)`
 }
 
 // SessionTimeline reconstructs one session in order: who called which tool,
@@ -48,8 +91,13 @@ func SessionTimeline(db, tenant, session string) string {
     reason,
     if(kind = 'response', toString(status), '') AS status,
     request_id
-FROM {db}.events
-WHERE tenant = `+Quote(tenant)+` AND session_id = `+Quote(session)+`
+FROM (
+    SELECT event_time, event_time_us, instance, seq, kind, subject, chain_subjects, tool, effect,
+        policy_id, rule_id, reason, status, request_id
+    FROM {db}.events_raw
+    WHERE `+keyWindow(tenant, "session", session)+`
+      AND session_id = `+Quote(session)+`
+    LIMIT 1 BY event_id)
 ORDER BY event_time_us, instance, seq`)
 }
 
@@ -63,23 +111,52 @@ FROM {db}.sessions
 ORDER BY last_seen DESC, tenant, session_id`)
 }
 
+// Between restricts events_raw to [from, to) of one tenant: its primary
+// key's range.
+func Between(tenant string, from, to time.Time) string {
+	return `tenant = ` + Quote(tenant) + `
+  AND event_time >= toDateTime(` + Quote(from.UTC().Format(time.DateTime)) + `, 'UTC')
+  AND event_time < toDateTime(` + Quote(to.UTC().Add(time.Second-1).Format(time.DateTime)) + `, 'UTC')
+  AND event_time_us >= ` + strconv.FormatInt(from.UnixMicro(), 10) + `
+  AND event_time_us < ` + strconv.FormatInt(to.UnixMicro(), 10)
+}
+
 // AgentActivity lists what one actor did in a tenant over [from, to).
 // Columns: time, kind, session_id, tool, effect, rule_id.
 func AgentActivity(db, tenant, actor string, from, to time.Time) string {
 	return inDB(db, `SELECT event_time AS time, kind, session_id, tool, effect, rule_id
-FROM {db}.events
-WHERE tenant = `+Quote(tenant)+` AND actor = `+Quote(actor)+`
-  AND event_time >= toDateTime(`+Quote(from.UTC().Format(time.DateTime))+`, 'UTC')
-  AND event_time < toDateTime(`+Quote(to.UTC().Format(time.DateTime))+`, 'UTC')
+FROM (
+    SELECT event_time, event_time_us, seq, kind, session_id, tool, effect, rule_id
+    FROM {db}.events_raw
+    WHERE `+Between(tenant, from, to)+`
+      AND actor = `+Quote(actor)+`
+    LIMIT 1 BY event_id)
 ORDER BY event_time_us, seq`)
+}
+
+// Request shows every event of one request id, in any tenant.
+// Columns: event_time_us, kind, tenant, session_id, tool, effect, rule_id,
+// policy_hash, status.
+func Request(db, requestID string) string {
+	return inDB(db, `SELECT event_time_us, kind, tenant, session_id, tool, effect, rule_id, policy_hash, status
+FROM (
+    SELECT event_time_us, kind, tenant, session_id, tool, effect, rule_id, policy_hash, status
+    FROM {db}.events_raw
+    WHERE `+RequestWindow(requestID)+`
+      AND request_id = `+Quote(requestID)+`
+    LIMIT 1 BY event_id)
+ORDER BY event_time_us, kind`)
 }
 
 // DeniedByRule ranks the rules that denied most in a tenant.
 // Columns: policy_id, rule_id, denials.
 func DeniedByRule(db, tenant string) string {
-	return inDB(db, `SELECT policy_id, rule_id, count() AS denials
-FROM {db}.events
-WHERE tenant = `+Quote(tenant)+` AND kind = 'decision' AND effect = 'deny'
+	return inDB(db, `SELECT policy_id, rule_id, sum(n) AS denials
+FROM (
+    SELECT policy_id, rule_id, uniqExactMerge(seqs) AS n
+    FROM {db}.decisions_daily
+    WHERE tenant = `+Quote(tenant)+` AND effect = 'deny'
+    GROUP BY policy_id, rule_id, day, instance, epoch)
 GROUP BY policy_id, rule_id
 ORDER BY denials DESC, rule_id`)
 }

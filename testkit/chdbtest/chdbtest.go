@@ -51,6 +51,10 @@ func engine() (*Engine, error) {
 	return shared, openErr
 }
 
+// Open returns the process-wide engine, for programs (benchmarks) that are
+// not tests.
+func Open() (*Engine, error) { return engine() }
+
 // New returns the engine and a fresh database name with every migration applied.
 func New(t testing.TB) (*Engine, string) {
 	t.Helper()
@@ -78,6 +82,10 @@ func (e *Engine) Query(ctx context.Context, query string) ([][]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseRows(out)
+}
+
+func parseRows(out string) ([][]string, error) {
 	var rows [][]string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
@@ -96,6 +104,35 @@ func (e *Engine) Query(ctx context.Context, query string) ([][]string, error) {
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// QueryCounted is Query that also returns how many rows the engine read
+// from storage, from the statistics of the JSONCompact format.
+func (e *Engine) QueryCounted(ctx context.Context, query string) ([][]string, uint64, error) {
+	out, err := e.run(query, "JSONCompact")
+	if err != nil {
+		return nil, 0, err
+	}
+	var res struct {
+		Data       [][]any `json:"data"`
+		Statistics struct {
+			RowsRead uint64 `json:"rows_read"`
+		} `json:"statistics"`
+	}
+	d := json.NewDecoder(strings.NewReader(out))
+	d.UseNumber()
+	if err := d.Decode(&res); err != nil {
+		return nil, 0, fmt.Errorf("chdbtest: decode result: %w", err)
+	}
+	var rows [][]string
+	for _, cells := range res.Data {
+		row := make([]string, len(cells))
+		for i, c := range cells {
+			row[i] = format(c)
+		}
+		rows = append(rows, row)
+	}
+	return rows, res.Statistics.RowsRead, nil
 }
 
 func format(v any) string {

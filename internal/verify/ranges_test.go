@@ -1,0 +1,42 @@
+package verify_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/internal/verify"
+	"github.com/rampart-io/rampart/schema/chain"
+	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/testkit/chtest"
+)
+
+// TestCheckRangesReadsPastItsWindow: a range is read within its events'
+// time window, but an event of the chain stamped far outside it (another
+// session's, from a slow request) is still part of the range: it must be
+// found by reading the whole range, not reported as deleted.
+func TestCheckRangesReadsPastItsWindow(t *testing.T) {
+	ctx := context.Background()
+	ch := chtest.New(t)
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	l := chain.NewLinker("enf-1", "ep-1")
+	var rows [][]any
+	for i, at := range []time.Time{t0, t0.Add(-30 * time.Minute), t0.Add(time.Second), t0.Add(2 * time.Second)} {
+		e := &event.Event{V: event.Version, ID: "ev-" + string(rune('a'+i)), Kind: event.KindDecision, Time: at, Tenant: "acme",
+			Request: &event.Request{Method: "POST", Path: "/mcp", Tool: "search"}, Decision: &event.Decision{Effect: event.EffectAllow, RuleID: "r"}}
+		l.Link(e)
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	if err := ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		t.Fatal(err)
+	}
+	r := verify.Range{Instance: "enf-1", Epoch: "ep-1", From: 1, To: 3, First: t0, Last: t0.Add(time.Second)}
+	rep, err := verify.CheckRanges(ctx, ch, []verify.Range{r}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 0 || rep.Events != 3 {
+		t.Fatalf("%d events, findings %v; want 3 events and none", rep.Events, rep.Findings)
+	}
+}
