@@ -100,7 +100,7 @@ func scopeViolations() Board {
 			{Title: "Alerts", Type: "table", W: 24, H: 9, Format: FormatTable, ShowsAlerts: true,
 				Description: "Every alert in the range; pick one to see its evidence below, or investigate it from the command line.",
 				SQL: "SELECT event_time, tenant, rule_id, severity, title, matched, first_at, last_at, alert_id,\n" +
-					"  concat('rampart investigate -tenant ', tenant, ' -alert ', alert_id) AS investigate\n" +
+					"  concat('rampart investigate alert ', alert_id) AS investigate\n" +
 					"FROM alerts\n" + alertsWhere + "\nORDER BY event_time DESC, alert_id\nLIMIT 500",
 				Links: []Link{{"Show this alert's evidence", dashURL(ScopeUID, "var-tenant=${__data.fields.tenant}", "var-rule=${__data.fields.rule_id}", "var-alert=${__data.fields.alert_id}")}}},
 			{Title: "Evidence of the selected alert", Type: "table", W: 24, H: 9, Format: FormatTable, ShowsAlerts: true,

@@ -42,22 +42,22 @@ func Rules() []Rule {
 	return []Rule{
 		{UID: "rampart-alert-high", Title: "Rampart: new high or critical alert", Window: 300, For: "0s", Severity: "{{ $labels.severity }}",
 			Summary: "{{ $labels.rule_id }} raised {{ $values.B }} {{ $labels.severity }} alert(s) in tenant {{ $labels.tenant }}",
-			SQL: "SELECT tenant, rule_id, severity, count() AS alerts\nFROM alerts\n" +
+			SQL: "SELECT tenant, rule_id, severity, argMax(alert_id, event_time_us) AS latest_alert, count() AS alerts\nFROM alerts\n" +
 				"WHERE $__timeFilter(event_time) AND severity IN ('high', 'critical')\nGROUP BY tenant, rule_id, severity\nORDER BY tenant, rule_id, severity",
 			Dashboard:   scope,
-			Investigate: "rampart investigate -tenant {{ $labels.tenant }} -rule {{ $labels.rule_id }}", NoData: "OK"},
+			Investigate: "rampart investigate alert {{ $labels.latest_alert }}", NoData: "OK"},
 		{UID: "rampart-alert-bypass", Title: "Rampart: boundary bypass", Window: 300, For: "0s", Severity: "critical",
 			Summary: "a boundary-bypass detection ({{ $labels.rule_id }}) fired in tenant {{ $labels.tenant }}",
-			SQL: "SELECT tenant, rule_id, count() AS alerts\nFROM alerts\n" +
+			SQL: "SELECT tenant, rule_id, argMax(alert_id, event_time_us) AS latest_alert, count() AS alerts\nFROM alerts\n" +
 				"WHERE $__timeFilter(event_time) AND (has(tags, 'boundary-bypass') OR rule_id LIKE '%bypass%')\nGROUP BY tenant, rule_id\nORDER BY tenant, rule_id",
 			Dashboard:   scope,
-			Investigate: "rampart investigate -tenant {{ $labels.tenant }} -rule {{ $labels.rule_id }}", NoData: "OK"},
+			Investigate: "rampart investigate alert {{ $labels.latest_alert }}", NoData: "OK"},
 		{UID: "rampart-sequence-gaps", Title: "Rampart: sequence gaps in the record", Window: 900, For: "5m", Severity: "high",
 			Summary: "instance {{ $labels.instance }} has {{ $values.B }} sequence number(s) missing that no checkpoint explains",
 			SQL: "SELECT instance, epoch, max(seq) - min(seq) + 1 - uniqExact(seq) - sum(length(checkpoint_unrecorded)) AS unexplained\n" +
 				"FROM events\nWHERE $__timeFilter(event_time) AND instance != ''\nGROUP BY instance, epoch\nORDER BY instance, epoch",
 			Dashboard:   "/d/" + IntegrityUID,
-			Investigate: "rampart verify -nats NATS_URL -keys KEYS -from {{ $labels.epoch }}", NoData: "OK"},
+			Investigate: "rampart verify -nats NATS_URL -keys KEYS -instance {{ $labels.instance }}", NoData: "OK"},
 		{UID: "rampart-dlq-growth", Title: "Rampart: dead letters", Window: 600, For: "0s", Severity: "high",
 			Summary:     "collector {{ $labels.instance }} dead-lettered {{ $values.B }} event(s)",
 			PromQL:      "sum by (instance) (increase(rampart_collector_events_total{outcome=\"dead_lettered\"}[10m]))",
