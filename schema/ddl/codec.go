@@ -111,6 +111,7 @@ var (
 	noResponse   event.Response
 	noCheckpoint event.Checkpoint
 	noAlert      event.Alert
+	noCredential event.Credential
 )
 
 func (r *Row) id() *event.Identity {
@@ -155,9 +156,16 @@ func (r *Row) alert() *event.Alert {
 	return &noAlert
 }
 
+func (r *Row) cred() *event.Credential {
+	if r.Event.Credential != nil {
+		return r.Event.Credential
+	}
+	return &noCredential
+}
+
 // The setters' sections: decoding allocates Identity, Request, Decision
 // and Response up front (as events read back always had them); Checkpoint
-// and Alert only when a column of theirs holds a value, or the kind is
+// Alert and Credential only when a column of theirs holds a value, or the kind is
 // theirs (finish).
 func (r *Row) setID() *event.Identity   { return r.Event.Identity }
 func (r *Row) setReq() *event.Request   { return r.Event.Request }
@@ -165,6 +173,9 @@ func (r *Row) setDec() *event.Decision  { return r.Event.Decision }
 func (r *Row) setResp() *event.Response { return r.Event.Response }
 func (r *Row) setCP() *event.Checkpoint { return lazy(&r.Event.Checkpoint) }
 func (r *Row) setAlert() *event.Alert   { return lazy(&r.Event.Alert) }
+func (r *Row) setCred() *event.Credential {
+	return lazy(&r.Event.Credential)
+}
 
 func lazy[T any](p **T) *T {
 	if *p == nil {
@@ -204,7 +215,7 @@ func (r *Row) begin() {
 	}
 }
 
-// finish completes a decoded row: a checkpoint or alert event has its
+// finish completes a decoded row: a checkpoint, alert or credential event has its
 // section even when every column of it is empty.
 func (r *Row) finish() error {
 	if r.pending != nil {
@@ -215,6 +226,8 @@ func (r *Row) finish() error {
 		r.setCP()
 	case event.KindAlert:
 		r.setAlert()
+	case event.KindCredential:
+		r.setCred()
 	}
 	return nil
 }

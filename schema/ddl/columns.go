@@ -181,6 +181,46 @@ var Events = []Column{
 	}),
 	plainStrs("alert_evidence", 4, func(r *Row) []string { return r.alert().Evidence }, func(r *Row, v []string) { r.setAlert().Evidence = v }),
 
+	// rampart-chain-v5: task credentials. decision_credential_jti is the
+	// credential a decision put on the request; credential_* are a
+	// credential event's own.
+	strCol("decision_credential_jti", 5, func(r *Row) string { return r.dec().CredentialJTI }, func(r *Row, v string) { r.setDec().CredentialJTI = v }),
+	strCol("credential_action", 5, func(r *Row) string { return string(r.cred().Action) }, func(r *Row, v string) {
+		if v != "" {
+			r.setCred().Action = event.CredentialAction(v)
+		}
+	}),
+	strCol("credential_jti", 5, func(r *Row) string { return r.cred().JTI }, func(r *Row, v string) {
+		if v != "" {
+			r.setCred().JTI = v
+		}
+	}),
+	strCol("credential_audience", 5, func(r *Row) string { return r.cred().Audience }, func(r *Row, v string) {
+		if v != "" {
+			r.setCred().Audience = v
+		}
+	}),
+	plainStrs("credential_scope", 5, func(r *Row) []string { return r.cred().Scope }, func(r *Row, v []string) {
+		if len(v) > 0 {
+			r.setCred().Scope = v
+		}
+	}),
+	strCol("credential_key_id", 5, func(r *Row) string { return r.cred().KeyID }, func(r *Row, v string) {
+		if v != "" {
+			r.setCred().KeyID = v
+		}
+	}),
+	u64Col("credential_expires_us", 5, func(r *Row) uint64 { return micros(r.cred().Expires) }, func(r *Row, v uint64) {
+		if v != 0 {
+			r.setCred().Expires = fromMicros(v)
+		}
+	}),
+	strCol("credential_reason", 5, func(r *Row) string { return r.cred().Reason }, func(r *Row, v string) {
+		if v != "" {
+			r.setCred().Reason = v
+		}
+	}),
+
 	// Added by the collector.
 	strCol("agent_owner", 0, func(r *Row) string { return r.Agent.Owner }, func(r *Row, v string) { r.Agent.Owner = v }),
 	strCol("agent_team", 0, func(r *Row) string { return r.Agent.Team }, func(r *Row, v string) { r.Agent.Team = v }),

@@ -19,8 +19,8 @@ func Encode(e *Event) ([]byte, error) {
 
 // appendEvent appends the wire form of e to b.
 func appendEvent(b []byte, e *Event) ([]byte, error) {
-	// Alerts are few; they take the general path.
-	if plainTime(e.Time) && e.Alert == nil {
+	// Alerts and credential events are few; they take the general path.
+	if plainTime(e.Time) && e.Alert == nil && e.Credential == nil {
 		w := encoder{b: b}
 		w.event(e)
 		if !w.invalidArgs {
@@ -144,6 +144,7 @@ func (w *encoder) event(e *Event) {
 		if len(d.Shadow) > 0 {
 			w.strs("shadow", d.Shadow)
 		}
+		w.optStr("credential_jti", d.CredentialJTI)
 		w.close()
 	}
 	if r := e.Response; r != nil {

@@ -42,12 +42,17 @@ const (
 	// derived from the rule, the group and the first evidence event, so
 	// the same finding made twice is one alert.
 	KindAlert Kind = "alert"
+	// KindCredential records a downstream credential the enforcer minted
+	// for a task (Credential.Action "issued") or revoked ("revoked"):
+	// Identity names the principal, task and session it was minted for,
+	// RequestID the exchange that caused it.
+	KindCredential Kind = "credential"
 )
 
 // Valid reports whether k is a kind this version knows.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema, KindServerRequest, KindAlert:
+	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema, KindServerRequest, KindAlert, KindCredential:
 		return true
 	}
 	return false
@@ -88,7 +93,35 @@ type Event struct {
 	Response   *Response   `json:"response,omitempty"`
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	Alert      *Alert      `json:"alert,omitempty"`
+	Credential *Credential `json:"credential,omitempty"`
 }
+
+// Credential is a downstream credential's life event: which token (its
+// jti), for which audience and scope, signed with which key, valid until
+// when, and why it was issued or revoked. The task and principal are the
+// event's Identity.
+type Credential struct {
+	Action   CredentialAction `json:"action"`
+	JTI      string           `json:"jti"`
+	Audience string           `json:"audience"`
+	Scope    []string         `json:"scope,omitempty"`
+	KeyID    string           `json:"key_id,omitempty"`
+	// Expires is the token's exp.
+	Expires time.Time `json:"expires"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// CredentialAction is what happened to a credential.
+type CredentialAction string
+
+// Credential actions.
+const (
+	CredentialIssued  CredentialAction = "issued"
+	CredentialRevoked CredentialAction = "revoked"
+)
+
+// Valid reports whether a is one of the actions.
+func (a CredentialAction) Valid() bool { return a == CredentialIssued || a == CredentialRevoked }
 
 // Alert is what a detection rule found: which rule, in which group of
 // events, and which events, in stream order, are the evidence.
@@ -243,6 +276,10 @@ type Decision struct {
 	EvalNanos int64  `json:"eval_ns"`
 	// Shadow lists audit-only rules that applied: what would have decided.
 	Shadow []string `json:"shadow,omitempty"`
+	// CredentialJTI is the jti of the credential the enforcer put on the
+	// allowed request in place of the caller's own (freshly minted or
+	// cached): every decision that carried one credential names it.
+	CredentialJTI string `json:"credential_jti,omitempty"`
 }
 
 // Response is what the backend answered.
@@ -318,6 +355,12 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("%w: alert event without alert", ErrInvalid)
 	case e.Alert != nil && !e.Alert.Severity.Valid():
 		return fmt.Errorf("%w: alert severity %q", ErrInvalid, e.Alert.Severity)
+	case e.Kind == KindCredential && e.Credential == nil:
+		return fmt.Errorf("%w: credential event without credential", ErrInvalid)
+	case e.Credential != nil && !e.Credential.Action.Valid():
+		return fmt.Errorf("%w: credential action %q", ErrInvalid, e.Credential.Action)
+	case e.Credential != nil && e.Credential.JTI == "":
+		return fmt.Errorf("%w: credential without jti", ErrInvalid)
 	}
 	return nil
 }
