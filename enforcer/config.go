@@ -14,6 +14,7 @@ import (
 	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/binding"
+	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
@@ -103,6 +104,12 @@ type Config struct {
 	// Destinations maps host, path and tool to the destination and data
 	// class that policy sees and events record.
 	Destinations destination.Config `yaml:"destinations"`
+	// Credentials configures the tokens the enforcer mints in place of
+	// the caller's own for destinations with a credential (see package
+	// credential): the issuer URL and signing keys. Unset: no destination
+	// may ask for a credential. Proxy mode only: a gateway in forward_auth
+	// or ext_authz mode would pass the caller's own credentials on.
+	Credentials credential.Config `yaml:"credentials"`
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 32 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
@@ -264,6 +271,9 @@ func (c *Config) SetDefaults() {
 	c.Budgets.SetDefaults()
 	c.ToolSchemas.SetDefaults()
 	c.Destinations.SetDefaults()
+	if c.Credentials.Enabled() {
+		c.Credentials.SetDefaults()
+	}
 	c.SessionBindings.SetDefaults()
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1024
@@ -309,6 +319,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Destinations.Validate(); err != nil {
 		return fmt.Errorf("enforcer: destinations: %w", err)
+	}
+	if err := c.validateCredentials(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
 	}
 	for _, m := range c.Modes {
 		if !slices.Contains(allModes, m) {
@@ -411,4 +424,29 @@ func LoadConfig(path string) (Config, error) {
 	c.ToolSchemas.ResolvePaths(dir)
 	c.SetDefaults()
 	return c, nil
+}
+
+// validateCredentials holds the destinations' credential specs to the
+// credentials section: a spec needs an issuer and keys, a ttl within
+// max_ttl, and a mode in which the enforcer forwards the request itself.
+func (c *Config) validateCredentials() error {
+	specs := c.Destinations.Specs()
+	if !c.Credentials.Enabled() {
+		if len(specs) > 0 {
+			return errors.New("destinations: a credential needs the credentials section (issuer, key_file)")
+		}
+		return nil
+	}
+	if err := c.Credentials.Validate(); err != nil {
+		return err
+	}
+	if len(c.Modes) != 1 || c.Modes[0] != ModeProxy {
+		return fmt.Errorf("credentials: modes %v: only proxy mode replaces the caller's credentials itself", c.Modes)
+	}
+	for _, s := range specs {
+		if s.TTL > c.Credentials.MaxTTL {
+			return fmt.Errorf("destinations: credential for %s: ttl %s above credentials.max_ttl %s", s.Audience, s.TTL, c.Credentials.MaxTTL)
+		}
+	}
+	return nil
 }

@@ -58,6 +58,9 @@ type outcome struct {
 	body   []byte // the request body read, to forward when allowed
 	x      *exchange
 	span   trace.SpanContext // the decision's span, the backend's parent
+	// credential is the token that replaces the caller's credentials
+	// upstream, "" when the destination asks for none.
+	credential string
 }
 
 // upstreamHeader is what an allowed request carries to the backend; only
@@ -93,9 +96,18 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 	dec := d.Event()
 	dec.Shadow = d.Shadow
 	x := v.x
-	if err := e.record(ctx, x, dec, d.Obligations.OnAuditUnavailable); err != nil {
+	var minted *mint
+	if d.Effect == event.EffectAllow && x.credential != nil {
+		var err error
+		if minted, err = e.credentialFor(x); err != nil {
+			return e.refuse(ctx, x, CodeCredentialUnavailable, err, nil)
+		}
+		dec.CredentialJTI = minted.token.JTI
+	}
+	if err := e.record(ctx, x, dec, d.Obligations.OnAuditUnavailable, minted.event()...); err != nil {
 		return e.unavailable(x, err)
 	}
+	minted.keep(e.minter) // recorded: now it may be reused
 	if d.Effect != event.EffectAllow {
 		code := CodePolicyDenied
 		switch d.Code {
@@ -107,7 +119,11 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
 			reply: refusalBody(x, code, d.Reason, d.RuleID, d.PolicyID)}
 	}
-	return &outcome{id: x.id, allow: true, status: http.StatusOK, body: v.body, x: x}
+	o := &outcome{id: x.id, allow: true, status: http.StatusOK, body: v.body, x: x}
+	if minted != nil {
+		o.credential = minted.token.Raw
+	}
+	return o
 }
 
 // verdict is what evaluate concluded of one request, not yet recorded:
@@ -138,7 +154,8 @@ func (e *Enforcer) evaluate(ctx context.Context, c *check) verdict {
 	if x.answerID != nil && !e.solicited(x) {
 		return refuse(CodeResponseUnsolicited, fmt.Errorf("response to request %s, which the server did not send this caller in session %q", x.answerID, x.mcpSession), nil)
 	}
-	x.request.Destination, x.request.DataClass = e.dests.Lookup(c.host, c.path, x.request.Tool)
+	dest, _ := e.dests.Match(c.host, c.path, x.request.Tool)
+	x.request.Destination, x.request.DataClass, x.credential = dest.Destination, dest.DataClass, dest.Credential
 	return verdict{x: x, policy: e.decidePolicy(ctx, x, args), body: body}
 }
 
@@ -275,10 +292,10 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 	}
 }
 
-// record publishes the request and decision events of x and waits until
-// they are recorded; mode, when set, is the deciding rule's
-// on_audit_unavailable.
-func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision, mode string) error {
+// record publishes the request and decision events of x, and then extra
+// (a credential minted for it), and waits until they are recorded; mode,
+// when set, is the deciding rule's on_audit_unavailable.
+func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision, mode string, extra ...*event.Event) error {
 	// Every event of an exchange repeats the request's summary, so each row
 	// in ClickHouse says on its own what was asked.
 	boundRecord(x.request, d)
@@ -289,7 +306,10 @@ func (e *Enforcer) record(ctx context.Context, x *exchange, d *event.Decision, m
 	dec.Time = time.Now().UTC()
 	span := e.startSpan(ctx, "rampart.record")
 	defer endSpan(span)
-	return e.audit.PublishMode(ctx, mode, &req, &dec)
+	if len(extra) == 0 {
+		return e.audit.PublishMode(ctx, mode, &req, &dec)
+	}
+	return e.audit.PublishMode(ctx, mode, append([]*event.Event{&req, &dec}, extra...)...)
 }
 
 // refuse records a request refused before or outside policy and returns

@@ -55,7 +55,7 @@ func benchEnforcer(b *testing.B, withSchema bool) (*Enforcer, string) {
 
 // testEnforcer is the benchmarks' enforcer, forwarding to upstream, and a
 // token it accepts.
-func testEnforcer(b testing.TB, withSchema bool, upstream string) (*Enforcer, string) {
+func testEnforcer(b testing.TB, withSchema bool, upstream string, edits ...func(dir string, c *Config)) (*Enforcer, string) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	dir := b.TempDir()
 	raw, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -85,6 +85,9 @@ func testEnforcer(b testing.TB, withSchema bool, upstream string) (*Enforcer, st
 			"type": "object", "required": []any{"q"},
 			"properties": map[string]any{"q": map[string]any{"type": "string"}, "size": map[string]any{"type": "integer"}},
 		}}}
+	}
+	for _, edit := range edits {
+		edit(dir, &cfg)
 	}
 	e, err := New(context.Background(), cfg)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/binding"
+	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/enforcer/extauthz"
 	"github.com/rampart-io/rampart/enforcer/identity"
@@ -60,10 +61,11 @@ type Enforcer struct {
 	tracer       trace.Tracer
 	schemas      *toolschema.Registry
 	dests        *destination.Map
-	inflight     chan struct{}     // one slot per request being handled
-	responses    chan *event.Event // response events on their way to the record
-	closing      chan struct{}     // closed by Close: no more queueing
-	responded    chan struct{}     // closed when the response recorder has drained
+	minter       *credential.Minter // nil unless credentials are configured
+	inflight     chan struct{}      // one slot per request being handled
+	responses    chan *event.Event  // response events on their way to the record
+	closing      chan struct{}      // closed by Close: no more queueing
+	responded    chan struct{}      // closed when the response recorder has drained
 	audit        *audit.Publisher
 	proxy        *httputil.ReverseProxy // nil unless proxy mode
 	ids          event.IDSource         // request ids
@@ -132,6 +134,11 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	if e.dests, err = destination.New(cfg.Destinations); err != nil {
 		return nil, fmt.Errorf("enforcer: destinations: %w", err)
 	}
+	if cfg.Credentials.Enabled() {
+		if e.minter, err = credential.New(cfg.Credentials); err != nil {
+			return nil, fmt.Errorf("enforcer: %w", err)
+		}
+	}
 	if e.verifier, err = identity.New(ctx, cfg.Identity); err != nil {
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
@@ -184,6 +191,10 @@ func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
 	}
 	p := r.URL.Path
 	switch {
+	case e.minter != nil && p == credential.JWKSPath:
+		// The keys of the tokens backends receive, public halves only; the
+		// backend's own path of that name is not reachable through here.
+		e.minter.Keys().Handler().ServeHTTP(w, r)
 	case e.cfg.Enabled(ModeForwardAuth) && p == e.cfg.ForwardAuth.Path:
 		e.serveForwardAuth(w, r)
 	case e.authzHTTP != nil && (p == e.cfg.ExtAuthz.HTTPPathPrefix || strings.HasPrefix(p, strings.TrimSuffix(e.cfg.ExtAuthz.HTTPPathPrefix, "/")+"/")):

@@ -92,6 +92,11 @@ const (
 	// (budgets.max_total) is full. 503, not 429: nothing is spent, and room
 	// comes back as budget windows end.
 	CodeBudgetTableFull = Code("budget_table_full")
+	// CodeCredentialUnavailable refuses an allowed call whose destination
+	// asks for a task credential that cannot be minted (no principal, the
+	// task's deadline passed, signing failed): the caller's own
+	// credentials are never forwarded in its place.
+	CodeCredentialUnavailable = Code("credential_unavailable")
 	// CodeOverloaded refuses a request beyond max_inflight.
 	CodeOverloaded = Code("overloaded")
 	// CodeMethodInvalid refuses a request method that is not an upper-case
@@ -190,6 +195,7 @@ var errorTable = map[Code]struct {
 	CodeBudgetExceeded:         {http.StatusTooManyRequests, "the call budget of this session or task is spent"},
 	CodeBudgetTableFull:        {http.StatusServiceUnavailable, "the budget table is full; a new session or task cannot be counted yet"},
 	CodeOverloaded:             {http.StatusServiceUnavailable, "too many requests in flight; retry"},
+	CodeCredentialUnavailable:  {http.StatusServiceUnavailable, "no credential could be minted for the destination"},
 	CodeArgsInvalid:            {http.StatusBadRequest, "the tool's arguments do not match its schema"},
 	CodeToolUnknown:            {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
 	CodeSchemaChanged:          {http.StatusForbidden, "the tool's schema changed and awaits an operator"},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/schema/event"
 )
@@ -24,6 +25,9 @@ type exchange struct {
 	trace      event.Trace
 	ident      *identity.Identity // nil until verified
 	request    *event.Request
+	// credential is what the destination asks to be minted for the call,
+	// nil when it carries the caller's own credentials.
+	credential *credential.Spec
 }
 
 func (x *exchange) tenant() string {

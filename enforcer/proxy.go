@@ -117,6 +117,9 @@ func (e *Enforcer) serveProxy(w http.ResponseWriter, r *http.Request) {
 // forward sends an allowed request to the upstream and records its answer.
 func (e *Enforcer) forward(w http.ResponseWriter, r *http.Request, o *outcome) {
 	sanitize(r.Header, inPrefixes(e.forwarders, remoteAddr(r)))
+	if o.credential != "" {
+		replaceCredentials(r.Header, e.cfg.Credentials.StripHeaders, o.credential)
+	}
 	for k, v := range o.upstreamHeader() {
 		r.Header[k] = v
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -46,6 +47,19 @@ type Config struct {
 	MaxTTL time.Duration `yaml:"max_ttl"`
 	// Cache bounds the minted tokens kept for reuse.
 	Cache CacheConfig `yaml:"cache"`
+	// StripHeaders are the headers a caller's credentials may travel in,
+	// all removed (in any letter case) from a request whose destination
+	// gets a minted credential, before Authorization is set to it. Listed
+	// names are added to the default: Authorization, Proxy-Authorization,
+	// Cookie, Cookie2, X-Api-Key, Api-Key, X-Auth-Token, X-Access-Token,
+	// X-Amz-Security-Token, X-Goog-Api-Key.
+	StripHeaders []string `yaml:"strip_headers"`
+}
+
+// DefaultStripHeaders are the credential-bearing headers always stripped.
+var DefaultStripHeaders = []string{
+	"Authorization", "Proxy-Authorization", "Cookie", "Cookie2", "X-Api-Key", "Api-Key",
+	"X-Auth-Token", "X-Access-Token", "X-Amz-Security-Token", "X-Goog-Api-Key",
 }
 
 // CacheConfig bounds the cache of minted tokens.
@@ -73,6 +87,11 @@ func (c *Config) SetDefaults() {
 	if c.Cache.MaxTenants == 0 {
 		c.Cache.MaxTenants = DefaultMaxTenants
 	}
+	for _, h := range DefaultStripHeaders {
+		if !slices.ContainsFunc(c.StripHeaders, func(s string) bool { return strings.EqualFold(s, h) }) {
+			c.StripHeaders = append(c.StripHeaders, h)
+		}
+	}
 }
 
 // Validate reports the first configuration error.
@@ -93,6 +112,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("credentials: max_ttl %s is under a second", c.MaxTTL)
 	case c.Cache.MaxPerTenant < 1 || c.Cache.MaxTenants < 1:
 		return errors.New("credentials: cache bounds must be positive")
+	case slices.Contains(c.StripHeaders, ""):
+		return errors.New("credentials: strip_headers: empty header name")
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/rampart-io/rampart/enforcer/credential"
 	"gopkg.in/yaml.v3"
 )
 
@@ -31,6 +32,10 @@ const (
 //	  - match: {host: "tools.acme.internal", path_prefix: "/mcp", tool: "send_email"}
 //	    destination: external-email
 //	    data_class: confidential
+//	  - match: {host: "crm.acme.internal"}
+//	    destination: crm
+//	    data_class: confidential
+//	    credential: {audience: "https://crm.acme.internal", ttl: 5m}
 //	  - match: {host: "*.internal"}
 //	    destination: internal
 //	    data_class: internal
@@ -51,6 +56,10 @@ type Rule struct {
 	Destination string `yaml:"destination"`
 	// DataClass names the class of data it carries. Required.
 	DataClass string `yaml:"data_class"`
+	// Credential, when set, has the enforcer replace the caller's own
+	// credentials on allowed calls with a token it mints for the task
+	// (the enforcer's "credentials" section must be configured).
+	Credential *credential.Spec `yaml:"credential"`
 }
 
 // Match says which requests a rule is for. An empty field matches every
@@ -70,10 +79,27 @@ type Match struct {
 	Tool string `yaml:"tool"`
 }
 
-// Target is a destination and data class.
+// Target is a destination and data class, and the credential its calls
+// carry (nil: the caller's own, as sent).
 type Target struct {
-	Destination string `yaml:"destination"`
-	DataClass   string `yaml:"data_class"`
+	Destination string           `yaml:"destination"`
+	DataClass   string           `yaml:"data_class"`
+	Credential  *credential.Spec `yaml:"credential"`
+}
+
+// Specs are the credential specs of c's rules and default, which the
+// enforcer holds to its credentials section.
+func (c *Config) Specs() []*credential.Spec {
+	var out []*credential.Spec
+	for _, r := range c.Rules {
+		if r.Credential != nil {
+			out = append(out, r.Credential)
+		}
+	}
+	if c.Default.Credential != nil {
+		out = append(out, c.Default.Credential)
+	}
+	return out
 }
 
 // SetDefaults fills the unset fields of c.
@@ -83,6 +109,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Default.DataClass == "" {
 		c.Default.DataClass = DefaultDataClass
+	}
+	for _, s := range c.Specs() {
+		s.SetDefaults()
 	}
 }
 
@@ -106,6 +135,11 @@ func (c *Config) Validate() error {
 		case r.Destination == "" || r.DataClass == "":
 			return fmt.Errorf("%s: destination and data_class are required", where)
 		}
+		if r.Credential != nil {
+			if err := r.Credential.Validate(); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+		}
 		key := Match{Host: normHost(m.Host), PathPrefix: m.PathPrefix, Tool: m.Tool}
 		if j, dup := seen[key]; dup {
 			return fmt.Errorf("%s: same match as destinations[%d], so it never applies", where, j)
@@ -114,6 +148,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Default.Destination == "" || c.Default.DataClass == "" {
 		return errors.New("destination: default: destination and data_class are required")
+	}
+	if c.Default.Credential != nil {
+		if err := c.Default.Credential.Validate(); err != nil {
+			return fmt.Errorf("destination: default: %w", err)
+		}
 	}
 	return nil
 }
@@ -170,7 +209,7 @@ func New(cfg Config) (*Map, error) {
 	m := &Map{def: cfg.Default, rules: make([]rule, len(cfg.Rules))}
 	for i, r := range cfg.Rules {
 		h := normHost(r.Match.Host)
-		c := rule{host: h, prefix: r.Match.PathPrefix, tool: r.Match.Tool, target: Target{r.Destination, r.DataClass}}
+		c := rule{host: h, prefix: r.Match.PathPrefix, tool: r.Match.Tool, target: Target{r.Destination, r.DataClass, r.Credential}}
 		if strings.HasPrefix(h, "*.") {
 			c.host, c.wild = h[1:], true
 		}

@@ -1,0 +1,211 @@
+package enforcer_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/enforcer/credential"
+	"github.com/rampart-io/rampart/enforcer/destination"
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+const credIssuer = "http://127.0.0.1"
+
+// credentialKey writes a fresh Ed25519 signing key into dir.
+func credentialKey(t *testing.T, dir string) string {
+	t.Helper()
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	f := filepath.Join(dir, "cred-"+strings.ReplaceAll(t.Name(), "/", "_")+".pem")
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// withCredentials has every call to the upstream carry a minted
+// credential for audience https://tools.test, except calls of the tool
+// "read_file", whose destination carries the caller's own.
+func withCredentials(t *testing.T) func(*harness, *enforcer.Config) {
+	return func(h *harness, c *enforcer.Config) { credentialsConfig(t, h, c) }
+}
+
+func credentialsConfig(t *testing.T, h *harness, c *enforcer.Config) {
+	c.Credentials = credential.Config{Issuer: credIssuer, KeyFile: credentialKey(t, h.dir)}
+	c.Destinations = destination.Config{
+		Rules:   []destination.Rule{{Match: destination.Match{Tool: "read_file"}, Destination: "files", DataClass: "internal"}},
+		Default: destination.Target{Destination: "tools", DataClass: "internal", Credential: &credential.Spec{Audience: "https://tools.test"}},
+	}
+}
+
+// fetchJWKS reads the key set the enforcer serves.
+func (h *harness) fetchJWKS(t *testing.T) jwk.Set {
+	t.Helper()
+	set, err := jwk.Fetch(context.Background(), h.url+credential.JWKSPath)
+	if err != nil {
+		t.Fatalf("JWKS: %v", err)
+	}
+	return set
+}
+
+// The caller's token and every other credential it sends, in any
+// spelling, never reach a backend whose destination gets a minted
+// credential: the backend sees exactly one Authorization, the minted
+// token, which verifies against the enforcer's JWKS.
+func TestMintedCredentialReplacesCallersCredentials(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withCredentials(t))
+	agent := h.token(t)
+	secret := "agent-secret-cookie"
+	raw := postHost("/mcp", "tools.test", agent,
+		"Proxy-Authorization: Basic "+secret+"\r\n",
+		"Cookie: sid="+secret+"\r\n",
+		"cookie: other="+secret+"\r\n",
+		"X-API-KEY: "+secret+"\r\n",
+		"x-auth-token: "+secret+"\r\n",
+		"Agent-Task-Id: task-1\r\n")
+	resp, body, _ := h.rawRequest(t, raw)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d %v", resp.StatusCode, body)
+	}
+	up := h.lastUpstream()
+	for k, vs := range up {
+		for _, v := range vs {
+			if strings.Contains(v, agent[:40]) || strings.Contains(v, secret) {
+				t.Errorf("the caller's credential reached the backend in %s: %q", k, v)
+			}
+		}
+	}
+	if got := up.Values("Authorization"); len(got) != 1 || !strings.HasPrefix(got[0], "Bearer ") {
+		t.Fatalf("backend Authorization %q, want one minted bearer token", got)
+	}
+	minted := strings.TrimPrefix(up.Get("Authorization"), "Bearer ")
+	tok, err := jwt.ParseString(minted, jwt.WithKeySet(h.fetchJWKS(t)), jwt.WithIssuer(credIssuer), jwt.WithAudience("https://tools.test"))
+	if err != nil {
+		t.Fatalf("minted token does not verify against the enforcer's JWKS: %v", err)
+	}
+	if tok.Subject() != "user:alice" || tok.PrivateClaims()["task_id"] != "task-1" || tok.PrivateClaims()["scope"] != "search" {
+		t.Errorf("sub %q claims %v", tok.Subject(), tok.PrivateClaims())
+	}
+	if act, _ := tok.PrivateClaims()["act"].(map[string]any); act["sub"] != "agent:planner" {
+		t.Errorf("act %v, want the caller's actor", act)
+	}
+	id := resp.Header.Get(enforcer.HeaderRequestID)
+	evs := h.events(t, id, event.KindDecision, event.KindCredential)
+	d, c := evs[event.KindDecision], evs[event.KindCredential]
+	if d.Decision.CredentialJTI != tok.JwtID() || c.Credential.JTI != tok.JwtID() {
+		t.Errorf("decision jti %q, credential event jti %q, token jti %q", d.Decision.CredentialJTI, c.Credential.JTI, tok.JwtID())
+	}
+	if c.Credential.Action != event.CredentialIssued || c.Credential.Audience != "https://tools.test" || c.Identity.TaskID != "task-1" ||
+		!c.Credential.Expires.Equal(tok.Expiration()) || c.Credential.KeyID == "" {
+		t.Errorf("credential event %+v identity %+v", c.Credential, c.Identity)
+	}
+	if c.Epoch != d.Epoch || c.Seq <= d.Seq || c.Prev == "" {
+		t.Errorf("credential event not chained after its decision: seq %d after %d, prev %q", c.Seq, d.Seq, c.Prev)
+	}
+}
+
+// A busy task reuses its credential; another principal, task or scope
+// never gets it, and a destination without a credential spec gets the
+// caller's own token as before.
+func TestCredentialCachedPerTaskNeverShared(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withCredentials(t))
+	alice, bob := http.Header{"Authorization": {"Bearer " + h.token(t)}}, http.Header{"Authorization": {"Bearer " + h.tokenFor(t, "user:bob")}}
+	jtiOf := func(name string, hdr http.Header, tool string) string {
+		t.Helper()
+		r := h.post(t, toolCall(tool, `{}`), hdr)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d %v", name, r.status, r.body)
+		}
+		return h.events(t, r.requestID, event.KindDecision)[event.KindDecision].Decision.CredentialJTI
+	}
+	first := jtiOf("alice t-1", withHeader(alice, "Agent-Task-Id", "t-1"), "search")
+	if first == "" {
+		t.Fatal("no credential recorded")
+	}
+	if again := jtiOf("alice t-1 again", withHeader(alice, "Agent-Task-Id", "t-1"), "search"); again != first {
+		t.Errorf("the same task minted again (%s, then %s)", first, again)
+	}
+	seen := map[string]string{first: "alice t-1"}
+	for name, c := range map[string]struct {
+		hdr  http.Header
+		tool string
+	}{
+		"alice t-2":  {withHeader(alice, "Agent-Task-Id", "t-2"), "search"},
+		"bob t-3":    {withHeader(bob, "Agent-Task-Id", "t-3"), "search"},
+		"alice none": {alice, "search"},
+	} {
+		j := jtiOf(name, c.hdr, c.tool)
+		if prev, dup := seen[j]; dup {
+			t.Errorf("%s got the credential minted for %s", name, prev)
+		}
+		seen[j] = name
+	}
+	// Bob cannot reach alice's task, nor so its credential.
+	if r := h.post(t, toolCall("search", `{}`), withHeader(bob, "Agent-Task-Id", "t-1")); r.status != http.StatusForbidden {
+		t.Errorf("bob in alice's task: %d", r.status)
+	}
+	// One credential event per mint, none for reuse.
+	var issued int
+	for _, e := range h.eventsAll(t) {
+		if e.Kind == event.KindCredential {
+			issued++
+		}
+	}
+	if issued != len(seen) {
+		t.Errorf("%d credential events for %d credentials", issued, len(seen))
+	}
+	// read_file's destination asks for no credential: the caller's token
+	// goes on, and no jti is recorded.
+	if j := jtiOf("files", alice, "read_file"); j != "" {
+		t.Errorf("a destination without a credential recorded jti %s", j)
+	}
+	if got := h.lastUpstream().Get("Authorization"); got != alice.Get("Authorization") {
+		t.Errorf("without a credential spec the backend got %q", got)
+	}
+}
+
+func TestCredentialConfigRefused(t *testing.T) {
+	dir := t.TempDir()
+	key := credentialKey(t, dir)
+	spec := &credential.Spec{Audience: "https://tools.test"}
+	for name, tc := range map[string]struct {
+		edit func(c *enforcer.Config)
+		want string
+	}{
+		"spec without credentials": {func(c *enforcer.Config) { c.Destinations.Default.Credential = spec }, "needs the credentials section"},
+		"forward_auth mode": {func(c *enforcer.Config) {
+			c.Credentials = credential.Config{Issuer: credIssuer, KeyFile: key}
+			c.Modes = []string{enforcer.ModeProxy, enforcer.ModeForwardAuth}
+		}, "only proxy mode"},
+		"ttl above max_ttl": {func(c *enforcer.Config) {
+			c.Credentials = credential.Config{Issuer: credIssuer, KeyFile: key, MaxTTL: time.Minute}
+			c.Destinations.Default.Credential = &credential.Spec{Audience: "a", TTL: time.Hour}
+		}, "above credentials.max_ttl"},
+		"bad scope": {func(c *enforcer.Config) {
+			c.Credentials = credential.Config{Issuer: credIssuer, KeyFile: key}
+			c.Destinations.Rules = []destination.Rule{{Match: destination.Match{Tool: "x"}, Destination: "d", DataClass: "c",
+				Credential: &credential.Spec{Audience: "a", Scope: []string{"a b"}}}}
+		}, "not a scope token"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := enforcer.Config{Upstream: "http://127.0.0.1:1", Instance: "i", PolicyFile: "p"}
+			tc.edit(&c)
+			c.SetDefaults()
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
