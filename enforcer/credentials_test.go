@@ -209,3 +209,66 @@ func TestCredentialConfigRefused(t *testing.T) {
 		})
 	}
 }
+
+const credentialPolicy = `id: cred
+rules:
+  - id: files
+    match: 'tool == "read_file" && tenant == "acme"'
+    effect: allow
+    obligations: {credential: {audience: "https://files.test", scope: [files.read], ttl: 1m}}
+  - id: search
+    match: 'tool == "search" && tenant == "acme"'
+    effect: allow
+`
+
+func withCredentialPolicy(h *harness, c *enforcer.Config) {
+	c.PolicyFile = filepath.Join(h.dir, "cred-policy.yaml")
+	if err := os.WriteFile(c.PolicyFile, []byte(credentialPolicy), 0o600); err != nil {
+		panic(err)
+	}
+}
+
+// The deciding rule's credential is put on its calls, over the
+// destination's (read_file's destination asks for none).
+func TestRuleCredentialObligation(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withCredentials(t), withCredentialPolicy)
+	agent := "Bearer " + h.token(t)
+	r := h.post(t, toolCall("read_file", `{}`), http.Header{"Authorization": {agent}})
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %v", r.status, r.body)
+	}
+	got := h.lastUpstream().Get("Authorization")
+	if got == agent {
+		t.Fatal("the caller's token reached the backend")
+	}
+	tok, err := jwt.ParseString(strings.TrimPrefix(got, "Bearer "), jwt.WithKeySet(h.fetchJWKS(t)), jwt.WithAudience("https://files.test"))
+	if err != nil {
+		t.Fatalf("the rule's credential: %v", err)
+	}
+	if tok.PrivateClaims()["scope"] != "files.read" || tok.Expiration().Sub(tok.IssuedAt()) != time.Minute {
+		t.Errorf("scope %v, lifetime %s", tok.PrivateClaims()["scope"], tok.Expiration().Sub(tok.IssuedAt()))
+	}
+	if d := h.events(t, r.requestID, event.KindDecision)[event.KindDecision]; d.Decision.CredentialJTI != tok.JwtID() {
+		t.Errorf("decision jti %q, token %q", d.Decision.CredentialJTI, tok.JwtID())
+	}
+}
+
+// A rule that asks for a credential where none can be minted (no
+// credentials section) refuses the call, recorded, rather than send the
+// caller's own token on.
+func TestRuleCredentialWithoutCredentialsFailsClosed(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withCredentialPolicy)
+	before := h.hits.Load()
+	r := h.post(t, toolCall("read_file", `{}`), http.Header{"Authorization": {"Bearer " + h.token(t)}})
+	if r.status != http.StatusServiceUnavailable || errorCode(r) != "credential_unavailable" || h.hits.Load() != before {
+		t.Fatalf("status %d code %q, backend hits %d", r.status, errorCode(r), h.hits.Load()-before)
+	}
+	d := h.events(t, r.requestID, event.KindDecision)[event.KindDecision]
+	if d.Decision.Effect != event.EffectDeny || d.Decision.Code != "credential_unavailable" {
+		t.Errorf("recorded %+v", d.Decision)
+	}
+	// A call whose rule asks for none is unaffected.
+	if r := h.post(t, toolCall("search", `{}`), http.Header{"Authorization": {"Bearer " + h.token(t)}}); r.status != http.StatusOK {
+		t.Errorf("search: %d", r.status)
+	}
+}

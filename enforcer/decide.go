@@ -96,6 +96,9 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 	dec := d.Event()
 	dec.Shadow = d.Shadow
 	x := v.x
+	if c := d.Obligations.Credential; c != nil {
+		x.credential = c // the deciding rule's credential over the destination's
+	}
 	var minted *mint
 	if d.Effect == event.EffectAllow && x.credential != nil {
 		var err error

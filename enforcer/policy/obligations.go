@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/rampart-io/rampart/enforcer/credential"
 )
 
 // Obligations are what the deciding rule (and, for Redact, every matching
@@ -28,6 +30,10 @@ type Obligations struct {
 	// BudgetUsed is the number of calls counted in the current window,
 	// including this one, when Budget was charged.
 	BudgetUsed int64 `json:"budget_used,omitempty"`
+	// Credential, when set, is the credential the allowed call carries in
+	// place of the caller's own; it overrides the destination's. Its ttl
+	// is bounded by the enforcer's credentials.max_ttl.
+	Credential *credential.Spec `json:"credential,omitempty"`
 }
 
 // BudgetScope is what a budget counts calls per.

@@ -15,6 +15,8 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/rampart-io/rampart/schema/event"
+
+	"github.com/rampart-io/rampart/enforcer/credential"
 )
 
 // DefaultDenyRule is the rule id of a decision no rule matched.
@@ -58,18 +60,19 @@ type tenantPolicy struct {
 }
 
 type rule struct {
-	id        string
-	file      string
-	line      int
-	effect    Effect
-	reason    string
-	match     cel.Program
-	condition cel.Program // nil when the rule has none
-	redact    []string
-	record    bool   // record_args
-	auditMode string // on_audit_unavailable
-	budget    *Budget
-	metered   bool // some expression runs under CEL's runtime cost meter
+	id         string
+	file       string
+	line       int
+	effect     Effect
+	reason     string
+	match      cel.Program
+	condition  cel.Program // nil when the rule has none
+	redact     []string
+	record     bool   // record_args
+	auditMode  string // on_audit_unavailable
+	credential *credential.Spec
+	budget     *Budget
+	metered    bool // some expression runs under CEL's runtime cost meter
 }
 
 // Decision is the outcome of a policy for one request.
@@ -310,7 +313,7 @@ func compilePolicy(env *cel.Env, file string, spec *fileSpec) (*tenantPolicy, er
 			return nil, at(CodeDuplicateRule, rs.Line, "rule id is not unique (first at line %d)", prev)
 		}
 		seen[rs.ID] = rs.Line
-		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, record: rs.RecordArgs, auditMode: rs.AuditMode, budget: rs.Budget}
+		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, record: rs.RecordArgs, auditMode: rs.AuditMode, budget: rs.Budget, credential: rs.Credential}
 		switch Effect(rs.Effect) {
 		case Allow, Deny, Audit:
 			r.effect = Effect(rs.Effect)
@@ -321,6 +324,9 @@ func compilePolicy(env *cel.Env, file string, spec *fileSpec) (*tenantPolicy, er
 		}
 		if r.budget != nil && r.effect != Allow {
 			return nil, at(CodeInvalidValue, rs.BudgetLine, "a budget limits allowed calls; it needs effect allow, not %s", r.effect)
+		}
+		if r.credential != nil && r.effect != Allow {
+			return nil, at(CodeInvalidValue, rs.CredentialLine, "a credential is put on allowed calls; it needs effect allow, not %s", r.effect)
 		}
 		if rs.Match == "" {
 			return nil, at(CodeMissing, rs.Line, "match is required")
@@ -506,6 +512,7 @@ func (p *Policy) decide(ctx context.Context, in *Input, b *Budgets, trace *[]Rul
 		decided = r
 		d.Effect, d.RuleID, d.Reason = event.Effect(r.effect), r.id, r.reason
 		d.Obligations.RecordArgs, d.Obligations.OnAuditUnavailable = r.record, r.auditMode
+		d.Obligations.Credential = r.credential
 		break
 	}
 	if d.RuleID == "" {

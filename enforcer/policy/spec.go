@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rampart-io/rampart/enforcer/credential"
 )
 
 // The YAML form of a policy file. It is decoded by walking yaml.v3 nodes
@@ -28,21 +30,23 @@ type fileSpec struct {
 
 // ruleSpec is one rule with the positions of its expressions.
 type ruleSpec struct {
-	ID          string
-	Line        int
-	Match       string
-	MatchLine   int
-	Condition   string
-	CondLine    int
-	Effect      string
-	EffectLine  int
-	Reason      string
-	Redact      []string
-	RecordArgs  bool
-	AuditMode   string
-	Budget      *Budget
-	BudgetLine  int
-	obligations bool
+	ID             string
+	Line           int
+	Match          string
+	MatchLine      int
+	Condition      string
+	CondLine       int
+	Effect         string
+	EffectLine     int
+	Reason         string
+	Redact         []string
+	RecordArgs     bool
+	AuditMode      string
+	Budget         *Budget
+	BudgetLine     int
+	Credential     *credential.Spec
+	CredentialLine int
+	obligations    bool
 }
 
 // decodeFile parses one policy document.
@@ -233,8 +237,13 @@ func (d decoder) obligations(n *yaml.Node, r *ruleSpec) error {
 			b, err := d.budget(v)
 			r.Budget = b
 			return err
+		case "credential":
+			r.CredentialLine = k.Line
+			c, err := d.credential(v)
+			r.Credential = c
+			return err
 		}
-		return d.unknown(k, "obligations", "redact, record_args, on_audit_unavailable, budget")
+		return d.unknown(k, "obligations", "redact, record_args, on_audit_unavailable, budget, credential")
 	})
 }
 
@@ -287,6 +296,50 @@ func (d decoder) budget(n *yaml.Node) (*Budget, error) {
 		return nil, d.errAt(CodeMissing, n, "", "budget needs per, calls and window")
 	}
 	return b, nil
+}
+
+// credential reads a credential obligation: {audience, scope, ttl}, as a
+// destination's credential is written.
+func (d decoder) credential(n *yaml.Node) (*credential.Spec, error) {
+	c := &credential.Spec{}
+	err := d.mapping(n, "credential", func(key string, k, v *yaml.Node) error {
+		switch key {
+		case "audience":
+			return d.str(v, "credential audience", &c.Audience)
+		case "scope":
+			if v.Kind != yaml.SequenceNode {
+				return d.errAt(CodeSyntax, v, "", "credential scope must be a list of scopes")
+			}
+			for _, p := range v.Content {
+				var s string
+				if err := d.str(p, "credential scope", &s); err != nil {
+					return err
+				}
+				c.Scope = append(c.Scope, s)
+			}
+			return nil
+		case "ttl":
+			var s string
+			if err := d.str(v, "credential ttl", &s); err != nil {
+				return err
+			}
+			ttl, err := time.ParseDuration(s)
+			if err != nil {
+				return d.errAt(CodeInvalidValue, v, "", "credential ttl must be a duration such as 5m, not %q", s)
+			}
+			c.TTL = ttl
+			return nil
+		}
+		return d.unknown(k, "credential", "audience, scope, ttl")
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, d.errAt(CodeInvalidValue, n, "", "%v", err)
+	}
+	return c, nil
 }
 
 // exprLine is the file line of a scalar's first character of content: a
