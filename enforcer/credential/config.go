@@ -1,6 +1,7 @@
 package credential
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -134,6 +135,16 @@ type Spec struct {
 	Scope []string `yaml:"scope"`
 	// TTL is how long a token lives, at most Config.MaxTTL. Default 5m.
 	TTL time.Duration `yaml:"ttl"`
+}
+
+// MarshalJSON writes the spec as policy tools show obligations: the ttl
+// as a Go duration string, as in YAML.
+func (s Spec) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Audience string   `json:"audience"`
+		Scope    []string `json:"scope,omitempty"`
+		TTL      string   `json:"ttl"`
+	}{s.Audience, s.Scope, s.TTL.String()})
 }
 
 // SetDefaults fills the unset fields of s.

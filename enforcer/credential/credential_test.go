@@ -340,3 +340,10 @@ func TestSpecValidate(t *testing.T) {
 		t.Errorf("default spec: %v, ttl %s", err, ok.TTL)
 	}
 }
+
+func TestSpecJSON(t *testing.T) {
+	b, err := json.Marshal(credential.Spec{Audience: "https://crm", Scope: []string{"r"}, TTL: 2 * time.Minute})
+	if err != nil || string(b) != `{"audience":"https://crm","scope":["r"],"ttl":"2m0s"}` {
+		t.Fatalf("%s %v", b, err)
+	}
+}
