@@ -37,6 +37,8 @@ func kindBit(k event.Kind) kindMask {
 		return 1 << 6
 	case event.KindAlert:
 		return 1 << 7
+	case event.KindCredential:
+		return 1 << 8
 	}
 	return 1 << 15
 }
