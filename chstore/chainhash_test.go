@@ -45,6 +45,12 @@ func hashFixture() []*event.Event {
 					e.Alert = &event.Alert{Count: 1 << 40}
 				}
 			}
+			if i%16 == 8 { // a credential event (the v5 form)
+				e.Kind = event.KindCredential
+				e.Identity = &event.Identity{Subject: text(12), TaskID: text(8)}
+				e.Credential = &event.Credential{Action: event.CredentialIssued, JTI: text(22), Audience: text(140),
+					Scope: []string{text(4), "", text(129)}[:i%4], KeyID: text(43), Expires: at.Add(5 * time.Minute), Reason: text(i % 3)}
+			}
 		case 1:
 			e.Kind = event.KindRequest
 			e.Identity = &event.Identity{Subject: text(12), Issuer: text(20), SPIFFEID: text(30), SessionID: text(8), TaskID: text(i % 2)}
@@ -63,6 +69,9 @@ func hashFixture() []*event.Event {
 			e.Kind = event.KindDecision
 			e.Decision = &event.Decision{Effect: event.EffectDeny, PolicyID: text(5), RuleID: text(9), PolicyHash: text(71),
 				Reason: text(300), Code: text(i % 2), EvalNanos: -int64(i), Shadow: []string{text(3), "", text(129)}[:i%4]}
+			if i%8 == 6 { // a decision naming its credential: the v5 form
+				e.Decision.CredentialJTI = text(22)
+			}
 		case 3:
 			e.Kind = event.KindCheckpoint
 			e.Response = &event.Response{Status: 7 - i, DurationNs: 1 << 40, Bytes: -7, Outcome: []string{"", "client_gone"}[i%8/4]}

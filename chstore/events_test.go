@@ -39,6 +39,18 @@ func TestStoredEventsKeepTheirChainHash(t *testing.T) {
 		want[e.ID] = chain.Of(e)
 		rows = append(rows, ddl.EventRow(e, uint64(i+1), time.Now()))
 	}
+	// A minted credential and the decision that named it (the v5 form).
+	cred := &event.Event{V: 1, ID: "01CREDENTIAL0000000000000Z", Kind: event.KindCredential, Time: t0.Add(time.Second), Tenant: "acme", RequestID: "req-9",
+		Identity: &event.Identity{Subject: "user:alice", Chain: []event.Actor{{Subject: "agent:planner"}}, TaskID: "task-1", SessionID: "s-1"},
+		Credential: &event.Credential{Action: event.CredentialIssued, JTI: "jti-o'brien", Audience: "https://crm", Scope: []string{"crm.read", "crm.write"},
+			KeyID: "kid-1", Expires: t0.Add(301 * time.Second), Reason: "destination crm"}}
+	dec := &event.Event{V: 1, ID: "01CREDDECISION00000000000Z", Kind: event.KindDecision, Time: t0.Add(time.Second), Tenant: "acme", RequestID: "req-9",
+		Identity: cred.Identity, Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "p", RuleID: "r", CredentialJTI: "jti-o'brien"}}
+	for i, e := range []*event.Event{dec, cred} {
+		l.Link(e)
+		want[e.ID] = chain.Of(e)
+		rows = append(rows, ddl.EventRow(e, uint64(50+i), time.Now()))
+	}
 	cp := &event.Event{V: 1, ID: "01CHECKPOINT0000000000000Z", Time: t0}
 	l.Checkpoint(cp, chain.Signer{KeyID: "k", Key: priv}, []uint64{3, 4})
 	want[cp.ID] = chain.Of(cp)
