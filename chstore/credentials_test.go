@@ -10,6 +10,7 @@ import (
 
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/forensic"
 	"github.com/rampart-io/rampart/testkit/chdbtest"
 	"github.com/rampart-io/rampart/testkit/chtest"
 )
@@ -68,6 +69,20 @@ func TestCredentialsStoredOnBothEngines(t *testing.T) {
 		touched, err := eng.conn.Query(ctx, fmt.Sprintf("SELECT request_id FROM %s.events WHERE kind = 'decision' AND decision_credential_jti = 'jti-1' ORDER BY event_time_us", eng.db))
 		if err != nil || !reflect.DeepEqual(touched, [][]string{{"req-c1"}, {"req-c2"}}) {
 			t.Errorf("%s: decisions of jti-1: %q %v", eng.name, touched, err)
+		}
+		use, err := eng.conn.Query(ctx, forensic.CredentialUse(eng.db, "acme", "jti-1"))
+		if err != nil {
+			t.Fatalf("%s: %v", eng.name, err)
+		}
+		var ids []string
+		for _, r := range use {
+			ids = append(ids, r[1]+":"+r[8])
+		}
+		if want := []string{"credential:req-c1", "decision:req-c1", "decision:req-c2"}; !reflect.DeepEqual(ids, want) {
+			t.Errorf("%s: CredentialUse %q, want %q", eng.name, ids, want)
+		}
+		if other, _ := eng.conn.Query(ctx, forensic.CredentialUse(eng.db, "other", "jti-1")); len(other) != 0 {
+			t.Errorf("%s: another tenant's query saw %q", eng.name, other)
 		}
 		// No other event carries credential columns.
 		other, err := eng.conn.Query(ctx, fmt.Sprintf("SELECT count() FROM %s.events WHERE kind != 'credential' AND (credential_jti != '' OR credential_action != '')", eng.db))
