@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 const credIssuer = "http://127.0.0.1"
@@ -270,5 +272,44 @@ func TestRuleCredentialWithoutCredentialsFailsClosed(t *testing.T) {
 	// A call whose rule asks for none is unaffected.
 	if r := h.post(t, toolCall("search", `{}`), http.Header{"Authorization": {"Bearer " + h.token(t)}}); r.status != http.StatusOK {
 		t.Errorf("search: %d", r.status)
+	}
+}
+
+// A credential whose issue could not be recorded is never used: the call
+// is refused, and the token is not cached, so the next call of the task
+// mints (and records) its own. Every jti a stored decision names has its
+// issue stored too.
+func TestUnrecordedCredentialIsNeverReused(t *testing.T) {
+	h := newHarness(t, 300*time.Millisecond, withCredentials(t))
+	alice := http.Header{"Authorization": {"Bearer " + h.token(t)}, "Agent-Task-Id": {"t-1"}}
+	h.nats.Shutdown()
+	h.nats.WaitForShutdown()
+	if r := h.post(t, toolCall("search", `{}`), alice); r.status != http.StatusServiceUnavailable || errorCode(r) != "audit_unavailable" || h.hits.Load() != 0 {
+		t.Fatalf("with JetStream down: %d %v, backend hits %d", r.status, r.body, h.hits.Load())
+	}
+	h.nats.Restart()
+	poll.Until(t, 15*time.Second, func() error {
+		if r := h.post(t, toolCall("search", `{}`), alice); r.status != http.StatusOK {
+			return fmt.Errorf("no call allowed after JetStream came back: %d %v", r.status, r.body)
+		}
+		return nil
+	})
+	issued := map[string]bool{}
+	var named []string
+	for _, e := range h.eventsAll(t) {
+		switch {
+		case e.Kind == event.KindCredential:
+			issued[e.Credential.JTI] = true
+		case e.Kind == event.KindDecision && e.Decision.CredentialJTI != "":
+			named = append(named, e.Decision.CredentialJTI)
+		}
+	}
+	if len(named) == 0 {
+		t.Fatal("no stored decision names a credential")
+	}
+	for _, j := range named {
+		if !issued[j] {
+			t.Errorf("a stored decision names credential %s, whose issue the record lacks", j)
+		}
 	}
 }
