@@ -223,17 +223,19 @@ rules:
     effect: allow
 `
 
-func withCredentialPolicy(h *harness, c *enforcer.Config) {
-	c.PolicyFile = filepath.Join(h.dir, "cred-policy.yaml")
-	if err := os.WriteFile(c.PolicyFile, []byte(credentialPolicy), 0o600); err != nil {
-		panic(err)
+func withCredentialPolicy(t *testing.T) func(*harness, *enforcer.Config) {
+	return func(h *harness, c *enforcer.Config) {
+		c.PolicyFile = filepath.Join(h.dir, "cred-policy.yaml")
+		if err := os.WriteFile(c.PolicyFile, []byte(credentialPolicy), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
 // The deciding rule's credential is put on its calls, over the
 // destination's (read_file's destination asks for none).
 func TestRuleCredentialObligation(t *testing.T) {
-	h := newHarness(t, 2*time.Second, withCredentials(t), withCredentialPolicy)
+	h := newHarness(t, 2*time.Second, withCredentials(t), withCredentialPolicy(t))
 	agent := "Bearer " + h.token(t)
 	r := h.post(t, toolCall("read_file", `{}`), http.Header{"Authorization": {agent}})
 	if r.status != http.StatusOK {
@@ -259,7 +261,7 @@ func TestRuleCredentialObligation(t *testing.T) {
 // credentials section) refuses the call, recorded, rather than send the
 // caller's own token on.
 func TestRuleCredentialWithoutCredentialsFailsClosed(t *testing.T) {
-	h := newHarness(t, 2*time.Second, withCredentialPolicy)
+	h := newHarness(t, 2*time.Second, withCredentialPolicy(t))
 	before := h.hits.Load()
 	r := h.post(t, toolCall("read_file", `{}`), http.Header{"Authorization": {"Bearer " + h.token(t)}})
 	if r.status != http.StatusServiceUnavailable || errorCode(r) != "credential_unavailable" || h.hits.Load() != before {

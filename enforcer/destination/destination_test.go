@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampart-io/rampart/enforcer/destination"
 )
@@ -121,6 +122,42 @@ func BenchmarkLookup(b *testing.B) {
 	for b.Loop() {
 		if d, _ := m.Lookup("db.internal:443", "/mcp/v1", "search"); d != "internal" {
 			b.Fatal(d)
+		}
+	}
+}
+
+func TestParseCredential(t *testing.T) {
+	c, err := destination.Parse([]byte(`rules:
+  - match: {host: crm.internal}
+    destination: crm
+    data_class: confidential
+    credential: {audience: "https://crm.internal", scope: [crm.read], ttl: 2m}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := destination.New(c)
+	got, _ := m.Match("crm.internal", "/mcp", "")
+	if got.Credential == nil || got.Credential.Audience != "https://crm.internal" || got.Credential.TTL != 2*time.Minute {
+		t.Fatalf("credential %+v", got.Credential)
+	}
+	if other, _ := m.Match("other.internal", "/mcp", ""); other.Credential != nil {
+		t.Errorf("the default carries %+v", other.Credential)
+	}
+	for name, y := range map[string]string{
+		"unknown key": "rules:\n  - match: {host: a}\n    destination: d\n    data_class: c\n    credential: {audience: a, lifetime: 1m}\n",
+		"no audience": "rules:\n  - match: {host: a}\n    destination: d\n    data_class: c\n    credential: {ttl: 1m}\n",
+		"bad scope":   "default: {destination: d, data_class: c, credential: {audience: a, scope: ['a b']}}\n",
+	} {
+		c, err := destination.Parse([]byte(y))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }
