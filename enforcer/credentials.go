@@ -32,6 +32,8 @@ func (e *Enforcer) credentialFor(x *exchange) (*mint, error) {
 		Tenant: id.Tenant, Issuer: id.Issuer, Subject: id.Subject, Chain: id.Chain,
 		TaskID: id.TaskID, SessionID: id.SessionID,
 		Audience: spec.Audience, Scope: spec.Scope, TTL: spec.TTL,
+		// No declared task deadline yet: the caller's own token bounds it.
+		Deadline: id.Expires,
 	}}
 	if len(m.req.Scope) == 0 && x.request.Tool != "" {
 		// Unscoped by the destination: good for the one tool it was asked for.

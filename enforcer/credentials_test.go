@@ -315,3 +315,22 @@ func TestUnrecordedCredentialIsNeverReused(t *testing.T) {
 		}
 	}
 }
+
+// A credential never outlives the caller's own token: minted under a token
+// that expires in 90s, it expires with it, not after its 5m ttl.
+func TestCredentialEndsWithCallersToken(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withCredentials(t))
+	exp := time.Now().Add(90 * time.Second).Truncate(time.Second)
+	agent := h.tokenWith(t, func(c map[string]any) { c["exp"] = exp.Unix() })
+	r := h.post(t, toolCall("search", `{}`), http.Header{"Authorization": {"Bearer " + agent}})
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %v", r.status, r.body)
+	}
+	tok, err := jwt.ParseString(strings.TrimPrefix(h.lastUpstream().Get("Authorization"), "Bearer "), jwt.WithKeySet(h.fetchJWKS(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.Expiration().Equal(exp) {
+		t.Errorf("credential exp %v, want the caller's token's %v", tok.Expiration(), exp)
+	}
+}

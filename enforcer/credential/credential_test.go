@@ -231,8 +231,8 @@ func TestMintHonoursDeadline(t *testing.T) {
 		t.Errorf("exp %v, want the deadline %v", tok.Expires, r.Deadline)
 	}
 	r.Deadline = c.t
-	if _, err := m.Mint(&r); !errors.Is(err, credential.ErrTaskEnded) {
-		t.Errorf("mint at the deadline: %v, want ErrTaskEnded", err)
+	if _, err := m.Mint(&r); !errors.Is(err, credential.ErrDeadline) {
+		t.Errorf("mint at the deadline: %v, want ErrDeadline", err)
 	}
 	r = baseRequest()
 	r.Subject = ""

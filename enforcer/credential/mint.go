@@ -21,7 +21,7 @@ const TokenType = "at+jwt"
 // Errors of Mint.
 var (
 	ErrNoPrincipal = errors.New("credential: no principal to mint for")
-	ErrTaskEnded   = errors.New("credential: the task's deadline has passed")
+	ErrDeadline    = errors.New("credential: the deadline has passed")
 )
 
 // Request is what one token is minted for.
@@ -36,7 +36,8 @@ type Request struct {
 	Audience          string
 	Scope             []string
 	TTL               time.Duration
-	// Deadline, when set, is when the task ends: no token outlives it.
+	// Deadline, when set, is the latest a token may live: the earlier of
+	// the task's end and the exp of the caller's own token.
 	Deadline time.Time
 }
 
@@ -172,7 +173,7 @@ func (m *Minter) Mint(r *Request) (Token, error) {
 	exp := now.Add(ttl)
 	if !r.Deadline.IsZero() {
 		if !r.Deadline.After(now) {
-			return Token{}, ErrTaskEnded
+			return Token{}, ErrDeadline
 		}
 		exp = minTime(exp, r.Deadline)
 	}

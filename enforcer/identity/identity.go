@@ -34,6 +34,9 @@ type Identity struct {
 	// MayAct lists the subjects the principal allows to act for it (the
 	// RFC 8693 "may_act" claim), or nil when the token has none.
 	MayAct []string
+	// Expires is the token's exp: nothing minted on the caller's
+	// authority (a task credential) outlives it.
+	Expires time.Time
 }
 
 // clone copies id deeply enough that the caller may change it without
@@ -214,6 +217,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Identity, er
 	if err != nil {
 		return nil, err
 	}
+	got.Expires = exp
 	v.cache.put(key, *got, exp, now, gen)
 	return got.clone(), nil
 }
