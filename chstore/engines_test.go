@@ -57,7 +57,10 @@ func fixture() []*event.Event {
 }
 
 // jsonEachRow renders rows for chDB's text insert.
-func jsonEachRow(rows [][]any) string {
+func jsonEachRow(rows [][]any) string { return jsonEachRowOf(ddl.EventColumns, rows) }
+
+// jsonEachRowOf is rows of the columns cols as JSONEachRow.
+func jsonEachRowOf(cols []string, rows [][]any) string {
 	var b strings.Builder
 	for _, r := range rows {
 		m := make(map[string]any, len(r))
@@ -65,7 +68,7 @@ func jsonEachRow(rows [][]any) string {
 			if t, ok := v.(time.Time); ok {
 				v = t.UTC().Format(time.DateTime)
 			}
-			m[ddl.EventColumns[i]] = v
+			m[cols[i]] = v
 		}
 		line, _ := json.Marshal(m)
 		b.Write(line)
@@ -176,12 +179,14 @@ func TestForensicTablesUpgradeInPlace(t *testing.T) {
 		if _, err := ddl.MigrateTo(ctx, o.c, o.db, 10); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		// Rows as stored then: the columns the table had at migration 10.
+		cols, old := columnsAt(ctx, t, o.c, o.db, rows)
 		for i := 0; i < 2; i++ {
 			var err error
 			if name == "clickhouse-18" {
-				err = server.WithDatabase(o.db).Insert(ctx, "events_raw", ddl.EventColumns, rows)
+				err = server.WithDatabase(o.db).Insert(ctx, "events_raw", cols, old)
 			} else {
-				err = embedded.Exec(ctx, fmt.Sprintf("INSERT INTO %s.events_raw (%s) FORMAT JSONEachRow\n%s", o.db, strings.Join(ddl.EventColumns, ", "), jsonEachRow(rows)))
+				err = embedded.Exec(ctx, fmt.Sprintf("INSERT INTO %s.events_raw (%s) FORMAT JSONEachRow\n%s", o.db, strings.Join(cols, ", "), jsonEachRowOf(cols, old)))
 			}
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -225,4 +230,33 @@ func TestQuoteReadsBackOnBothEngines(t *testing.T) {
 			}
 		}
 	}
+}
+
+// columnsAt are the columns of Events that db's events_raw has, and rows
+// (of ddl.EventColumns) cut down to them: rows as an older table stored
+// them.
+func columnsAt(ctx context.Context, t *testing.T, c ddl.Conn, db string, rows [][]any) ([]string, [][]any) {
+	t.Helper()
+	have, err := c.Query(ctx, "SELECT name FROM system.columns WHERE database = "+forensic.Quote(db)+" AND table = 'events_raw'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]bool{}
+	for _, r := range have {
+		in[r[0]] = true
+	}
+	var cols []string
+	var idx []int
+	for i, name := range ddl.EventColumns {
+		if in[name] {
+			cols, idx = append(cols, name), append(idx, i)
+		}
+	}
+	out := make([][]any, len(rows))
+	for j, r := range rows {
+		for _, i := range idx {
+			out[j] = append(out[j], r[i])
+		}
+	}
+	return cols, out
 }
