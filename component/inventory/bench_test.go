@@ -1,4 +1,4 @@
-package enrich
+package inventory
 
 import (
 	"fmt"
