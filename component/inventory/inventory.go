@@ -89,8 +89,9 @@ var (
 
 const subjectSeparators = ":/.-_@"
 
-// index answers lookups for one version of the inventory.
-type index struct {
+// Index answers lookups for one version of the inventory; safe for
+// concurrent use, since it never changes once parsed.
+type Index struct {
 	version string // sha256 of the file, short: what enriched a row
 	entries int
 	// scopes holds the entries by tenant; "" is the platform's, for
@@ -114,13 +115,15 @@ type table struct {
 	lengths  []int
 }
 
-// Parse builds an index from an inventory file's bytes.
-func parse(data []byte) (*index, error) {
+// Parse builds an index from an inventory file's bytes, refusing a file
+// that names an agent ambiguously with ErrEntry, ErrPattern or
+// ErrDuplicate.
+func Parse(data []byte) (*Index, error) {
 	var f File
 	if err := configfile.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEntry, err)
 	}
-	ix := &index{version: version(data), entries: len(f.Agents), scopes: map[string]*[2]table{}}
+	ix := &Index{version: version(data), entries: len(f.Agents), scopes: map[string]*[2]table{}}
 	for i := range f.Agents {
 		e := &f.Agents[i]
 		kind, name := bySPIFFE, e.SPIFFEID
@@ -225,8 +228,8 @@ func (t *table) lookup(name string) *Entry {
 	return nil
 }
 
-// agent is what ix says of e's agent.
-func (ix *index) agent(e *event.Event) ddl.Agent {
+// Agent is what ix says of e's agent.
+func (ix *Index) Agent(e *event.Event) ddl.Agent {
 	a := ddl.Agent{Inventory: ix.version}
 	if e.Identity == nil {
 		return a
@@ -269,7 +272,7 @@ func lookupIn(scopes [2]*[2]table, kind int, name string) *Entry {
 type Inventory struct {
 	cfg     Config
 	log     *slog.Logger
-	current atomic.Pointer[index]
+	current atomic.Pointer[Index]
 	refused string // the version of the last file refused, reported once
 	reloads metric.Int64Counter
 }
@@ -310,7 +313,7 @@ func (inv *Inventory) Agent(e *event.Event) ddl.Agent {
 	if ix == nil {
 		return ddl.Agent{}
 	}
-	return ix.agent(e)
+	return ix.Agent(e)
 }
 
 // Version is the current inventory's version ("" without one).
@@ -332,7 +335,7 @@ func (inv *Inventory) load() (changed bool, err error) {
 	if cur := inv.current.Load(); cur != nil && cur.version == v || v == inv.refused {
 		return false, nil
 	}
-	ix, err := parse(data)
+	ix, err := Parse(data)
 	if err != nil {
 		inv.refused = v
 		return false, fmt.Errorf("inventory: %s: %w", inv.cfg.File, err)

@@ -27,7 +27,7 @@ func TestBadInventoriesAreRefused(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".bad.yml")
 		data, _ := os.ReadFile(f)
-		if _, err := parse(data); !errors.Is(err, want[name]) {
+		if _, err := Parse(data); !errors.Is(err, want[name]) {
 			t.Errorf("%s: %v, want %v", name, err, want[name])
 		}
 	}
@@ -49,7 +49,7 @@ func TestLookupPrecedenceAndHostileNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := parse(data)
+	ix, err := Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestLookupPrecedenceAndHostileNames(t *testing.T) {
 		{"case of a subject", agentEvent("", "AGENT:planner"), ""},
 		{"no identity", &event.Event{}, ""},
 	} {
-		a := ix.agent(c.e)
+		a := ix.Agent(c.e)
 		if a.Team != c.team || a.Registered != (c.team != "") || a.Inventory != ix.version {
 			t.Errorf("%s: %+v, want team %q", c.name, a, c.team)
 		}
@@ -142,7 +142,7 @@ func TestReloadKeepsTheLastGoodInventory(t *testing.T) {
 // unregistered there (another tenant's issuer can mint any subject), and
 // a tenant's own entry is tried before a platform one.
 func TestTenantScopedEntries(t *testing.T) {
-	ix, err := parse([]byte(`agents:
+	ix, err := Parse([]byte(`agents:
   - subject: "agent:finance-*"
     tenant: acme
     team: acme-finance
@@ -177,7 +177,7 @@ func TestTenantScopedEntries(t *testing.T) {
 		{"the platform's entry elsewhere", in("initech", agentEvent("", "agent:planner")), "platform"},
 		{"no tenant: the platform's only", agentEvent("", "agent:finance-7"), ""},
 	} {
-		if a := ix.agent(c.e); a.Team != c.team || a.Registered != (c.team != "") {
+		if a := ix.Agent(c.e); a.Team != c.team || a.Registered != (c.team != "") {
 			t.Errorf("%s: %+v, want team %q", c.name, a, c.team)
 		}
 	}

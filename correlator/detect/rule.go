@@ -84,8 +84,8 @@ type Rule struct {
 	File string
 
 	match     *expr
-	groupFns  []func(*event.Event) string
-	valueFn   func(*event.Event) string // value_count, new_value
+	groupFns  []func(*activation) string
+	valueFn   func(*activation) string // value_count, new_value
 	valueName string
 	steps     []step        // sequence, all_of
 	expect    *expr         // absence
