@@ -98,12 +98,16 @@ func TestReplayAgreesWithTheLiveCorrelatorOnTheInventory(t *testing.T) {
 	col.NATSURL, col.ClickHouse.Addr, col.ClickHouse.Database = srv.URL(), addr, ch.Database()
 	col.BatchWait = 50 * time.Millisecond
 	col.Inventory.File = invFile
-	run(t, func(ctx context.Context) (runner, error) { return collector.New(ctx, col, slog.New(slog.DiscardHandler)) })
+	run(t, func(ctx context.Context) (runner, error) {
+		return collector.New(ctx, col, slog.New(slog.DiscardHandler))
+	})
 	cor := correlator.Defaults()
 	cor.NATSURL, cor.ClickHouse.Addr, cor.ClickHouse.Database = srv.URL(), addr, ch.Database()
 	cor.BatchWait, cor.Instance = 50*time.Millisecond, "correlator:live"
 	cor.Inventory.File = invFile
-	run(t, func(ctx context.Context) (runner, error) { return correlator.New(ctx, cor, slog.New(slog.DiscardHandler)) })
+	run(t, func(ctx context.Context) (runner, error) {
+		return correlator.New(ctx, cor, slog.New(slog.DiscardHandler))
+	})
 
 	// The live alerts, as the correlator published them.
 	var live []*event.Event
