@@ -99,7 +99,7 @@ func strField(name string, f func(*event.Event) string) field {
 func agentField(name string, f func(*ddl.Agent) string) field {
 	return field{name: name, kind: kindAgent, agent: f}
 }
-func boolField(name string, f func(*ddl.Agent) bool) field {
+func flagField(name string, f func(*ddl.Agent) bool) field {
 	return field{name: name, kind: kindBool, flag: f}
 }
 func intField(name string, f func(*event.Event) int64) field {
@@ -183,8 +183,8 @@ var fields = []field{
 	agentField("agent_purpose", func(a *ddl.Agent) string { return a.Purpose }),
 	agentField("agent_risk_tier", func(a *ddl.Agent) string { return a.RiskTier }),
 	agentField("agent_environment", func(a *ddl.Agent) string { return a.Environment }),
-	boolField("agent_registered", func(a *ddl.Agent) bool { return a.Registered }),
-	boolField("inventory_loaded", func(a *ddl.Agent) bool { return a.Inventory != "" }),
+	flagField("agent_registered", func(a *ddl.Agent) bool { return a.Registered }),
+	flagField("inventory_loaded", func(a *ddl.Agent) bool { return a.Inventory != "" }),
 }
 
 func chainOf(e *event.Event) []string {
@@ -388,6 +388,21 @@ func (a *activation) value(i int) celref.Val {
 		return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m)
 	}
 	return types.NewErr("unknown variable %q", f.name)
+}
+
+// text is field i's value as an equality prefilter compares it: strings
+// as they are, bools as "true" or "false".
+func (a *activation) text(i int) string {
+	f := &fields[i]
+	switch f.kind {
+	case kindString:
+		return f.str(a.ev)
+	case kindAgent:
+		return f.agent(&a.agent)
+	case kindBool:
+		return strconv.FormatBool(f.flag(&a.agent))
+	}
+	return ""
 }
 
 // Parent implements interpreter.Activation.
