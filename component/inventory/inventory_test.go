@@ -68,6 +68,8 @@ func TestLookupPrecedenceAndHostileNames(t *testing.T) {
 		{"an unlisted SPIFFE ID falls back to the subject", agentEvent("spiffe://acme.example/ns/other/x", "agent:research-a"), "research"},
 		{"the prefix alone matches", agentEvent("", "agent:research-"), "research"},
 		{"a name the prefix only starts", agentEvent("", "agent:research"), ""},
+		{"one separator short of a longer prefix: the shorter's team", agentEvent("", "", "agent:research-finance"), "research"},
+		{"a tenant's agent, seen without its tenant", agentEvent("", "agent:billing"), ""},
 		{"a neighbouring segment", agentEvent("spiffe://acme.example/ns/agentsx/sa/planner", ""), ""},
 		{"another trust domain", agentEvent("spiffe://evil.example/ns/agents/sa/planner", ""), ""},
 		{"upper-case trust domain", agentEvent("spiffe://ACME.example/ns/agents/sa/planner", ""), ""},
