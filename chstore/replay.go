@@ -13,7 +13,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/rampart-io/rampart/schema/ddl"
-	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/forensic"
 )
 
@@ -35,9 +34,12 @@ func (r Range) Validate() error {
 	return nil
 }
 
-// replayColumns are what a replay reads: the event, and where the stream
-// carried it.
-var replayColumns = append(append([]ddl.Column{}, ddl.EventFields...), mustColumn("stream_seq"))
+// replayColumns are what a replay reads: the event, where the stream
+// carried it, and what the agent inventory said of its agent when it was
+// stored, so rules on agent_* replay as they ran live.
+var replayColumns = append(append([]ddl.Column{}, ddl.EventFields...), mustColumn("stream_seq"),
+	mustColumn("agent_owner"), mustColumn("agent_team"), mustColumn("agent_purpose"), mustColumn("agent_risk_tier"),
+	mustColumn("agent_environment"), mustColumn("agent_registered"), mustColumn("agent_inventory"))
 
 func mustColumn(name string) ddl.Column {
 	c, ok := ddl.Lookup(name)
@@ -56,10 +58,11 @@ const replaySortBytes = 256 << 20
 // (stream_seq, and within one message, a bundle of one instance's events,
 // their seq), each once (the events view: a redelivered copy is not
 // replayed twice), rebuilt through the events table's codec, and visits
-// them one at a time: the client holds one row, however long the range.
+// them one at a time (the event, its stream sequence and the agent_*
+// columns): the client holds one row, however long the range.
 // Over the HTTP interface when Config.HTTPAddr is set, else the native
 // protocol.
-func (c *Client) Replay(ctx context.Context, r Range, visit func(e *event.Event, streamSeq uint64) error) error {
+func (c *Client) Replay(ctx context.Context, r Range, visit func(row *ddl.Row) error) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -83,7 +86,7 @@ func replayQuery(db string, columns []string, r Range) string {
 		strings.Join(columns, ", "), db, strings.Join(conds, " AND "))
 }
 
-func (c *Client) replayHTTP(ctx context.Context, q string, visit func(*event.Event, uint64) error) error {
+func (c *Client) replayHTTP(ctx context.Context, q string, visit func(*ddl.Row) error) error {
 	body, err := c.rowBinaryQuery(ctx, q, url.Values{"max_bytes_before_external_sort": {strconv.Itoa(replaySortBytes)}})
 	if err != nil {
 		return err
@@ -100,13 +103,13 @@ func (c *Client) replayHTTP(ctx context.Context, q string, visit func(*event.Eve
 		if err := d.Decode(replayColumns, &row); err != nil {
 			return fmt.Errorf("clickhouse: replay: decode RowBinary: %w", err)
 		}
-		if err := visit(row.Event, row.StreamSeq); err != nil {
+		if err := visit(&row); err != nil {
 			return err
 		}
 	}
 }
 
-func (c *Client) replayNative(ctx context.Context, q string, visit func(*event.Event, uint64) error) error {
+func (c *Client) replayNative(ctx context.Context, q string, visit func(*ddl.Row) error) error {
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_bytes_before_external_sort": replaySortBytes}))
 	rows, err := c.conn.Query(ctx, q)
 	if err != nil {
@@ -122,7 +125,7 @@ func (c *Client) replayNative(ctx context.Context, q string, visit func(*event.E
 		if err := ddl.Scan(replayColumns, dests, &row); err != nil {
 			return fmt.Errorf("clickhouse: replay: %w", err)
 		}
-		if err := visit(row.Event, row.StreamSeq); err != nil {
+		if err := visit(&row); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/ddl"
-	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/testkit/chdbtest"
 	"github.com/rampart-io/rampart/testkit/chtest"
 )
@@ -41,11 +40,20 @@ func TestReplayReadsHistoryInStreamOrder(t *testing.T) {
 	streamSeq := []uint64{20, 30, 30, 10, 40, 50, 60, 5}
 	var rows [][]any
 	want := map[string]chain.Hash{}
+	// What the inventory said of each agent: nothing (no inventory), an
+	// entry, or no entry; replayed as stored.
+	agents := map[string]ddl.Agent{}
 	for i, e := range events {
 		want[e.ID] = chain.Of(e)
-		rows = append(rows, ddl.EventRow(e, streamSeq[i], t0))
+		switch i % 3 {
+		case 1:
+			agents[e.ID] = ddl.Agent{Owner: "bob", Team: "research", Purpose: "web research", RiskTier: "high", Environment: "prod", Registered: true, Inventory: "v1"}
+		case 2:
+			agents[e.ID] = ddl.Agent{Inventory: "v1"}
+		}
+		rows = append(rows, ddl.Values(ddl.Events, &ddl.Row{Event: e, StreamSeq: streamSeq[i], CollectedAt: t0, Agent: agents[e.ID]}))
 	}
-	rows = append(rows, ddl.EventRow(events[4], 40, t0.Add(time.Minute))) // redelivered
+	rows = append(rows, ddl.Values(ddl.Events, &ddl.Row{Event: events[4], StreamSeq: 40, CollectedAt: t0.Add(time.Minute), Agent: agents[events[4].ID]})) // redelivered
 	// Outside the range: the end is exclusive.
 	late := *events[0]
 	late.ID, late.Time = "01LATE0000000000000000000Z", t0.Add(time.Hour)
@@ -60,8 +68,12 @@ func TestReplayReadsHistoryInStreamOrder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var got []string
 			var last uint64
-			err := c.Replay(ctx, all, func(e *event.Event, seq uint64) error {
+			err := c.Replay(ctx, all, func(r *ddl.Row) error {
+				e, seq := r.Event, r.StreamSeq
 				got = append(got, e.ID)
+				if r.Agent != agents[e.ID] {
+					t.Errorf("event %s: agent %+v read back, stored %+v", e.ID, r.Agent, agents[e.ID])
+				}
 				if seq < last {
 					t.Errorf("stream seq %d after %d", seq, last)
 				}
@@ -78,8 +90,8 @@ func TestReplayReadsHistoryInStreamOrder(t *testing.T) {
 				t.Fatalf("replayed\n %q\nwant\n %q", got, wantOrder)
 			}
 			got = nil
-			err = c.Replay(ctx, chstore.Range{From: t0.Add(time.Second), To: t0.Add(3 * time.Second), Tenant: "acme"}, func(e *event.Event, _ uint64) error {
-				got = append(got, e.ID)
+			err = c.Replay(ctx, chstore.Range{From: t0.Add(time.Second), To: t0.Add(3 * time.Second), Tenant: "acme"}, func(r *ddl.Row) error {
+				got = append(got, r.Event.ID)
 				return nil
 			})
 			if err != nil || !reflect.DeepEqual(got, []string{alert.ID, events[3].ID, events[4].ID}) {
@@ -93,19 +105,23 @@ func TestReplayReadsHistoryInStreamOrder(t *testing.T) {
 	if err := embedded.Exec(ctx, insert); err != nil {
 		t.Fatal(err)
 	}
-	got26, err := embedded.Query(ctx, chstore.ReplayQuery(chdbDB, []string{"event_id"}, all))
+	got26, err := embedded.Query(ctx, chstore.ReplayQuery(chdbDB, []string{"event_id", "agent_owner", "agent_risk_tier", "agent_registered", "agent_inventory"}, all))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids26 []string
 	for _, r := range got26 {
 		ids26 = append(ids26, r[0])
+		a := agents[r[0]]
+		if w := []string{r[0], a.Owner, a.RiskTier, map[bool]string{true: "1", false: "0"}[a.Registered], a.Inventory}; !reflect.DeepEqual(r, w) {
+			t.Errorf("chdb-26: %q, stored %q", r, w)
+		}
 	}
 	if !reflect.DeepEqual(ids26, wantOrder) {
 		t.Fatalf("chdb-26 replays\n %q\nwant\n %q", ids26, wantOrder)
 	}
 	for name, bad := range map[string]chstore.Range{"empty": {From: t0, To: t0}, "reversed": {From: t0, To: t0.Add(-time.Second)}, "open": {From: t0}} {
-		if err := native.Replay(ctx, bad, func(*event.Event, uint64) error { return nil }); err == nil {
+		if err := native.Replay(ctx, bad, func(*ddl.Row) error { return nil }); err == nil {
 			t.Errorf("%s range accepted", name)
 		}
 	}

@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/rampart-io/rampart/chstore"
-	"github.com/rampart-io/rampart/collector/enrich"
+	"github.com/rampart-io/rampart/component/inventory"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -33,12 +33,12 @@ type Config struct {
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 	// Inventory is the agent inventory each stored row is enriched from
 	// (owner, team, purpose, risk tier, environment, registered).
-	Inventory enrich.Config `yaml:"inventory"`
+	Inventory inventory.Config `yaml:"inventory"`
 }
 
 // Defaults returns the single-node configuration.
 func Defaults() Config {
-	return Config{Source: stream.DefaultSource("collector"), ClickHouse: chstore.Defaults(), Inventory: enrich.Defaults()}
+	return Config{Source: stream.DefaultSource("collector"), ClickHouse: chstore.Defaults(), Inventory: inventory.Defaults()}
 }
 
 // Validate checks c.
@@ -58,7 +58,7 @@ type Collector struct {
 	log *slog.Logger
 	in  *stream.Reader
 	ch  *chstore.Client
-	inv *enrich.Inventory
+	inv *inventory.Inventory
 
 	events      metric.Int64Counter // by outcome: stored, dead_lettered
 	gapped      metric.Int64Counter
@@ -81,7 +81,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Collector, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	inv, err := enrich.New(cfg.Inventory, log)
+	inv, err := inventory.New(cfg.Inventory, "collector", log)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}

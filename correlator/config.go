@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/component/inventory"
 	"github.com/rampart-io/rampart/correlator/record"
 	"github.com/rampart-io/rampart/schema/stream"
 )
@@ -34,6 +35,11 @@ type Config struct {
 	Detect DetectConfig `yaml:"detect"`
 	// Checkpoint configures the signed checkpoints of the correlator's chain.
 	Checkpoint record.Config `yaml:"checkpoint"`
+	// Inventory is the agent inventory detection rules read (agent_*,
+	// inventory_loaded), the collector's setting in the same form: give
+	// both the same file, so what a rule saw live is what the collector
+	// stored and a replay reads. Default none.
+	Inventory inventory.Config `yaml:"inventory"`
 }
 
 // Partition selects the tenants one correlator handles: those whose name
@@ -105,7 +111,8 @@ func Defaults() Config {
 	c := Config{Source: stream.DefaultSource("correlator"), CacheSessions: 100000, ClickHouse: chstore.Defaults(),
 		Partition: Partition{Index: 0, Count: 1},
 		Detect: DetectConfig{Shipped: true, BatchWait: 20 * time.Millisecond, ReloadInterval: 10 * time.Second, MaxGroupsPerRule: 100000,
-			MaxEvidence: 20, Recovery: RecoveryConfig{Horizon: time.Hour}}}
+			MaxEvidence: 20, Recovery: RecoveryConfig{Horizon: time.Hour}},
+		Inventory: inventory.Defaults()}
 	c.Checkpoint.SetDefaults()
 	return c
 }
@@ -131,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Checkpoint.Validate(); err != nil {
 		return fmt.Errorf("correlator: checkpoint: %w", err)
+	}
+	if err := c.Inventory.Validate(); err != nil {
+		return fmt.Errorf("correlator: %w", err)
 	}
 	return c.ClickHouse.Validate()
 }

@@ -14,14 +14,17 @@ import (
 // good ones validate and the bad ones do not, with the error naming why.
 func TestConfigFixtures(t *testing.T) {
 	want := map[string]string{
-		"partition-index.bad.yml": "partition index 2 of count 2",
-		"partition-count.bad.yml": "partition index 0 of count 0",
-		"horizon.bad.yml":         "recovery.horizon",
-		"evidence.bad.yml":        "max_evidence",
-		"unknown-key.bad.yml":     "rule_dir",
-		"checkpoint.bad.yml":      "checkpoint",
-		"instance.bad.yml":        `must begin with "correlator:"`,
-		"partitioned.good.yml":    "",
+		"partition-index.bad.yml":  "partition index 2 of count 2",
+		"partition-count.bad.yml":  "partition index 0 of count 0",
+		"horizon.bad.yml":          "recovery.horizon",
+		"evidence.bad.yml":         "max_evidence",
+		"unknown-key.bad.yml":      "rule_dir",
+		"checkpoint.bad.yml":       "checkpoint",
+		"instance.bad.yml":         `must begin with "correlator:"`,
+		"partitioned.good.yml":     "",
+		"inventory-reload.bad.yml": "reload must be positive",
+		"inventory-key.bad.yml":    "path",
+		"inventory.good.yml":       "",
 	}
 	files, _ := filepath.Glob("testdata/config/*.yml")
 	if len(files) != len(want) {

@@ -12,19 +12,22 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/rampart-io/rampart/component/inventory"
 	"github.com/rampart-io/rampart/correlator/record"
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // Detector is the detection engine as the correlator drives it
-// (detect.Engine): Observe is given each event once, in stream order, and
-// returns the alerts it completes; Advance returns the alerts of windows
+// (detect.Engine): ObserveAgent is given each event once, in stream order,
+// with what the agent inventory says of its agent, and returns the alerts
+// it completes; Advance returns the alerts of windows
 // that lapsed by now. Alerts must be complete but for Instance, Seq, Epoch
 // and Prev, with ids derived from what raised them, so the same input in
 // the same order raises the same alerts.
 type Detector interface {
-	Observe(ev *event.Event) []*event.Event
+	ObserveAgent(ev *event.Event, agent ddl.Agent) []*event.Event
 	Advance(now time.Time) []*event.Event
 }
 
@@ -76,6 +79,9 @@ type detection struct {
 	horizon  time.Duration
 	lateness time.Duration
 	alerts   bool // the engine reads alerts
+	// inv is the agent inventory; its zero answer (no inventory) when
+	// none is configured. Its reload keeps the last good one.
+	inv *inventory.Inventory
 
 	mu      sync.Mutex // one batch or tick at a time
 	engine  Detector
@@ -107,13 +113,20 @@ func newDetection(ctx context.Context, cfg Config, d Detector, rs *rules, log *s
 	if err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
+	// The inventory before anything is recovered: the windows rebuilt
+	// from the stream see the agents as live events will.
+	inv, err := inventory.New(cfg.Inventory, "correlator", log)
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("correlator: %w", err)
+	}
 	rec, err := record.New(in.JetStream(), cfg.instance(), cfg.Checkpoint, log)
 	if err != nil {
 		in.Close()
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
 	det := &detection{log: log, rules: rs, interval: cfg.Detect.ReloadInterval, in: in, part: cfg.Partition, rec: rec, horizon: cfg.Detect.Recovery.Horizon,
-		lateness: 2 * cfg.Detect.BatchWait, engine: d, published: map[string]time.Time{}, observed: map[uint64]time.Time{}}
+		lateness: 2 * cfg.Detect.BatchWait, engine: d, inv: inv, published: map[string]time.Time{}, observed: map[uint64]time.Time{}}
 	if r, ok := d.(alertReader); ok {
 		det.alerts = r.WantsAlerts()
 	}
@@ -143,6 +156,7 @@ func (d *detection) run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { d.tick(ctx) })
+	wg.Go(func() { _ = d.inv.Run(ctx) }) // returns nil, when ctx ends
 	if d.rules != nil && d.rules.cfg.RulesDir != "" {
 		wg.Go(func() { d.watch(ctx, d.rules, d.interval) })
 	}
@@ -210,7 +224,7 @@ func (d *detection) observeLocked(seq uint64, events []*event.Event) {
 		// Observe, they would come back with e's and be taken for
 		// another tenant's, and dropped.
 		d.advance(e.Time)
-		d.queue(e.Tenant, d.engine.Observe(e))
+		d.queue(e.Tenant, d.engine.ObserveAgent(e, d.inv.Agent(e)))
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/chain"
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/chtest"
@@ -56,7 +57,9 @@ func newDenials() *denials {
 		seen: map[string]int{}, kinds: map[event.Kind]int{}}
 }
 
-func (d *denials) Observe(e *event.Event) []*event.Event {
+func (d *denials) Observe(e *event.Event) []*event.Event { return d.ObserveAgent(e, ddl.Agent{}) }
+
+func (d *denials) ObserveAgent(e *event.Event, _ ddl.Agent) []*event.Event {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.seen[e.ID]++

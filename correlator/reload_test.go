@@ -1,11 +1,15 @@
 package correlator_test
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rampart-io/rampart/component/inventory"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/event"
 )
@@ -78,4 +82,29 @@ func TestRuleReloadsAreRecorded(t *testing.T) {
 		t.Fatalf("reload %+v after %+v", next, first)
 	}
 	r.checkChains()
+}
+
+// TestABadInventoryStopsTheStart: a correlator configured with an
+// inventory that does not load does not start (there is no last good one
+// to keep), and says which rule of the file it broke, by stable code.
+func TestABadInventoryStopsTheStart(t *testing.T) {
+	r := newRig(t)
+	bad := filepath.Join(t.TempDir(), "inventory.yml")
+	if err := os.WriteFile(bad, []byte("agents:\n  - subject: \"agent:research*\"\n    team: research\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, file := range map[string]string{"a pattern mid-name": bad, "no file": bad + ".gone"} {
+		cfg := correlator.Defaults()
+		cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = r.srv.URL(), r.addr, r.ch.Database()
+		cfg.Instance = "correlator:test"
+		cfg.Inventory.File = file
+		c, err := correlator.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err == nil {
+			c.Close()
+			t.Fatalf("%s: the correlator started", name)
+		}
+		if name == "a pattern mid-name" && !errors.Is(err, inventory.ErrPattern) {
+			t.Errorf("%s: %v, want %v", name, err, inventory.ErrPattern)
+		}
+	}
 }

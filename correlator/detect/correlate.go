@@ -76,7 +76,7 @@ type valueSeen struct {
 
 func (e *Engine) observeValue(s *ruleState, g *group, ev *event.Event, r ref, out []*event.Event) []*event.Event {
 	rule := s.r
-	v := boundedValue(rule.valueFn(ev))
+	v := boundedValue(rule.valueFn(e.act))
 	if v == "" {
 		return out // no value is not a distinct value
 	}

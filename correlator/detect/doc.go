@@ -2,7 +2,8 @@
 // files of CEL matches and one Sigma-style correlation each) are decoded
 // strictly, type-checked and planned once (LoadDir, Shipped, Merge); the
 // correlator feeds every event of the stream, in order, to an Engine
-// (Observe), which keeps bounded per-group state on event time and
+// (ObserveAgent: the event and what the agent inventory says of its
+// agent, looked up live or read back from the stored row), which keeps bounded per-group state on event time and
 // returns the alerts an event completes as ready-to-publish v1 events of
 // kind alert, with ids derived from the finding so a redelivered or
 // replayed event yields the same alert. Advance moves the clock for

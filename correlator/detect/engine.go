@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -176,8 +177,17 @@ func (e *Engine) install(rs *RuleSet, old map[string]*ruleState) {
 // Observe feeds one event, in stream order, and returns the alerts it
 // completes, as alert events ready to publish. The event's time first
 // moves the clock, as Advance would: windows that lapsed before it fire
-// first, so alerts do not depend on how often Advance is called.
+// first, so alerts do not depend on how often Advance is called. Rules
+// see no inventory (inventory_loaded false): ObserveAgent gives one.
 func (e *Engine) Observe(ev *event.Event) []*event.Event {
+	return e.ObserveAgent(ev, ddl.Agent{})
+}
+
+// ObserveAgent is Observe with what the agent inventory says of the
+// event's agent (the agent_* fields): the live correlator looks it up,
+// a replay reads what the collector stored with the event, so the engine
+// itself stays a function of its input.
+func (e *Engine) ObserveAgent(ev *event.Event, agent ddl.Agent) []*event.Event {
 	if ev == nil {
 		return nil
 	}
@@ -185,6 +195,7 @@ func (e *Engine) Observe(ev *event.Event) []*event.Event {
 	out := e.advance(t, nil)
 	e.n++
 	e.act.reset(ev)
+	e.act.agent = agent
 	r := ref{id: ev.ID, t: t, n: e.n}
 	for _, s := range e.rules {
 		if s.r.kinds != 0 && s.r.kinds&e.act.kind == 0 {
@@ -305,7 +316,7 @@ func (e *Engine) groupKey(s *ruleState, ev *event.Event) bool {
 	tenant := groupTenant(s.r, ev)
 	b := appendKeyPart(e.key[:0], tenant)
 	for _, fn := range s.r.groupFns {
-		v := fn(ev)
+		v := fn(e.act)
 		if v == "" {
 			e.key = b
 			return false
@@ -313,7 +324,7 @@ func (e *Engine) groupKey(s *ruleState, ev *event.Event) bool {
 		b = appendKeyPart(b, v)
 	}
 	if s.r.Correlation == NewValue {
-		v := s.r.valueFn(ev)
+		v := s.r.valueFn(e.act)
 		if v == "" {
 			e.key = b
 			return false
@@ -375,10 +386,10 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 	}
 	g := &group{key: string(e.key), tenant: groupTenant(s.r, ev), values: make([]string, 0, len(s.r.groupFns)+1)}
 	for _, fn := range s.r.groupFns {
-		g.values = append(g.values, boundedValue(fn(ev)))
+		g.values = append(g.values, boundedValue(fn(e.act)))
 	}
 	if s.r.Correlation == NewValue {
-		g.values = append(g.values, boundedValue(s.r.valueFn(ev)))
+		g.values = append(g.values, boundedValue(s.r.valueFn(e.act)))
 	}
 	t := ev.Time.UnixNano()
 	g.expiry = t + int64(s.r.Window)

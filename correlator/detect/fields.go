@@ -8,6 +8,7 @@ import (
 	"github.com/google/cel-go/common/types"
 	celref "github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -31,6 +32,8 @@ const (
 	kindMap // map(string, dyn)
 	kindStringMap
 	kindTime
+	kindAgent // string, of the inventory's answer
+	kindBool  // of the inventory's answer
 )
 
 // field is one variable: its name, type and how to read it.
@@ -42,6 +45,9 @@ type field struct {
 	list func(*event.Event) []string
 	nums func(*event.Event) []uint64
 	smap func(*event.Event) map[string]string
+	// Of the agent inventory's answer for the event (kindAgent, kindBool).
+	agent func(*ddl.Agent) string
+	flag  func(*ddl.Agent) bool
 }
 
 func ident(e *event.Event) *event.Identity {
@@ -89,6 +95,12 @@ var (
 
 func strField(name string, f func(*event.Event) string) field {
 	return field{name: name, kind: kindString, str: f}
+}
+func agentField(name string, f func(*ddl.Agent) string) field {
+	return field{name: name, kind: kindAgent, agent: f}
+}
+func flagField(name string, f func(*ddl.Agent) bool) field {
+	return field{name: name, kind: kindBool, flag: f}
 }
 func intField(name string, f func(*event.Event) int64) field {
 	return field{name: name, kind: kindInt, num: f}
@@ -161,6 +173,18 @@ var fields = []field{
 	strField("alert_severity", func(e *event.Event) string { return string(alert(e).Severity) }),
 	{name: "alert_tags", kind: kindList, list: func(e *event.Event) []string { return alert(e).Tags }},
 	intField("alert_count", func(e *event.Event) int64 { return int64(alert(e).Count) }),
+
+	// What the agent inventory says of the event's agent: not part of
+	// the event, given beside it (Engine.ObserveAgent). inventory_loaded
+	// is whether one was consulted at all; without one no agent is
+	// registered, and none is unregistered either.
+	agentField("agent_owner", func(a *ddl.Agent) string { return a.Owner }),
+	agentField("agent_team", func(a *ddl.Agent) string { return a.Team }),
+	agentField("agent_purpose", func(a *ddl.Agent) string { return a.Purpose }),
+	agentField("agent_risk_tier", func(a *ddl.Agent) string { return a.RiskTier }),
+	agentField("agent_environment", func(a *ddl.Agent) string { return a.Environment }),
+	flagField("agent_registered", func(a *ddl.Agent) bool { return a.Registered }),
+	flagField("inventory_loaded", func(a *ddl.Agent) bool { return a.Inventory != "" }),
 }
 
 func chainOf(e *event.Event) []string {
@@ -225,7 +249,7 @@ func lookupField(name string) (int, bool) {
 // scalarField returns the field name as group_by and value fields read
 // it: strings as they are, ints in decimal. Lists, maps and time are not
 // scalar, and a group of them would be ambiguous.
-func scalarField(name string) (func(*event.Event) string, bool) {
+func scalarField(name string) (func(*activation) string, bool) {
 	i, ok := fieldIndex[name]
 	if !ok {
 		return nil, false
@@ -233,9 +257,11 @@ func scalarField(name string) (func(*event.Event) string, bool) {
 	f := fields[i]
 	switch f.kind {
 	case kindString:
-		return f.str, true
+		return func(a *activation) string { return f.str(a.ev) }, true
 	case kindInt:
-		return func(e *event.Event) string { return strconv.FormatInt(f.num(e), 10) }, true
+		return func(a *activation) string { return strconv.FormatInt(f.num(a.ev), 10) }, true
+	case kindAgent:
+		return func(a *activation) string { return f.agent(&a.agent) }, true
 	}
 	return nil, false
 }
@@ -260,6 +286,10 @@ func celVariables() []cel.EnvOption {
 			t = cel.MapType(cel.StringType, cel.StringType)
 		case kindTime:
 			t = cel.TimestampType
+		case kindAgent:
+			t = cel.StringType
+		case kindBool:
+			t = cel.BoolType
 		}
 		opts = append(opts, cel.Variable(f.name, t))
 	}
@@ -277,15 +307,16 @@ var (
 // its CEL value on first use and shared by every rule that reads it; the
 // engine reuses one activation for all events.
 type activation struct {
-	ev   *event.Event
-	kind kindMask
-	vals []celref.Val
+	ev    *event.Event
+	agent ddl.Agent // the inventory's answer for ev
+	kind  kindMask
+	vals  []celref.Val
 }
 
 func newActivation() *activation { return &activation{vals: make([]celref.Val, len(fields))} }
 
 func (a *activation) reset(ev *event.Event) {
-	a.ev = ev
+	a.ev, a.agent = ev, ddl.Agent{}
 	if ev != nil {
 		a.kind = kindBit(ev.Kind)
 	}
@@ -335,6 +366,13 @@ func (a *activation) value(i int) celref.Val {
 		return emptyStringMap
 	case kindTime:
 		return types.Timestamp{Time: e.Time}
+	case kindAgent:
+		if s := f.agent(&a.agent); s != "" {
+			return types.String(s)
+		}
+		return emptyString
+	case kindBool:
+		return types.Bool(f.flag(&a.agent))
 	case kindMap:
 		raw := req(e).Args
 		if len(raw) == 0 {
@@ -350,6 +388,21 @@ func (a *activation) value(i int) celref.Val {
 		return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m)
 	}
 	return types.NewErr("unknown variable %q", f.name)
+}
+
+// text is field i's value as an equality prefilter compares it: strings
+// as they are, bools as "true" or "false".
+func (a *activation) text(i int) string {
+	f := &fields[i]
+	switch f.kind {
+	case kindString:
+		return f.str(a.ev)
+	case kindAgent:
+		return f.agent(&a.agent)
+	case kindBool:
+		return strconv.FormatBool(f.flag(&a.agent))
+	}
+	return ""
 }
 
 // Parent implements interpreter.Activation.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-io/rampart/component/inventory"
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"gopkg.in/yaml.v3"
 )
@@ -30,6 +32,11 @@ import (
 //	    want:
 //	      - {rule: lethal-trifecta, group: {subject: "user:alice"}, count: 2, evidence: [e1, e2]}
 //
+// A case's inventory (optional) is an agent inventory, in the inventory
+// file's form ({agents: [...]}), that the case's events are looked up in
+// as the live correlator looks them up: without one, rules see no
+// inventory (inventory_loaded false).
+//
 // In YAML events, v defaults to 1, instance to "fixture", seq to the
 // event's position, id to e<position>, and "at" (a duration after the
 // case's start) stands for time; events_file names a file of JSON lines
@@ -48,6 +55,7 @@ type fixtureCase struct {
 	Events     []yaml.Node `yaml:"events"`
 	EventsFile string      `yaml:"events_file"`
 	Advance    time.Time   `yaml:"advance"`
+	Inventory  yaml.Node   `yaml:"inventory"`
 	Want       []WantAlert `yaml:"want"`
 	line       int
 }
@@ -235,6 +243,22 @@ func caseEvents(file string, c *fixtureCase) ([]*event.Event, error) {
 	return evs, nil
 }
 
+// caseInventory parses a case's inventory: nil without one.
+func caseInventory(c *fixtureCase) (func(*event.Event) ddl.Agent, error) {
+	if c.Inventory.Kind == 0 {
+		return nil, nil
+	}
+	data, err := yaml.Marshal(&c.Inventory)
+	if err != nil {
+		return nil, fmt.Errorf("inventory (line %d): %v", c.Inventory.Line, err)
+	}
+	ix, err := inventory.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("inventory (line %d): %v", c.Inventory.Line, err)
+	}
+	return ix.Agent, nil
+}
+
 func setDefault(m map[string]any, k string, v any) {
 	if _, ok := m[k]; !ok {
 		m[k] = v
@@ -287,11 +311,21 @@ func ReadEvents(path string) ([]*event.Event, error) {
 // Run feeds events to a fresh engine on rs and returns every alert,
 // Advancing to advance (when set) after the last event.
 func Run(rs *RuleSet, evs []*event.Event, advance time.Time, opts Options) []*event.Event {
+	return RunAgents(rs, evs, nil, advance, opts)
+}
+
+// RunAgents is Run with each event's agent as agent says (none when agent
+// is nil), as Engine.ObserveAgent takes it.
+func RunAgents(rs *RuleSet, evs []*event.Event, agent func(*event.Event) ddl.Agent, advance time.Time, opts Options) []*event.Event {
 	e := NewEngine(rs, opts)
 	defer e.Close()
 	var out []*event.Event
 	for _, ev := range evs {
-		out = append(out, e.Observe(ev)...)
+		var a ddl.Agent
+		if agent != nil {
+			a = agent(ev)
+		}
+		out = append(out, e.ObserveAgent(ev, a)...)
 	}
 	if !advance.IsZero() {
 		out = append(out, e.Advance(advance)...)
@@ -306,8 +340,13 @@ func runCase(rs *RuleSet, file string, only []string, c *fixtureCase, opts Optio
 		res.Mismatch = err.Error()
 		return res
 	}
-	got := Run(rs, evs, c.Advance, opts)
-	again := Run(rs, evs, c.Advance, opts)
+	agent, err := caseInventory(c)
+	if err != nil {
+		res.Mismatch = err.Error()
+		return res
+	}
+	got := RunAgents(rs, evs, agent, c.Advance, opts)
+	again := RunAgents(rs, evs, agent, c.Advance, opts)
 	if !slices.EqualFunc(got, again, func(a, b *event.Event) bool { return a.ID == b.ID }) {
 		res.Mismatch = "two runs of the same events gave different alert ids"
 		return res

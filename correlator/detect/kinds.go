@@ -126,14 +126,22 @@ type eqConstraint struct {
 }
 
 // constraintsOf lists the string-field equality conjuncts at the top
-// level of e (kind excepted: kindsOf covers it).
+// level of e (kind excepted: kindsOf covers it), and the bool fields
+// (inventory_loaded, agent_registered) it requires set or, negated, unset.
 func constraintsOf(e ast.Expr) []eqConstraint {
+	if i, ok := boolField(e); ok {
+		return []eqConstraint{{field: i, values: []string{"true"}}}
+	}
 	if e.Kind() != ast.CallKind {
 		return nil
 	}
 	c := e.AsCall()
 	args := c.Args()
 	switch c.FunctionName() {
+	case operators.LogicalNot:
+		if i, ok := boolField(args[0]); ok && len(args) == 1 {
+			return []eqConstraint{{field: i, values: []string{"false"}}}
+		}
 	case operators.LogicalAnd:
 		var out []eqConstraint
 		for _, x := range args {
@@ -179,16 +187,26 @@ func stringField(e ast.Expr) (int, bool) {
 		return 0, false
 	}
 	i, ok := fieldIndex[e.AsIdent()]
-	if !ok || fields[i].kind != kindString {
+	if !ok || fields[i].kind != kindString && fields[i].kind != kindAgent {
 		return 0, false
 	}
 	return i, true
 }
 
-// holds reports whether the event can satisfy every constraint.
-func holds(cs []eqConstraint, ev *event.Event) bool {
+// boolField reports whether e is a bool variable, and its slot.
+func boolField(e ast.Expr) (int, bool) {
+	if e.Kind() != ast.IdentKind {
+		return 0, false
+	}
+	i, ok := fieldIndex[e.AsIdent()]
+	return i, ok && fields[i].kind == kindBool
+}
+
+// holds reports whether the activation's event can satisfy every
+// constraint.
+func holds(cs []eqConstraint, a *activation) bool {
 	for _, c := range cs {
-		v := fields[c.field].str(ev)
+		v := a.text(c.field)
 		ok := false
 		for _, want := range c.values {
 			if v == want {

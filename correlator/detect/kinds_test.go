@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -54,8 +55,14 @@ func TestEqualityPrefilterAgreesWithCEL(t *testing.T) {
 		`code == "x" || effect == "deny"`,
 		`!(effect == "deny")`,
 		`effect == "deny" && tool != ""`,
+		`inventory_loaded && !agent_registered`,
+		`effect == "deny" && agent_risk_tier == "high"`,
+		`agent_registered || effect == "deny"`,
+		`!(inventory_loaded && agent_registered) && agent_owner in ["alice", "bob"]`,
+		`!inventory_loaded`,
 	}
 	evs := []*event.Event{ev(0), ev(0, deny), ev(0, deny, tool("a")), ev(0, class("pii")), ev(0, class("public")), ev(0, code("x"))}
+	agents := []ddl.Agent{{}, {Inventory: "v1"}, {Inventory: "v1", Registered: true, Owner: "alice", RiskTier: "high"}, {Inventory: "v1", Registered: true, Owner: "carol", RiskTier: "low"}}
 	for _, src := range srcs {
 		x, err := compileExpr("match", src)
 		if err != nil {
@@ -65,17 +72,25 @@ func TestEqualityPrefilterAgreesWithCEL(t *testing.T) {
 		plain.eqs, plain.kinds, plain.guard = nil, 0, nil
 		a := newActivation()
 		for i, e := range evs {
-			a.reset(e)
-			got, err1 := x.eval(a)
-			want, err2 := plain.eval(a)
-			if got != want || (err1 == nil) != (err2 == nil) {
-				t.Errorf("%s on event %d: prefiltered %v (%v), CEL %v (%v)", src, i, got, err1, want, err2)
+			for j, ag := range agents {
+				a.reset(e)
+				a.agent = ag
+				got, err1 := x.eval(a)
+				want, err2 := plain.eval(a)
+				if got != want || (err1 == nil) != (err2 == nil) {
+					t.Errorf("%s on event %d, agent %d: prefiltered %v (%v), CEL %v (%v)", src, i, j, got, err1, want, err2)
+				}
 			}
 		}
 	}
 	x, _ := compileExpr("match", `effect == "deny" && (tool == "a" || tool == "b")`)
 	if len(x.eqs) != 1 {
 		t.Fatalf("constraints %+v, want only the top-level effect", x.eqs)
+	}
+	// The inventory rules' conjuncts are prefiltered too.
+	x, _ = compileExpr("match", `kind == "decision" && inventory_loaded && !agent_registered && agent_risk_tier == "high"`)
+	if len(x.eqs) != 3 {
+		t.Fatalf("constraints %+v, want inventory_loaded, agent_registered and agent_risk_tier", x.eqs)
 	}
 }
 

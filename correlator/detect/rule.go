@@ -84,8 +84,8 @@ type Rule struct {
 	File string
 
 	match     *expr
-	groupFns  []func(*event.Event) string
-	valueFn   func(*event.Event) string // value_count, new_value
+	groupFns  []func(*activation) string
+	valueFn   func(*activation) string // value_count, new_value
 	valueName string
 	steps     []step        // sequence, all_of
 	expect    *expr         // absence
@@ -212,7 +212,7 @@ func cheapGuard(env *cel.Env, a *cel.Ast) cel.Program {
 // result; an error (a missing map key, a wrong type, the cost limit) is
 // reported and is no match.
 func (x *expr) eval(a *activation) (bool, error) {
-	if x.kinds != 0 && x.kinds&a.kind == 0 || !holds(x.eqs, a.ev) {
+	if x.kinds != 0 && x.kinds&a.kind == 0 || !holds(x.eqs, a) {
 		return false, nil
 	}
 	if x.guard != nil {

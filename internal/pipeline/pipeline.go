@@ -78,6 +78,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Pipeline, err er
 	cfg.Enforcer.NATS.URL = p.natsURL
 	cfg.Collector.NATSURL = p.natsURL
 	cfg.Correlator.NATSURL = p.natsURL
+	// One node, one agent inventory: given to the collector alone, the
+	// correlator's rules read it too, or they would judge agents the
+	// stored rows (and so a replay) call registered as unknown.
+	if cfg.Correlator.Inventory.File == "" {
+		cfg.Correlator.Inventory = cfg.Collector.Inventory
+	}
 
 	if p.enforcer, err = enforcer.New(ctx, cfg.Enforcer); err != nil {
 		return nil, err

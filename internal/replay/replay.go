@@ -14,6 +14,7 @@ import (
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/correlator/detect"
+	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -42,7 +43,9 @@ type Result struct {
 // correlator would publish them (ids derived from the finding, so an
 // alert the live correlator raised has the same id). After the last event
 // the engine's clock moves to o.Range.To, so windows that lapsed inside
-// the range (absence, at most N) fire too.
+// the range (absence, at most N) fire too. Rules on the agent inventory
+// (agent_*, inventory_loaded) read the agent columns the collector stored
+// with each event.
 func Run(ctx context.Context, ch *chstore.Client, o Options, visit func(alert *event.Event) error) (Result, error) {
 	var res Result
 	if o.Rules == nil {
@@ -63,13 +66,15 @@ func Run(ctx context.Context, ch *chstore.Client, o Options, visit func(alert *e
 		}
 		return nil
 	}
-	err := ch.Replay(ctx, o.Range, func(e *event.Event, _ uint64) error {
+	err := ch.Replay(ctx, o.Range, func(row *ddl.Row) error {
 		res.Events++
-		if !input(e) {
+		if !input(row.Event) {
 			res.Skipped++
 			return nil
 		}
-		return raised(eng.Observe(e))
+		// The agent as the collector stored it, not as today's
+		// inventory says: the rules see what the live correlator saw.
+		return raised(eng.ObserveAgent(row.Event, row.Agent))
 	})
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)

@@ -87,7 +87,7 @@ type Row struct {
 }
 
 // Agent is the agent inventory's entry for an event's agent, as the
-// collector stores it beside the event (collector/enrich). It is not part
+// collector stores it beside the event (component/inventory). It is not part
 // of the event: the chain does not cover it.
 type Agent struct {
 	Owner, Team, Purpose, RiskTier, Environment string

@@ -1,4 +1,4 @@
--- What the agent inventory (collector/enrich) said of each event's agent
+-- What the agent inventory (component/inventory) said of each event's agent
 -- when the collector stored it: who owns it, its team, purpose, risk tier
 -- and environment, whether an entry matched at all (agent_registered), and
 -- which version of the inventory was consulted (agent_inventory, empty

@@ -1,4 +1,4 @@
-package enrich
+package inventory
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func TestBadInventoriesAreRefused(t *testing.T) {
 	want := map[string]error{
 		"prefix-mid-name": ErrPattern, "spiffe-mid-segment": ErrPattern, "inner-star": ErrPattern, "glob-class": ErrPattern,
 		"spiffe-not-canonical": ErrPattern, "spiffe-no-scheme": ErrPattern,
-		"both-names": ErrEntry, "no-name": ErrEntry, "unknown-key": ErrEntry, "duplicate": ErrDuplicate,
+		"both-names": ErrEntry, "no-name": ErrEntry, "unknown-key": ErrEntry, "duplicate": ErrDuplicate, "duplicate-in-tenant": ErrDuplicate,
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yml")
 	if len(files) != len(want) {
@@ -27,7 +27,7 @@ func TestBadInventoriesAreRefused(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".bad.yml")
 		data, _ := os.ReadFile(f)
-		if _, err := parse(data); !errors.Is(err, want[name]) {
+		if _, err := Parse(data); !errors.Is(err, want[name]) {
 			t.Errorf("%s: %v, want %v", name, err, want[name])
 		}
 	}
@@ -49,7 +49,7 @@ func TestLookupPrecedenceAndHostileNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := parse(data)
+	ix, err := Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,8 @@ func TestLookupPrecedenceAndHostileNames(t *testing.T) {
 		{"an unlisted SPIFFE ID falls back to the subject", agentEvent("spiffe://acme.example/ns/other/x", "agent:research-a"), "research"},
 		{"the prefix alone matches", agentEvent("", "agent:research-"), "research"},
 		{"a name the prefix only starts", agentEvent("", "agent:research"), ""},
+		{"one separator short of a longer prefix: the shorter's team", agentEvent("", "", "agent:research-finance"), "research"},
+		{"a tenant's agent, seen without its tenant", agentEvent("", "agent:billing"), ""},
 		{"a neighbouring segment", agentEvent("spiffe://acme.example/ns/agentsx/sa/planner", ""), ""},
 		{"another trust domain", agentEvent("spiffe://evil.example/ns/agents/sa/planner", ""), ""},
 		{"upper-case trust domain", agentEvent("spiffe://ACME.example/ns/agents/sa/planner", ""), ""},
@@ -79,7 +81,7 @@ func TestLookupPrecedenceAndHostileNames(t *testing.T) {
 		{"case of a subject", agentEvent("", "AGENT:planner"), ""},
 		{"no identity", &event.Event{}, ""},
 	} {
-		a := ix.agent(c.e)
+		a := ix.Agent(c.e)
 		if a.Team != c.team || a.Registered != (c.team != "") || a.Inventory != ix.version {
 			t.Errorf("%s: %+v, want team %q", c.name, a, c.team)
 		}
@@ -98,7 +100,7 @@ func TestReloadKeepsTheLastGoodInventory(t *testing.T) {
 		}
 	}
 	write("agents:\n  - subject: \"agent:a\"\n    team: one\n")
-	inv, err := New(Config{File: path, Reload: time.Hour}, slog.New(slog.DiscardHandler))
+	inv, err := New(Config{File: path, Reload: time.Hour}, "test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +124,10 @@ func TestReloadKeepsTheLastGoodInventory(t *testing.T) {
 	if got := inv.Agent(a); got.Team != "three" || inv.Version() == good {
 		t.Fatalf("after a good reload: %+v", got)
 	}
-	if _, err := New(Config{File: filepath.Join(t.TempDir(), "none.yml"), Reload: time.Hour}, nil); err == nil {
+	if _, err := New(Config{File: filepath.Join(t.TempDir(), "none.yml"), Reload: time.Hour}, "test", nil); err == nil {
 		t.Error("a missing inventory at start was accepted")
 	}
-	none, err := New(Defaults(), nil)
+	none, err := New(Defaults(), "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,5 +136,51 @@ func TestReloadKeepsTheLastGoodInventory(t *testing.T) {
 	}
 	if err := (Config{File: path}).Validate(); err == nil {
 		t.Error("a zero reload interval was accepted")
+	}
+}
+
+// An entry with a tenant registers its agents in that tenant only: the
+// same subject, or a name its pattern covers, acting in another tenant is
+// unregistered there (another tenant's issuer can mint any subject), and
+// a tenant's own entry is tried before a platform one.
+func TestTenantScopedEntries(t *testing.T) {
+	ix, err := Parse([]byte(`agents:
+  - subject: "agent:finance-*"
+    tenant: acme
+    team: acme-finance
+    risk_tier: high
+  - subject: "agent:planner"
+    tenant: acme
+    team: acme-travel
+  - subject: "agent:planner"
+    team: platform
+  - spiffe_id: spiffe://acme.example/ns/agents/*
+    tenant: acme
+    team: acme-agents
+  - subject: "agent:planner"
+    tenant: globex
+    team: globex-travel
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(tenant string, e *event.Event) *event.Event { e.Tenant = tenant; return e }
+	for _, c := range []struct {
+		name string
+		e    *event.Event
+		team string
+	}{
+		{"a tenant's own prefix", in("acme", agentEvent("", "", "agent:finance-7")), "acme-finance"},
+		{"another tenant's prefix, attacker-chosen subject", in("evil", agentEvent("", "", "agent:finance-7")), ""},
+		{"another tenant's SPIFFE pattern", in("evil", agentEvent("spiffe://acme.example/ns/agents/sa/x", "")), ""},
+		{"a tenant's SPIFFE pattern", in("acme", agentEvent("spiffe://acme.example/ns/agents/sa/x", "")), "acme-agents"},
+		{"the tenant's entry over the platform's", in("acme", agentEvent("", "agent:planner")), "acme-travel"},
+		{"each tenant its own entry", in("globex", agentEvent("", "agent:planner")), "globex-travel"},
+		{"the platform's entry elsewhere", in("initech", agentEvent("", "agent:planner")), "platform"},
+		{"no tenant: the platform's only", agentEvent("", "agent:finance-7"), ""},
+	} {
+		if a := ix.Agent(c.e); a.Team != c.team || a.Registered != (c.team != "") {
+			t.Errorf("%s: %+v, want team %q", c.name, a, c.team)
+		}
 	}
 }

@@ -1,10 +1,11 @@
-// Package enrich adds what the agent inventory says of an event's agent
-// (owner, team, purpose, risk tier, environment, and whether it is
-// registered at all) to the row the collector stores for it, so analysts,
-// dashboards and queries over history see who answers for every call.
-// The inventory is a YAML file, reloaded when it changes; a bad reload
-// keeps the last good inventory.
-package enrich
+// Package inventory answers what the agent inventory says of an event's
+// agent: owner, team, purpose, risk tier, environment, and whether it is
+// registered at all. The collector stores the answer beside each event
+// (the agent_* columns), and the correlator's detection rules read it
+// live, from the same file by the same matching, so a rule and a replay
+// of stored history agree. The inventory is a YAML file, reloaded when it
+// changes; a bad reload keeps the last good inventory.
+package inventory
 
 import (
 	"context"
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,8 +33,9 @@ import (
 // Config locates the inventory.
 type Config struct {
 	// File is the inventory YAML (see testdata/inventory.good.yml). Empty:
-	// no inventory, and rows carry no agent_* values (agent_inventory
-	// empty says so, so "not registered" is never claimed without one).
+	// no inventory, and no agent is said to be registered or not
+	// (agent_inventory empty, inventory_loaded false), so "not
+	// registered" is never claimed without one.
 	File string `yaml:"file"`
 	// Reload is how often the file is checked for a change. Default 10s.
 	Reload time.Duration `yaml:"reload"`
@@ -44,7 +47,7 @@ func Defaults() Config { return Config{Reload: 10 * time.Second} }
 // Validate checks c.
 func (c Config) Validate() error {
 	if c.File != "" && c.Reload <= 0 {
-		return fmt.Errorf("enrich: reload must be positive, got %s", c.Reload)
+		return fmt.Errorf("inventory: reload must be positive, got %s", c.Reload)
 	}
 	return nil
 }
@@ -59,7 +62,15 @@ type File struct {
 // prefix ending in "*" right after a separator (for SPIFFE IDs, "/": a
 // whole path segment and below; for subjects one of ":/.-_@"), so a
 // pattern can never reach into the middle of another name.
+//
+// Tenant, when set, registers the agent in that tenant only: its events
+// in any other tenant match nothing of the entry, since a subject is a
+// name the tenant's own issuer chose, and another tenant's issuer can
+// choose the same one. An entry without a tenant is a platform agent,
+// registered in every tenant. Within one tenant's events, entries of
+// that tenant are tried before platform ones.
 type Entry struct {
+	Tenant      string `yaml:"tenant"`
 	SPIFFEID    string `yaml:"spiffe_id"`
 	Subject     string `yaml:"subject"`
 	Owner       string `yaml:"owner"`
@@ -78,11 +89,14 @@ var (
 
 const subjectSeparators = ":/.-_@"
 
-// index answers lookups for one version of the inventory.
-type index struct {
+// Index answers lookups for one version of the inventory; safe for
+// concurrent use, since it never changes once parsed.
+type Index struct {
 	version string // sha256 of the file, short: what enriched a row
 	entries int
-	kinds   [2]table
+	// scopes holds the entries by tenant; "" is the platform's, for
+	// every tenant.
+	scopes map[string]*[2]table
 }
 
 // Kinds of names, in the order lookups try them: an event's SPIFFE ID is
@@ -101,16 +115,15 @@ type table struct {
 	lengths  []int
 }
 
-// Parse builds an index from an inventory file's bytes.
-func parse(data []byte) (*index, error) {
+// Parse builds an index from an inventory file's bytes, refusing a file
+// that names an agent ambiguously with ErrEntry, ErrPattern or
+// ErrDuplicate.
+func Parse(data []byte) (*Index, error) {
 	var f File
 	if err := configfile.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEntry, err)
 	}
-	ix := &index{version: version(data), entries: len(f.Agents)}
-	for k := range ix.kinds {
-		ix.kinds[k] = table{exact: map[string]*Entry{}, prefixes: map[string]*Entry{}}
-	}
+	ix := &Index{version: version(data), entries: len(f.Agents), scopes: map[string]*[2]table{}}
 	for i := range f.Agents {
 		e := &f.Agents[i]
 		kind, name := bySPIFFE, e.SPIFFEID
@@ -120,7 +133,15 @@ func parse(data []byte) (*index, error) {
 		if e.Subject != "" {
 			kind, name = bySubject, e.Subject
 		}
-		t := &ix.kinds[kind]
+		scope := ix.scopes[e.Tenant]
+		if scope == nil {
+			scope = &[2]table{}
+			for k := range scope {
+				scope[k] = table{exact: map[string]*Entry{}, prefixes: map[string]*Entry{}}
+			}
+			ix.scopes[e.Tenant] = scope
+		}
+		t := &scope[kind]
 		prefix, isPrefix := strings.CutSuffix(name, "*")
 		switch {
 		case strings.ContainsAny(prefix, "*?[]{}\\"):
@@ -139,17 +160,26 @@ func parse(data []byte) (*index, error) {
 			m, name = t.prefixes, prefix
 		}
 		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("%w: agents[%d]: %q is listed twice", ErrDuplicate, i, e.SPIFFEID+e.Subject)
+			return nil, fmt.Errorf("%w: agents[%d]: %q is listed twice%s", ErrDuplicate, i, e.SPIFFEID+e.Subject, inTenant(e.Tenant))
 		}
 		m[name] = e
 		if isPrefix && !slices.Contains(t.lengths, len(name)) {
 			t.lengths = append(t.lengths, len(name))
 		}
 	}
-	for k := range ix.kinds {
-		slices.SortFunc(ix.kinds[k].lengths, func(a, b int) int { return b - a })
+	for _, scope := range ix.scopes {
+		for k := range scope {
+			slices.SortFunc(scope[k].lengths, func(a, b int) int { return b - a })
+		}
 	}
 	return ix, nil
+}
+
+func inTenant(tenant string) string {
+	if tenant == "" {
+		return ""
+	}
+	return " in tenant " + strconv.Quote(tenant)
 }
 
 // canonicalSPIFFE reports whether id is a SPIFFE ID in the one form a
@@ -182,6 +212,9 @@ func canonicalSPIFFE(id string) bool {
 }
 
 func (t *table) lookup(name string) *Entry {
+	if t == nil {
+		return nil
+	}
 	if e, ok := t.exact[name]; ok {
 		return e
 	}
@@ -195,19 +228,25 @@ func (t *table) lookup(name string) *Entry {
 	return nil
 }
 
-// agent is what ix says of e's agent.
-func (ix *index) agent(e *event.Event) ddl.Agent {
+// Agent is what ix says of e's agent.
+func (ix *Index) Agent(e *event.Event) ddl.Agent {
 	a := ddl.Agent{Inventory: ix.version}
 	if e.Identity == nil {
 		return a
 	}
+	// The tenant's own entries first, then the platform's; an event
+	// without a tenant sees only the platform's.
+	scopes := [2]*[2]table{ix.scopes[""]}
+	if e.Tenant != "" {
+		scopes[0], scopes[1] = ix.scopes[e.Tenant], ix.scopes[""]
+	}
 	var found *Entry
 	if id := e.Identity.SPIFFEID; id != "" && canonicalSPIFFE(id) {
-		found = ix.kinds[bySPIFFE].lookup(id)
+		found = lookupIn(scopes, bySPIFFE, id)
 	}
 	if found == nil {
 		if sub := e.Identity.CurrentActor(); sub != "" {
-			found = ix.kinds[bySubject].lookup(sub)
+			found = lookupIn(scopes, bySubject, sub)
 		}
 	}
 	if found != nil {
@@ -216,20 +255,33 @@ func (ix *index) agent(e *event.Event) ddl.Agent {
 	return a
 }
 
+func lookupIn(scopes [2]*[2]table, kind int, name string) *Entry {
+	for _, s := range scopes {
+		if s == nil {
+			continue
+		}
+		if e := s[kind].lookup(name); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
 // Inventory answers what the current inventory says of an event's agent,
 // safe for concurrent use; Run keeps it current.
 type Inventory struct {
 	cfg     Config
 	log     *slog.Logger
-	current atomic.Pointer[index]
+	current atomic.Pointer[Index]
 	refused string // the version of the last file refused, reported once
 	reloads metric.Int64Counter
 }
 
-// New loads the inventory cfg names; an inventory that does not load is
-// an error here (there is no last good one yet). With no file, every
-// event's agent is unknown.
-func New(cfg Config, log *slog.Logger) (*Inventory, error) {
+// New loads the inventory cfg names for the component named (its reload
+// counter is rampart.<component>.inventory.reloads); an inventory that
+// does not load is an error here (there is no last good one yet). With no
+// file, every event's agent is unknown.
+func New(cfg Config, component string, log *slog.Logger) (*Inventory, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -238,7 +290,7 @@ func New(cfg Config, log *slog.Logger) (*Inventory, error) {
 	}
 	inv := &Inventory{cfg: cfg, log: log.With("component", "inventory")}
 	var err error
-	if inv.reloads, err = otel.Meter("github.com/rampart-io/rampart/collector/enrich").Int64Counter("rampart.collector.inventory.reloads",
+	if inv.reloads, err = otel.Meter("github.com/rampart-io/rampart/component/inventory").Int64Counter("rampart."+component+".inventory.reloads",
 		metric.WithUnit("{reload}"), metric.WithDescription("Inventory reloads, by outcome (loaded, failed: the last good one kept)")); err != nil {
 		return nil, err
 	}
@@ -261,7 +313,7 @@ func (inv *Inventory) Agent(e *event.Event) ddl.Agent {
 	if ix == nil {
 		return ddl.Agent{}
 	}
-	return ix.agent(e)
+	return ix.Agent(e)
 }
 
 // Version is the current inventory's version ("" without one).
@@ -277,16 +329,16 @@ func (inv *Inventory) Version() string {
 func (inv *Inventory) load() (changed bool, err error) {
 	data, err := os.ReadFile(inv.cfg.File)
 	if err != nil {
-		return false, fmt.Errorf("enrich: %w", err)
+		return false, fmt.Errorf("inventory: %w", err)
 	}
 	v := version(data)
 	if cur := inv.current.Load(); cur != nil && cur.version == v || v == inv.refused {
 		return false, nil
 	}
-	ix, err := parse(data)
+	ix, err := Parse(data)
 	if err != nil {
 		inv.refused = v
-		return false, fmt.Errorf("enrich: %s: %w", inv.cfg.File, err)
+		return false, fmt.Errorf("inventory: %s: %w", inv.cfg.File, err)
 	}
 	inv.current.Store(ix)
 	inv.log.Info("inventory loaded", "file", inv.cfg.File, "version", ix.version, "agents", ix.entries)

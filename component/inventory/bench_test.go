@@ -1,4 +1,4 @@
-package enrich
+package inventory
 
 import (
 	"fmt"
@@ -18,14 +18,14 @@ func BenchmarkAgent(b *testing.B) {
 		fmt.Fprintf(&y, "  - subject: \"agent:team-%d-*\"\n    team: t%d\n", i, i)
 		fmt.Fprintf(&y, "  - subject: \"agent:team-%d:*\"\n    team: t%d\n", i, i)
 	}
-	ix, err := parse([]byte(y.String()))
+	ix, err := Parse([]byte(y.String()))
 	if err != nil {
 		b.Fatal(err)
 	}
 	e := agentEvent("spiffe://acme.example/ns/other/sa/x", "user:alice", "agent:team-42-research")
 	b.ReportAllocs()
 	for b.Loop() {
-		if a := ix.agent(e); a.Team != "t42" {
+		if a := ix.Agent(e); a.Team != "t42" {
 			b.Fatal(a)
 		}
 	}
