@@ -92,6 +92,22 @@ func record(t *testing.T, natsURL, chAddr string, ch *chstore.Client, keyFile st
 		}
 		return nil
 	})
+	// Stored is not yet acknowledged: verify counts what the collector has
+	// not acked as in flight, and witnesses none of it.
+	poll.Until(t, 60*time.Second, func() error {
+		ci, err := js.Consumer(ctx, stream.Events, cfg.Consumer)
+		if err != nil {
+			return err
+		}
+		inf, err := ci.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if inf.NumPending != 0 || inf.NumAckPending != 0 {
+			return fmt.Errorf("the collector has %d messages pending and %d unacknowledged", inf.NumPending, inf.NumAckPending)
+		}
+		return nil
+	})
 	return epochs
 }
 
