@@ -16,8 +16,9 @@ import (
 //
 //   - a key that is not exactly a field's tag (json.Unmarshal also matches
 //     keys case-insensitively), or a key given twice;
-//   - a string with an escape or a control character, or invalid UTF-8
-//     (json.Unmarshal replaces it);
+//   - a string with a control character, invalid UTF-8 or an escaped
+//     UTF-16 surrogate (json.Unmarshal replaces or pairs them), and in a
+//     key or a time any escape;
 //   - a number into an integer field that is not a plain integer in range;
 //   - any JSON that is not valid.
 //
@@ -134,12 +135,79 @@ func (d *reader) str(p *string, n int) int {
 	if d.null() {
 		return n
 	}
-	s, ok := d.plain()
+	d.space()
+	start := d.i
+	if s, ok := d.plain(); ok {
+		*p = string(s)
+		return n
+	}
+	// Escapes: json.Marshal writes them for quotes, backslashes, control
+	// characters and <, >, & (a query string's &, a prompt's newline).
+	d.i = start
+	s, ok := d.escaped()
 	if !ok {
 		return -1
 	}
-	*p = string(s)
+	*p = s
 	return n
+}
+
+// escaped reads a string that may hold escapes, as json.Unmarshal
+// unquotes it; it gives up at an escaped UTF-16 surrogate (json.Unmarshal
+// pairs or replaces them), invalid UTF-8 and a control character.
+func (d *reader) escaped() (string, bool) {
+	if !d.eat('"') {
+		return "", false
+	}
+	var out []byte
+	start := d.i
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			out = append(out, d.b[start:d.i]...)
+			d.i++
+			return string(out), utf8.Valid(out)
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			d.i++
+			continue
+		}
+		out = append(out, d.b[start:d.i]...)
+		if d.i+1 >= len(d.b) {
+			return "", false
+		}
+		switch e := d.b[d.i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if d.i+6 > len(d.b) {
+				return "", false
+			}
+			r, err := strconv.ParseUint(string(d.b[d.i+2:d.i+6]), 16, 16)
+			if err != nil || r >= 0xD800 && r < 0xE000 {
+				return "", false
+			}
+			out = utf8.AppendRune(out, rune(r))
+			d.i += 4
+		default:
+			return "", false
+		}
+		d.i += 2
+		start = d.i
+	}
+	return "", false
 }
 
 // strType reads a string into a string-kinded field (Kind, Effect, ...).

@@ -54,9 +54,9 @@ func fullEvent() *Event {
 	e.Trace.TraceState = "k=v"
 	e.Identity.SessionSource, e.Identity.TaskSource = "header", "claim"
 	e.Identity.Chain[0].Issuer = "https://idp"
-	e.Request.Query, e.Request.Resource, e.Request.RPCKind = "a=1", "doc:1", "call"
+	e.Request.Query, e.Request.Resource, e.Request.RPCKind = "a=1&b=<2>", "doc:1", "call"
 	e.Request.Headers = map[string]string{"x-a": "1", "x-b": ""}
-	e.Request.Prompt, e.Request.Args = "find ü", json.RawMessage(`{"q":["x",1,null,{"a":true}]}`)
+	e.Request.Prompt, e.Request.Args = "find \"ü\"\n\tin \\docs\u2028 \x01 😀", json.RawMessage(`{"q":["x",1,null,{"a":true}]}`)
 	e.Request.Destination, e.Request.DataClass, e.Request.Truncated = "example.com", "pii", []string{"args"}
 	e.Decision.Code, e.Decision.Shadow = "denied", []string{"p2"}
 	e.Response = &Response{Status: 200, DurationNs: 1234, Bytes: -5, Outcome: OutcomeCompleted}
@@ -96,6 +96,17 @@ func TestFastDecodeAgreesOnEdges(t *testing.T) {
 		{`"tenant":"acme"`, `"tenant":null`},                                                             // null into a string
 		{`"tenant":"acme"`, `"tenant":1`},                                                                // wrong type
 		{`"tenant":"acme"`, `"tenant":"acme","extra":{"x":[1]}`},                                         // unknown field
+		{`"tenant":"acme"`, `"tenant":"\u00e9\u00E9\/\b\f\r\u2028"`}, {`"tenant":"acme"`, `"tenant":"\ud83d\ude00"`},
+		{`"tenant":"acme"`, `"tenant":"\ud800x"`},
+		{`"tenant":"acme"`, `"tenant":"\ude00\ud83d"`},
+		{`"tenant":"acme"`, `"tenant":"\x41"`},
+		{`"tenant":"acme"`, `"tenant":"\u12"`},
+		{`"tenant":"acme"`, `"tenant":"\u+123"`},
+		{`"tenant":"acme"`, `"tenant":"ab\`},
+		{`"tenant":"acme"`, "\"tenant\":\"\xc3\\u00a9\""},
+		{`"tenant":"acme"`, "\"tenant\":\"\\n\x01\""},
+		{`"tenant":"acme"`, `"te\u006eant":"acme"`},
+		{`"time":"2026`, `"time":"\u0032026`},
 		{`"seq":184467`, `"seq":-1`},
 		{`"seq":184467`, `"seq":1e3`},
 		{`"seq":184467`, `"seq":1.0`},
