@@ -31,6 +31,7 @@ import (
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/forensic"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/schema/subject"
 )
 
 // Correlator is a running correlator: sessions and detections.
@@ -131,15 +132,17 @@ func (c *Correlator) Close() {
 func (c *Correlator) correlate(ctx context.Context, b stream.Batch) error {
 	touched := map[sessionKey]*Session{}
 	for _, m := range b {
+		if tenant, _, err := subject.Parse(m.Subject()); err == nil && !c.cfg.Partition.Owns(tenant) {
+			// Another correlator's, known undecoded: DecodeMessageOn would
+			// make its events this tenant's or fail.
+			continue
+		}
 		events, err := event.DecodeMessageOn(m.Subject(), m.Data())
 		if err != nil {
 			// The collector dead-letters what fails here; counting it
 			// would put another tenant's events in this session.
 			c.metrics.events.Add(ctx, 1, outcomeUndecodable)
 			continue
-		}
-		if !c.cfg.Partition.Owns(events[0].Tenant) {
-			continue // another correlator's; DecodeMessageOn made them one tenant's
 		}
 		c.metrics.events.Add(ctx, int64(len(events)), outcomeRead)
 		for k, events := range bySession(events) {

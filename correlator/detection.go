@@ -17,6 +17,7 @@ import (
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/schema/subject"
 )
 
 // Detector is the detection engine as the correlator drives it
@@ -168,14 +169,23 @@ func (d *detection) run(ctx context.Context) error {
 // when that succeeded.
 func (d *detection) handle(ctx context.Context, b stream.Batch) error {
 	for _, m := range b {
+		seq := stream.StreamSeq(m)
+		if seq <= d.skipThrough {
+			// Recovery handled it: skip the decode too. skipThrough is
+			// written only by recover, before run starts.
+			d.observe(seq, nil)
+			continue
+		}
+		if tenant, _, err := subject.Parse(m.Subject()); err == nil && !d.part.Judges(tenant) {
+			// Another correlator's: DecodeMessageOn would make its events
+			// this tenant's or fail, so its verdict is known undecoded.
+			continue
+		}
 		events, err := event.DecodeMessageOn(m.Subject(), m.Data())
 		if err != nil {
 			continue // another tenant's subject: no one's events
 		}
-		if !d.part.Judges(events[0].Tenant) {
-			continue // another correlator's; DecodeMessageOn made them one tenant's
-		}
-		d.observe(stream.StreamSeq(m), events)
+		d.observe(seq, events)
 	}
 	return d.flush(ctx)
 }

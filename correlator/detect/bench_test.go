@@ -161,6 +161,25 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkDecodeEventJSON is BenchmarkDecodeEvent through encoding/json
+// alone, as event.Decode did before its reflection-free path: the baseline.
+func BenchmarkDecodeEventJSON(b *testing.B) {
+	evs := benchEvents(1000)
+	raws := make([][]byte, len(evs))
+	for i, ev := range evs {
+		raws[i], _ = json.Marshal(ev)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var e event.Event
+		if err := json.Unmarshal(raws[i%len(raws)], &e); err != nil || e.Validate() != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
 // BenchmarkGroupMemory measures the heap held per tracked group, for the
 // correlations' typical states, by creating 100,000 groups and reading
 // the live heap before and after (b.N is ignored beyond one round).

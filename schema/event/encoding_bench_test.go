@@ -87,6 +87,15 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+	b.Run("encoding/json+validate", func(b *testing.B) { // Decode before its fast path: the baseline
+		b.ReportAllocs()
+		for b.Loop() {
+			e, err := unmarshal(js)
+			if err != nil || e.Validate() != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("msgpack", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

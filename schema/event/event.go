@@ -317,8 +317,11 @@ var (
 // ErrUnsupportedVersion, whatever its fields: consumers route by version.
 func Decode(data []byte) (*Event, error) {
 	var e Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if !decodeFast(data, &e) {
+		e = Event{}
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 	if err := e.Validate(); err != nil {
 		return nil, err
