@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-io/rampart/chstore/chserver"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/correlator"
+	"github.com/rampart-io/rampart/internal/investigate"
 	"github.com/rampart-io/rampart/internal/natsserver"
 	"github.com/rampart-io/rampart/internal/pipeline"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
@@ -63,6 +64,9 @@ type Report struct {
 	// the events each one above low cites.
 	Alerts   [][]string
 	Evidence []AlertEvidence
+	// Investigation is `rampart investigate blast-radius` of the
+	// compromised agent, as an analyst would ask it after the alerts.
+	Investigation *investigate.Report
 	// TimelineSession is the session the timeline reconstructs.
 	TimelineTenant, TimelineSession string
 	// Probes are the attacks the demo made on its enforcer, all refused.
@@ -71,7 +75,9 @@ type Report struct {
 	BackendSeen []string
 	// Actors are what the demo's pipeline ran (package pipeline's names):
 	// the components `rampart run` starts.
-	Actors  []string
+	Actors []string
+	// Started is when the run began: the investigation looks from there.
+	Started time.Time
 	Elapsed time.Duration
 }
 
@@ -132,7 +138,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Results: results, Probes: probes, Database: o.Database, BackendSeen: tools.Seen(),
-		Actors: p.Actors(), TimelineTenant: Tenants[0], TimelineSession: incidentSession}
+		Actors: p.Actors(), Started: start.Add(-time.Minute), TimelineTenant: Tenants[0], TimelineSession: incidentSession}
 	if err := waitLanded(ctx, ch, results, len(probes), o.SessionsPerTenant*len(Tenants)); err != nil {
 		return rep, err
 	}
@@ -309,6 +315,11 @@ func (rep *Report) query(ctx context.Context, ch *chstore.Client) error {
 		}
 		rep.Evidence = append(rep.Evidence, AlertEvidence{Alert: a, Events: rows})
 	}
+	inv, err := investigate.New(ch, db).BlastRadius(ctx, incidentTenant, incidentActor, rep.Started)
+	if err != nil {
+		return fmt.Errorf("demo: investigate: %w", err)
+	}
+	rep.Investigation = inv
 	return nil
 }
 

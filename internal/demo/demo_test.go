@@ -252,6 +252,28 @@ func checkIncidentAlerts(t *testing.T, rep *demo.Report) {
 			t.Errorf("no %s alert with evidence in acme: alerts %q", rule, rep.Alerts)
 		}
 	}
+	// The report's investigation of the compromised agent reaches what the
+	// incident touched and the alerts it raised.
+	inv := rep.Investigation
+	if inv == nil || inv.Section("tools") == nil || inv.Section("alerts") == nil {
+		t.Fatalf("investigation %+v", inv)
+	}
+	tools := map[string][]string{}
+	for _, r := range inv.Section("tools").Rows {
+		tools[r[0]] = r[1:]
+	}
+	if got := tools["http_post"]; !slices.Equal(got, []string{"0", "1"}) {
+		t.Errorf("blast radius: http_post allowed/denied %q, want 0 and 1: %q", got, inv.Section("tools").Rows)
+	}
+	raised := map[string]bool{}
+	for _, r := range inv.Section("alerts").Rows {
+		raised[r[2]] = true
+	}
+	for _, rule := range demo.ExpectedAlerts {
+		if !raised[rule] {
+			t.Errorf("blast radius lists no %s alert: %q", rule, inv.Section("alerts").Rows)
+		}
+	}
 }
 
 // The demo pointed at servers it did not start: its report covers only its

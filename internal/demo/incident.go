@@ -9,6 +9,12 @@ import (
 // session the report reconstructs, so its timeline shows the alerts' story.
 const incidentSession = "acme-sess-1"
 
+// The compromised agent, as the report's investigation names it.
+const (
+	incidentTenant = "acme"
+	incidentActor  = "agent:researcher"
+)
+
 // Incident is what a compromised researcher agent does in one acme session,
 // after its ordinary calls: it reads a confidential report, tries to post it
 // to the internet, then probes for tools it was never given. The boundary

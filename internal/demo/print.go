@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/rampart-io/rampart/internal/investigate"
 )
 
 // Print writes the report for a person at a terminal.
@@ -53,6 +56,13 @@ func (r *Report) Print(w io.Writer) {
 	for _, e := range r.Evidence {
 		section(w, fmt.Sprintf("Evidence of %s alert %s (%s, %s)", e.Alert[2], e.Alert[8], e.Alert[3], e.Alert[5]),
 			[]string{"time", "kind", "principal -> acting agents", "session", "tool", "destination", "data class", "effect", "rule", "request", "event"}, e.Events)
+	}
+	if r.Investigation != nil {
+		fmt.Fprintf(w, "\n== Investigation: rampart investigate blast-radius %s %s -since %s -database %s\n",
+			incidentTenant, incidentActor, r.Started.UTC().Format(time.RFC3339), r.Database)
+		if err := investigate.Render(w, r.Investigation, investigate.Table); err != nil {
+			fmt.Fprintf(w, "(investigation not rendered: %v)\n", err)
+		}
 	}
 	fmt.Fprintf(w, "\nFinished in %s.\n", r.Elapsed.Round(1e6))
 }
