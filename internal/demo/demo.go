@@ -8,6 +8,8 @@ package demo
 import (
 	"context"
 	_ "embed"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +66,12 @@ type Report struct {
 	// the events each one above low cites.
 	Alerts   [][]string
 	Evidence []AlertEvidence
+	// Credentials are the task credentials minted (credentials view rows:
+	// time, tenant, task, principal, audience, scope, jti, expires), and
+	// Handed counts what the backend was handed for the allowed calls: a
+	// token of the credential issuer, or the caller's own.
+	Credentials [][]string
+	Handed      map[string]int
 	// Investigation is `rampart investigate blast-radius` of the
 	// compromised agent, as an analyst would ask it after the alerts.
 	Investigation *investigate.Report
@@ -145,6 +153,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := rep.query(ctx, ch); err != nil {
 		return rep, err
 	}
+	rep.Handed = handed(results, tools)
 	rep.Elapsed = time.Since(start)
 	return rep, nil
 }
@@ -218,6 +227,11 @@ func pipelineConfig(o Options, chCfg chstore.Config, backendURL string, issuer *
 	e.Identity.JWKSFile = jwksFile
 	e.PolicyFile = policyFile
 	e.Destinations = destinations()
+	creds, err := credentials(o.Dir)
+	if err != nil {
+		return pipeline.Config{}, err
+	}
+	e.Credentials = creds
 	e.SetDefaults()
 
 	deliver := stream.DeliverAll
@@ -297,6 +311,8 @@ func (rep *Report) query(ctx context.Context, ch *chstore.Client) error {
 		{&rep.Sessions, forensic.Sessions(db)},
 		{&rep.Timeline, forensic.SessionTimeline(db, rep.TimelineTenant, rep.TimelineSession)},
 		{&rep.Alerts, forensic.Alerts(db)},
+		{&rep.Credentials, `SELECT event_time, tenant, task_id, subject, audience, arrayStringConcat(scope, ' '), jti, expires_at
+FROM ` + db + `.credentials WHERE action = 'issued' ORDER BY event_time_us, jti`},
 	}
 	for _, q := range queries {
 		var err error
@@ -321,6 +337,46 @@ func (rep *Report) query(ctx context.Context, ch *chstore.Client) error {
 	}
 	rep.Investigation = inv
 	return nil
+}
+
+// handed counts, per tool, the allowed calls that reached the backend with
+// a task credential ("<tool> credential") or with the caller's own token
+// ("<tool> own"), by the issuer of the bearer token the backend was given.
+func handed(results []workload.Result, tools *toolserver.Server) map[string]int {
+	out := map[string]int{}
+	for _, r := range results {
+		if r.Status != http.StatusOK {
+			continue
+		}
+		kind := "own"
+		if issuerOf(tools.Authorization(r.RequestID)) == CredentialIssuer {
+			kind = "credential"
+		}
+		name := r.Call.Tool
+		if name == "" {
+			name = r.Call.RPCMethod
+		}
+		out[name+" "+kind]++
+	}
+	return out
+}
+
+// issuerOf reads the iss of a bearer JWT without verifying it: the demo
+// only reports who minted what the backend was handed.
+func issuerOf(authorization string) string {
+	parts := strings.Split(strings.TrimPrefix(authorization, "Bearer "), ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Issuer string `json:"iss"`
+	}
+	_ = json.Unmarshal(payload, &claims)
+	return claims.Issuer
 }
 
 // resetDatabase gives the demo a fresh, migrated database of its own.

@@ -184,6 +184,7 @@ FROM %s.events WHERE kind = 'decision'`, db))
 			exchanges++
 		case "tool_schema": // the backend's tool listing, pinned on first sight
 		case "alert": // the incident's, raised in this session
+		case "credential": // the task credential minted for its read_file calls
 		default:
 			t.Errorf("unexpected %s event in the timeline", row[2])
 		}
@@ -192,6 +193,40 @@ FROM %s.events WHERE kind = 'decision'`, db))
 		t.Errorf("timeline of %s has %d request/decision/response events, want %d", rep.TimelineSession, exchanges, want)
 	}
 	checkIncidentAlerts(t, rep)
+	checkCredentials(t, rep, q(fmt.Sprintf(`SELECT request_id, decision_credential_jti FROM %s.events
+WHERE kind = 'decision' AND tool = 'read_file' AND effect = 'allow'`, db)))
+}
+
+// checkCredentials checks every allowed read_file reached the backend with
+// a task credential recorded on its decision, and no other call did.
+func checkCredentials(t *testing.T, rep *demo.Report, decisions [][]string) {
+	t.Helper()
+	reads := 0
+	for _, r := range rep.Results {
+		if r.Status == http.StatusOK && r.Call.Tool == "read_file" {
+			reads++
+		}
+	}
+	if rep.Handed["read_file credential"] != reads || rep.Handed["read_file own"] != 0 || reads == 0 {
+		t.Errorf("read_file: %d allowed, handed %v", reads, rep.Handed)
+	}
+	for k, n := range rep.Handed {
+		if strings.HasSuffix(k, " credential") && k != "read_file credential" {
+			t.Errorf("%d %s calls got a credential they were not configured for", n, k)
+		}
+	}
+	issued := map[string]bool{}
+	for _, c := range rep.Credentials {
+		issued[c[6]] = true
+	}
+	if len(decisions) != reads {
+		t.Fatalf("%d read_file decisions allowed, want %d", len(decisions), reads)
+	}
+	for _, d := range decisions {
+		if !issued[d[1]] {
+			t.Errorf("decision of %s carries credential %q, which no credential event issued (%d issued)", d[0], d[1], len(issued))
+		}
+	}
 }
 
 // checkIncidentAlerts checks the incident raised its alerts in acme, each

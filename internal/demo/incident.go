@@ -1,6 +1,15 @@
 package demo
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/enforcer/destination"
 	"github.com/rampart-io/rampart/loadtest/workload"
 )
@@ -34,11 +43,37 @@ func Incident() []workload.Call {
 	}
 }
 
+// CredentialIssuer and CredentialAudience name the task credentials the
+// demo's enforcer mints for the file store: read_file calls reach it with
+// a token minted for their task, never with the agent's own.
+const (
+	CredentialIssuer   = "http://127.0.0.1/rampart-demo"
+	CredentialAudience = "file-store"
+)
+
+// credentials gives the enforcer a fresh signing key in dir.
+func credentials(dir string) (credential.Config, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return credential.Config{}, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return credential.Config{}, err
+	}
+	path := filepath.Join(dir, "credential-key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return credential.Config{}, err
+	}
+	return credential.Config{Issuer: CredentialIssuer, KeyFile: path}, nil
+}
+
 // destinations tells the enforcer what the demo's tools touch, so that
 // events carry the data class and destination the detections read.
 func destinations() destination.Config {
 	return destination.Config{Rules: []destination.Rule{
-		{Match: destination.Match{Tool: "read_file"}, Destination: "internal", DataClass: "confidential"},
+		{Match: destination.Match{Tool: "read_file"}, Destination: "internal", DataClass: "confidential",
+			Credential: &credential.Spec{Audience: CredentialAudience, TTL: 5 * time.Minute}},
 		{Match: destination.Match{Tool: "http_post"}, Destination: "internet", DataClass: "unclassified"},
 	}}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -57,6 +58,14 @@ func (r *Report) Print(w io.Writer) {
 		section(w, fmt.Sprintf("Evidence of %s alert %s (%s, %s)", e.Alert[2], e.Alert[8], e.Alert[3], e.Alert[5]),
 			[]string{"time", "kind", "principal -> acting agents", "session", "tool", "destination", "data class", "effect", "rule", "request", "event"}, e.Events)
 	}
+	section(w, fmt.Sprintf("Task credentials minted (%s, audience %s): the backend got these, never the agent's token", CredentialIssuer, CredentialAudience),
+		[]string{"issued", "tenant", "task", "principal", "audience", "scope", "jti", "expires"}, r.Credentials)
+	var handed []string
+	for k, n := range r.Handed {
+		handed = append(handed, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(handed)
+	fmt.Fprintf(w, "  allowed calls by what the backend was handed (tool, token, calls): %s\n", strings.Join(handed, "; "))
 	if r.Investigation != nil {
 		fmt.Fprintf(w, "\n== Investigation: rampart investigate blast-radius %s %s -since %s -database %s\n",
 			incidentTenant, incidentActor, r.Started.UTC().Format(time.RFC3339), r.Database)

@@ -19,6 +19,15 @@ var Tools = []string{"search", "read_file", "send_email", "shell", "delete_recor
 type Server struct {
 	mu   sync.Mutex
 	seen []string
+	auth map[string]string // Authorization by request id
+}
+
+// Authorization returns the Authorization header the request with the
+// given X-Rampart-Request-Id arrived with: what the backend was handed.
+func (s *Server) Authorization(requestID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auth[requestID]
 }
 
 // Seen returns the X-Rampart-Request-Id of every request served, in order.
@@ -41,7 +50,12 @@ type rpcRequest struct {
 // ServeHTTP answers one JSON-RPC request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	s.seen = append(s.seen, r.Header.Get("X-Rampart-Request-Id"))
+	id := r.Header.Get("X-Rampart-Request-Id")
+	s.seen = append(s.seen, id)
+	if s.auth == nil {
+		s.auth = map[string]string{}
+	}
+	s.auth[id] = r.Header.Get("Authorization")
 	s.mu.Unlock()
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
