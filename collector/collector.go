@@ -20,6 +20,7 @@ import (
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/component/inventory"
+	"github.com/rampart-io/rampart/component/lag"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -125,21 +126,8 @@ func (c *Collector) instrument() error {
 	c.events.Add(ctx, 0, outcomeStored)
 	c.events.Add(ctx, 0, outcomeDeadLettered)
 	c.gapped.Add(ctx, 0)
-	lag, err := m.Int64ObservableGauge("rampart.collector.lag", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages (of one or more events) in the stream this collector has not yet stored"))
-	if err != nil {
-		return err
-	}
-	c.lagCallback, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		n, err := c.in.Lag(ctx)
-		if err != nil {
-			return err
-		}
-		o.ObserveInt64(lag, n)
-		return nil
-	}, lag)
+	c.lagCallback, err = lag.Observe(m, "rampart.collector.lag",
+		"Messages (of one or more events) in the stream this collector has not yet stored", c.in.Lag)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/rampart-io/rampart/component/inventory"
+	"github.com/rampart-io/rampart/component/lag"
 	"github.com/rampart-io/rampart/correlator/record"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
@@ -401,20 +402,8 @@ func (d *detection) close() {
 // the sessions' lag (rampart.correlator.lag): the two consumers move apart.
 func (d *detection) instrument() error {
 	m := otel.Meter("github.com/rampart-io/rampart/correlator")
-	lag, err := m.Int64ObservableGauge("rampart.correlator.detect.lag", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages in the stream this correlator's detections have not yet judged"))
-	if err != nil {
-		return err
-	}
-	d.lag, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		n, err := d.in.Lag(ctx)
-		if err != nil {
-			return err
-		}
-		o.ObserveInt64(lag, n)
-		return nil
-	}, lag)
+	var err error
+	d.lag, err = lag.Observe(m, "rampart.correlator.detect.lag",
+		"Messages in the stream this correlator's detections have not yet judged", d.in.Lag)
 	return err
 }

@@ -2,11 +2,12 @@ package correlator
 
 import (
 	"context"
-	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/rampart-io/rampart/component/lag"
 )
 
 var (
@@ -30,20 +31,7 @@ func (c *Correlator) instrument() error {
 		return err
 	}
 	c.metrics.events.Add(context.Background(), 0, outcomeRead)
-	lag, err := m.Int64ObservableGauge("rampart.correlator.lag", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages in the stream this correlator has not yet correlated"))
-	if err != nil {
-		return err
-	}
-	c.metrics.lag, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		n, err := c.in.Lag(ctx)
-		if err != nil {
-			return err
-		}
-		o.ObserveInt64(lag, n)
-		return nil
-	}, lag)
+	c.metrics.lag, err = lag.Observe(m, "rampart.correlator.lag",
+		"Messages in the stream this correlator has not yet correlated", c.in.Lag)
 	return err
 }
