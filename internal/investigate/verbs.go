@@ -81,15 +81,7 @@ func (s *Store) Session(ctx context.Context, v Verifier, tenant, session string)
 	}
 	rep.Sections = append(rep.Sections, tl, al)
 	rep.Chains = chainTree(distinct(tl, "chain"))
-	if v != nil {
-		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
-			return nil, err
-		}
-		if !rep.Verified.Clean() {
-			return rep, ErrUnverified
-		}
-	}
-	return rep, nil
+	return verified(ctx, v, rep, tl)
 }
 
 // Task is Session for every event of one task, across its sessions.
@@ -120,15 +112,7 @@ GROUP BY session_id ORDER BY min(event_time), session_id`)
 	}
 	rep.Sections = append(rep.Sections, tl, sessions, al)
 	rep.Chains = chainTree(distinct(tl, "chain"))
-	if v != nil {
-		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
-			return nil, err
-		}
-		if !rep.Verified.Clean() {
-			return rep, ErrUnverified
-		}
-	}
-	return rep, nil
+	return verified(ctx, v, rep, tl)
 }
 
 // Request shows one request id: request, decision (rule, policy hash),
@@ -341,13 +325,25 @@ FROM {db}.events_raw WHERE `+where+` LIMIT 1`, "{db}", s.db))
 	}
 	rep.Sections = append(rep.Sections, tl)
 	rep.Chains = chainTree(distinct(tl, "chain"))
-	if v != nil && len(tl.Rows) > 0 {
-		if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
-			return nil, err
-		}
-		if !rep.Verified.Clean() {
-			return rep, ErrUnverified
-		}
+	if len(tl.Rows) == 0 {
+		return rep, nil
+	}
+	return verified(ctx, v, rep, tl)
+}
+
+// verified checks, with v, the chain ranges the timeline tl spans and
+// records the outcome in rep: ErrUnverified, with rep, when they do not
+// verify. Without v, rep is returned as it is.
+func verified(ctx context.Context, v Verifier, rep *Report, tl Section) (*Report, error) {
+	if v == nil {
+		return rep, nil
+	}
+	var err error
+	if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
+		return nil, err
+	}
+	if !rep.Verified.Clean() {
+		return rep, ErrUnverified
 	}
 	return rep, nil
 }
