@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,6 +31,28 @@ func TestEnsureIsIdempotent(t *testing.T) {
 		}
 		if ack.Duplicate != (i == 1) {
 			t.Fatalf("publish #%d duplicate=%v", i+1, ack.Duplicate)
+		}
+	}
+}
+
+func TestRevocationKeysRoundTrip(t *testing.T) {
+	for _, c := range []struct{ tenant, task string }{{"acme", "t-1"}, {"", "x"}, {"a.b", "task with spaces/and.dots*>"}} {
+		k := stream.TaskRevocationKey(c.tenant, c.task)
+		if strings.Trim(k, "-/_=.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
+			t.Fatalf("key %q has characters a KV key may not", k)
+		}
+		tenant, task, jti, err := stream.ParseRevocationKey(k)
+		if err != nil || tenant != c.tenant || task != c.task || jti != "" {
+			t.Fatalf("%q -> %q %q %q %v", k, tenant, task, jti, err)
+		}
+	}
+	_, _, jti, err := stream.ParseRevocationKey(stream.JTIRevocationKey("abc.def"))
+	if err != nil || jti != "abc.def" {
+		t.Fatalf("jti round trip: %q %v", jti, err)
+	}
+	for _, bad := range []string{"", "task.", "task.YQ", "jti.", "jti.***", "other.x"} {
+		if _, _, _, err := stream.ParseRevocationKey(bad); err == nil {
+			t.Fatalf("%q parsed", bad)
 		}
 	}
 }
