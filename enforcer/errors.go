@@ -16,10 +16,13 @@ type Code string
 
 // Error codes returned to clients and recorded in decision events.
 const (
-	CodeTokenMissing        = Code(identity.TokenMissing)
-	CodeTokenInvalid        = Code(identity.TokenInvalid)
-	CodeTokenExpired        = Code(identity.TokenExpired)
-	CodeTokenClaims         = Code(identity.TokenClaims)
+	CodeTokenMissing = Code(identity.TokenMissing)
+	CodeTokenInvalid = Code(identity.TokenInvalid)
+	CodeTokenExpired = Code(identity.TokenExpired)
+	CodeTokenClaims  = Code(identity.TokenClaims)
+	// CodeTokenTenantForeign refuses a token whose tenant claim names
+	// another tenant than the one its issuer is bound to.
+	CodeTokenTenantForeign  = Code(identity.TokenTenantForeign)
 	CodeChainTooDeep        = Code(identity.ChainTooDeep)
 	CodeBodyTooLarge        = Code("body_too_large")
 	CodeBodyUnreadable      = Code("body_unreadable")
@@ -137,6 +140,7 @@ var identityMessages = map[identity.Code]string{
 	identity.TokenIssuer:          "the bearer token's issuer is not accepted",
 	identity.TokenAudience:        "the bearer token's audience is not accepted",
 	identity.TokenNotYetValid:     "the bearer token is not yet valid",
+	identity.TokenTenantForeign:   "the bearer token's tenant is not its issuer's",
 	identity.DelegationNotAllowed: "the acting agent is not allowed to act for the principal",
 }
 

@@ -316,3 +316,30 @@ func TestOversizedValuesRecordedTruncated(t *testing.T) {
 		t.Errorf("recorded prompt of %d bytes, truncated %v", len(d.Request.Prompt), d.Request.Truncated)
 	}
 }
+
+// TestTenantForeignTokenRefusedWithItsCode: a token whose tenant claim names
+// another tenant than the one its issuer is bound to is refused with a code
+// of its own, in the answer and in the decision, so detections match the
+// code and never the reason's text.
+func TestTenantForeignTokenRefusedWithItsCode(t *testing.T) {
+	h := newHarness(t, 2*time.Second, func(_ *harness, c *enforcer.Config) { c.Identity.Tenant = "acme" })
+	for name, claim := range map[string]string{"another tenant": "globex", "case-folded own tenant": "ACME"} {
+		t.Run(name, func(t *testing.T) {
+			tok := h.tokenWith(t, func(c map[string]any) { c["tenant"] = claim })
+			resp, b, _ := h.rawRequest(t, post("/mcp", tok))
+			e, _ := b["error"].(map[string]any)
+			if resp.StatusCode != http.StatusUnauthorized || e["code"] != string(enforcer.CodeTokenTenantForeign) || h.hits.Load() != 0 {
+				t.Fatalf("status %d body %v hits %d", resp.StatusCode, b, h.hits.Load())
+			}
+			d := h.events(t, resp.Header.Get(enforcer.HeaderRequestID), event.KindDecision)[event.KindDecision]
+			if d.Decision.Code != string(enforcer.CodeTokenTenantForeign) || d.Decision.Effect != event.EffectDeny {
+				t.Errorf("decision %+v", d.Decision)
+			}
+		})
+	}
+	// The issuer's own tenant is accepted: the code is the mismatch's alone.
+	tok := h.tokenWith(t, func(c map[string]any) { c["tenant"] = "acme" })
+	if resp, b, _ := h.rawRequest(t, post("/mcp", tok)); resp.StatusCode == http.StatusUnauthorized {
+		t.Fatalf("own tenant refused: %v", b)
+	}
+}

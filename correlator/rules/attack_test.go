@@ -168,7 +168,7 @@ func TestAttackDecoyMutesChainDeep(t *testing.T) {
 	}
 }
 
-// A token_claims refusal has no tenant yet (the token was refused), so all
+// A token_tenant_foreign refusal has no tenant yet (the token was refused), so all
 // of them share the tenant "" group of cross-tenant-attempt: one decoy
 // token of any tenant mutes the rule for the refusals of every tenant
 // for ten minutes.
@@ -176,13 +176,13 @@ func TestAttackDecoyMutesTokenClaimsAcrossTenants(t *testing.T) {
 	var a attackEvents
 	claims := func(e *event.Event) {
 		e.Tenant, e.Identity = "", nil
-		e.Decision.Effect, e.Decision.Code = event.EffectDeny, "token_claims"
-		e.Decision.Reason = `token_claims: tenant claim "globex", but the issuer is "acme"'s`
+		e.Decision.Effect, e.Decision.Code = event.EffectDeny, "token_tenant_foreign"
+		e.Decision.Reason = `token_tenant_foreign: tenant claim "globex", but the issuer is "acme"'s`
 	}
 	a.decision(0, claims)
 	real := a.decision(5*time.Minute, claims)
 	got := alertsOf(t, "cross-tenant-attempt", a.evs, detect.Options{})
 	if !cites(got, real.ID) {
-		t.Errorf("a token_claims refusal 5m after a decoy is cited by none of %d cross-tenant-attempt alerts", len(got))
+		t.Errorf("a token_tenant_foreign refusal 5m after a decoy is cited by none of %d cross-tenant-attempt alerts", len(got))
 	}
 }

@@ -21,6 +21,7 @@ const (
 	TokenExpired         Code = "token_expired"          // exp is in the past (beyond the allowed skew)
 	TokenNotYetValid     Code = "token_not_yet_valid"    // nbf or iat in the future (beyond the allowed skew)
 	TokenClaims          Code = "token_claims"           // a required claim missing or mistyped, an invalid SPIFFE ID, a malformed act or may_act
+	TokenTenantForeign   Code = "token_tenant_foreign"   // the tenant claim names another tenant than the one the issuer is bound to
 	ChainTooDeep         Code = "chain_too_deep"         // more nested act claims than max_chain_depth
 	DelegationNotAllowed Code = "delegation_not_allowed" // the current actor is not in the principal's may_act
 	CertSPIFFEID         Code = "cert_spiffe_id"         // a client certificate without exactly one valid SPIFFE ID
@@ -32,7 +33,7 @@ func Codes() []Code {
 	return []Code{
 		TokenMissing, TokenInvalid, TokenTooLarge, TokenMalformed, TokenHeader,
 		TokenAlgorithm, TokenUnknownKey, TokenSignature, TokenIssuer, TokenAudience,
-		TokenExpired, TokenNotYetValid, TokenClaims, ChainTooDeep, DelegationNotAllowed,
+		TokenExpired, TokenNotYetValid, TokenClaims, TokenTenantForeign, ChainTooDeep, DelegationNotAllowed,
 		CertSPIFFEID,
 	}
 }

@@ -313,7 +313,9 @@ func (v *Verifier) identity(tok jwt.Token, issuerTenant string) (*Identity, erro
 	case issuerTenant != "" && id.Tenant == "":
 		id.Tenant = issuerTenant
 	case issuerTenant != "" && id.Tenant != issuerTenant:
-		return nil, fail(TokenClaims, fmt.Errorf("%s claim %q, but the issuer is %q's", v.cfg.TenantClaim, id.Tenant, issuerTenant))
+		// A code of its own: a token reaching into another tenant is an
+		// attack signal, not a malformed claim.
+		return nil, fail(TokenTenantForeign, fmt.Errorf("%s claim %q, but the issuer is %q's", v.cfg.TenantClaim, id.Tenant, issuerTenant))
 	case id.Tenant == "":
 		return nil, fail(TokenClaims, fmt.Errorf("no %s claim", v.cfg.TenantClaim))
 	}

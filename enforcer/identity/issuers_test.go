@@ -50,7 +50,7 @@ func TestMultipleIssuers(t *testing.T) {
 		{name: "spire ES256", token: sign(t, jwa.ES256, spireKey, spireClaims(none), nil)},
 		{name: "corp key, but EdDSA is not a corp algorithm", token: sign(t, jwa.EdDSA, corpEd, corpClaims(none), nil), want: identity.TokenAlgorithm},
 		{name: "corp requires tenant", token: sign(t, jwa.RS256, corpRSA, corpClaims(func(m map[string]any) { delete(m, "tenant") }), nil), want: identity.TokenClaims},
-		{name: "spire token naming another tenant", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["tenant"] = "globex" }), nil), want: identity.TokenClaims},
+		{name: "spire token naming another tenant", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["tenant"] = "globex" }), nil), want: identity.TokenTenantForeign},
 		{name: "spire token naming its own tenant", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["tenant"] = "acme" }), nil)},
 		{name: "spire token for the corp audience", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["aud"] = "rampart" }), nil), want: identity.TokenAudience},
 		{name: "spire skew is 2s", token: sign(t, jwa.ES256, spireKey, spireClaims(func(m map[string]any) { m["exp"] = t0.Add(-5 * time.Second).Unix() }), nil), want: identity.TokenExpired},
