@@ -186,3 +186,20 @@ func TestAttackDecoyMutesTokenClaimsAcrossTenants(t *testing.T) {
 		t.Errorf("a token_tenant_foreign refusal 5m after a decoy is cited by none of %d cross-tenant-attempt alerts", len(got))
 	}
 }
+
+// A client chooses its session ids, so grouped by session a fresh id per
+// call hides any breadth: twenty tools and five destinations in ten
+// minutes, each call in a session of its own, must still be seen.
+func TestAttackExcessiveAgencySpreadOverSessions(t *testing.T) {
+	var a attackEvents
+	dests := []string{"crm", "mail", "internet", "billing", "hr"}
+	for i := range 20 {
+		a.decision(time.Duration(i)*20*time.Second, calling(fmt.Sprintf("tool%02d", i)), inSession(fmt.Sprintf("fresh-%d", i)),
+			func(e *event.Event) { e.Request.Destination = dests[i%len(dests)] })
+	}
+	for _, rule := range []string{"excessive-agency-tools", "excessive-agency-destinations"} {
+		if got := alertsOf(t, rule, a.evs, detect.Options{}); len(got) == 0 {
+			t.Errorf("%s: 20 tools and 5 destinations of user:mallory in 20 fresh sessions raised no alert", rule)
+		}
+	}
+}
