@@ -85,8 +85,10 @@ type DetectConfig struct {
 	BatchWait time.Duration `yaml:"batch_wait"`
 	// ReloadInterval is how often RulesDir is checked for changes. Default 10s.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
-	// MaxGroupsPerRule bounds the open groups (windows) one rule keeps;
-	// past it the oldest is dropped. Default 100000.
+	// MaxGroupsPerRule bounds the open groups (windows) one rule keeps; a
+	// tenant holds at most a tenth of them and a principal a tenth of its
+	// tenant's, each evicting its own least recently used group past its
+	// bound and raising a detection-state-exhausted alert. Default 100000.
 	MaxGroupsPerRule int `yaml:"max_groups_per_rule"`
 	// MaxEvidence bounds the event ids an alert lists. Default 20.
 	MaxEvidence int `yaml:"max_evidence"`

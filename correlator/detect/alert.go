@@ -48,6 +48,44 @@ func (e *Engine) build(s *ruleState, g *group, t int64, reqID string, id *event.
 	}
 }
 
+// StateExhaustedRule is the rule id of the engine's own alerts: a rule
+// evicted or refused a group at a bound (Options), so it may miss what
+// the evicted state would have found. No rule may take this id.
+const StateExhaustedRule = "detection-state-exhausted"
+
+// ExhaustedMute is how long (event time) after an exhaustion alert the
+// same rule, tenant and bound raise no other.
+const ExhaustedMute = time.Hour
+
+// exhaustedTags are the exhaustion alert's: evasion of the record's
+// evaluation (MAESTRO L5) that cascades into missed detections (ASI08).
+var exhaustedTags = []string{"maestro:L5", "owasp-agentic:ASI08"}
+
+// exhaustedAlert is the alert of a bound reached by ev's new group: its
+// group names the rule, the bound and, for a principal's, the principal;
+// its evidence is ev.
+func (e *Engine) exhaustedAlert(s *ruleState, ev *event.Event, tenant, principal, reason string) *event.Event {
+	t := ev.Time.UnixNano()
+	group := []event.GroupValue{{Field: "rule", Value: s.r.ID}, {Field: "reason", Value: reason}}
+	key := appendKeyPart(appendKeyPart(appendKeyPart(nil, tenant), s.r.ID), reason)
+	if reason == "principal_full" {
+		group = append(group, event.GroupValue{Field: "principal", Value: boundedValue(principal)})
+		key = appendKeyPart(key, principal)
+	}
+	first := ref{id: ev.ID, t: t, n: e.n}
+	return &event.Event{
+		V: event.Version, Kind: event.KindAlert, Tenant: tenant,
+		ID:        alertID(StateExhaustedRule, tenant, string(key), first),
+		Time:      ev.Time.UTC(),
+		RequestID: ev.RequestID, Identity: copyIdentity(ev.Identity),
+		Alert: &event.Alert{
+			RuleID: StateExhaustedRule, Title: "Detection state exhausted: a rule evicts or refuses groups",
+			Severity: event.SeverityHigh, Tags: slices.Clone(exhaustedTags), Group: group,
+			First: ev.Time.UTC(), Last: ev.Time.UTC(), Count: 1, Evidence: []string{ev.ID},
+		},
+	}
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b

@@ -18,7 +18,8 @@ import (
 const (
 	DefaultMaxGroupsPerRule = 100_000
 	// DefaultTenantShare is the part of MaxGroupsPerRule one tenant may
-	// hold when MaxGroupsPerTenant is not set.
+	// hold when MaxGroupsPerTenant is not set, and the part of that one
+	// principal may hold when MaxGroupsPerPrincipal is not set.
 	DefaultTenantShare = 10
 	DefaultMaxEvidence = 64
 )
@@ -30,18 +31,23 @@ type Options struct {
 	MaxGroupsPerRule int
 	// MaxGroupsPerTenant bounds the groups of one tenant in one rule, so
 	// one tenant's flood of groups cannot take every slot: past its
-	// share a tenant's new groups are refused (and counted), while
-	// other tenants' groups, old and new, are kept. Nothing is ever
-	// evicted to make room: evicting would silently end another group's
-	// window. Default MaxGroupsPerRule / 10.
+	// share a tenant's least recently used group is evicted to make room
+	// for its new one, never another tenant's. Default MaxGroupsPerRule /
+	// 10.
 	MaxGroupsPerTenant int
+	// MaxGroupsPerPrincipal bounds the groups of one principal (the
+	// event's subject; an enforcer instance for gap rules) within its
+	// tenant's share, so one principal's flood evicts only its own least
+	// recently used groups and cannot starve the tenant's other
+	// principals. Default MaxGroupsPerTenant / 10.
+	MaxGroupsPerPrincipal int
 	// MaxEvidence bounds the event ids an alert lists: the first, then
 	// the latest. Default 64, at least 2.
 	MaxEvidence int
 	// Meter receives the engine's metrics; none when nil.
 	Meter metric.Meter
-	// Log receives rate-limited warnings (a refused group); slog's
-	// default when nil.
+	// Log receives rate-limited warnings (an evicted or refused group);
+	// slog's default when nil.
 	Log *slog.Logger
 }
 
@@ -53,6 +59,10 @@ func (o *Options) setDefaults() {
 		o.MaxGroupsPerTenant = max(o.MaxGroupsPerRule/DefaultTenantShare, 1)
 	}
 	o.MaxGroupsPerTenant = min(o.MaxGroupsPerTenant, o.MaxGroupsPerRule)
+	if o.MaxGroupsPerPrincipal <= 0 {
+		o.MaxGroupsPerPrincipal = max(o.MaxGroupsPerTenant/DefaultTenantShare, 1)
+	}
+	o.MaxGroupsPerPrincipal = min(o.MaxGroupsPerPrincipal, o.MaxGroupsPerTenant)
 	if o.MaxEvidence <= 0 {
 		o.MaxEvidence = DefaultMaxEvidence
 	}
@@ -83,6 +93,10 @@ func (o *Options) setDefaults() {
 //     starts a new window.
 //   - new_value fires once per new value of a group; it can fire again for
 //     that value only after the value was unseen for a whole lookback.
+//   - A group evicted at a bound (see Options), or refused, raises a
+//     StateExhaustedRule alert for its rule, tenant and bound, at most
+//     once per ExhaustedMute of event time: a rule blinded by a flood is
+//     itself a finding.
 //
 // An Engine is not safe for concurrent use.
 type Engine struct {
@@ -93,24 +107,34 @@ type Engine struct {
 	n     uint64 // events observed: the stream order of evidence
 	key   []byte // scratch for group keys
 	m     *metrics
+	// exhausted collects the StateExhaustedRule alerts the current event
+	// raised while looking up groups.
+	exhausted []*event.Event
 }
 
 // ruleState is one rule's groups.
 type ruleState struct {
-	id        string // the rule's id, fixed: read by the metrics callback
-	r         *Rule
-	groups    map[string]*group
-	perTenant map[string]int
-	expiry    expiryHeap
-	tracked   atomic.Int64 // read by the metrics callback
-	attrs     metric.MeasurementOption
-	lastLog   map[string]int64
+	id      string // the rule's id, fixed: read by the metrics callback
+	r       *Rule
+	groups  map[string]*group
+	tenants map[string]*tenantShare
+	expiry  expiryHeap
+	tracked atomic.Int64 // read by the metrics callback
+	attrs   metric.MeasurementOption
+	lastLog map[string]int64
+	// muted holds, per tenant and bound, until when (event time) its
+	// next exhaustion raises no alert.
+	muted map[string]int64
 }
 
 // group is the state of one group of one rule.
 type group struct {
-	key    string
-	tenant string
+	key       string
+	tenant    string
+	principal string
+	// links place the group in its tenant's and its principal's
+	// recency lists (lruTenant, lruPrincipal).
+	links  [2]link
 	values []string // group_by values, in rule order (then the new_value field's)
 	// expiry: once the clock passes it the group's windows have all
 	// lapsed; hAt is the time it sits at in the heap (at most expiry,
@@ -165,8 +189,8 @@ func (e *Engine) install(rs *RuleSet, old map[string]*ruleState) {
 				continue
 			}
 			states = append(states, &ruleState{
-				id: r.ID, r: r, groups: map[string]*group{}, perTenant: map[string]int{},
-				attrs: e.m.ruleAttrs(r.ID), lastLog: map[string]int64{},
+				id: r.ID, r: r, groups: map[string]*group{}, tenants: map[string]*tenantShare{},
+				attrs: e.m.ruleAttrs(r.ID), lastLog: map[string]int64{}, muted: map[string]int64{},
 			})
 		}
 	}
@@ -208,6 +232,10 @@ func (e *Engine) ObserveAgent(ev *event.Event, agent ddl.Agent) []*event.Event {
 			continue // a rule never feeds on its own alerts
 		}
 		out = e.observeRule(s, ev, r, out)
+		if len(e.exhausted) > 0 {
+			out = append(out, e.exhausted...)
+			e.exhausted = e.exhausted[:0]
+		}
 	}
 	e.act.reset(nil)
 	return out
@@ -366,25 +394,23 @@ func boundedValue(v string) string {
 
 // lookup returns the event's group, creating it when create is set and
 // the bounds allow; nil when the event has no group or it is refused.
+// A found group becomes its tenant's and principal's most recently used.
 func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 	if !e.groupKey(s, ev) {
 		return nil
 	}
 	if g, ok := s.groups[string(e.key)]; ok {
+		s.touch(g)
 		return g
 	}
 	if !create {
 		return nil
 	}
-	if len(s.groups) >= e.opts.MaxGroupsPerRule {
-		e.refuse(s, ev.Tenant, "rule_full")
+	tenant, principal := groupTenant(s.r, ev), groupPrincipal(s.r, ev)
+	if !e.makeRoom(s, ev, tenant, principal) {
 		return nil
 	}
-	if s.perTenant[groupTenant(s.r, ev)] >= e.opts.MaxGroupsPerTenant {
-		e.refuse(s, groupTenant(s.r, ev), "tenant_full")
-		return nil
-	}
-	g := &group{key: string(e.key), tenant: groupTenant(s.r, ev), values: make([]string, 0, len(s.r.groupFns)+1)}
+	g := &group{key: string(e.key), tenant: tenant, principal: principal, values: make([]string, 0, len(s.r.groupFns)+1)}
 	for _, fn := range s.r.groupFns {
 		g.values = append(g.values, boundedValue(fn(e.act)))
 	}
@@ -395,10 +421,55 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 	g.expiry = t + int64(s.r.Window)
 	g.hAt = g.expiry
 	s.groups[g.key] = g
-	s.perTenant[g.tenant]++
+	s.add(g)
 	heap.Push(&s.expiry, g)
 	s.tracked.Store(int64(len(s.groups)))
 	return g
+}
+
+// makeRoom frees a slot for a new group of tenant and principal: past the
+// principal's bound it evicts that principal's least recently used group,
+// past the tenant's the tenant's, and with the rule full the tenant's own
+// when it holds any; another tenant's group is never evicted, so a rule
+// full of other tenants' groups refuses it. Each eviction or refusal is
+// counted, logged and raises an exhaustion alert. makeRoom reports
+// whether the group may be created.
+func (e *Engine) makeRoom(s *ruleState, ev *event.Event, tenant, principal string) bool {
+	ts := s.tenants[tenant]
+	var victim *group
+	reason := ""
+	switch {
+	case ts.principal(principal).count() >= e.opts.MaxGroupsPerPrincipal:
+		victim, reason = ts.principal(principal).head, "principal_full"
+	case ts != nil && ts.lru.n >= e.opts.MaxGroupsPerTenant:
+		victim, reason = ts.lru.head, "tenant_full"
+	case len(s.groups) >= e.opts.MaxGroupsPerRule:
+		reason = "rule_full"
+		if ts != nil {
+			victim = ts.lru.head
+		}
+	default:
+		return true
+	}
+	e.exhaust(s, ev, tenant, principal, reason, victim != nil)
+	if victim == nil {
+		return false
+	}
+	e.drop(s, victim)
+	return true
+}
+
+// groupPrincipal is whose share of its tenant's a new group counts
+// against: the event's subject, or for gap, whose groups are an enforcer
+// instance's epochs, that instance.
+func groupPrincipal(r *Rule, ev *event.Event) string {
+	if r.Correlation == Gap {
+		return ev.Instance
+	}
+	if ev.Identity == nil {
+		return ""
+	}
+	return ev.Identity.Subject
 }
 
 // groupTenant is the tenant part of an event's group: its own, except
@@ -418,24 +489,51 @@ func (e *Engine) drop(s *ruleState, g *group) {
 		heap.Remove(&s.expiry, g.hIdx)
 	}
 	delete(s.groups, g.key)
-	if s.perTenant[g.tenant]--; s.perTenant[g.tenant] <= 0 {
-		delete(s.perTenant, g.tenant)
-	}
+	s.remove(g)
 	s.tracked.Store(int64(len(s.groups)))
 }
 
-// refuse counts a group that could not be tracked and logs it, at most
-// once a minute of event time per rule and reason.
-func (e *Engine) refuse(s *ruleState, tenant, reason string) {
-	e.m.groupDropped(s, reason)
-	if last, ok := s.lastLog[reason]; ok && e.clock-last < int64(time.Minute) {
+// exhaust counts a group evicted (or, when evicted is false, refused) at
+// a bound, logs it at most once a minute of event time per rule and
+// reason, and raises the exhaustion alert unless one of this tenant and
+// bound was raised within ExhaustedMute.
+func (e *Engine) exhaust(s *ruleState, ev *event.Event, tenant, principal, reason string, evicted bool) {
+	if evicted {
+		e.m.groupEvicted(s, reason)
+	} else {
+		e.m.groupDropped(s, reason)
+	}
+	t := ev.Time.UnixNano()
+	if last, ok := s.lastLog[reason]; !ok || e.clock-last >= int64(time.Minute) {
+		s.lastLog[reason] = e.clock
+		msg := "detection group refused: bound reached and no group of this tenant to evict; the rule is blind to this tenant's new groups until some lapse"
+		if evicted {
+			msg = "detection group evicted: bound reached; the least recently used group of this tenant or principal gave way"
+		}
+		e.opts.Log.Warn(msg, "rule", s.r.ID, "tenant", tenant, "principal", principal, "reason", reason, "groups", len(s.groups),
+			"max_groups_per_rule", e.opts.MaxGroupsPerRule, "max_groups_per_tenant", e.opts.MaxGroupsPerTenant,
+			"max_groups_per_principal", e.opts.MaxGroupsPerPrincipal)
+	}
+	mk := string(appendKeyPart(appendKeyPart(nil, tenant), reason))
+	if until, ok := s.muted[mk]; ok && t < until {
 		return
 	}
-	s.lastLog[reason] = e.clock
-	e.opts.Log.Warn("detection group refused: bound reached; the rule is blind to new groups of this tenant until some lapse",
-		"rule", s.r.ID, "tenant", tenant, "reason", reason, "groups", len(s.groups),
-		"max_groups_per_rule", e.opts.MaxGroupsPerRule, "max_groups_per_tenant", e.opts.MaxGroupsPerTenant)
+	if len(s.muted) >= maxMuted {
+		for k, until := range s.muted {
+			if until <= t {
+				delete(s.muted, k)
+			}
+		}
+		if len(s.muted) >= maxMuted {
+			return // still counted and logged
+		}
+	}
+	s.muted[mk] = t + int64(ExhaustedMute)
+	e.exhausted = append(e.exhausted, e.exhaustedAlert(s, ev, tenant, principal, reason))
 }
+
+// maxMuted bounds a rule's exhaustion mutes: one per tenant and bound.
+const maxMuted = 10_000
 
 // extend pushes a group's expiry later; the heap is re-sorted lazily.
 func extend(g *group, until int64) {

@@ -378,13 +378,13 @@ match: effect == "deny"
 group_by: [session]
 event_count: {window: 1h, gte: 2}
 `)})
-	e := NewEngine(rs, Options{MaxGroupsPerRule: 100, MaxGroupsPerTenant: 10})
+	e := NewEngine(rs, Options{MaxGroupsPerRule: 100, MaxGroupsPerTenant: 10, MaxGroupsPerPrincipal: 10})
 	victim := ev(0, deny, tenant("victim"), session("v"))
 	feed(e, victim)
 	for i := range 1000 {
 		feed(e, ev(time.Millisecond*time.Duration(i), deny, tenant("flood"), session(strings.Repeat("f", i%50)+string(rune('a'+i%26)))))
 	}
-	if got := e.rules[0].perTenant["flood"]; got != 10 {
+	if got := e.rules[0].tenants["flood"].lru.n; got != 10 {
 		t.Fatalf("the flooding tenant holds %d groups, want its share of 10", got)
 	}
 	got := feed(e, ev(2*time.Second, deny, tenant("victim"), session("v")))
@@ -393,8 +393,46 @@ event_count: {window: 1h, gte: 2}
 	}
 	// A new tenant still gets groups while the rule has room.
 	feed(e, ev(3*time.Second, deny, tenant("third"), session("t")))
-	if e.rules[0].perTenant["third"] != 1 {
+	if e.rules[0].tenants["third"].lru.n != 1 {
 		t.Fatal("a third tenant was refused while the rule had room")
+	}
+}
+
+// TestEvictionIsLeastRecentlyUsed: past a bound the group to give way is
+// the one used least recently, of the principal at its bound or else of
+// the tenant, so a group still being fed keeps its state.
+func TestEvictionIsLeastRecentlyUsed(t *testing.T) {
+	rs := load(t, map[string]string{"r.yaml": rule("three", `
+match: effect == "deny"
+group_by: [session]
+event_count: {window: 1h, gte: 3}
+`)})
+	cases := []struct {
+		name string
+		opts Options
+		sub  func(i int) string
+	}{
+		{"tenant bound", Options{MaxGroupsPerRule: 100, MaxGroupsPerTenant: 3}, func(i int) string { return fmt.Sprint("user:", i) }},
+		{"principal bound", Options{MaxGroupsPerRule: 100, MaxGroupsPerTenant: 10, MaxGroupsPerPrincipal: 3}, func(int) string { return "user:mallory" }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := NewEngine(rs, c.opts)
+			kept := ev(0, deny, session("a"), subject(c.sub(0)))
+			feed(e, kept, ev(time.Second, deny, session("b"), subject(c.sub(1))), ev(2*time.Second, deny, session("c"), subject(c.sub(2))))
+			// a is fed again, below its threshold: b is now the least
+			// recently used.
+			feed(e, ev(3*time.Second, deny, session("a"), subject(c.sub(0))))
+			if got := feed(e, ev(4*time.Second, deny, session("d"), subject(c.sub(3)))); len(got) != 1 || got[0].Alert.RuleID != StateExhaustedRule {
+				t.Fatalf("the new group past the bound raised %v, want one exhaustion alert", ids(got))
+			}
+			if _, ok := e.rules[0].groups[string(appendKeyPart(appendKeyPart(nil, "acme"), "b"))]; ok {
+				t.Fatal("b, the least recently used group, was kept")
+			}
+			if got := feed(e, ev(5*time.Second, deny, session("a"), subject(c.sub(0)))); len(got) != 1 || got[0].Alert.RuleID != "three" || got[0].Alert.Evidence[0] != kept.ID {
+				t.Fatalf("a, used recently, lost its state: %v", ids(got))
+			}
+		})
 	}
 }
 

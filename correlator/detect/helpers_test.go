@@ -52,6 +52,7 @@ func ev(at time.Duration, opts ...evOpt) *event.Event {
 
 func tenant(t string) evOpt  { return func(e *event.Event) { e.Tenant = t } }
 func session(s string) evOpt { return func(e *event.Event) { e.Identity.SessionID = s } }
+func subject(s string) evOpt { return func(e *event.Event) { e.Identity.Subject = s } }
 func tool(s string) evOpt    { return func(e *event.Event) { e.Request.Tool = s } }
 func deny(e *event.Event)    { e.Decision.Effect = event.EffectDeny }
 func class(c string) evOpt   { return func(e *event.Event) { e.Request.DataClass = c } }

@@ -70,6 +70,8 @@ func TestBadRuleFilesAreRefusedNamingFileAndRule(t *testing.T) {
 			ErrInvalidValue, []string{`"r13"`, "epoch"}},
 		{"gap grace beyond its window", map[string]string{"a.yaml": rule("r13", "match: \"true\"\ngroup_by: [instance, epoch]\ngap: {grace: 2h, window: 1h}\n")},
 			ErrInvalidValue, []string{`"r13"`, "grace"}},
+		{"the engine's own id", map[string]string{"a.yaml": rule(StateExhaustedRule, "match: \"true\"\nevent_count: {window: 1m, gte: 1}\n")},
+			ErrInvalidValue, []string{"a.yaml", StateExhaustedRule}},
 		{"not yaml", map[string]string{"a.yaml": "id: [\n"}, ErrSyntax, []string{"a.yaml"}},
 		{"empty set", map[string]string{"a_test.yaml": "cases: []\n"}, ErrEmpty, nil},
 	}

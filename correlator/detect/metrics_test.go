@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,23 +61,39 @@ func TestBoundsAreNeverSilent(t *testing.T) {
 	e := NewEngine(rs, Options{MaxGroupsPerRule: 20, MaxGroupsPerTenant: 15, Meter: mp.Meter("test")})
 	defer e.Close()
 	for i := range 15 {
-		feed(e, ev(time.Duration(i)*time.Millisecond, deny, tenant("flood"), session(fmt.Sprint(i))))
+		feed(e, ev(time.Duration(i)*time.Millisecond, deny, tenant("flood"), session(fmt.Sprint(i)), subject(fmt.Sprint("user:", i))))
 	}
-	feed(e, ev(time.Second, deny, tenant("flood"), session("one too many")))
+	// Past its share the tenant's least recently used group gives way.
+	exhausted := feed(e, ev(time.Second, deny, tenant("flood"), session("one too many")))
 	for i := range 10 {
-		feed(e, ev(2*time.Second, deny, tenant("other"), session(fmt.Sprint(i))))
+		exhausted = append(exhausted, feed(e, ev(2*time.Second, deny, tenant("other"), session(fmt.Sprint(i)), subject(fmt.Sprint("user:", i))))...)
 	}
+	// A tenant with no group to give way to a full rule is refused.
+	exhausted = append(exhausted, feed(e, ev(2*time.Second, deny, tenant("third"), session("t")))...)
 	pair := attribute.String(attrRule, "pair")
-	if n, _ := readInt(t, reader, metricDropped, pair, attribute.String("reason", "tenant_full")); n != 1 {
-		t.Errorf("tenant_full drops %d, want 1", n)
+	if n, _ := readInt(t, reader, metricEvicted, pair, attribute.String("reason", "tenant_full")); n != 1 {
+		t.Errorf("tenant_full evictions %d, want 1", n)
 	}
-	if n, _ := readInt(t, reader, metricDropped, pair, attribute.String("reason", "rule_full")); n != 5 {
-		t.Errorf("rule_full drops %d, want 5 (the other tenant's groups past 20 in all)", n)
+	if n, _ := readInt(t, reader, metricEvicted, pair, attribute.String("reason", "rule_full")); n != 5 {
+		t.Errorf("rule_full evictions %d, want 5 (the other tenant's own groups past 20 in all)", n)
+	}
+	if n, _ := readInt(t, reader, metricDropped, pair, attribute.String("reason", "rule_full")); n != 1 {
+		t.Errorf("rule_full refusals %d, want 1 (the third tenant's)", n)
+	}
+	// One exhaustion alert per tenant and bound, each naming its tenant.
+	var got []string
+	for _, a := range exhausted {
+		if a.Alert.RuleID == StateExhaustedRule {
+			got = append(got, a.Tenant+"/"+a.Alert.Group[1].Value)
+		}
+	}
+	if want := []string{"flood/tenant_full", "other/rule_full", "third/rule_full"}; !slices.Equal(got, want) {
+		t.Errorf("exhaustion alerts %v, want %v", got, want)
 	}
 	if n, _ := readInt(t, reader, metricGroups, pair); n != 20 {
 		t.Errorf("groups gauge %d, want 20", n)
 	}
-	feed(e, ev(3*time.Second, deny, tenant("flood"), session("0")))
+	feed(e, ev(3*time.Second, deny, tenant("flood"), session("2"), subject("user:2")))
 	if n, _ := readInt(t, reader, metricAlerts, pair); n != 1 {
 		t.Errorf("alerts %d, want 1", n)
 	}

@@ -249,6 +249,8 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 		return nil, fail(CodeMissing, "id is required")
 	case !idRE.MatchString(sp.ID):
 		return nil, fail(CodeInvalidValue, "id must be lower-case letters, digits, '.', '_' or '-' (at most 128), not %q", sp.ID)
+	case sp.ID == StateExhaustedRule:
+		return nil, fail(CodeInvalidValue, "id %q is the engine's own alerts'", sp.ID)
 	case sp.Title == "":
 		return nil, fail(CodeMissing, "title is required")
 	case sp.Description == "":

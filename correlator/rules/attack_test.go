@@ -203,3 +203,66 @@ func TestAttackExcessiveAgencySpreadOverSessions(t *testing.T) {
 		}
 	}
 }
+
+// A tenant holds at most a tenth of a rule's groups. A flood of harmless
+// confidential reads, one per principal the tenant's issuer can mint,
+// fills lethal-trifecta's share; a victim principal's read and send after
+// it must still be tracked (the flood's least recently used groups give
+// way), and the exhaustion must itself raise an alert naming the tenant
+// and the rule.
+func TestAttackGroupFloodBlindsTrifecta(t *testing.T) {
+	var a attackEvents
+	for i := range 200 {
+		a.decision(time.Duration(i)*time.Second, sensitiveRead, func(e *event.Event) { e.Identity.Subject = fmt.Sprintf("user:flood-%d", i) })
+	}
+	victim := func(e *event.Event) { e.Identity.Subject = "user:victim" }
+	read := a.decision(10*time.Minute, sensitiveRead, victim)
+	a.decision(11*time.Minute, internetSend, victim)
+	opts := detect.Options{MaxGroupsPerRule: 2000} // a tenant's share: 200
+	if got := alertsOf(t, "lethal-trifecta", a.evs, opts); !cites(got, read.ID) {
+		t.Errorf("user:victim's read and send after a flood of 200 principals' reads raised no lethal-trifecta alert (%d alerts)", len(got))
+	}
+	requireExhausted(t, a.evs, opts, "lethal-trifecta", "acme")
+}
+
+// One principal's hanging calls fill response-missing's share of its
+// tenant: each is a group until its 5 minutes pass. Another principal's
+// hanging calls, made before and after the flood, must still be reported: one
+// principal holds at most a tenth of its tenant's share and gives way to
+// itself.
+func TestAttackHangingCallsBlindResponseMissing(t *testing.T) {
+	var a attackEvents
+	victim := func(e *event.Event) { e.Identity.Subject = "user:victim" }
+	before := a.decision(0, calling("transfer"), victim)
+	for i := range 200 {
+		a.decision(time.Second+time.Duration(i)*time.Millisecond, calling("hang"))
+	}
+	after := a.decision(2*time.Second, calling("transfer"), victim)
+	opts := detect.Options{MaxGroupsPerRule: 2000}
+	var got []*event.Event
+	for _, x := range detect.Run(detect.Shipped(), a.evs, at0.Add(time.Hour), opts) {
+		if x.Alert.RuleID == "response-missing" {
+			got = append(got, x)
+		}
+	}
+	for _, lost := range []*event.Event{before, after} {
+		if !cites(got, lost.ID) {
+			t.Errorf("user:victim's call %s without a response, beside 200 hanging calls of user:mallory, raised no response-missing alert (%d alerts)", lost.ID, len(got))
+		}
+	}
+	requireExhausted(t, a.evs, opts, "response-missing", "acme")
+}
+
+// requireExhausted fails unless running evs raised a state-exhaustion
+// alert for rule in tenant.
+func requireExhausted(t *testing.T, evs []*event.Event, opts detect.Options, rule, tenant string) {
+	t.Helper()
+	for _, x := range alertsOf(t, detect.StateExhaustedRule, evs, opts) {
+		for _, g := range x.Alert.Group {
+			if g.Field == "rule" && g.Value == rule && x.Tenant == tenant && len(x.Alert.Evidence) > 0 {
+				return
+			}
+		}
+	}
+	t.Errorf("no %s alert names rule %s in tenant %s", detect.StateExhaustedRule, rule, tenant)
+}
