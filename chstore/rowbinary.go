@@ -19,13 +19,20 @@ import (
 // protocol, for `rampart verify` over millions of events. It needs
 // Config.HTTPAddr.
 func (c *Client) ScanEvents(ctx context.Context, where string, visit func(*event.Event) error) error {
-	cols := ddl.EventFields
-	body, err := c.rowBinary(ctx, ddl.Names(cols), where)
+	body, err := c.rowBinary(ctx, ddl.Names(ddl.EventFields), where)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	d := ddl.NewDecoder(bufio.NewReaderSize(body, 256<<10))
+	return DecodeEvents(bufio.NewReaderSize(body, 256<<10), visit)
+}
+
+// DecodeEvents decodes RowBinary rows of ddl.EventFields from r, as a
+// query selecting those columns returns them from any engine, and visits
+// each event.
+func DecodeEvents(r *bufio.Reader, visit func(*event.Event) error) error {
+	cols := ddl.EventFields
+	d := ddl.NewDecoder(r)
 	const slab = 1024
 	var (
 		evs   []event.Event

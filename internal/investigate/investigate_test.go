@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/internal/investigate"
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/schema/chain"
@@ -23,6 +22,7 @@ import (
 	"github.com/rampart-io/rampart/testkit/chdbtest"
 	"github.com/rampart-io/rampart/testkit/chromiumtest"
 	"github.com/rampart-io/rampart/testkit/chtest"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -100,9 +100,22 @@ func jsonEachRow(rows [][]any) string {
 	return b.String()
 }
 
+// engine is one engine holding the fixture: a Store on it, a reader of its
+// events for the chain check, and a way to run a statement on it.
+type engine struct {
+	store  *investigate.Store
+	events verify.EventReader
+	exec   func(ctx context.Context, q string) error
+	db     string
+}
+
+// engineNames are the engines every verb runs on, 18.16 first: its
+// output is the goldens'.
+var engineNames = []string{"clickhouse-18", "chdb-26"}
+
 // engines stores the fixture twice (a redelivery) in ClickHouse 18.16 and
-// in chDB, and returns a Store on each and the 18.16 client.
-func engines(t *testing.T) (map[string]*investigate.Store, *chstore.Client) {
+// in chDB, and returns each.
+func engines(t *testing.T) map[string]engine {
 	t.Helper()
 	ctx := context.Background()
 	server := chtest.New(t)
@@ -120,13 +133,22 @@ func engines(t *testing.T) (map[string]*investigate.Store, *chstore.Client) {
 			t.Fatal(err)
 		}
 	}
-	return map[string]*investigate.Store{
-		"clickhouse-18": investigate.New(server, server.Database()),
-		"chdb-26":       investigate.New(embedded, chdbDB),
-	}, server
+	return map[string]engine{
+		"clickhouse-18": {store: investigate.New(server, server.Database()), events: server, exec: server.Exec, db: server.Database()},
+		"chdb-26":       {store: investigate.New(embedded, chdbDB), events: embedded.Events(chdbDB), exec: embedded.Exec, db: chdbDB},
+	}
 }
 
-type verifier struct{ ch *chstore.Client }
+// stores are the engines' Stores.
+func stores(t *testing.T) map[string]*investigate.Store {
+	out := map[string]*investigate.Store{}
+	for name, e := range engines(t) {
+		out[name] = e.store
+	}
+	return out
+}
+
+type verifier struct{ ch verify.EventReader }
 
 func (v verifier) VerifyRanges(ctx context.Context, rs []investigate.Range) (*investigate.Verification, error) {
 	vr := make([]verify.Range, len(rs))
@@ -165,7 +187,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestVerbsOnBothEngines(t *testing.T) {
 	ctx := context.Background()
-	stores, _ := engines(t)
+	stores := stores(t)
 	cases := []struct {
 		name string
 		run  func(*investigate.Store) (*investigate.Report, error)
@@ -186,7 +208,7 @@ func TestVerbsOnBothEngines(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			for _, engine := range []string{"clickhouse-18", "chdb-26"} {
+			for _, engine := range engineNames {
 				rep, err := c.run(stores[engine])
 				if err != nil {
 					t.Fatalf("%s: %v", engine, err)
@@ -209,7 +231,7 @@ func TestVerbsOnBothEngines(t *testing.T) {
 
 func TestAbuseCases(t *testing.T) {
 	ctx := context.Background()
-	stores, _ := engines(t)
+	stores := stores(t)
 	for engine, s := range stores {
 		cases := []struct {
 			name string
@@ -254,36 +276,36 @@ func TestAbuseCases(t *testing.T) {
 	}
 }
 
-// TestSessionVerifies checks the chains of a session's events on 18.16,
-// then alters one of them in storage and expects the verb to say so.
+// TestSessionVerifies checks the chains of a session's events on each
+// engine, then alters one of them in storage and expects the verb to say
+// so.
 func TestSessionVerifies(t *testing.T) {
 	ctx := context.Background()
-	stores, server := engines(t)
-	s := stores["clickhouse-18"]
-	rep, err := s.Session(ctx, verifier{server}, "acme", "s-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.Verified.Clean() || len(rep.Verified.Ranges) != 1 || rep.Verified.Ranges[0].From != 1 || rep.Verified.Ranges[0].To != 8 || rep.Verified.Ranges[0].Instance != "enf-1" {
-		t.Fatalf("verification: %+v", rep.Verified)
-	}
-	// An attacker with the database rewrites the denied call as allowed.
-	if err := server.Exec(ctx, "ALTER TABLE "+server.Database()+".events_raw UPDATE effect = 'allow' WHERE tool = 'read_secret' AND kind = 'decision'"); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rep, err = s.Session(ctx, verifier{server}, "acme", "s-1")
-		if errors.Is(err, investigate.ErrUnverified) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tampered session still verifies: %v %+v", err, rep.Verified)
-		}
-		time.Sleep(100 * time.Millisecond) // the mutation applies in the background
-	}
-	if rep == nil || rep.Verified.Clean() || !strings.Contains(strings.Join(rep.Verified.Findings, "\n"), "seq 5") {
-		t.Fatalf("findings: %+v", rep.Verified)
+	for name, e := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			rep, err := e.store.Session(ctx, verifier{e.events}, "acme", "s-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Verified.Clean() || len(rep.Verified.Ranges) != 1 || rep.Verified.Ranges[0].From != 1 || rep.Verified.Ranges[0].To != 8 ||
+				rep.Verified.Ranges[0].Instance != "enf-1" || rep.Verified.Events == 0 {
+				t.Fatalf("verification: %+v", rep.Verified)
+			}
+			// An attacker with the database rewrites the denied call as allowed.
+			if err := e.exec(ctx, "ALTER TABLE "+e.db+".events_raw UPDATE effect = 'allow' WHERE tool = 'read_secret' AND kind = 'decision'"); err != nil {
+				t.Fatal(err)
+			}
+			poll.Until(t, 30*time.Second, func() error {
+				rep, err = e.store.Session(ctx, verifier{e.events}, "acme", "s-1")
+				if !errors.Is(err, investigate.ErrUnverified) {
+					return fmt.Errorf("tampered session still verifies: %v", err)
+				}
+				return nil
+			})
+			if rep == nil || rep.Verified.Clean() || !strings.Contains(strings.Join(rep.Verified.Findings, "\n"), "seq 5") {
+				t.Fatalf("findings: %+v", rep.Verified)
+			}
+		})
 	}
 }
 
@@ -295,8 +317,8 @@ func TestSessionVerifies(t *testing.T) {
 func TestHTMLReportInChromium(t *testing.T) {
 	chromiumtest.Require(t)
 	ctx := context.Background()
-	stores, server := engines(t)
-	rep, err := stores["clickhouse-18"].Session(ctx, verifier{server}, "acme", "s-1")
+	e := engines(t)["clickhouse-18"]
+	rep, err := e.store.Session(ctx, verifier{e.events}, "acme", "s-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,26 +393,26 @@ func TestHTMLReportInChromium(t *testing.T) {
 }
 
 // TestSessionMissingEventFound: an event deleted from a session's chain
-// range is reported as such.
+// range is reported as such, on each engine.
 func TestSessionMissingEventFound(t *testing.T) {
 	ctx := context.Background()
-	stores, server := engines(t)
-	s := stores["clickhouse-18"]
-	if err := server.Exec(ctx, "ALTER TABLE "+server.Database()+".events_raw DELETE WHERE instance = 'enf-1' AND seq = 3"); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rep, err := s.Session(ctx, verifier{server}, "acme", "s-1")
-		if errors.Is(err, investigate.ErrUnverified) {
+	for name, e := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := e.exec(ctx, "ALTER TABLE "+e.db+".events_raw DELETE WHERE instance = 'enf-1' AND seq = 3"); err != nil {
+				t.Fatal(err)
+			}
+			var rep *investigate.Report
+			poll.Until(t, 30*time.Second, func() error {
+				var err error
+				rep, err = e.store.Session(ctx, verifier{e.events}, "acme", "s-1")
+				if !errors.Is(err, investigate.ErrUnverified) {
+					return fmt.Errorf("a session missing an event still verifies: %v", err)
+				}
+				return nil
+			})
 			if !strings.Contains(strings.Join(rep.Verified.Findings, "\n"), "seq 3") {
 				t.Fatalf("findings: %q", rep.Verified.Findings)
 			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a session missing an event still verifies: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond) // the mutation applies in the background
+		})
 	}
 }

@@ -191,7 +191,7 @@ func place(slots []chain.Link, l chain.Link, extra []chain.Link) []chain.Link {
 
 // loadEvents reads the stored rows of a chain at seqs whole: checkpoints,
 // and events Check suspects were moved.
-func loadEvents(ctx context.Context, ch *chstore.Client, instance, epoch string, seqs []uint64) ([]*event.Event, error) {
+func loadEvents(ctx context.Context, ch EventReader, instance, epoch string, seqs []uint64) ([]*event.Event, error) {
 	var b strings.Builder
 	for i, s := range seqs {
 		if i > 0 {
@@ -201,8 +201,8 @@ func loadEvents(ctx context.Context, ch *chstore.Client, instance, epoch string,
 	}
 	where := chainWhere(instance, epoch) + " AND seq IN (" + b.String() + ")"
 	read := ch.ReadEvents
-	if ch.HTTPAddr() != "" {
-		read = ch.ScanEvents
+	if c, ok := ch.(*chstore.Client); ok && c.HTTPAddr() != "" {
+		read = c.ScanEvents
 	}
 	var out []*event.Event
 	err := read(ctx, where, func(e *event.Event) error { out = append(out, e); return nil })
@@ -347,12 +347,19 @@ type Range struct {
 // before it chains them, so chain order and time order can differ a little.
 const rangeSlack = time.Minute
 
+// EventReader reads every stored copy of the events_raw rows where a
+// condition holds: a chstore.Client, or chDB (chdbtest.Events), so the
+// ranges a report spans are checked on either engine.
+type EventReader interface {
+	ReadEvents(ctx context.Context, where string, visit func(*event.Event) error) error
+}
+
 // CheckRanges verifies the stored events of each range and the link into
 // it from the event before: that none is missing, altered, duplicated with
 // other content or moved, and that each links to its predecessor. It reads
 // only the ranges, so a finding about an event outside them (the unread
 // start of a chain looks deleted) is not reported.
-func CheckRanges(ctx context.Context, ch *chstore.Client, ranges []Range, keys map[string]ed25519.PublicKey) (chain.Report, error) {
+func CheckRanges(ctx context.Context, ch EventReader, ranges []Range, keys map[string]ed25519.PublicKey) (chain.Report, error) {
 	var links []chain.Link
 	for _, r := range ranges {
 		got, err := readRange(ctx, ch, r, true)
@@ -390,7 +397,7 @@ func CheckRanges(ctx context.Context, ch *chstore.Client, ranges []Range, keys m
 
 // readRange reads the links of r and of the event before it, within its
 // time window when windowed and the range has one.
-func readRange(ctx context.Context, ch *chstore.Client, r Range, windowed bool) ([]chain.Link, error) {
+func readRange(ctx context.Context, ch EventReader, r Range, windowed bool) ([]chain.Link, error) {
 	lo := max(r.From, 2) - 1
 	where := chainWhere(r.Instance, r.Epoch) + fmt.Sprintf(" AND seq >= %d AND seq <= %d", lo, r.To)
 	if windowed && !r.First.IsZero() && !r.Last.IsZero() {

@@ -6,6 +6,8 @@
 package chdbtest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	chdb "github.com/chdb-io/chdb-go/chdb-purego"
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
 )
 
 // Engine is a chDB connection that implements ddl.Conn.
@@ -147,17 +150,45 @@ func format(v any) string {
 }
 
 func (e *Engine) run(query, format string) (string, error) {
+	b, err := e.runBytes(query, format)
+	return string(b), err
+}
+
+func (e *Engine) runBytes(query, format string) ([]byte, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	res, err := e.conn.Query(query, format)
 	if err != nil {
-		return "", fmt.Errorf("chdb: %w", err)
+		return nil, fmt.Errorf("chdb: %w", err)
 	}
 	defer res.Free()
 	if err := res.Error(); err != nil {
-		return "", fmt.Errorf("chdb: %w", err)
+		return nil, fmt.Errorf("chdb: %w", err)
 	}
-	return res.String(), nil
+	return bytes.Clone(res.Buf()), nil
+}
+
+// Events reads db's events_raw as chstore.Client.ReadEvents reads the
+// server's: every stored copy where a condition holds, in RowBinary
+// decoded by chstore.DecodeEvents, so a check over stored events runs on
+// chDB unchanged.
+type Events struct {
+	e  *Engine
+	db string
+}
+
+// Events returns a reader of database db's events.
+func (e *Engine) Events(db string) Events { return Events{e: e, db: db} }
+
+// ReadEvents visits each stored row of events_raw where the condition
+// holds.
+func (x Events) ReadEvents(ctx context.Context, where string, visit func(*event.Event) error) error {
+	q := fmt.Sprintf("SELECT %s FROM %s.events_raw WHERE %s", strings.Join(ddl.Names(ddl.EventFields), ", "), x.db, where)
+	b, err := x.e.runBytes(q, "RowBinary")
+	if err != nil {
+		return err
+	}
+	return chstore.DecodeEvents(bufio.NewReader(bytes.NewReader(b)), visit)
 }
 
 var _ ddl.Conn = (*Engine)(nil)
