@@ -36,7 +36,39 @@ func TestCheckRangesReadsPastItsWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Findings) != 0 || rep.Events != 3 {
-		t.Fatalf("%d events, findings %v; want 3 events and none", rep.Events, rep.Findings)
+	if len(rep.Findings) != 0 || rep.Events != 4 {
+		t.Fatalf("%d events, findings %v; want 4 events (the range's 3 and the one after) and none", rep.Events, rep.Findings)
+	}
+}
+
+// TestCheckRangesLastEventRewritten: only the event after an event
+// vouches for its content (its prev_hash), so a range whose last event was
+// rewritten in storage is found by reading the link out of the range, even
+// when that event lies far past the range's time window.
+func TestCheckRangesLastEventRewritten(t *testing.T) {
+	ctx := context.Background()
+	ch := chtest.New(t)
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	l := chain.NewLinker("enf-1", "ep-1")
+	var rows [][]any
+	for i, at := range []time.Time{t0, t0.Add(time.Second), t0.Add(2 * time.Second), t0.Add(time.Hour)} {
+		e := &event.Event{V: event.Version, ID: "ev-" + string(rune('a'+i)), Kind: event.KindDecision, Time: at, Tenant: "acme",
+			Request: &event.Request{Method: "POST", Path: "/mcp", Tool: "search"}, Decision: &event.Decision{Effect: event.EffectDeny, RuleID: "r"}}
+		l.Link(e)
+		if i == 2 {
+			e.Decision.Effect = event.EffectAllow // rewritten after it was chained
+		}
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	if err := ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		t.Fatal(err)
+	}
+	r := verify.Range{Instance: "enf-1", Epoch: "ep-1", From: 1, To: 3, First: t0, Last: t0.Add(2 * time.Second)}
+	rep, err := verify.CheckRanges(ctx, ch, []verify.Range{r}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Seq != 3 {
+		t.Fatalf("findings %v, want the rewritten seq 3", rep.Findings)
 	}
 }

@@ -354,10 +354,14 @@ type EventReader interface {
 	ReadEvents(ctx context.Context, where string, visit func(*event.Event) error) error
 }
 
-// CheckRanges verifies the stored events of each range and the link into
-// it from the event before: that none is missing, altered, duplicated with
-// other content or moved, and that each links to its predecessor. It reads
-// only the ranges, so a finding about an event outside them (the unread
+// CheckRanges verifies the stored events of each range, the link into it
+// from the event before and the link out of it to the event after: that
+// none is missing, altered, duplicated with other content or moved, and
+// that each links to its predecessor. An event's own content is vouched
+// for only by its successor's prev_hash (or a checkpoint), so without the
+// event after it a range's last event could be rewritten unseen; a range
+// at the end of its chain has no such event yet. It reads only the ranges
+// and their neighbours, so a finding about an event outside them (the unread
 // start of a chain looks deleted) is not reported.
 func CheckRanges(ctx context.Context, ch EventReader, ranges []Range, keys map[string]ed25519.PublicKey) (chain.Report, error) {
 	var links []chain.Link
@@ -370,6 +374,12 @@ func CheckRanges(ctx context.Context, ch EventReader, ranges []Range, keys map[s
 			// An event outside the window, or missing: only the whole
 			// range can tell which.
 			if got, err = readRange(ctx, ch, r, false); err != nil {
+				return chain.Report{}, err
+			}
+		} else if !slices.ContainsFunc(got, func(l chain.Link) bool { return l.Seq == r.To+1 }) {
+			// The successor may lie past the window (a later session's),
+			// or not exist yet.
+			if got, err = readSuccessor(ctx, ch, r, got); err != nil {
 				return chain.Report{}, err
 			}
 		}
@@ -399,7 +409,7 @@ func CheckRanges(ctx context.Context, ch EventReader, ranges []Range, keys map[s
 // time window when windowed and the range has one.
 func readRange(ctx context.Context, ch EventReader, r Range, windowed bool) ([]chain.Link, error) {
 	lo := max(r.From, 2) - 1
-	where := chainWhere(r.Instance, r.Epoch) + fmt.Sprintf(" AND seq >= %d AND seq <= %d", lo, r.To)
+	where := chainWhere(r.Instance, r.Epoch) + fmt.Sprintf(" AND seq >= %d AND seq <= %d", lo, r.To+1)
 	if windowed && !r.First.IsZero() && !r.Last.IsZero() {
 		from, to := r.First.Add(-rangeSlack).Unix(), r.Last.Add(rangeSlack).Unix()
 		where += fmt.Sprintf(" AND event_time >= toDateTime(%d) AND event_time <= toDateTime(%d)", from, to)
@@ -412,12 +422,25 @@ func readRange(ctx context.Context, ch EventReader, r Range, windowed bool) ([]c
 	return out, err
 }
 
-// complete reports whether links hold every seq of r and its predecessor.
+// readSuccessor appends to links the stored copies of the event after r.
+func readSuccessor(ctx context.Context, ch EventReader, r Range, links []chain.Link) ([]chain.Link, error) {
+	where := chainWhere(r.Instance, r.Epoch) + fmt.Sprintf(" AND seq = %d", r.To+1)
+	err := ch.ReadEvents(ctx, where, func(e *event.Event) error {
+		links = append(links, chain.LinkOf(e))
+		return nil
+	})
+	return links, err
+}
+
+// complete reports whether links hold every seq of r and its
+// predecessor (its successor may not exist yet).
 func complete(links []chain.Link, r Range) bool {
 	lo := max(r.From, 2) - 1
 	seen := make(map[uint64]bool, r.To-lo+1)
 	for _, l := range links {
-		seen[l.Seq] = true
+		if l.Seq <= r.To {
+			seen[l.Seq] = true
+		}
 	}
 	return uint64(len(seen)) == r.To-lo+1
 }
