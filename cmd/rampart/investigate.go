@@ -33,8 +33,8 @@ verbs:
   request ID                      one request: decision, rule, policy hash, response
   blast-radius TENANT IDENTITY    everything reachable from a compromised agent or principal (-since)
   alert ID                        one alert and its evidence as a timeline, and whether it verifies
-
-credential JTI waits for credentials to be recorded.
+  credential TENANT JTI           one task credential: its issue and revocation, the decisions
+                                  that put it on calls, and whether they verify
 
 exit status: 0 answered, 1 error, 2 bad usage, 3 nothing found, 4 the record does not verify
 `
@@ -54,7 +54,7 @@ func runInvestigate(ctx context.Context, args []string) error {
 	htmlFile := fs.String("html", "", "also write the report as a self-contained HTML page to this file")
 	since := fs.String("since", "", "RFC 3339 start (agent: default 24h before -until; blast-radius: required)")
 	until := fs.String("until", "", "RFC 3339 end (agent; default now)")
-	keys := fs.String("keys", "", "comma-separated PEM files of trusted checkpoint public keys (session, task)")
+	keys := fs.String("keys", "", "comma-separated PEM files of trusted checkpoint public keys (session, task, alert, credential)")
 	// Flags may come before or after the arguments.
 	var pos []string
 	rest := args[1:]
@@ -71,7 +71,7 @@ func runInvestigate(ctx context.Context, args []string) error {
 	if *asJSON && *asCSV {
 		return exitError{code: 2, err: errors.New("-json and -csv exclude each other")}
 	}
-	wantArgs := map[string]int{"session": 2, "task": 2, "agent": 2, "request": 1, "blast-radius": 2, "alert": 1}
+	wantArgs := map[string]int{"session": 2, "task": 2, "agent": 2, "request": 1, "blast-radius": 2, "alert": 1, "credential": 2}
 	n, ok := wantArgs[verb]
 	if !ok {
 		fmt.Fprint(os.Stderr, investigateUsage)
@@ -134,6 +134,8 @@ func runInvestigate(ctx context.Context, args []string) error {
 		rep, err = st.BlastRadius(ctx, pos[0], pos[1], from)
 	case "alert":
 		rep, err = st.Alert(ctx, v, pos[0])
+	case "credential":
+		rep, err = st.Credential(ctx, v, pos[0], pos[1])
 	}
 	if rep != nil {
 		format := investigate.Table

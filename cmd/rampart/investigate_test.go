@@ -24,6 +24,8 @@ func TestInvestigateExitStatuses(t *testing.T) {
 		{"nothing recorded", append([]string{"session", "acme", "s-1"}, common...), exitNotFound, "no events found"},
 		{"request not recorded", append([]string{"request", "req-1", "-json"}, common...), exitNotFound, "no events found"},
 		{"too few arguments", append([]string{"session", "acme"}, common...), 2, "takes 2 argument(s), got 1"},
+		{"credential not recorded", append([]string{"credential", "acme", "jti-1", "-csv"}, common...), exitNotFound, "no events found"},
+		{"credential without its tenant", append([]string{"credential", "jti-1"}, common...), 2, "takes 2 argument(s), got 1"},
 		{"bad time", append([]string{"blast-radius", "acme", "agent:a", "-since", "yesterday"}, common...), 2, "bad time"},
 		{"blast radius needs since", append([]string{"blast-radius", "acme", "agent:a"}, common...), 2, "-since is required"},
 		{"json and csv", append([]string{"request", "r", "-json", "-csv"}, common...), 2, "exclude each other"},

@@ -2,7 +2,7 @@
 // record, one function per `rampart investigate` verb: a session's
 // timeline and delegation chains (and whether those events' chains
 // verify), an agent's activity, one request, the blast radius of a
-// compromised identity, a task. It reads ClickHouse through the forensic
+// compromised identity, a task, what one task credential touched. It reads ClickHouse through the forensic
 // queries' access paths (event_keys, then events_raw by its sort key,
 // each event once by id), so every answer is exact while redelivered
 // copies are unmerged, and returns a Report that render prints as a

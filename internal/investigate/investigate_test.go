@@ -82,6 +82,40 @@ func fixture() (out []*event.Event) {
 	return
 }
 
+// credentialFixture is one task credential's life on enforcer enf-3: in
+// tenant acme, carol's fetcher is issued jti-1 for the crm, two calls
+// carry it, a third carries another credential, and the credential is
+// revoked when the task ends. A decision of tenant globex naming the same
+// jti (its issuer's, not acme's) must never show in acme's answer.
+func credentialFixture() []*event.Event {
+	l := chain.NewLinker("enf-3", "ep-3")
+	id := &event.Identity{Subject: "user:carol", Issuer: "https://idp.example", Chain: []event.Actor{{Subject: "agent:fetcher", Issuer: "https://idp.example"}},
+		SessionID: "s-3", TaskID: "task-2"}
+	at := t0.Add(10 * time.Second)
+	cred := func(eid string, d time.Duration, action event.CredentialAction, reason string) *event.Event {
+		return &event.Event{V: event.Version, ID: eid, Kind: event.KindCredential, Time: at.Add(d), Tenant: "acme", RequestID: "req-c1", Identity: id,
+			Credential: &event.Credential{Action: action, JTI: "jti-1", Audience: "https://crm.internal", Scope: []string{"crm.read", "crm.search"},
+				KeyID: "kid-1", Expires: at.Add(5 * time.Minute), Reason: reason}}
+	}
+	decision := func(eid, tenant, req, jti, tool string, d time.Duration, effect event.Effect) *event.Event {
+		return &event.Event{V: event.Version, ID: eid, Kind: event.KindDecision, Time: at.Add(d), Tenant: tenant, RequestID: req, Identity: id,
+			Request:  &event.Request{Method: "POST", Host: "crm.internal", Path: "/mcp", RPCMethod: "tools/call", Tool: tool, Destination: "crm.internal"},
+			Decision: &event.Decision{Effect: effect, PolicyID: "default", RuleID: "allow-crm", PolicyHash: "sha256:ab12", CredentialJTI: jti}}
+	}
+	evs := []*event.Event{
+		cred("01KCR0001", 0, event.CredentialIssued, "destination crm.internal"),
+		decision("01KCR0002", "acme", "req-c1", "jti-1", "crm_lookup", time.Millisecond, event.EffectAllow),
+		decision("01KCR0003", "acme", "req-c2", "jti-1", "crm_search", time.Second, event.EffectAllow),
+		decision("01KCR0004", "acme", "req-c3", "jti-2", "crm_lookup", 2*time.Second, event.EffectAllow),
+		cred("01KCR0005", 3*time.Second, event.CredentialRevoked, "task ended"),
+		decision("01KCR0006", "globex", "req-c4", "jti-1", "crm_lookup", 4*time.Second, event.EffectAllow),
+	}
+	for _, e := range evs {
+		l.Link(e)
+	}
+	return evs
+}
+
 // jsonEachRow renders rows for chDB's text insert.
 func jsonEachRow(rows [][]any) string {
 	var b strings.Builder
@@ -121,7 +155,7 @@ func engines(t *testing.T) map[string]engine {
 	server := chtest.New(t)
 	embedded, chdbDB := chdbtest.New(t)
 	var rows [][]any
-	for _, e := range fixture() {
+	for _, e := range append(fixture(), credentialFixture()...) {
 		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
 	}
 	for i := 0; i < 2; i++ {
@@ -205,6 +239,9 @@ func TestVerbsOnBothEngines(t *testing.T) {
 		{"blast_radius", func(s *investigate.Store) (*investigate.Report, error) {
 			return s.BlastRadius(ctx, "acme", "agent:planner", t0)
 		}},
+		{"credential", func(s *investigate.Store) (*investigate.Report, error) {
+			return s.Credential(ctx, nil, "acme", "jti-1")
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -261,6 +298,13 @@ func TestAbuseCases(t *testing.T) {
 				_, err := s.Agent(ctx, "acme", "agent:sub", t0.Add(time.Hour), t0.Add(2*time.Hour))
 				return err
 			}, investigate.ErrNotFound},
+			{"credential of another tenant", func() error { _, err := s.Credential(ctx, nil, "initech", "jti-1"); return err }, investigate.ErrNotFound},
+			{"unknown credential", func() error { _, err := s.Credential(ctx, nil, "acme", "jti-404"); return err }, investigate.ErrNotFound},
+			{"injection in the jti", func() error {
+				_, err := s.Credential(ctx, nil, "acme", "x' OR 1 = 1 OR credential_jti != '")
+				return err
+			}, investigate.ErrNotFound},
+			{"empty jti", func() error { _, err := s.Credential(ctx, nil, "acme", " "); return err }, investigate.ErrBadInput},
 			{"blast radius without since", func() error {
 				_, err := s.BlastRadius(ctx, "acme", "agent:sub", time.Time{})
 				return err
@@ -411,6 +455,38 @@ func TestSessionMissingEventFound(t *testing.T) {
 				return nil
 			})
 			if !strings.Contains(strings.Join(rep.Verified.Findings, "\n"), "seq 3") {
+				t.Fatalf("findings: %q", rep.Verified.Findings)
+			}
+		})
+	}
+}
+
+// TestCredentialVerifies: what a credential touched verifies on each
+// engine, its chain range spanning its issue to its revocation; a
+// revocation rewritten in storage is found.
+func TestCredentialVerifies(t *testing.T) {
+	ctx := context.Background()
+	for name, e := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			rep, err := e.store.Credential(ctx, verifier{e.events}, "acme", "jti-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := rep.Verified.Ranges; !rep.Verified.Clean() || len(r) != 1 || r[0].Instance != "enf-3" || r[0].From != 1 || r[0].To != 5 || rep.Verified.Events == 0 {
+				t.Fatalf("verification: %+v", rep.Verified)
+			}
+			// The revocation is rewritten to read as an issue.
+			if err := e.exec(ctx, "ALTER TABLE "+e.db+".events_raw UPDATE credential_action = 'issued' WHERE event_id = '01KCR0005'"); err != nil {
+				t.Fatal(err)
+			}
+			poll.Until(t, 30*time.Second, func() error {
+				rep, err = e.store.Credential(ctx, verifier{e.events}, "acme", "jti-1")
+				if !errors.Is(err, investigate.ErrUnverified) {
+					return fmt.Errorf("a rewritten revocation still verifies: %v", err)
+				}
+				return nil
+			})
+			if !strings.Contains(strings.Join(rep.Verified.Findings, "\n"), "seq 5") {
 				t.Fatalf("findings: %q", rep.Verified.Findings)
 			}
 		})

@@ -335,11 +335,22 @@ FROM {db}.events_raw WHERE `+where+` LIMIT 1`, "{db}", s.db))
 // records the outcome in rep: ErrUnverified, with rep, when they do not
 // verify. Without v, rep is returned as it is.
 func verified(ctx context.Context, v Verifier, rep *Report, tl Section) (*Report, error) {
+	return verifiedRanges(ctx, v, rep, ranges(tl))
+}
+
+// verifiedRanges is verified over chain ranges given.
+func verifiedRanges(ctx context.Context, v Verifier, rep *Report, rs []Range) (*Report, error) {
 	if v == nil {
 		return rep, nil
 	}
+	sort.Slice(rs, func(i, j int) bool {
+		if rs[i].Instance != rs[j].Instance {
+			return rs[i].Instance < rs[j].Instance
+		}
+		return rs[i].Epoch < rs[j].Epoch
+	})
 	var err error
-	if rep.Verified, err = v.VerifyRanges(ctx, ranges(tl)); err != nil {
+	if rep.Verified, err = v.VerifyRanges(ctx, rs); err != nil {
 		return nil, err
 	}
 	if !rep.Verified.Clean() {
