@@ -107,9 +107,9 @@ type Engine struct {
 	n     uint64 // events observed: the stream order of evidence
 	key   []byte // scratch for group keys
 	m     *metrics
-	// exhausted collects the StateExhaustedRule alerts the current event
-	// raised while looking up groups.
-	exhausted []*event.Event
+	// raised collects the alerts the current event raised while its
+	// groups were looked up: exhaustion, and late windows that lapsed.
+	raised []*event.Event
 }
 
 // ruleState is one rule's groups.
@@ -137,11 +137,18 @@ type group struct {
 	links  [2]link
 	values []string // group_by values, in rule order (then the new_value field's)
 	// expiry: once the clock passes it the group's windows have all
-	// lapsed; hAt is the time it sits at in the heap (at most expiry,
-	// re-sorted lazily when it is popped early).
+	// lapsed; hAt is the time it sits at in the heap (at most the later of
+	// expiry and keep, re-sorted lazily when it is popped early).
 	expiry, hAt int64
-	hIdx        int
-	muteUntil   int64
+	// keep holds a group fed by late events (behind the clock: a spool
+	// delivered after an outage, while the idle tick moved the clock on
+	// the wall clock) until one window of the clock after the latest of
+	// them, so the rest of the spool still finds it; its windows are
+	// still judged on event time (see lookup). Zero for a group never fed
+	// late.
+	keep      int64
+	hIdx      int
+	muteUntil int64
 	// The event a lapse-fired alert (lte, absence) names as its request.
 	reqID string
 	ident *event.Identity
@@ -232,9 +239,9 @@ func (e *Engine) ObserveAgent(ev *event.Event, agent ddl.Agent) []*event.Event {
 			continue // a rule never feeds on its own alerts
 		}
 		out = e.observeRule(s, ev, r, out)
-		if len(e.exhausted) > 0 {
-			out = append(out, e.exhausted...)
-			e.exhausted = e.exhausted[:0]
+		if len(e.raised) > 0 {
+			out = append(out, e.raised...)
+			e.raised = e.raised[:0]
 		}
 	}
 	e.act.reset(nil)
@@ -258,10 +265,15 @@ func (e *Engine) advance(now int64, out []*event.Event) []*event.Event {
 			g := s.expiry[0]
 			if g.expiry >= now {
 				out = e.gapDue(s, g, now, out)
-				g.hAt = g.expiry
+				g.hAt = max(g.expiry, g.keep)
 				if st, ok := g.st.(*gapState); ok && len(st.ranges) > 0 {
 					g.hAt = min(g.hAt, st.ranges[0].deadline)
 				}
+				heap.Fix(&s.expiry, 0)
+				continue
+			}
+			if g.keep >= now {
+				g.hAt = g.keep
 				heap.Fix(&s.expiry, 0)
 				continue
 			}
@@ -399,9 +411,17 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 	if !e.groupKey(s, ev) {
 		return nil
 	}
+	t := ev.Time.UnixNano()
 	if g, ok := s.groups[string(e.key)]; ok {
-		s.touch(g)
-		return g
+		if g.expiry >= t || s.r.Correlation == Gap {
+			s.touch(g)
+			e.late(s, g, t)
+			return g
+		}
+		// Kept for late events, but its windows lapsed before this one:
+		// it ends as it would have had the clock been this event's.
+		e.raised = e.lapse(s, g, e.raised)
+		e.drop(s, g)
 	}
 	if !create {
 		return nil
@@ -417,14 +437,23 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 	if s.r.Correlation == NewValue {
 		g.values = append(g.values, boundedValue(s.r.valueFn(e.act)))
 	}
-	t := ev.Time.UnixNano()
 	g.expiry = t + int64(s.r.Window)
 	g.hAt = g.expiry
 	s.groups[g.key] = g
 	s.add(g)
 	heap.Push(&s.expiry, g)
 	s.tracked.Store(int64(len(s.groups)))
+	e.late(s, g, t)
 	return g
+}
+
+// late keeps g for one window of the clock when the event at t is behind
+// the clock. Gap groups are an instance's own numbering, judged by their
+// grace on the clock, and are not kept.
+func (e *Engine) late(s *ruleState, g *group, t int64) {
+	if t < e.clock && s.r.Correlation != Gap {
+		g.keep = max(g.keep, e.clock+int64(s.r.Window))
+	}
 }
 
 // makeRoom frees a slot for a new group of tenant and principal: past the
@@ -529,7 +558,7 @@ func (e *Engine) exhaust(s *ruleState, ev *event.Event, tenant, principal, reaso
 		}
 	}
 	s.muted[mk] = t + int64(ExhaustedMute)
-	e.exhausted = append(e.exhausted, e.exhaustedAlert(s, ev, tenant, principal, reason))
+	e.raised = append(e.raised, e.exhaustedAlert(s, ev, tenant, principal, reason))
 }
 
 // maxMuted bounds a rule's exhaustion mutes: one per tenant and bound.
