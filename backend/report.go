@@ -151,7 +151,6 @@ func (r *reporter) healthy() bool {
 func (r *reporter) report(e *Event) {
 	e.V, e.Kind, e.Seq = 1, KindBackendRequest, 1
 	e.ID = r.ids.next(e.Time)
-	e.Epoch = e.ID
 	subj, ok := Subject(e.Tenant)
 	data, err := json.Marshal(e)
 	if r.js == nil || !ok || err != nil {

@@ -26,7 +26,7 @@ func TestBackendRequestsStoredOnBothEngines(t *testing.T) {
 
 	report := func(eid, req, jti, code string, status int, at time.Duration) *event.Event {
 		return &event.Event{V: 1, ID: eid, Kind: event.KindBackendRequest, Time: t0.Add(at), Tenant: "acme",
-			Instance: "backend:files", Epoch: eid, Seq: 1, RequestID: req,
+			Instance: "backend:files", Seq: 1, RequestID: req,
 			Identity: &event.Identity{Subject: "user:alice", Issuer: "https://rampart.test", SPIFFEID: "spiffe://acme/enforcer", TaskID: "task-1"},
 			Request:  &event.Request{Method: "GET", Host: "files", Path: "/read"},
 			Backend:  &event.Backend{JTI: jti, Audience: "https://files", Client: "127.0.0.1:4000", Status: status, Code: code}}

@@ -57,7 +57,7 @@ func TestBackendWireFormsAreSchemas(t *testing.T) {
 func TestBackendEventIsASchemaEvent(t *testing.T) {
 	at := time.Date(2026, 12, 2, 6, 0, 0, 123456000, time.UTC)
 	b := backend.Event{V: 1, ID: "01JDXK0000000000000000000D", Kind: backend.KindBackendRequest, Time: at, Tenant: "acme",
-		Instance: "backend:files", Seq: 1, Epoch: "01JDXK0000000000000000000D", RequestID: "01REQ",
+		Instance: "backend:files", Seq: 1, RequestID: "01REQ",
 		Identity: &backend.EventIdentity{Subject: "user:alice", Issuer: "https://rampart.test", SPIFFEID: "spiffe://acme/enforcer",
 			Chain: []backend.Actor{{Subject: "agent:planner"}, {Subject: "agent:sub", Issuer: "https://idp"}}, SessionID: "s-1", TaskID: "t-1"},
 		Request: &backend.EventRequest{Method: "GET", Host: "files", Path: "/read"},
@@ -77,7 +77,7 @@ func TestBackendEventIsASchemaEvent(t *testing.T) {
 		t.Fatalf("the backend's event does not decode: %v", err)
 	}
 	want := &event.Event{V: 1, ID: b.ID, Kind: event.KindBackendRequest, Time: at, Tenant: "acme", Instance: "backend:files", Seq: 1,
-		Epoch: b.ID, RequestID: "01REQ",
+		RequestID: "01REQ",
 		Identity: &event.Identity{Subject: "user:alice", Issuer: "https://rampart.test", SPIFFEID: "spiffe://acme/enforcer",
 			Chain: []event.Actor{{Subject: "agent:planner"}, {Subject: "agent:sub", Issuer: "https://idp"}}, SessionID: "s-1", TaskID: "t-1"},
 		Request: &event.Request{Method: "GET", Host: "files", Path: "/read"},

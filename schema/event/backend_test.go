@@ -11,7 +11,7 @@ import (
 
 func backendReport() *event.Event {
 	return &event.Event{V: 1, ID: "01JDXK0000000000000000000D", Kind: event.KindBackendRequest, Time: time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC),
-		Tenant: "acme", Instance: "backend:files", Epoch: "01JDXK0000000000000000000D", Seq: 1, RequestID: "01REQ",
+		Tenant: "acme", Instance: "backend:files", Seq: 1, RequestID: "01REQ",
 		Identity: &event.Identity{Subject: "user:alice", TaskID: "t-1"}, Request: &event.Request{Method: "GET", Host: "files", Path: "/read"},
 		Backend: &event.Backend{JTI: "j", Audience: "https://files", Client: "127.0.0.1:1", Status: 401, Code: "credential_revoked"}}
 }

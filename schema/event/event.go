@@ -53,10 +53,10 @@ const (
 	// when none: the call did not come through an enforcer), Identity what
 	// the verified credential names (and the peer's SPIFFE id over mTLS),
 	// Request its method, host and path, Backend the credential's jti, the
-	// peer's address and the answer. Instance begins "backend:"; a tool
-	// server holds no key the record trusts, so each report is a chain of
-	// its own (Epoch its id, Seq 1): the detections, not the chain, check
-	// what it says against what the enforcer decided.
+	// peer's address and the answer. Instance begins "backend:", Seq is 1
+	// and Epoch empty: a tool server holds no key the record trusts, so its
+	// reports are no chain; the detections, not `rampart verify`, hold what
+	// it says to what the enforcer decided.
 	KindBackendRequest Kind = "backend_request"
 )
 
