@@ -7,6 +7,7 @@ require (
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	github.com/rampart-io/rampart/backend v0.0.0
 	github.com/rampart-io/rampart/chstore v0.0.0
 	github.com/rampart-io/rampart/collector v0.0.0
 	github.com/rampart-io/rampart/component v0.0.0
@@ -97,6 +98,7 @@ require (
 )
 
 replace (
+	github.com/rampart-io/rampart/backend => ./backend
 	github.com/rampart-io/rampart/chstore => ./chstore
 	github.com/rampart-io/rampart/collector => ./collector
 	github.com/rampart-io/rampart/component => ./component

@@ -51,6 +51,12 @@ func hashFixture() []*event.Event {
 				e.Credential = &event.Credential{Action: event.CredentialIssued, JTI: text(22), Audience: text(140),
 					Scope: []string{text(4), "", text(129)}[:i%4], KeyID: text(43), Expires: at.Add(5 * time.Minute), Reason: text(i % 3)}
 			}
+			if i%16 == 4 { // a backend's report (the v6 form)
+				e.Kind = event.KindBackendRequest
+				e.Identity = &event.Identity{Subject: text(12), SPIFFEID: text(30), TaskID: text(8)}
+				e.Request = &event.Request{Method: "GET", Host: text(9), Path: "/" + text(i)}
+				e.Backend = &event.Backend{JTI: text(22 * (i % 2)), Audience: text(140), Client: text(21), Status: 200 + i, Code: text(i % 3)}
+			}
 		case 1:
 			e.Kind = event.KindRequest
 			e.Identity = &event.Identity{Subject: text(12), Issuer: text(20), SPIFFEID: text(30), SessionID: text(8), TaskID: text(i % 2)}

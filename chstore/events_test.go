@@ -46,7 +46,11 @@ func TestStoredEventsKeepTheirChainHash(t *testing.T) {
 			KeyID: "kid-1", Expires: t0.Add(301 * time.Second), Reason: "destination crm"}}
 	dec := &event.Event{V: 1, ID: "01CREDDECISION00000000000Z", Kind: event.KindDecision, Time: t0.Add(time.Second), Tenant: "acme", RequestID: "req-9",
 		Identity: cred.Identity, Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "p", RuleID: "r", CredentialJTI: "jti-o'brien"}}
-	for i, e := range []*event.Event{dec, cred} {
+	// A backend's report of a request it refused (the v6 form).
+	refused := &event.Event{V: 1, ID: "01BACKENDREQUEST000000000Z", Kind: event.KindBackendRequest, Time: t0.Add(2 * time.Second), Tenant: "acme", RequestID: "req-9",
+		Identity: &event.Identity{Subject: "user:alice", SPIFFEID: "spiffe://acme/enforcer", TaskID: "task-1"}, Request: &event.Request{Method: "GET", Host: "crm", Path: "/o'brien"},
+		Backend: &event.Backend{JTI: "jti-o'brien", Audience: "https://crm", Client: "[::1]:4000", Status: 401, Code: "credential_revoked"}}
+	for i, e := range []*event.Event{dec, cred, refused} {
 		l.Link(e)
 		want[e.ID] = chain.Of(e)
 		rows = append(rows, ddl.EventRow(e, uint64(50+i), time.Now()))

@@ -261,7 +261,7 @@ func decodeRow(row []byte) (*event.Event, error) {
 
 // kinds are the event kinds links name without allocating.
 var kinds = []event.Kind{event.KindRequest, event.KindDecision, event.KindResponse, event.KindCheckpoint, event.KindPolicy,
-	event.KindToolSchema, event.KindServerRequest, event.KindAlert, event.KindCredential}
+	event.KindToolSchema, event.KindServerRequest, event.KindAlert, event.KindCredential, event.KindBackendRequest}
 
 // kind returns the event kind b names, without allocating for known kinds.
 func kind(b []byte) event.Kind {

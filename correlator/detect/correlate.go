@@ -241,6 +241,35 @@ func (e *Engine) observeNew(s *ruleState, g *group, ev *event.Event, r ref, out 
 	return append(out, e.alert(s, g, ev, r.t, []ref{r}, 1))
 }
 
+// observeNoPrior: a prior event opens (or extends) its group for one
+// window; a match whose group is not open raises an alert at once, with
+// itself as the evidence. A group value that is empty (a backend request
+// without a request id) names no group any prior could have opened.
+func (e *Engine) observeNoPrior(s *ruleState, ev *event.Event, r ref, out []*event.Event) []*event.Event {
+	if e.eval(s, s.r.expect) {
+		if g := e.lookup(s, ev, true); g != nil {
+			extend(g, r.t+int64(s.r.Window))
+		}
+	}
+	if s.r.match != nil && !e.eval(s, s.r.match) {
+		return out
+	}
+	if e.groupKey(s, ev) {
+		if g, ok := s.groups[string(e.key)]; ok && r.t <= g.expiry {
+			return out
+		}
+	}
+	g := &group{tenant: groupTenant(s.r, ev)}
+	key := appendKeyPart(nil, g.tenant)
+	for _, fn := range s.r.groupFns {
+		v := boundedValue(fn(e.act))
+		g.values = append(g.values, v)
+		key = appendKeyPart(key, v)
+	}
+	g.key = string(key)
+	return append(out, e.alert(s, g, ev, r.t, []ref{r}, 1))
+}
+
 // absenceState is absence's: the starts still waiting for their expected
 // event. The deadline, one window after the first, is the group's
 // expiry and does not move.

@@ -287,6 +287,9 @@ func (e *Engine) advance(now int64, out []*event.Event) []*event.Event {
 // observeRule runs one rule on the current event.
 func (e *Engine) observeRule(s *ruleState, ev *event.Event, r ref, out []*event.Event) []*event.Event {
 	rule := s.r
+	if rule.Correlation == NoPrior {
+		return e.observeNoPrior(s, ev, r, out)
+	}
 	if rule.match != nil && !e.eval(s, rule.match) {
 		if rule.Correlation != Absence {
 			return out

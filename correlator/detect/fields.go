@@ -2,6 +2,7 @@ package detect
 
 import (
 	"encoding/json"
+	"net"
 	"strconv"
 
 	"github.com/google/cel-go/cel"
@@ -168,6 +169,26 @@ var fields = []field{
 		return e.Checkpoint.Unrecorded
 	}},
 
+	// Credentials: the jti an event is about (the one a decision put on
+	// its request, a credential event's own, the one a backend was shown)
+	// and, of a credential event, what happened to it.
+	strField("credential_jti", credentialJTI),
+	strField("credential_action", func(e *event.Event) string {
+		if e.Credential == nil {
+			return ""
+		}
+		return string(e.Credential.Action)
+	}),
+
+	// What a verifying backend saw (kind backend_request). backend_peer
+	// is the workload that called it: its SPIFFE id over mTLS, else its
+	// address without the port, so one workload's connections are one.
+	intField("backend_status", func(e *event.Event) int64 { return int64(backend(e).Status) }),
+	strField("backend_code", func(e *event.Event) string { return backend(e).Code }),
+	strField("backend_audience", func(e *event.Event) string { return backend(e).Audience }),
+	strField("backend_client", func(e *event.Event) string { return backend(e).Client }),
+	strField("backend_peer", backendPeer),
+
 	strField("alert_rule_id", func(e *event.Event) string { return alert(e).RuleID }),
 	strField("alert_title", func(e *event.Event) string { return alert(e).Title }),
 	strField("alert_severity", func(e *event.Event) string { return string(alert(e).Severity) }),
@@ -185,6 +206,39 @@ var fields = []field{
 	agentField("agent_environment", func(a *ddl.Agent) string { return a.Environment }),
 	flagField("agent_registered", func(a *ddl.Agent) bool { return a.Registered }),
 	flagField("inventory_loaded", func(a *ddl.Agent) bool { return a.Inventory != "" }),
+}
+
+func backend(e *event.Event) *event.Backend {
+	if e.Backend == nil {
+		return &noBackend
+	}
+	return e.Backend
+}
+
+var noBackend event.Backend
+
+func credentialJTI(e *event.Event) string {
+	switch {
+	case e.Backend != nil:
+		return e.Backend.JTI
+	case e.Credential != nil:
+		return e.Credential.JTI
+	}
+	return dec(e).CredentialJTI
+}
+
+func backendPeer(e *event.Event) string {
+	if e.Kind != event.KindBackendRequest {
+		return ""
+	}
+	if id := ident(e).SPIFFEID; id != "" {
+		return id
+	}
+	c := backend(e).Client
+	if host, _, err := net.SplitHostPort(c); err == nil {
+		return host
+	}
+	return c
 }
 
 func chainOf(e *event.Event) []string {

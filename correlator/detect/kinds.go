@@ -39,6 +39,8 @@ func kindBit(k event.Kind) kindMask {
 		return 1 << 7
 	case event.KindCredential:
 		return 1 << 8
+	case event.KindBackendRequest:
+		return 1 << 9
 	}
 	return 1 << 15
 }

@@ -32,6 +32,7 @@ const (
 	NewValue   Correlation = "new_value"   // a field's value not seen for the group within a lookback
 	Absence    Correlation = "absence"     // a match not followed by an expected event within a window
 	Gap        Correlation = "gap"         // sequence numbers of a group missing for longer than a grace
+	NoPrior    Correlation = "no_prior"    // a match not preceded by an expected event of its group within a window
 )
 
 // Bounds on what a rule may ask, so that per-group state stays bounded.
@@ -88,7 +89,7 @@ type Rule struct {
 	valueFn   func(*activation) string // value_count, new_value
 	valueName string
 	steps     []step        // sequence, all_of
-	expect    *expr         // absence
+	expect    *expr         // absence; no_prior's prior
 	threshold int           // gte or lte
 	atMost    bool          // event_count lte
 	grace     time.Duration // gap
@@ -296,13 +297,13 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 		r.match = m
 	}
 	var n int
-	for _, c := range []bool{sp.EventCount != nil, sp.ValueCount != nil, sp.Sequence != nil, sp.AllOf != nil, sp.NewValue != nil, sp.Absence != nil, sp.Gap != nil} {
+	for _, c := range []bool{sp.EventCount != nil, sp.ValueCount != nil, sp.Sequence != nil, sp.AllOf != nil, sp.NewValue != nil, sp.Absence != nil, sp.Gap != nil, sp.NoPrior != nil} {
 		if c {
 			n++
 		}
 	}
 	if n != 1 {
-		return nil, fail(CodeCorrelation, "a rule needs exactly one of event_count, value_count, sequence, all_of, new_value, absence, gap; it has %d", n)
+		return nil, fail(CodeCorrelation, "a rule needs exactly one of event_count, value_count, sequence, all_of, new_value, absence, gap, no_prior; it has %d", n)
 	}
 	window := func(what string, d duration) error {
 		if d <= 0 || time.Duration(d) > MaxWindow {
@@ -381,6 +382,17 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 				err = at(err)
 			}
 		}
+	case sp.NoPrior != nil:
+		r.Correlation = NoPrior
+		c := sp.NoPrior
+		err = firstErr(window("no_prior window", c.Window), needMatch())
+		if err == nil {
+			if c.Prior == "" {
+				err = fail(CodeMissing, "no_prior needs prior: the CEL match of the event that must come first")
+			} else if r.expect, err = compileExpr("no_prior prior", c.Prior); err != nil {
+				err = at(err)
+			}
+		}
 	default:
 		c, what := sp.Sequence, Sequence
 		if c == nil {
@@ -424,7 +436,7 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 // kindsSeen is the union of the kinds its expressions can match: an
 // event of another kind cannot touch the rule. The top-level match, when
 // there is one, must match too, so it alone restricts, except for
-// absence, whose expected event need not match it.
+// absence and no_prior, whose expected event need not match it.
 func (r *Rule) kindsSeen() kindMask {
 	var xs []*expr
 	switch {

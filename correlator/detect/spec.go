@@ -45,6 +45,7 @@ type ruleSpec struct {
 	NewValue   *newValueSpec   `yaml:"new_value" json:"new_value,omitempty"`
 	Absence    *absenceSpec    `yaml:"absence" json:"absence,omitempty"`
 	Gap        *gapSpec        `yaml:"gap" json:"gap,omitempty"`
+	NoPrior    *noPriorSpec    `yaml:"no_prior" json:"no_prior,omitempty"`
 
 	line int
 }
@@ -87,6 +88,13 @@ type newValueSpec struct {
 // within Window.
 type absenceSpec struct {
 	Expect string   `yaml:"expect" json:"expect"`
+	Window duration `yaml:"window" json:"window"`
+}
+
+// noPriorSpec: a match with no Prior event of the same group within
+// Window before it; a match whose group has an empty value has none.
+type noPriorSpec struct {
+	Prior  string   `yaml:"prior" json:"prior"`
 	Window duration `yaml:"window" json:"window"`
 }
 

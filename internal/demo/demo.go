@@ -79,7 +79,10 @@ type Report struct {
 	TimelineTenant, TimelineSession string
 	// Probes are the attacks the demo made on its enforcer, all refused.
 	Probes []Probe
-	// BackendSeen are the request ids the tool backend served.
+	// Bypass is the simulated bypass and what the file store answered.
+	Bypass Bypass
+	// BackendSeen are the request ids the tool backend served (the
+	// bypass's is empty: it carried none).
 	BackendSeen []string
 	// Actors are what the demo's pipeline ran (package pipeline's names):
 	// the components `rampart run` starts.
@@ -120,9 +123,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer ch.Close()
 
-	// The tool backend, behind the enforcer.
+	// The tool backend, behind the enforcer; its file store also behind
+	// Rampart's backend middleware.
 	tools := &toolserver.Server{}
-	backendURL, stopBackend, err := serve(tools)
+	store := &fileStore{tools: tools}
+	backendURL, stopBackend, err := serve(store)
 	if err != nil {
 		return nil, err
 	}
@@ -140,12 +145,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer stopPipeline()
+	stopStore, err := store.start(ctx, p.NATSURL(), p.EnforcerAddr().String(), o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer stopStore()
 
 	results, probes, err := drive(ctx, "http://"+p.EnforcerAddr().String(), issuer, o.SessionsPerTenant)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Results: results, Probes: probes, Database: o.Database, BackendSeen: tools.Seen(),
+	// The simulated bypass: the incident's read_file credential, as the
+	// file store logged it, replayed straight to the file store.
+	stolen := results[len(results)-len(Incident())].RequestID
+	byp, err := bypass(ctx, backendURL, stolen, tools.Authorization(stolen))
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Results: results, Probes: probes, Bypass: byp, Database: o.Database, BackendSeen: tools.Seen(),
 		Actors: p.Actors(), Started: start.Add(-time.Minute), TimelineTenant: Tenants[0], TimelineSession: incidentSession}
 	if err := waitLanded(ctx, ch, results, len(probes), o.SessionsPerTenant*len(Tenants)); err != nil {
 		return rep, err
@@ -430,13 +447,13 @@ func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Resu
 			}
 		}
 		gotAlerts = gotAlerts[:0]
-		for _, r := range ExpectedAlerts {
+		for _, r := range append(ExpectedAlerts[:len(ExpectedAlerts):len(ExpectedAlerts)], BypassAlert) {
 			if raised[r] {
 				gotAlerts = append(gotAlerts, r)
 			}
 		}
 		if got["request"] == want["request"] && got["decision"] == want["decision"] &&
-			got["response"] == want["response"] && gotSessions == sessions && len(gotAlerts) == len(ExpectedAlerts) {
+			got["response"] == want["response"] && gotSessions == sessions && len(gotAlerts) == len(ExpectedAlerts)+1 {
 			return nil
 		}
 		select {
@@ -446,7 +463,7 @@ func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Resu
 		}
 	}
 	return fmt.Errorf("demo: ClickHouse holds %v events, %d sessions and alerts %v after 60s, want %v, %d and %v",
-		got, gotSessions, gotAlerts, want, sessions, ExpectedAlerts)
+		got, gotSessions, gotAlerts, want, sessions, append(ExpectedAlerts[:len(ExpectedAlerts):len(ExpectedAlerts)], BypassAlert))
 }
 
 // deleteConsumers removes the demo's durable consumers from the events stream.

@@ -60,8 +60,14 @@ func TestEndToEnd(t *testing.T) {
 			allowedIDs = append(allowedIDs, r.RequestID)
 		}
 	}
-	// The backend saw exactly the allowed requests, nothing else.
+	// The backend saw exactly the allowed requests and the simulated
+	// bypass (no request id), nothing else.
 	seen := slices.Clone(rep.BackendSeen)
+	if i := slices.Index(seen, ""); i < 0 {
+		t.Fatalf("the backend never saw the bypass: %q", seen)
+	} else {
+		seen = slices.Delete(seen, i, i+1)
+	}
 	slices.Sort(seen)
 	slices.Sort(allowedIDs)
 	if !slices.Equal(seen, allowedIDs) {
@@ -185,6 +191,7 @@ FROM %s.events WHERE kind = 'decision'`, db))
 		case "tool_schema": // the backend's tool listing, pinned on first sight
 		case "alert": // the incident's, raised in this session
 		case "credential": // the task credential minted for its read_file calls
+		case "backend_request": // the file store's reports of its read_file calls
 		default:
 			t.Errorf("unexpected %s event in the timeline", row[2])
 		}
@@ -193,6 +200,7 @@ FROM %s.events WHERE kind = 'decision'`, db))
 		t.Errorf("timeline of %s has %d request/decision/response events, want %d", rep.TimelineSession, exchanges, want)
 	}
 	checkIncidentAlerts(t, rep)
+	checkBypass(t, rep, q(fmt.Sprintf(`SELECT request_id, jti, status, code, instance FROM %s.backend_requests ORDER BY event_time_us`, db)))
 	checkCredentials(t, rep, q(fmt.Sprintf(`SELECT request_id, decision_credential_jti FROM %s.events
 WHERE kind = 'decision' AND tool = 'read_file' AND effect = 'allow'`, db)))
 }
@@ -227,6 +235,45 @@ func checkCredentials(t *testing.T, rep *demo.Report, decisions [][]string) {
 			t.Errorf("decision of %s carries credential %q, which no credential event issued (%d issued)", d[0], d[1], len(issued))
 		}
 	}
+}
+
+// checkBypass checks the file store reported every read_file it served
+// (each naming its request and credential) and the replayed credential
+// without a request id, served because it is valid, and that the
+// bypass raised its critical alert in acme citing that report.
+func checkBypass(t *testing.T, rep *demo.Report, reports [][]string) {
+	t.Helper()
+	reads := 0
+	for _, r := range rep.Results {
+		if r.Status == http.StatusOK && r.Call.Tool == "read_file" {
+			reads++
+		}
+	}
+	if len(reports) != reads+1 {
+		t.Fatalf("%d file store reports, want %d reads and the bypass: %q", len(reports), reads, reports)
+	}
+	var bypass []string
+	for _, r := range reports {
+		if r[4] != "backend:"+demo.CredentialAudience || r[1] == "" || r[2] != "200" {
+			t.Errorf("file store report %q", r)
+		}
+		if r[0] == "" {
+			bypass = r
+		}
+	}
+	if rep.Bypass.Status != http.StatusOK || bypass == nil {
+		t.Fatalf("bypass %+v, reported %q", rep.Bypass, bypass)
+	}
+	for _, e := range rep.Evidence {
+		if e.Alert[3] != demo.BypassAlert {
+			continue
+		}
+		if e.Alert[1] != "acme" || e.Alert[2] != "critical" || len(e.Events) != 1 || e.Events[0][1] != "backend_request" || e.Events[0][9] != "" {
+			t.Fatalf("bypass alert %q cites %q", e.Alert, e.Events)
+		}
+		return
+	}
+	t.Fatalf("no %s alert with evidence: alerts %q", demo.BypassAlert, rep.Alerts)
 }
 
 // checkIncidentAlerts checks the incident raised its alerts in acme, each

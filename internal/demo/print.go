@@ -66,6 +66,15 @@ func (r *Report) Print(w io.Writer) {
 	}
 	slices.Sort(handed)
 	fmt.Fprintf(w, "  allowed calls by what the backend was handed (tool, token, calls): %s\n", strings.Join(handed, "; "))
+	bypassed := "no alert"
+	for _, a := range r.Alerts {
+		if a[3] == BypassAlert {
+			bypassed = fmt.Sprintf("%s alert %s (%s)", a[2], a[8], a[3])
+		}
+	}
+	section(w, "Simulated bypass: the credential of a forwarded read_file, replayed straight to the file store (behind Rampart's backend middleware, not the enforcer)",
+		[]string{"credential of", "file store answered", "code", "found by"},
+		[][]string{{r.Bypass.Of, strconv.Itoa(r.Bypass.Status), r.Bypass.Code, bypassed}})
 	if r.Investigation != nil {
 		fmt.Fprintf(w, "\n== Investigation: rampart investigate blast-radius %s %s -since %s -database %s\n",
 			incidentTenant, incidentActor, r.Started.UTC().Format(time.RFC3339), r.Database)

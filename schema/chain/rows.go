@@ -21,7 +21,7 @@ var Columns = ddl.EventFields
 // forms start each canonical form, oldest first: forms[i] is
 // rampart-chain-v(i+2). All have the same length, so Of can write the
 // oldest and overwrite it once it knows the form.
-var forms = []string{"rampart-chain-v2\x00", "rampart-chain-v3\x00", "rampart-chain-v4\x00", "rampart-chain-v5\x00"}
+var forms = []string{"rampart-chain-v2\x00", "rampart-chain-v3\x00", "rampart-chain-v4\x00", "rampart-chain-v5\x00", "rampart-chain-v6\x00"}
 
 // FormStarts holds, for each form after v2, the index in Columns of its
 // first column.

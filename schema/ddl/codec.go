@@ -112,6 +112,7 @@ var (
 	noCheckpoint event.Checkpoint
 	noAlert      event.Alert
 	noCredential event.Credential
+	noBackend    event.Backend
 )
 
 func (r *Row) id() *event.Identity {
@@ -163,6 +164,13 @@ func (r *Row) cred() *event.Credential {
 	return &noCredential
 }
 
+func (r *Row) backend() *event.Backend {
+	if r.Event.Backend != nil {
+		return r.Event.Backend
+	}
+	return &noBackend
+}
+
 // The setters' sections: decoding allocates Identity, Request, Decision
 // and Response up front (as events read back always had them); Checkpoint
 // Alert and Credential only when a column of theirs holds a value, or the kind is
@@ -176,6 +184,7 @@ func (r *Row) setAlert() *event.Alert   { return lazy(&r.Event.Alert) }
 func (r *Row) setCred() *event.Credential {
 	return lazy(&r.Event.Credential)
 }
+func (r *Row) setBackend() *event.Backend { return lazy(&r.Event.Backend) }
 
 func lazy[T any](p **T) *T {
 	if *p == nil {
@@ -215,7 +224,8 @@ func (r *Row) begin() {
 	}
 }
 
-// finish completes a decoded row: a checkpoint, alert or credential event has its
+// finish completes a decoded row: a checkpoint, alert, credential or
+// backend_request event has its
 // section even when every column of it is empty.
 func (r *Row) finish() error {
 	if r.pending != nil {
@@ -228,6 +238,8 @@ func (r *Row) finish() error {
 		r.setAlert()
 	case event.KindCredential:
 		r.setCred()
+	case event.KindBackendRequest:
+		r.setBackend()
 	}
 	return nil
 }

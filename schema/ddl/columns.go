@@ -221,6 +221,35 @@ var Events = []Column{
 		}
 	}),
 
+	// rampart-chain-v6: what a verifying backend saw (kind
+	// backend_request); its identity, request id and request are in the
+	// columns above.
+	strCol("backend_jti", 6, func(r *Row) string { return r.backend().JTI }, func(r *Row, v string) {
+		if v != "" {
+			r.setBackend().JTI = v
+		}
+	}),
+	strCol("backend_audience", 6, func(r *Row) string { return r.backend().Audience }, func(r *Row, v string) {
+		if v != "" {
+			r.setBackend().Audience = v
+		}
+	}),
+	strCol("backend_client", 6, func(r *Row) string { return r.backend().Client }, func(r *Row, v string) {
+		if v != "" {
+			r.setBackend().Client = v
+		}
+	}),
+	i32Col("backend_status", 6, func(r *Row) int32 { return int32(r.backend().Status) }, func(r *Row, v int32) {
+		if v != 0 {
+			r.setBackend().Status = int(v)
+		}
+	}),
+	strCol("backend_code", 6, func(r *Row) string { return r.backend().Code }, func(r *Row, v string) {
+		if v != "" {
+			r.setBackend().Code = v
+		}
+	}),
+
 	// Added by the collector.
 	strCol("agent_owner", 0, func(r *Row) string { return r.Agent.Owner }, func(r *Row, v string) { r.Agent.Owner = v }),
 	strCol("agent_team", 0, func(r *Row) string { return r.Agent.Team }, func(r *Row, v string) { r.Agent.Team = v }),

@@ -19,8 +19,8 @@ func Encode(e *Event) ([]byte, error) {
 
 // appendEvent appends the wire form of e to b.
 func appendEvent(b []byte, e *Event) ([]byte, error) {
-	// Alerts and credential events are few; they take the general path.
-	if plainTime(e.Time) && e.Alert == nil && e.Credential == nil {
+	// Alerts, credential and backend events take the general path.
+	if plainTime(e.Time) && e.Alert == nil && e.Credential == nil && e.Backend == nil {
 		w := encoder{b: b}
 		w.event(e)
 		if !w.invalidArgs {

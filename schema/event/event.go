@@ -47,12 +47,23 @@ const (
 	// Identity names the principal, task and session it was minted for,
 	// RequestID the exchange that caused it.
 	KindCredential Kind = "credential"
+	// KindBackendRequest records a request a tool server wrapped in
+	// Rampart's backend middleware served or refused, as the backend saw
+	// it: RequestID is the enforcer's X-Rampart-Request-Id it carried (empty
+	// when none: the call did not come through an enforcer), Identity what
+	// the verified credential names (and the peer's SPIFFE id over mTLS),
+	// Request its method, host and path, Backend the credential's jti, the
+	// peer's address and the answer. Instance begins "backend:", Seq is 1
+	// and Epoch empty: a tool server holds no key the record trusts, so its
+	// reports are no chain; the detections, not `rampart verify`, hold what
+	// it says to what the enforcer decided.
+	KindBackendRequest Kind = "backend_request"
 )
 
 // Valid reports whether k is a kind this version knows.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema, KindServerRequest, KindAlert, KindCredential:
+	case KindRequest, KindDecision, KindResponse, KindCheckpoint, KindPolicy, KindToolSchema, KindServerRequest, KindAlert, KindCredential, KindBackendRequest:
 		return true
 	}
 	return false
@@ -94,6 +105,26 @@ type Event struct {
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	Alert      *Alert      `json:"alert,omitempty"`
 	Credential *Credential `json:"credential,omitempty"`
+	Backend    *Backend    `json:"backend,omitempty"`
+}
+
+// Backend is what a verifying backend saw of one request: the credential
+// it presented, where it came from, and what the backend answered.
+type Backend struct {
+	// JTI is the jti of the Rampart credential the request presented,
+	// once its signature verified (revoked or expired ones too); empty
+	// when it presented none that verified.
+	JTI string `json:"jti,omitempty"`
+	// Audience is the backend's own audience, which credentials must name.
+	Audience string `json:"audience"`
+	// Client is the peer's address as the backend's listener saw it.
+	Client string `json:"client"`
+	// Status is the HTTP status the request was answered with.
+	Status int `json:"status"`
+	// Code is the stable code of a refusal by the middleware
+	// (missing_credential, invalid_credential, credential_revoked, ...),
+	// empty when the request reached the tool server's handler.
+	Code string `json:"code,omitempty"`
 }
 
 // Credential is a downstream credential's life event: which token (its
@@ -364,6 +395,10 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("%w: credential action %q", ErrInvalid, e.Credential.Action)
 	case e.Credential != nil && e.Credential.JTI == "":
 		return fmt.Errorf("%w: credential without jti", ErrInvalid)
+	case e.Kind == KindBackendRequest && e.Backend == nil:
+		return fmt.Errorf("%w: backend_request event without backend", ErrInvalid)
+	case e.Backend != nil && (e.Backend.Status < 100 || e.Backend.Status > 599):
+		return fmt.Errorf("%w: backend status %d", ErrInvalid, e.Backend.Status)
 	}
 	return nil
 }

@@ -1,0 +1,219 @@
+package backend
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// RevocationsBucket is the key-value bucket of ended tasks and revoked
+// credentials that every enforcer writes and every verifying backend
+// watches (schema/stream.Revocations).
+const RevocationsBucket = "RAMPART_REVOCATIONS"
+
+// TaskRevocationKey is the key recording that tenant's task ended, each
+// part base64url without padding (schema/stream.TaskRevocationKey).
+func TaskRevocationKey(tenant, task string) string {
+	return "task." + b64(tenant) + "." + b64(task)
+}
+
+// JTIRevocationKey is the key recording that credential jti is revoked
+// (schema/stream.JTIRevocationKey).
+func JTIRevocationKey(jti string) string { return "jti." + b64(jti) }
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// revocationValue is the part of a revocations value the watcher reads:
+// until when the record matters (schema/stream.Revocation.Until).
+type revocationValue struct {
+	Until time.Time `json:"until"`
+}
+
+// watcher mirrors the revocations bucket: every key it holds, with the
+// time it may be forgotten (zero: never). It is available once the
+// bucket's current keys are all read and while NATS is connected; a
+// backend that cannot see new revocations does not trust its copy.
+type watcher struct {
+	js  jetstream.JetStream
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.RWMutex
+	keys    map[string]time.Time
+	ready   atomic.Bool
+	applied atomic.Uint64 // updates applied, for tests that wait on one
+}
+
+func newWatcher(js jetstream.JetStream, log *slog.Logger, now func() time.Time) *watcher {
+	return &watcher{js: js, log: log, now: now, keys: map[string]time.Time{}}
+}
+
+// available reports whether the copy is complete and kept current.
+func (w *watcher) available() bool {
+	return w.ready.Load() && w.js.Conn().Status() == nats.CONNECTED
+}
+
+// check returns the code refusing c, "" when neither its task nor its
+// jti is revoked.
+func (w *watcher) check(c *Credential) string {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if c.TaskID != "" {
+		if _, ok := w.keys[TaskRevocationKey(c.Tenant, c.TaskID)]; ok {
+			return CodeTaskEnded
+		}
+	}
+	if _, ok := w.keys[JTIRevocationKey(c.JTI)]; ok {
+		return CodeCredentialRevoked
+	}
+	return ""
+}
+
+// run binds the bucket (waiting for an enforcer to create it) and follows
+// it until ctx ends, watching again whenever a watch ends early.
+func (w *watcher) run(ctx context.Context) {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retry.C:
+		}
+		if err := w.follow(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("revocations watch ended; retrying", "err", err)
+		}
+		w.ready.Store(false)
+		retry.Reset(time.Second)
+	}
+}
+
+// sweepEvery is how often keys past their until are forgotten: the
+// bucket's own TTL removes them without telling watchers.
+const sweepEvery = time.Minute
+
+func (w *watcher) follow(ctx context.Context) error {
+	kv, err := w.js.KeyValue(ctx, RevocationsBucket)
+	if err != nil {
+		return fmt.Errorf("backend: revocations bucket: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	kw, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("backend: revocations watch: %w", err)
+	}
+	defer func() { _ = kw.Stop() }()
+	fresh := map[string]time.Time{} // the keys read before the first nil
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sweep.C:
+			w.sweep()
+		case e, ok := <-kw.Updates():
+			if !ok {
+				return errors.New("backend: revocations watch closed")
+			}
+			if e == nil {
+				// The current keys are all read: they replace the copy
+				// (a key deleted while no watch ran is gone from it).
+				if fresh != nil {
+					w.mu.Lock()
+					w.keys, fresh = fresh, nil
+					w.mu.Unlock()
+					w.ready.Store(true)
+				}
+				continue
+			}
+			w.apply(fresh, e)
+		}
+	}
+}
+
+// apply records one update, into fresh while the initial keys are read.
+func (w *watcher) apply(fresh map[string]time.Time, e jetstream.KeyValueEntry) {
+	target := fresh
+	if target == nil {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		target = w.keys
+	}
+	switch e.Operation() {
+	case jetstream.KeyValuePut:
+		var v revocationValue
+		_ = json.Unmarshal(e.Value(), &v) // a value unread still revokes
+		target[e.Key()] = v.Until
+	default: // deleted or purged: revoked no more
+		delete(target, e.Key())
+	}
+	w.applied.Add(1)
+}
+
+func (w *watcher) sweep() {
+	now := w.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, until := range w.keys {
+		if !until.IsZero() && now.After(until) {
+			delete(w.keys, k)
+		}
+	}
+}
+
+// introspector asks the enforcer's RFC 7662 endpoint whether a token is
+// active.
+type introspector struct {
+	url    string
+	client *http.Client
+}
+
+// maxIntrospectionBytes bounds an introspection answer.
+const maxIntrospectionBytes = 64 << 10
+
+// introspectionTimeout bounds one introspection.
+const introspectionTimeout = 2 * time.Second
+
+// active reports the endpoint's answer for token. An error is no answer:
+// the caller refuses rather than guess.
+func (in *introspector) active(ctx context.Context, token string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, introspectionTimeout)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.url, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := in.client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("backend: introspection: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("backend: introspection: %s", resp.Status)
+	}
+	var answer struct {
+		Active *bool `json:"active"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxIntrospectionBytes)).Decode(&answer); err != nil || answer.Active == nil {
+		return false, fmt.Errorf("backend: introspection: no active member in the answer")
+	}
+	return *answer.Active, nil
+}
