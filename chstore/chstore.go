@@ -21,6 +21,17 @@ import (
 type Config struct {
 	// Addr is host:port of the native protocol (9000 by default).
 	Addr string `yaml:"addr"`
+	// FallbackAddrs are more replicas of the same shard, tried in order
+	// when Addr cannot be reached: with a cluster, the collector keeps
+	// inserting (and the correlator reading) while one replica is down.
+	FallbackAddrs []string `yaml:"fallback_addrs"`
+	// Cluster names the ClickHouse cluster (remote_servers) Rampart's
+	// tables live on; empty for a single server. With it, the migrator
+	// creates every table ON CLUSTER as a Replicated*MergeTree, whose
+	// ZooKeeper path comes from the {shard} and {replica} macros, beside a
+	// Distributed table <table>_all over it, and every view on every node
+	// (deploy/cluster/clickhouse).
+	Cluster string `yaml:"cluster"`
 	// HTTPAddr is host:port of the HTTP interface, used only to read events
 	// back fast (`rampart verify`); empty reads over the native protocol.
 	HTTPAddr string `yaml:"http_addr"`
@@ -47,6 +58,11 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		return fmt.Errorf("clickhouse: addr is required")
 	}
+	if c.Cluster != "" {
+		if err := ddl.ValidCluster(c.Cluster); err != nil {
+			return err
+		}
+	}
 	return ddl.ValidDatabase(c.Database)
 }
 
@@ -62,10 +78,12 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:        []string{cfg.Addr},
-		Auth:        clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
-		DialTimeout: cfg.DialTimeout,
-		ReadTimeout: cfg.ReadTimeout,
+		Addr: append([]string{cfg.Addr}, cfg.FallbackAddrs...),
+		// In order: Addr while it answers, a fallback only when it does not.
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+		Auth:             clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		DialTimeout:      cfg.DialTimeout,
+		ReadTimeout:      cfg.ReadTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: open %s: %w", cfg.Addr, err)
@@ -110,8 +128,11 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // Migrate applies pending schema migrations to the client's database.
 func (c *Client) Migrate(ctx context.Context) ([]int, error) {
-	return ddl.Migrate(ctx, c, c.cfg.Database)
+	return ddl.MigrateCluster(ctx, c, c.cfg.Database, c.cfg.Cluster, 0)
 }
+
+// Cluster is the configured cluster's name, "" for a single server.
+func (c *Client) Cluster() string { return c.cfg.Cluster }
 
 // Exec runs a statement that returns no rows.
 func (c *Client) Exec(ctx context.Context, query string) error {

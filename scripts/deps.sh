@@ -2,7 +2,8 @@
 # Installs what the demo and the tests need on a fresh Debian machine:
 # clickhouse-server (18.16, Debian's) for both; for the tests also
 # prometheus (Debian's, which scrapes a running Rampart), Chromium (Debian's,
-# headless, to render investigation reports), libchdb.so
+# headless, to render investigation reports), zookeeper (Debian's, which the
+# ClickHouse cluster tests' replicas coordinate through), libchdb.so
 # (current ClickHouse as an embedded engine, from npm) under .cache/chdb, the
 # reference MCP server (npm) under .cache/mcp, and the nginx and Caddy
 # gateways (scripts/gateways.sh). Idempotent and quiet
@@ -24,6 +25,8 @@ command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server
 if [ "$what" = test ]; then
 	command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 	command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+	# The package holds the server alone; zookeeperd would also start one.
+	[ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: installing ${need_apt[*]} (apt)"

@@ -42,30 +42,70 @@ func Find() (string, error) {
 	return "", fmt.Errorf("chserver: %s not found (apt-get install clickhouse-server)", Binary)
 }
 
-// Start launches a server whose files live under dir and waits until it
-// accepts connections.
+// Start launches a server whose files live under dir, on free ports, and
+// waits until it accepts connections.
 func Start(ctx context.Context, dir string) (*Server, error) {
+	p, err := FreePorts()
+	if err != nil {
+		return nil, err
+	}
+	return StartOn(ctx, dir, p, nil)
+}
+
+// Ports are where a server listens on loopback.
+type Ports struct {
+	// TCP is the native protocol, HTTP the HTTP interface.
+	TCP, HTTP int
+	// Interserver is where replicas fetch parts from this one (only a
+	// replica's config.d names it).
+	Interserver int
+}
+
+// FreePorts picks three free loopback ports. A cluster's servers must
+// know each other's ports before any starts, so they are chosen apart
+// from starting.
+func FreePorts() (Ports, error) {
+	var p Ports
+	for _, port := range []*int{&p.TCP, &p.HTTP, &p.Interserver} {
+		n, err := freePort()
+		if err != nil {
+			return Ports{}, err
+		}
+		*port = n
+	}
+	return p, nil
+}
+
+// StartOn is Start on the given ports, with configD (file name to
+// content) written to dir/config.d, which the server merges into its
+// configuration: a cluster's remote_servers, macros and zookeeper.
+func StartOn(ctx context.Context, dir string, p Ports, configD map[string][]byte) (*Server, error) {
 	bin, err := Find()
 	if err != nil {
 		return nil, err
 	}
-	tcpPort, err := freePort()
-	if err != nil {
+	if err := writeConfig(dir, p.TCP, p.HTTP); err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
+	if len(configD) > 0 {
+		if err := os.MkdirAll(filepath.Join(dir, "config.d"), 0o755); err != nil {
+			return nil, err
+		}
+		for name, body := range configD {
+			if err := os.WriteFile(filepath.Join(dir, "config.d", filepath.Base(name)), body, 0o644); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if err := writeConfig(dir, tcpPort, httpPort); err != nil {
-		return nil, err
-	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", tcpPort), HTTPAddr: fmt.Sprintf("127.0.0.1:%d", httpPort), dir: dir}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", p.TCP), HTTPAddr: fmt.Sprintf("127.0.0.1:%d", p.HTTP), dir: dir}
 	if err := s.start(ctx, bin); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// Dir is where the server's files live (its logs among them).
+func (s *Server) Dir() string { return s.dir }
 
 func (s *Server) start(ctx context.Context, bin string) error {
 	log, err := os.OpenFile(filepath.Join(s.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

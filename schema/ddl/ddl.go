@@ -5,7 +5,8 @@
 // derive. It speaks to ClickHouse only through the small Conn interface,
 // so the schema module (which enforcers import) never links a ClickHouse
 // client. Every statement runs unchanged on ClickHouse 18.16 and on
-// current ClickHouse (26.x).
+// current ClickHouse (26.x); on a cluster, each runs in its cluster form
+// (cluster.go), derived from the same migrations.
 package ddl
 
 import (
@@ -113,21 +114,30 @@ func Migrate(ctx context.Context, c Conn, db string) ([]int, error) {
 // tests use it to build a database as an older release left it, then
 // upgrade it in place.
 func MigrateTo(ctx context.Context, c Conn, db string, upTo int) ([]int, error) {
+	return MigrateCluster(ctx, c, db, "", upTo)
+}
+
+// MigrateCluster is MigrateTo on the named cluster: each statement in its
+// cluster form (see clusterForm), schema_migrations replicated like the
+// rest, so every node sees what was applied. An empty cluster is a single
+// server, exactly as Migrate.
+func MigrateCluster(ctx context.Context, c Conn, db, cluster string, upTo int) ([]int, error) {
 	if err := ValidDatabase(db); err != nil {
 		return nil, err
+	}
+	var form *clusterForm
+	if cluster != "" {
+		if err := ValidCluster(cluster); err != nil {
+			return nil, err
+		}
+		form = newClusterForm(cluster)
 	}
 	ms, err := Migrations()
 	if err != nil {
 		return nil, err
 	}
-	bootstrap := []string{
-		"CREATE DATABASE IF NOT EXISTS " + db,
-		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
-	}
-	for _, s := range bootstrap {
-		if err := c.Exec(ctx, s); err != nil {
-			return nil, fmt.Errorf("ddl: bootstrap: %w", err)
-		}
+	if err := bootstrap(ctx, c, db, cluster); err != nil {
+		return nil, err
 	}
 	done, err := Applied(ctx, c, db)
 	if err != nil {
@@ -135,11 +145,14 @@ func MigrateTo(ctx context.Context, c Conn, db string, upTo int) ([]int, error) 
 	}
 	var applied []int
 	for _, m := range ms {
+		stmts, err := m.forCluster(form, db)
+		if err != nil {
+			return applied, fmt.Errorf("ddl: migration %04d_%s: %w", m.Version, m.Name, err)
+		}
 		if done[m.Version] || upTo > 0 && m.Version > upTo {
 			continue
 		}
-		for i, s := range m.Statements {
-			s = strings.ReplaceAll(s, "{db}", db)
+		for i, s := range stmts {
 			if done, err := columnExists(ctx, c, s); err != nil {
 				return applied, fmt.Errorf("ddl: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			} else if done {
@@ -159,7 +172,63 @@ func MigrateTo(ctx context.Context, c Conn, db string, upTo int) ([]int, error) 
 	return applied, nil
 }
 
-var addColumn = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\s+ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
+// forCluster returns m's statements for db, in their cluster form when
+// form is set. Every migration passes through form, applied or not, so it
+// knows each table the schema made replicated.
+func (m Migration) forCluster(form *clusterForm, db string) ([]string, error) {
+	var out []string
+	for _, s := range m.Statements {
+		s = strings.ReplaceAll(s, "{db}", db)
+		if form == nil {
+			out = append(out, s)
+			continue
+		}
+		rewritten, err := form.rewrite(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rewritten...)
+	}
+	if form != nil {
+		out = append(out, form.endMigration()...)
+	}
+	return out, nil
+}
+
+// bootstrap creates the database and schema_migrations. On a cluster it
+// does so only when schema_migrations is missing here: ON CLUSTER waits for
+// every node, and a component starting while a replica is down must not
+// wait for it when there is nothing to migrate.
+func bootstrap(ctx context.Context, c Conn, db, cluster string) error {
+	stmts := []string{
+		"CREATE DATABASE IF NOT EXISTS " + db,
+		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
+	}
+	if cluster != "" {
+		rows, err := c.Query(ctx, fmt.Sprintf("SELECT count() FROM system.tables WHERE database = '%s' AND name = 'schema_migrations'", db))
+		if err != nil {
+			return fmt.Errorf("ddl: bootstrap: %w", err)
+		}
+		if len(rows) == 1 && rows[0][0] != "0" {
+			return nil
+		}
+		on := " ON CLUSTER " + cluster
+		stmts = []string{
+			stmts[0] + on,
+			"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations" + on +
+				" (version UInt32, name String, applied_at DateTime) ENGINE = ReplicatedReplacingMergeTree('" +
+				ZooKeeperPath(db, "schema_migrations") + "', '{replica}') ORDER BY version",
+		}
+	}
+	for _, s := range stmts {
+		if err := c.Exec(ctx, s); err != nil {
+			return fmt.Errorf("ddl: bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+var addColumn = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\s+(?:ON\s+CLUSTER\s+[A-Za-z0-9_]+\s+)?ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)
 
 // columnExists reports whether stmt adds a single column that is already
 // there, which makes re-running an interrupted migration harmless on

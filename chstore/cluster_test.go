@@ -1,0 +1,87 @@
+package chstore_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/testkit/chclustertest"
+)
+
+// schemaOf is every table of db on one server, one row each: name,
+// engine, then its columns in order, what the cluster form must make the
+// same on every replica.
+func schemaOf(t *testing.T, c *chstore.Client) [][]string {
+	t.Helper()
+	ctx := context.Background()
+	tables, err := c.Query(ctx, fmt.Sprintf("SELECT name, engine FROM system.tables WHERE database = '%s' ORDER BY name", c.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// system.columns lists each table's columns in their order.
+	cols, err := c.Query(ctx, fmt.Sprintf("SELECT table, name, type FROM system.columns WHERE database = '%s'", c.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tb := range tables {
+		for _, col := range cols {
+			if col[0] == tb[0] {
+				tables[i] = append(tables[i], col[1]+" "+col[2])
+			}
+		}
+	}
+	return tables
+}
+
+// On a cluster every table is replicated with a Distributed table beside
+// it, every view exists on every replica, and migrating again, through
+// either replica, applies nothing.
+func TestClusterMigrationsOnEveryReplica(t *testing.T) {
+	ctx := context.Background()
+	cl := chclustertest.New(t)
+	replicas := cl.Open(t)
+
+	first := schemaOf(t, replicas[0])
+	if second := schemaOf(t, replicas[1]); !slices.EqualFunc(first, second, slices.Equal) {
+		t.Fatalf("replicas disagree:\n%v\n%v", first, second)
+	}
+	engines := map[string]string{}
+	for _, r := range first {
+		engines[r[0]] = r[1]
+	}
+	for table, engine := range map[string]string{
+		"schema_migrations": "ReplicatedReplacingMergeTree",
+		"events_raw":        "ReplicatedReplacingMergeTree", "events_raw" + ddl.DistributedSuffix: "Distributed",
+		"sessions_raw": "ReplicatedReplacingMergeTree", "sessions_raw" + ddl.DistributedSuffix: "Distributed",
+		"event_keys": "ReplicatedReplacingMergeTree", "event_keys" + ddl.DistributedSuffix: "Distributed",
+		"decisions_daily": "ReplicatedAggregatingMergeTree", "decisions_daily" + ddl.DistributedSuffix: "Distributed",
+		"events": "View", "sessions": "View", "alerts": "View", "credentials": "View",
+		"event_keys_mv": "MaterializedView", "decisions_daily_mv": "MaterializedView",
+	} {
+		if engines[table] != engine {
+			t.Errorf("%s: engine %q, want %q", table, engines[table], engine)
+		}
+	}
+	// A Distributed table has its table's columns, added ones too.
+	cols := map[string][]string{}
+	for _, r := range first {
+		cols[r[0]] = r[2:]
+	}
+	if !slices.Equal(cols["events_raw"], cols["events_raw"+ddl.DistributedSuffix]) {
+		t.Errorf("events_raw_all's columns differ from events_raw's:\n%v\n%v", cols["events_raw"+ddl.DistributedSuffix], cols["events_raw"])
+	}
+	// What replica 1 reads as applied is what replica 0 recorded, once
+	// replication has brought it over.
+	if err := replicas[1].Exec(ctx, "SYSTEM SYNC REPLICA "+replicas[1].Database()+".schema_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range replicas {
+		again, err := r.Migrate(ctx)
+		if err != nil || len(again) != 0 {
+			t.Fatalf("migrate again applied %v, err %v; want nothing", again, err)
+		}
+	}
+}
