@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +19,14 @@ func TestExampleConfigsAreTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := collector.Defaults(); col.Source != want.Source || col.ClickHouse != want.ClickHouse {
+	if want := collector.Defaults(); !reflect.DeepEqual(col.Source, want.Source) || !reflect.DeepEqual(col.ClickHouse, want.ClickHouse) {
 		t.Fatalf("collector example differs from defaults:\n%+v\n%+v", col, want)
 	}
 	cor, err := correlatorConfig([]string{"-config", "../../correlator/correlator.example.yaml"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := correlator.Defaults(); cor != want {
+	if want := correlator.Defaults(); !reflect.DeepEqual(cor, want) {
 		t.Fatalf("correlator example differs from defaults:\n%+v\n%+v", cor, want)
 	}
 }
