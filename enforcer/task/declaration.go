@@ -85,12 +85,19 @@ func Decode(r io.Reader) (*Declaration, error) {
 	return &d, nil
 }
 
-// noDuplicateKeys refuses an object that names a key twice anywhere:
-// decoders disagree on which one wins, and a declaration must read the
-// same to the orchestrator, the record and the enforcer.
+// declarationKeys are the keys of a declaration, spelt exactly:
+// encoding/json would also take "ID" or "Tools" for them.
+var declarationKeys = map[string]bool{"id": true, "purpose": true, "tools": true, "destinations": true,
+	"data_classes": true, "max_calls": true, "deadline": true, "duration": true, "subjects": true}
+
+// noDuplicateKeys refuses an object that names a key twice anywhere, and
+// a declaration key in any other spelling: decoders disagree on which one
+// wins, and a declaration must read the same to the orchestrator, the
+// record and the enforcer.
 func noDuplicateKeys(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
+	depth := 0
 	var walk func() error
 	walk = func() error {
 		t, err := dec.Token()
@@ -99,6 +106,7 @@ func noDuplicateKeys(b []byte) error {
 		}
 		switch t {
 		case json.Delim('{'):
+			depth++
 			seen := map[string]bool{}
 			for dec.More() {
 				k, err := dec.Token()
@@ -109,11 +117,15 @@ func noDuplicateKeys(b []byte) error {
 				if seen[key] {
 					return fmt.Errorf("key %q repeated", key)
 				}
+				if depth == 1 && !declarationKeys[key] {
+					return fmt.Errorf("unknown key %q", key)
+				}
 				seen[key] = true
 				if err := walk(); err != nil {
 					return err
 				}
 			}
+			depth--
 			_, err = dec.Token()
 			return err
 		case json.Delim('['):
