@@ -119,7 +119,11 @@ func TestDeadlineAndIdleEndOnce(t *testing.T) {
 	var mu sync.Mutex
 	reasons := map[string][]string{}
 	ss := instances(t, 3, task.Config{IdleTimeout: time.Second, SweepInterval: 50 * time.Millisecond, MaxTaskDuration: time.Hour},
-		task.OnEnd(func(r task.Record) { mu.Lock(); reasons[r.ID] = append(reasons[r.ID], r.Ended+" by "+r.EndedBy); mu.Unlock() }))
+		task.OnEnd(func(r task.Record) {
+			mu.Lock()
+			reasons[r.ID] = append(reasons[r.ID], r.Ended+" by "+r.EndedBy)
+			mu.Unlock()
+		}))
 	r := &task.Record{Tenant: "acme", ID: "t-deadline", Declared: true, Issuer: "iss", Subject: "orch",
 		Started: time.Now(), Deadline: time.Now().Add(300 * time.Millisecond), LastActive: time.Now()}
 	if err := ss[0].Declare(context.Background(), r); err != nil {
