@@ -15,8 +15,8 @@ import (
 
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"
-	"github.com/rampart-io/rampart/enforcer/spool"
 	"github.com/rampart-io/rampart/enforcer/credential"
+	"github.com/rampart-io/rampart/enforcer/spool"
 	"github.com/rampart-io/rampart/enforcer/task"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -592,4 +592,3 @@ func TestRevocationReachesEnforcerAfterNATSRestart(t *testing.T) {
 		t.Errorf("instance b does not know credential %s is revoked", jti)
 	}
 }
-
