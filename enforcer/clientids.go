@@ -53,6 +53,21 @@ func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity, x *exchan
 		if b.kind == binding.Session {
 			x.mcpSession = v
 		}
+		if b.kind == binding.Task && *b.id != "" && *b.id != v {
+			// The token's task would be charged and checked, the header's
+			// acted in: refuse rather than choose.
+			return CodeTaskMismatch, fmt.Errorf("token task %q, %s %q", *b.id, b.header, v)
+		}
+		if b.kind == binding.Task {
+			if rec, ok := e.tasks.View(id.Tenant, v); ok && rec.Declared {
+				// A declared task says itself who may act in it (taskGate):
+				// its subjects share it, whoever presented it first.
+				if *b.id == "" {
+					*b.id, *b.src = v, string(binding.Client)
+				}
+				continue
+			}
+		}
 		out, src := e.bindings.Claim(b.kind, v, p, now)
 		if out == binding.Foreign {
 			return b.code, fmt.Errorf("%s %q is held by another principal", b.nickname, v)

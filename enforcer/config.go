@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/enforcer/policy"
+	"github.com/rampart-io/rampart/enforcer/task"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 )
 
@@ -110,6 +111,16 @@ type Config struct {
 	// may ask for a credential. Proxy mode only: a gateway in forward_auth
 	// or ext_authz mode would pass the caller's own credentials on.
 	Credentials credential.Config `yaml:"credentials"`
+	// Tasks bounds the tasks orchestrators declare (POST /_rampart/tasks)
+	// and those a call's task id starts: their longest life, how long
+	// one may idle, and how often each instance looks for ended ones.
+	// Task state is shared by every instance through JetStream
+	// (RAMPART_TASKS).
+	Tasks task.Config `yaml:"tasks"`
+	// Revocations says how current this instance's view of ended tasks
+	// and revoked credentials (RAMPART_REVOCATIONS) must be for it to hand
+	// out credentials, and what happens when it is not.
+	Revocations credential.WatchConfig `yaml:"revocations"`
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 32 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
@@ -275,6 +286,8 @@ func (c *Config) SetDefaults() {
 		c.Credentials.SetDefaults()
 	}
 	c.SessionBindings.SetDefaults()
+	c.Tasks.SetDefaults()
+	c.Revocations.SetDefaults()
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1024
 	}
@@ -321,6 +334,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("enforcer: destinations: %w", err)
 	}
 	if err := c.validateCredentials(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
+	}
+	if err := c.Tasks.Validate(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
+	}
+	if err := c.Revocations.Validate(); err != nil {
 		return fmt.Errorf("enforcer: %w", err)
 	}
 	for _, m := range c.Modes {
@@ -449,4 +468,15 @@ func (c *Config) validateCredentials() error {
 		}
 	}
 	return nil
+}
+
+// taskRecordTTL is how long the task and revocation buckets keep a
+// record: a task's longest life plus its last credential's, and an hour's
+// margin for clocks and late sweeps.
+func (c *Config) taskRecordTTL() time.Duration {
+	maxTTL := c.Credentials.MaxTTL
+	if maxTTL == 0 {
+		maxTTL = credential.DefaultMaxTTL
+	}
+	return c.Tasks.MaxTaskDuration + maxTTL + time.Hour
 }

@@ -1,9 +1,11 @@
 package enforcer
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/schema/event"
@@ -19,6 +21,10 @@ type mint struct {
 	x     *exchange
 }
 
+// errRevocationsStale refuses a credential while the revocations view is
+// staler than revocations.max_staleness.
+var errRevocationsStale = errors.New("revocations view stale")
+
 // credentialFor finds or mints the token of x's destination credential.
 func (e *Enforcer) credentialFor(x *exchange) (*mint, error) {
 	if e.minter == nil {
@@ -27,19 +33,25 @@ func (e *Enforcer) credentialFor(x *exchange) (*mint, error) {
 		// caller's own credentials should that ever change.
 		return nil, fmt.Errorf("destination %s asks for a credential and none is configured", x.request.Destination)
 	}
+	if stale, age := e.revocations.Stale(); stale && e.revocations.RefuseWhenStale() {
+		return nil, fmt.Errorf("%w: unconfirmed for %s", errRevocationsStale, age.Round(time.Millisecond))
+	}
 	spec, id := x.credential, x.ident
 	m := &mint{x: x, req: credential.Request{
 		Tenant: id.Tenant, Issuer: id.Issuer, Subject: id.Subject, Chain: id.Chain,
 		TaskID: id.TaskID, SessionID: id.SessionID,
 		Audience: spec.Audience, Scope: spec.Scope, TTL: spec.TTL,
-		// No declared task deadline yet: the caller's own token bounds it.
+		// Nothing outlives the caller's own token, nor the task's deadline.
 		Deadline: id.Expires,
 	}}
+	if x.task != nil && !x.task.Deadline.IsZero() && (m.req.Deadline.IsZero() || x.task.Deadline.Before(m.req.Deadline)) {
+		m.req.Deadline = x.task.Deadline
+	}
 	if len(m.req.Scope) == 0 && x.request.Tool != "" {
 		// Unscoped by the destination: good for the one tool it was asked for.
 		m.req.Scope = []string{x.request.Tool}
 	}
-	if tok, ok := e.minter.Cached(&m.req); ok {
+	if tok, ok := e.minter.Cached(&m.req); ok && !e.revocations.Revoked(tok.JTI) {
 		m.token = tok
 		return m, nil
 	}

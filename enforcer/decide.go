@@ -103,9 +103,21 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 	if d.Effect == event.EffectAllow && x.credential != nil {
 		var err error
 		if minted, err = e.credentialFor(x); err != nil {
-			return e.refuse(ctx, x, CodeCredentialUnavailable, err, nil)
+			code := CodeCredentialUnavailable
+			if errors.Is(err, errRevocationsStale) {
+				code = CodeRevocationsStale
+			}
+			return e.refuse(ctx, x, code, err, nil)
 		}
 		dec.CredentialJTI = minted.token.JTI
+	}
+	if d.Effect == event.EffectAllow && x.ident.TaskID != "" {
+		// The shared record has the last word: a task that ended at
+		// another instance a moment ago refuses here, before anything is
+		// recorded as allowed or forwarded.
+		if code, err := e.chargeTask(ctx, x, minted); err != nil {
+			return e.refuse(ctx, x, code, err, nil)
+		}
 	}
 	if err := e.record(ctx, x, dec, d.Obligations.OnAuditUnavailable, minted.event()...); err != nil {
 		return e.unavailable(x, err)
@@ -118,6 +130,8 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 			code = CodeBudgetExceeded
 		case policy.DecisionBudgetTableFull:
 			code = CodeBudgetTableFull
+		case policy.DecisionTaskScope:
+			code = CodeTaskScopeViolation
 		}
 		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
 			reply: refusalBody(x, code, d.Reason, d.RuleID, d.PolicyID)}
@@ -179,6 +193,9 @@ func (e *Enforcer) admit(ctx context.Context, c *check, x *exchange) (Code, erro
 	}
 	x.ident = ident
 	if code, err := e.bindClientIDs(c.header, ident, x); err != nil {
+		return code, err
+	}
+	if code, err := e.taskGate(x); err != nil {
 		return code, err
 	}
 	if c.certErr != nil {
@@ -288,7 +305,7 @@ func (e *Enforcer) input(x *exchange, args map[string]any) *policy.Input {
 	}
 	return &policy.Input{
 		Tenant: id.Tenant, Subject: id.Subject, Issuer: id.Issuer, Actor: id.CurrentActor(), Chain: chain,
-		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID, SessionSource: id.SessionSource, TaskSource: id.TaskSource,
+		SPIFFEID: id.SPIFFEID, Session: id.SessionID, Task: id.TaskID, TaskScope: taskScope(x.task), SessionSource: id.SessionSource, TaskSource: id.TaskSource,
 		Method: x.request.Method, Host: x.request.Host, Path: x.request.Path, Query: x.request.Query, Resource: x.request.Resource, Headers: x.request.Headers,
 		RPCKind: x.request.RPCKind, RPCMethod: x.request.RPCMethod, Tool: x.request.Tool, Prompt: x.request.Prompt, Args: args,
 		Destination: x.request.Destination, DataClass: x.request.DataClass,

@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer/audit"
@@ -27,8 +28,10 @@ import (
 	"github.com/rampart-io/rampart/enforcer/extauthz"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/policy"
+	"github.com/rampart-io/rampart/enforcer/task"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -61,11 +64,14 @@ type Enforcer struct {
 	tracer       trace.Tracer
 	schemas      *toolschema.Registry
 	dests        *destination.Map
-	minter       *credential.Minter // nil unless credentials are configured
-	inflight     chan struct{}      // one slot per request being handled
-	responses    chan *event.Event  // response events on their way to the record
-	closing      chan struct{}      // closed by Close: no more queueing
-	responded    chan struct{}      // closed when the response recorder has drained
+	minter       *credential.Minter      // nil unless credentials are configured
+	tasks        *task.Store             // every task's shared state
+	revocations  *credential.Revocations // ended tasks and revoked credentials, watched
+	watchers     sync.WaitGroup          // the task and revocation watches
+	inflight     chan struct{}           // one slot per request being handled
+	responses    chan *event.Event       // response events on their way to the record
+	closing      chan struct{}           // closed by Close: no more queueing
+	responded    chan struct{}           // closed when the response recorder has drained
 	audit        *audit.Publisher
 	proxy        *httputil.ReverseProxy // nil unless proxy mode
 	ids          event.IDSource         // request ids
@@ -162,6 +168,10 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	e.stopWatch = stopWatch
 	go func() { _ = e.policy.Run(watchCtx) }()
+	if err := e.startTasks(ctx, watchCtx); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("enforcer: %w", err)
+	}
 	if cfg.Enabled(ModeProxy) {
 		e.proxy = e.newProxy()
 	}
@@ -191,6 +201,10 @@ func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
 	}
 	p := r.URL.Path
 	switch {
+	case p == taskAPIPath || strings.HasPrefix(p, taskAPIPath+"/"):
+		// Never forwarded: the task API is the enforcer's own, whatever
+		// the upstream serves under that path.
+		e.serveTaskAPI(w, r)
 	case e.minter != nil && p == credential.JWKSPath:
 		// The keys of the tokens backends receive, public halves only; the
 		// backend's own path of that name is not reachable through here.
@@ -209,6 +223,7 @@ func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
 // Close releases the JetStream connection and the JWKS refresh.
 func (e *Enforcer) Close() {
 	e.stopWatch()
+	e.watchers.Wait()
 	close(e.closing)
 	<-e.responded
 	e.audit.Close()
@@ -241,4 +256,35 @@ func (e *Enforcer) policyChanged(ev policy.ReloadEvent) {
 	if err := e.audit.Publish(ctx, &event.Event{Kind: event.KindPolicy, Decision: d}); err != nil {
 		e.log.Error("policy change not recorded", "err", err)
 	}
+}
+
+// startTasks opens the task and revocation buckets and starts watching
+// them under watchCtx, and waits (within ctx) until both views hold their
+// bucket's whole history: an instance never decides on a partial view.
+func (e *Enforcer) startTasks(ctx, watchCtx context.Context) error {
+	ttl := e.cfg.taskRecordTTL()
+	tasksKV, revsKV, err := stream.EnsureTaskBuckets(ctx, e.audit.JetStream(), *e.cfg.NATS.Stream, ttl)
+	if err != nil {
+		return err
+	}
+	e.revocations = credential.NewRevocations(e.cfg.Revocations, revsKV, ttl, e.log)
+	e.tasks = task.New(e.cfg.Tasks, tasksKV, revsKV, e.cfg.Instance, e.log,
+		task.OnEnd(e.taskEnded), task.KnownRevoked(e.revocations.TaskEnded))
+	for _, run := range []func(context.Context) error{e.revocations.Run, e.tasks.Run} {
+		e.watchers.Add(1)
+		go func() {
+			defer e.watchers.Done()
+			if err := run(watchCtx); err != nil {
+				e.log.Error("task state watch stopped", "err", err)
+			}
+		}()
+	}
+	for _, ready := range []<-chan struct{}{e.revocations.Ready(), e.tasks.Ready()} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return fmt.Errorf("task state not read: %w", ctx.Err())
+		}
+	}
+	return nil
 }

@@ -34,6 +34,14 @@ import (
 
 const testPolicy = `id: e2e
 rules:
+  - id: outside-task
+    match: 'task.declared && !within_task_scope()'
+    effect: deny
+    reason: "outside what the task was declared for"
+  - id: task-api
+    match: 'path.startsWith("/_rampart/tasks") && tenant in ["acme", "globex"]'
+    effect: allow
+    reason: "orchestrators declare and complete tasks"
   - id: allow-search
     match: 'tool in ["search", "read_file"] && tenant == "acme"'
     effect: allow

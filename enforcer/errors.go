@@ -100,6 +100,36 @@ const (
 	// task's deadline passed, signing failed): the caller's own
 	// credentials are never forwarded in its place.
 	CodeCredentialUnavailable = Code("credential_unavailable")
+	// CodeTaskInvalid refuses a task declaration or completion that cannot
+	// be read: not one JSON object, unknown or repeated keys, out of
+	// bounds, or a task id that is not 1-128 visible ASCII.
+	CodeTaskInvalid = Code("task_invalid")
+	// CodeTaskExists refuses declaring a task id the tenant already has
+	// (declared, started by a call, or ended).
+	CodeTaskExists = Code("task_exists")
+	// CodeTaskUnknown refuses completing a task the tenant does not have.
+	CodeTaskUnknown = Code("task_unknown")
+	// CodeTaskEnded refuses a call under a task that ended (completed, at
+	// its deadline or idle), and a second completion of it.
+	CodeTaskEnded = Code("task_ended")
+	// CodeTaskBudgetExceeded refuses a call beyond its declared task's
+	// call budget, counted across every enforcer instance.
+	CodeTaskBudgetExceeded = Code("task_budget_exceeded")
+	// CodeTaskMismatch refuses a call whose token names one task and whose
+	// task header another: which task would the backend act in?
+	CodeTaskMismatch = Code("task_mismatch")
+	// CodeTaskScopeViolation is a deny of a rule reading
+	// within_task_scope() for a call outside its task's declared scope.
+	CodeTaskScopeViolation = Code("task_scope_violation")
+	// CodeTaskUnavailable refuses a call under a task whose shared state
+	// cannot be read or written (JetStream unreachable): its budget and
+	// end cannot be known.
+	CodeTaskUnavailable = Code("task_unavailable")
+	// CodeRevocationsStale refuses a call needing a credential while this
+	// instance's view of the revocations is staler than
+	// revocations.max_staleness (with on_stale: refuse, the default):
+	// nothing is minted or reused that may have been revoked meanwhile.
+	CodeRevocationsStale = Code("revocations_stale")
 	// CodeOverloaded refuses a request beyond max_inflight.
 	CodeOverloaded = Code("overloaded")
 	// CodeMethodInvalid refuses a request method that is not an upper-case
@@ -200,6 +230,15 @@ var errorTable = map[Code]struct {
 	CodeBudgetTableFull:        {http.StatusServiceUnavailable, "the budget table is full; a new session or task cannot be counted yet"},
 	CodeOverloaded:             {http.StatusServiceUnavailable, "too many requests in flight; retry"},
 	CodeCredentialUnavailable:  {http.StatusServiceUnavailable, "no credential could be minted for the destination"},
+	CodeTaskInvalid:            {http.StatusBadRequest, "the task declaration or id is not accepted"},
+	CodeTaskExists:             {http.StatusConflict, "a task of that id exists"},
+	CodeTaskUnknown:            {http.StatusNotFound, "no such task"},
+	CodeTaskEnded:              {http.StatusForbidden, "the task has ended"},
+	CodeTaskBudgetExceeded:     {http.StatusTooManyRequests, "the task's call budget is spent"},
+	CodeTaskMismatch:           {http.StatusBadRequest, "the token and the task header name different tasks"},
+	CodeTaskScopeViolation:     {http.StatusForbidden, "the call is outside its task's declared scope"},
+	CodeTaskUnavailable:        {http.StatusServiceUnavailable, "the task's state is unavailable; the request was not forwarded"},
+	CodeRevocationsStale:       {http.StatusServiceUnavailable, "revocations cannot be confirmed current; no credential is handed out"},
 	CodeArgsInvalid:            {http.StatusBadRequest, "the tool's arguments do not match its schema"},
 	CodeToolUnknown:            {http.StatusForbidden, "the tool has no schema and unknown tools are refused"},
 	CodeSchemaChanged:          {http.StatusForbidden, "the tool's schema changed and awaits an operator"},

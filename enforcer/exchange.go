@@ -6,6 +6,7 @@ import (
 
 	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/enforcer/task"
 	"github.com/rampart-io/rampart/schema/event"
 )
 
@@ -28,6 +29,9 @@ type exchange struct {
 	// credential is what the destination asks to be minted for the call,
 	// nil when it carries the caller's own credentials.
 	credential *credential.Spec
+	// task is the call's task as this instance last saw it, nil when it
+	// has none or none is known yet (an undeclared task's first call).
+	task *task.Record
 }
 
 func (x *exchange) tenant() string {

@@ -107,4 +107,10 @@ const (
 	// as nothing could count the call; no budget has been spent, and no
 	// one's counter is evicted to make room.
 	DecisionBudgetTableFull = "budget_table_full"
+	// DecisionTaskScope: a deny rule that reads within_task_scope()
+	// denied a call outside what its task was declared for (its tool,
+	// destination or data class not listed, or no declared task). The
+	// detection rule task-scope-violation alerts on it, whatever the
+	// rule's id.
+	DecisionTaskScope = "task_scope_violation"
 )

@@ -20,7 +20,11 @@ type Input struct {
 	SPIFFEID string   `json:"spiffe_id,omitempty" yaml:"spiffe_id"` // the workload's SPIFFE ID
 	Issuer   string   `json:"issuer,omitempty" yaml:"issuer"`       // the token's issuer
 	Session  string   `json:"session,omitempty" yaml:"session"`
-	Task     string   `json:"task,omitempty" yaml:"task"`
+	// Task is the task id, task.id in CEL.
+	Task string `json:"task,omitempty" yaml:"task"`
+	// TaskScope is what the task was declared for; nil when it was not
+	// (or there is no task). See Task for the CEL variable.
+	TaskScope *TaskScope `json:"task_scope,omitempty" yaml:"task_scope"`
 	// SessionSource and TaskSource say where Session and Task came from:
 	// "token", "server" (issued by the backend to this caller) or "client"
 	// (first presented by this caller); "" when there is none.
@@ -219,7 +223,7 @@ func (a *activation) value(i int) ref.Val {
 	case varSession:
 		return types.String(in.Session)
 	case varTask:
-		return types.String(in.Task)
+		return taskAdapter().NativeToValue(taskOf(in))
 	case varSessionSource:
 		return types.String(in.SessionSource)
 	case varTaskSource:

@@ -73,6 +73,9 @@ type rule struct {
 	credential *credential.Spec
 	budget     *Budget
 	metered    bool // some expression runs under CEL's runtime cost meter
+	// scoped marks a rule reading within_task_scope(): a call it denies
+	// outside its task's scope is recorded as DecisionTaskScope.
+	scoped bool
 }
 
 // Decision is the outcome of a policy for one request.
@@ -313,7 +316,8 @@ func compilePolicy(env *cel.Env, file string, spec *fileSpec) (*tenantPolicy, er
 			return nil, at(CodeDuplicateRule, rs.Line, "rule id is not unique (first at line %d)", prev)
 		}
 		seen[rs.ID] = rs.Line
-		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, record: rs.RecordArgs, auditMode: rs.AuditMode, budget: rs.Budget, credential: rs.Credential}
+		r := rule{id: rs.ID, file: file, line: rs.Line, reason: rs.Reason, redact: rs.Redact, record: rs.RecordArgs, auditMode: rs.AuditMode, budget: rs.Budget, credential: rs.Credential,
+			scoped: readsTaskScope(rs.Match) || readsTaskScope(rs.Condition)}
 		switch Effect(rs.Effect) {
 		case Allow, Deny, Audit:
 			r.effect = Effect(rs.Effect)
@@ -380,7 +384,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	str := func(name string) cel.EnvOption { return cel.Variable(name, cel.StringType) }
 	opts := []cel.EnvOption{
 		str("tenant"), str("subject"), str("actor"), str("spiffe_id"), str("issuer"),
-		str("session"), str("task"), str("session_source"), str("task_source"),
+		str("session"), str("session_source"), str("task_source"),
 		str("method"), str("host"), str("path"), str("query"), str("resource"), str("rpc_kind"), str("rpc_method"),
 		str("tool"), str("prompt"),
 		str("destination"), str("data_class"),
@@ -392,6 +396,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		// JSON arguments mix ints and doubles; let args.limit > 10 work on both.
 		cel.CrossTypeNumericComparisons(true),
 	}
+	opts = append(opts, taskFunctions()...)
 	return cel.NewEnv(append(opts, functions()...)...)
 })
 
@@ -513,6 +518,9 @@ func (p *Policy) decide(ctx context.Context, in *Input, b *Budgets, trace *[]Rul
 		d.Effect, d.RuleID, d.Reason = event.Effect(r.effect), r.id, r.reason
 		d.Obligations.RecordArgs, d.Obligations.OnAuditUnavailable = r.record, r.auditMode
 		d.Obligations.Credential = r.credential
+		if r.effect == Deny && r.scoped && !WithinTaskScope(in) {
+			d.Code = DecisionTaskScope
+		}
 		break
 	}
 	if d.RuleID == "" {

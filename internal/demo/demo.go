@@ -72,6 +72,9 @@ type Report struct {
 	// token of the credential issuer, or the caller's own.
 	Credentials [][]string
 	Handed      map[string]int
+	// Task is a declared task's life: its calls carrying credentials
+	// minted for it, its completion, their revocation, the refusal after.
+	Task *TaskRun
 	// Investigation is `rampart investigate blast-radius` of the
 	// compromised agent, as an analyst would ask it after the alerts.
 	Investigation *investigate.Report
@@ -162,12 +165,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Results: results, Probes: probes, Bypass: byp, Database: o.Database, BackendSeen: tools.Seen(),
+	taskRun, err := runTask(ctx, "http://"+p.EnforcerAddr().String(), issuer, tools)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Results: results, Probes: probes, Task: taskRun, Bypass: byp, Database: o.Database, BackendSeen: tools.Seen(),
 		Actors: p.Actors(), Started: start.Add(-time.Minute), TimelineTenant: Tenants[0], TimelineSession: incidentSession}
-	if err := waitLanded(ctx, ch, results, len(probes), o.SessionsPerTenant*len(Tenants)); err != nil {
+	if err := waitLanded(ctx, ch, results, len(probes)+len(taskRun.Steps), taskRun.Forwarded(), o.SessionsPerTenant*len(Tenants)); err != nil {
 		return rep, err
 	}
 	if err := rep.query(ctx, ch); err != nil {
+		return rep, err
+	}
+	if err := taskRun.queryTaskCredentials(ctx, ch, o.Database); err != nil {
 		return rep, err
 	}
 	rep.Handed = handed(results, tools)
@@ -414,16 +424,17 @@ func resetDatabase(ctx context.Context, cfg chstore.Config) (*chstore.Client, er
 }
 
 // waitLanded polls ClickHouse until every request and decision of the run
-// (its calls and its probes) is stored, a response for every forwarded
-// call, and every session row.
-func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Result, probes, sessions int) error {
-	forwarded := 0
+// (its calls, its probes and its task's requests, others) is stored, a
+// response for every forwarded call (others of them outside results),
+// and every session row.
+func waitLanded(ctx context.Context, ch *chstore.Client, results []workload.Result, others, othersForwarded, sessions int) error {
+	forwarded := othersForwarded
 	for _, r := range results {
 		if r.Status == http.StatusOK {
 			forwarded++
 		}
 	}
-	want := map[string]int{"request": len(results) + probes, "decision": len(results) + probes, "response": forwarded}
+	want := map[string]int{"request": len(results) + others, "decision": len(results) + others, "response": forwarded}
 	db := ch.Database()
 	deadline := time.Now().Add(60 * time.Second)
 	var got map[string]int

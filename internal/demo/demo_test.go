@@ -61,7 +61,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	// The backend saw exactly the allowed requests and the simulated
-	// bypass (no request id), nothing else.
+	// bypass (no request id), nothing else: the workload's, and the task's
+	// calls before its end.
+	for _, st := range rep.Task.Steps {
+		if st.Handed != "" {
+			allowedIDs = append(allowedIDs, st.RequestID)
+		}
+	}
 	seen := slices.Clone(rep.BackendSeen)
 	if i := slices.Index(seen, ""); i < 0 {
 		t.Fatalf("the backend never saw the bypass: %q", seen)
@@ -97,7 +103,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	counts := q(fmt.Sprintf(`SELECT kind, count(), uniqExact(request_id) FROM %s.events
 WHERE kind IN ('request', 'decision', 'response') GROUP BY kind ORDER BY kind`, db))
-	np := n + len(rep.Probes)
+	np := n + len(rep.Probes) + len(rep.Task.Steps)
 	wantCounts := [][]string{
 		{"decision", strconv.Itoa(np), strconv.Itoa(np)},
 		{"request", strconv.Itoa(np), strconv.Itoa(np)},
@@ -203,6 +209,49 @@ FROM %s.events WHERE kind = 'decision'`, db))
 	checkBypass(t, rep, q(fmt.Sprintf(`SELECT request_id, jti, status, code, instance FROM %s.backend_requests ORDER BY event_time_us`, db)))
 	checkCredentials(t, rep, q(fmt.Sprintf(`SELECT request_id, decision_credential_jti FROM %s.events
 WHERE kind = 'decision' AND tool = 'read_file' AND effect = 'allow'`, db)))
+	checkTask(t, rep, byID)
+}
+
+// checkTask checks the declared task's life: its calls reached the backend
+// with credentials minted for it, the undeclared tool was refused as out
+// of scope, the completion revoked every credential issued under it, and
+// the call after the end was refused task_ended and never forwarded.
+func checkTask(t *testing.T, rep *demo.Report, decisions map[string][]string) {
+	t.Helper()
+	tr := rep.Task
+	wantCodes := []string{"", "", "", "task_scope_violation", "", "task_ended"}
+	if tr == nil || len(tr.Steps) != len(wantCodes) {
+		t.Fatalf("task run %+v", tr)
+	}
+	for i, st := range tr.Steps {
+		if st.Status != st.Want || st.Code != wantCodes[i] {
+			t.Errorf("task step %q: %d %q, want %d %q", st.What, st.Status, st.Code, st.Want, wantCodes[i])
+		}
+		forwarded := st.What == "read_file /board/q3.pdf" || st.What == "read_file /board/q3-minutes.pdf"
+		if forwarded != (st.Handed == demo.CredentialIssuer) {
+			t.Errorf("task step %q: backend handed a token of %q", st.What, st.Handed)
+		}
+		if d, ok := decisions[st.RequestID]; !ok || d[13] != wantCodes[i] {
+			t.Errorf("task step %q recorded as %q", st.What, d)
+		}
+	}
+	issued, revoked := map[string]bool{}, map[string]string{}
+	for _, c := range tr.Credentials {
+		switch c[1] {
+		case "issued":
+			issued[c[3]] = true
+		case "revoked":
+			revoked[c[3]] = c[2]
+		}
+	}
+	if len(issued) == 0 || len(revoked) != len(issued) {
+		t.Fatalf("task credentials %q: want each issued one revoked", tr.Credentials)
+	}
+	for j := range issued {
+		if revoked[j] != "completed" {
+			t.Errorf("credential %s revoked for %q, want completed", j, revoked[j])
+		}
+	}
 }
 
 // checkCredentials checks every allowed read_file reached the backend with
@@ -227,7 +276,7 @@ func checkCredentials(t *testing.T, rep *demo.Report, decisions [][]string) {
 	for _, c := range rep.Credentials {
 		issued[c[6]] = true
 	}
-	if len(decisions) != reads {
+	if len(decisions) != reads+rep.Task.Forwarded() {
 		t.Fatalf("%d read_file decisions allowed, want %d", len(decisions), reads)
 	}
 	for _, d := range decisions {
@@ -247,6 +296,11 @@ func checkBypass(t *testing.T, rep *demo.Report, reports [][]string) {
 	for _, r := range rep.Results {
 		if r.Status == http.StatusOK && r.Call.Tool == "read_file" {
 			reads++
+		}
+	}
+	for _, st := range rep.Task.Steps {
+		if st.Handed != "" {
+			reads++ // the declared task's reads, forwarded before its end
 		}
 	}
 	if len(reports) != reads+1 {
@@ -376,7 +430,7 @@ func TestDemoAgainstExistingServers(t *testing.T) {
 				decisions = row[1]
 			}
 		}
-		if want := strconv.Itoa(len(rep.Results) + len(rep.Probes)); decisions != want {
+		if want := strconv.Itoa(len(rep.Results) + len(rep.Probes) + len(rep.Task.Steps)); decisions != want {
 			t.Fatalf("run %d: %q decisions for %d calls and %d probes (kinds %q)", run, decisions, len(rep.Results), len(rep.Probes), rep.ByKind)
 		}
 		// On a NATS it did not start, the demo runs the components alone.

@@ -75,6 +75,16 @@ func (r *Report) Print(w io.Writer) {
 	section(w, "Simulated bypass: the credential of a forwarded read_file, replayed straight to the file store (behind Rampart's backend middleware, not the enforcer)",
 		[]string{"credential of", "file store answered", "code", "found by"},
 		[][]string{{r.Bypass.Of, strconv.Itoa(r.Bypass.Status), r.Bypass.Code, bypassed}})
+	if t := r.Task; t != nil {
+		steps := make([][]string, len(t.Steps))
+		for i, s := range t.Steps {
+			steps[i] = []string{s.What, strconv.Itoa(s.Status), s.Code, s.Handed, s.RequestID}
+		}
+		section(w, fmt.Sprintf("Task %s: declared, worked under with minted credentials, completed, refused after", t.ID),
+			[]string{"step", "status", "code", "backend handed a token of", "request"}, steps)
+		section(w, fmt.Sprintf("Credentials of task %s: each issued one revoked at its end (RAMPART_REVOCATIONS)", t.ID),
+			[]string{"time", "action", "reason", "jti", "audience", "expires"}, t.Credentials)
+	}
 	if r.Investigation != nil {
 		fmt.Fprintf(w, "\n== Investigation: rampart investigate blast-radius %s %s -since %s -database %s\n",
 			incidentTenant, incidentActor, r.Started.UTC().Format(time.RFC3339), r.Database)

@@ -1,0 +1,116 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rampart-io/rampart/enforcer/policy"
+	"github.com/rampart-io/rampart/enforcer/task"
+	"github.com/rampart-io/rampart/schema/event"
+)
+
+// taskGate refuses, before policy, a call under a task this instance
+// knows ended, or one the caller may not act in, and keeps the task for
+// policy (task.*) and the credential's deadline. What it cannot know yet
+// — the task ended a moment ago at another instance — chargeTask finds
+// in the shared record before anything is forwarded.
+func (e *Enforcer) taskGate(x *exchange) (Code, error) {
+	id := x.ident
+	if id.TaskID == "" {
+		return "", nil
+	}
+	rec, known := e.tasks.View(id.Tenant, id.TaskID)
+	switch {
+	case known && !rec.MayAct(id.Issuer, id.Subject):
+		return CodeTaskForeign, fmt.Errorf("task %q is held by another principal", id.TaskID)
+	case e.revocations.TaskEnded(id.Tenant, id.TaskID):
+		return CodeTaskEnded, fmt.Errorf("task %q ended", id.TaskID)
+	case known && rec.Ended != "":
+		return CodeTaskEnded, fmt.Errorf("task %q ended: %s", id.TaskID, rec.Ended)
+	}
+	if known {
+		x.task = &rec
+	}
+	return "", nil
+}
+
+// taskScope is what policy sees of a declared task; nil for any other.
+func taskScope(r *task.Record) *policy.TaskScope {
+	if r == nil || !r.Declared {
+		return nil
+	}
+	return &policy.TaskScope{Purpose: r.Purpose, Tools: r.Tools, Destinations: r.Destinations, DataClasses: r.DataClasses,
+		BudgetLeft: r.BudgetLeft(), Deadline: r.Deadline}
+}
+
+// chargeTask applies an allowed call to its task's shared record (budget,
+// activity, the credential minted for it), refusing it when the record
+// says the task ended, is another's or has no budget left.
+func (e *Enforcer) chargeTask(ctx context.Context, x *exchange, minted *mint) (Code, error) {
+	id := x.ident
+	c := task.Call{Tenant: id.Tenant, ID: id.TaskID, Issuer: id.Issuer, Subject: id.Subject, ClientChosen: id.TaskSource == policy.SourceClient}
+	if minted != nil && minted.fresh {
+		t := minted.token
+		c.Credential = &task.Credential{JTI: t.JTI, Audience: t.Audience, Scope: t.Scope, KeyID: t.KeyID, Expires: t.Expires.UTC()}
+	}
+	span := e.startSpan(ctx, "rampart.task")
+	_, err := e.tasks.Charge(ctx, c)
+	endSpan(span)
+	return taskCode(err), err
+}
+
+// taskCode is the refusal of a task store error; "" for none.
+func taskCode(err error) Code {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, task.ErrEnded):
+		return CodeTaskEnded
+	case errors.Is(err, task.ErrForeign):
+		return CodeTaskForeign
+	case errors.Is(err, task.ErrBudget):
+		return CodeTaskBudgetExceeded
+	case errors.Is(err, task.ErrExists):
+		return CodeTaskExists
+	case errors.Is(err, task.ErrUnknown):
+		return CodeTaskUnknown
+	case errors.Is(err, task.ErrCredentials):
+		return CodeCredentialUnavailable
+	case errors.Is(err, task.ErrInvalid):
+		return CodeTaskInvalid
+	}
+	return CodeTaskUnavailable
+}
+
+// revokedEvents are the credential events recording that the task's
+// credentials are revoked, one per credential minted under it.
+func revokedEvents(r *task.Record) []*event.Event {
+	evs := make([]*event.Event, 0, len(r.Credentials))
+	for _, c := range r.Credentials {
+		evs = append(evs, &event.Event{
+			Kind: event.KindCredential, Tenant: r.Tenant, Time: r.EndedAt,
+			Identity: &event.Identity{Issuer: r.Issuer, Subject: r.Subject, TaskID: r.ID},
+			Credential: &event.Credential{Action: event.CredentialRevoked, JTI: c.JTI, Audience: c.Audience, Scope: c.Scope,
+				KeyID: c.KeyID, Expires: c.Expires, Reason: r.Ended},
+		})
+	}
+	return evs
+}
+
+// taskEnded records the revocation of the credentials of a task this
+// instance ended at its deadline or idle (completions record theirs with
+// the completion's decision).
+func (e *Enforcer) taskEnded(r task.Record) {
+	evs := revokedEvents(&r)
+	e.log.Info("task ended", "tenant", r.Tenant, "task", r.ID, "reason", r.Ended, "credentials_revoked", len(evs))
+	if len(evs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.audit.Publish(ctx, evs...); err != nil {
+		e.log.Error("credential revocations not recorded", "tenant", r.Tenant, "task", r.ID, "err", err)
+	}
+}
