@@ -192,6 +192,9 @@ func (e *Enforcer) admit(ctx context.Context, c *check, x *exchange) (Code, erro
 		return Code(identity.CodeOf(err)), err
 	}
 	x.ident = ident
+	if ident.JTI != "" && e.revocations.Revoked(ident.JTI) {
+		return CodeTokenRevoked, fmt.Errorf("token jti %q is revoked", ident.JTI)
+	}
 	if code, err := e.bindClientIDs(c.header, ident, x); err != nil {
 		return code, err
 	}

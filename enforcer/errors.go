@@ -127,6 +127,9 @@ const (
 	// revocations.max_staleness (with on_stale: refuse, the default):
 	// nothing is minted or reused that may have been revoked meanwhile.
 	CodeRevocationsStale = Code("revocations_stale")
+	// CodeTokenRevoked refuses a bearer token whose jti is revoked in
+	// RAMPART_REVOCATIONS: a credential of an ended task presented back.
+	CodeTokenRevoked = Code("token_revoked")
 	// CodeOverloaded refuses a request beyond max_inflight.
 	CodeOverloaded = Code("overloaded")
 	// CodeMethodInvalid refuses a request method that is not an upper-case
@@ -226,6 +229,7 @@ var errorTable = map[Code]struct {
 	CodeBudgetTableFull:        {http.StatusServiceUnavailable, "the budget table is full; a new session or task cannot be counted yet"},
 	CodeOverloaded:             {http.StatusServiceUnavailable, "too many requests in flight; retry"},
 	CodeCredentialUnavailable:  {http.StatusServiceUnavailable, "no credential could be minted for the destination"},
+	CodeTokenRevoked:           {http.StatusUnauthorized, "the bearer token is revoked"},
 	CodeTaskInvalid:            {http.StatusBadRequest, "the task declaration or id is not accepted"},
 	CodeTaskExists:             {http.StatusConflict, "a task of that id exists"},
 	CodeTaskUnknown:            {http.StatusNotFound, "no such task"},

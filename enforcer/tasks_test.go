@@ -592,3 +592,31 @@ func TestRevocationReachesEnforcerAfterNATSRestart(t *testing.T) {
 		t.Errorf("instance b does not know credential %s is revoked", jti)
 	}
 }
+
+// A bearer token whose jti is revoked (a task credential presented back,
+// or revoked by any instance) is refused wherever it is shown.
+func TestRevokedJTIRefused(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	revoked := h.tokenWith(t, func(c map[string]any) { c["jti"] = "jti-revoked" })
+	other := h.tokenWith(t, func(c map[string]any) { c["jti"] = "jti-live" })
+	kv, err := h.nats.JetStream().KeyValue(context.Background(), stream.Revocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(stream.Revocation{Tenant: "acme", TaskID: "t-x", JTI: "jti-revoked", Reason: "revoked", RevokedAt: time.Now(), Until: time.Now().Add(time.Hour)})
+	if _, err := kv.Put(context.Background(), stream.JTIRevocationKey("jti-revoked"), v); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		if r := send(t, "POST", h.url, "/mcp", toolCall("search", `{}`), bearer(revoked)); r.status != 401 || errorCode(r) != "token_revoked" {
+			return fmt.Errorf("revoked jti: %d %v", r.status, r.body)
+		}
+		return nil
+	})
+	if r := send(t, "POST", h.url, "/mcp", toolCall("search", `{}`), bearer(other)); r.status != 200 {
+		t.Errorf("another jti: %d %v", r.status, r.body)
+	}
+	if n := h.hits.Load(); n != 1 {
+		t.Errorf("%d calls reached the backend, want the live token's one", n)
+	}
+}
