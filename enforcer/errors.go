@@ -118,6 +118,9 @@ const (
 	// CodeTaskScopeViolation is a deny of a rule reading
 	// within_task_scope() for a call outside its task's declared scope.
 	CodeTaskScopeViolation = Code("task_scope_violation")
+	// CodeTaskTableFull refuses a call that would start a new task, or a
+	// declaration, of a tenant with tasks.max_per_tenant live tasks.
+	CodeTaskTableFull = Code("task_table_full")
 	// CodeTaskUnavailable refuses a call under a task whose shared state
 	// cannot be read or written (JetStream unreachable): its budget and
 	// end cannot be known.
@@ -237,6 +240,7 @@ var errorTable = map[Code]struct {
 	CodeTaskBudgetExceeded:     {http.StatusTooManyRequests, "the task's call budget is spent"},
 	CodeTaskMismatch:           {http.StatusBadRequest, "the token and the task header name different tasks"},
 	CodeTaskScopeViolation:     {http.StatusForbidden, "the call is outside its task's declared scope"},
+	CodeTaskTableFull:          {http.StatusServiceUnavailable, "the tenant has too many live tasks; a new one cannot start yet"},
 	CodeTaskUnavailable:        {http.StatusServiceUnavailable, "the task's state is unavailable; the request was not forwarded"},
 	CodeRevocationsStale:       {http.StatusServiceUnavailable, "revocations cannot be confirmed current; no credential is handed out"},
 	CodeArgsInvalid:            {http.StatusBadRequest, "the tool's arguments do not match its schema"},

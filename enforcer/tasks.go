@@ -76,6 +76,8 @@ func taskCode(err error) Code {
 		return CodeTaskExists
 	case errors.Is(err, task.ErrUnknown):
 		return CodeTaskUnknown
+	case errors.Is(err, task.ErrFull):
+		return CodeTaskTableFull
 	case errors.Is(err, task.ErrCredentials):
 		return CodeCredentialUnavailable
 	case errors.Is(err, task.ErrInvalid):

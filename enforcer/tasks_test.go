@@ -620,3 +620,29 @@ func TestRevokedJTIRefused(t *testing.T) {
 		t.Errorf("%d calls reached the backend, want the live token's one", n)
 	}
 }
+
+// A client sending a fresh task id per call starts at most
+// max_per_tenant tasks: the shared bucket and every instance's copy stay
+// bounded, and another tenant's tasks are untouched by the flood.
+func TestTaskFloodBounded(t *testing.T) {
+	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) { c.Tasks = task.Config{MaxPerTenant: 5} })
+	alice := bearer(h.token(t))
+	globex := bearer(h.tokenWith(t, func(c map[string]any) { c["tenant"] = "globex" }))
+	codes := map[string]int{}
+	for i := range 12 {
+		r := call(t, h.url, "search", fmt.Sprintf("flood-%d", i), alice)
+		codes[fmt.Sprintf("%d %s", r.status, errorCode(r))]++
+	}
+	if codes["200 "] != 5 || codes["503 task_table_full"] != 7 {
+		t.Fatalf("flood: %v, want 5 started and 7 refused task_table_full", codes)
+	}
+	if r := declareTask(t, h.url, `{"id":"flood-decl","tools":["search"]}`, alice); r.status != 503 || errorCode(r) != "task_table_full" {
+		t.Errorf("a declaration past the bound: %d %v", r.status, r.body)
+	}
+	if r := call(t, h.url, "search", "flood-1", alice); r.status != 200 {
+		t.Errorf("a started task still works: %d %v", r.status, r.body)
+	}
+	if r := declareTask(t, h.url, `{"id":"flood-1","tools":["search"]}`, globex); r.status != 201 {
+		t.Errorf("another tenant's declaration: %d %v", r.status, r.body)
+	}
+}
