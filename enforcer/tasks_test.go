@@ -110,6 +110,7 @@ func TestTaskAPIAbuse(t *testing.T) {
 	steps := []step{
 		{"unauthenticated", "POST", decls, decl, nil, 401, "token_missing"},
 		{"a forged token", "POST", decls, decl, bearer(h.token(t)[:40] + "x.y.z"), 401, ""},
+		{"an expired token", "POST", decls, decl, bearer(h.tokenWith(t, func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() })), 401, "token_expired"},
 		{"a tenant policy does not allow", "POST", decls, decl, evil, 403, "policy_denied"},
 		{"not a POST", "GET", decls, "", alice, 400, "task_invalid"},
 		{"unknown key", "POST", decls, `{"id":"t-1","scopes":["*"]}`, alice, 400, "task_invalid"},
