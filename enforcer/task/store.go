@@ -308,9 +308,13 @@ type Call struct {
 // another principal (ErrForeign), has spent its budget (ErrBudget) or
 // holds too many credentials; otherwise it counts the call, marks the
 // task active and adds the credential. The update is revision-checked:
-// a call that reaches the record after the task ended is refused.
+// a call that reaches the record after the task ended is refused. A call
+// with nothing to write (see check) reads the record instead.
 func (s *Store) Charge(ctx context.Context, c Call) (Record, error) {
 	now := s.now()
+	if r, ok, err := s.check(ctx, c, now); ok {
+		return r, err
+	}
 	var over string
 	r, err := s.update(ctx, c.Tenant, c.ID, true, func(r *Record, exists bool) error {
 		if !exists {
@@ -346,6 +350,45 @@ func (s *Store) Charge(ctx context.Context, c Call) (Record, error) {
 		s.endExpired(ctx, c.Tenant, c.ID, over)
 	}
 	return r, err
+}
+
+// check is Charge for a call that changes nothing worth a write: its
+// task has no budget, it brings no credential, and the task was marked
+// active less than a quarter of task_idle_timeout ago. It reads the
+// record from the bucket instead of updating it, so the calls of a busy
+// task do not contend for one key, and still sees an end written before
+// it. It reports false when the call needs the update.
+func (s *Store) check(ctx context.Context, c Call, now time.Time) (Record, bool, error) {
+	if c.Credential != nil {
+		return Record{}, false, nil
+	}
+	key := stream.TaskKey(c.Tenant, c.ID)
+	s.mu.RLock()
+	cur, ok := s.local[key]
+	s.mu.RUnlock()
+	if !ok || cur.rec.MaxCalls > 0 || now.Sub(cur.rec.LastActive) >= s.cfg.IdleTimeout/4 {
+		return Record{}, false, nil
+	}
+	e, err := s.kv.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return Record{}, false, nil
+		}
+		return Record{}, true, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, true, fmt.Errorf("%w: record unreadable: %v", ErrUnavailable, err)
+	}
+	switch {
+	case !r.MayAct(c.Issuer, c.Subject):
+		return r, true, ErrForeign
+	case r.Ended != "":
+		return r, true, fmt.Errorf("%w: %s", ErrEnded, r.Ended)
+	case r.MaxCalls > 0 || now.Sub(r.LastActive) >= s.cfg.IdleTimeout/4 || r.Expired(now, s.cfg.IdleTimeout) != "":
+		return Record{}, false, nil // changed since: the update decides
+	}
+	return r, true, nil
 }
 
 // End ends tenant's task id for reason, unless check (when not nil)
