@@ -116,7 +116,10 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 		// another instance a moment ago refuses here, before anything is
 		// recorded as allowed or forwarded.
 		if code, err := e.chargeTask(ctx, x, minted); err != nil {
-			return e.refuse(ctx, x, code, err, nil)
+			if !e.outageTolerated(x, minted, err) {
+				return e.refuse(ctx, x, code, err, nil)
+			}
+			dec.Reason += " (task state unreachable: decided on this instance's view, as nats.on_unavailable is spool)"
 		}
 	}
 	if err := e.record(ctx, x, dec, d.Obligations.OnAuditUnavailable, minted.event()...); err != nil {

@@ -647,3 +647,35 @@ func TestTaskFloodBounded(t *testing.T) {
 		t.Errorf("another tenant's declaration: %d %v", r.status, r.body)
 	}
 }
+
+// With NATS unreachable and nats.on_unavailable: spool, a call under an
+// undeclared task is decided on the instance's own view and spooled; one
+// under a budgeted task is refused (its budget cannot be counted), and
+// one under a task the instance saw end is refused as ended.
+func TestTaskCallsWhileNATSDownWithSpool(t *testing.T) {
+	h := newHarness(t, 500*time.Millisecond, func(h *harness, c *enforcer.Config) {
+		c.NATS.OnUnavailable, c.NATS.Spool = audit.Spool, spool.Config{Dir: t.TempDir()}
+	})
+	alice := bearer(h.token(t))
+	for _, r := range []reply{
+		call(t, h.url, "search", "t-open", alice),
+		declareTask(t, h.url, `{"id":"t-budget","tools":["search"],"destinations":["unknown"],"data_classes":["unclassified"],"max_calls":5}`, alice),
+		call(t, h.url, "search", "t-budget", alice),
+		call(t, h.url, "search", "t-done", alice),
+		completeTask(t, h.url, "t-done", alice),
+	} {
+		if r.status/100 != 2 {
+			t.Fatalf("before the outage: %d %v", r.status, r.body)
+		}
+	}
+	h.nats.Shutdown()
+	if r := call(t, h.url, "search", "t-open", alice); r.status != 200 {
+		t.Errorf("undeclared task while NATS is down: %d %v", r.status, r.body)
+	}
+	if r := call(t, h.url, "search", "t-budget", alice); r.status != 503 || errorCode(r) != "task_unavailable" {
+		t.Errorf("budgeted task while NATS is down: %d %v", r.status, r.body)
+	}
+	if r := call(t, h.url, "search", "t-done", alice); r.status != 403 || errorCode(r) != "task_ended" {
+		t.Errorf("ended task while NATS is down: %d %v", r.status, r.body)
+	}
+}
