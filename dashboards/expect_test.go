@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/event"
-	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,8 +40,8 @@ func (f *fixture) scenarios(uid string) []scenario {
 // from what the stream holds — never from the storage under test.
 func (f *fixture) expectations() map[string]func(*testing.T, result) {
 	// What the demo's calls imply, counted from its report: each call one
-	// decision, with the status it got.
-	calls := f.report.Results
+	// decision, with the status it got (its declared task's requests too).
+	calls := append(slices.Clone(f.report.Results), f.report.Task.Results()...)
 	countCalls := func(keep func(workload.Result) bool) int {
 		n := 0
 		for _, r := range calls {
@@ -58,7 +57,7 @@ func (f *fixture) expectations() map[string]func(*testing.T, result) {
 		}
 		return r.Call.Caller.Principal
 	}
-	allowed := func(r workload.Result) bool { return r.Status == http.StatusOK }
+	allowed := func(r workload.Result) bool { return r.Status/100 == 2 } // a task declared is 201
 	unauth := func(r workload.Result) bool { return r.Call.NoToken }
 	of := func(tenant string) func(workload.Result) bool {
 		return func(r workload.Result) bool { return !r.Call.NoToken && r.Call.Caller.Tenant == tenant }
@@ -109,6 +108,16 @@ func (f *fixture) expectations() map[string]func(*testing.T, result) {
 		}
 	}
 	unidentified := unauthenticated + probes - identifiedProbes
+	// Calls under the demo's task after its end are refused before policy.
+	taskEnded := 0
+	for _, s := range f.report.Task.Steps {
+		if s.Code == "task_ended" {
+			taskEnded++
+		}
+	}
+	if taskEnded > 0 {
+		probeCodes["task_ended"] = true
+	}
 	// The fixture's decisions are acme's shadow hits and the quoted tenant's one.
 	acmeDecisions := countCalls(of("acme")) + f.shadowHits + identifiedProbes
 	acmeDenied := countCalls(and(of("acme"), not(allowed))) + identifiedProbes
@@ -228,7 +237,7 @@ func (f *fixture) expectations() map[string]func(*testing.T, result) {
 			cell("code", "token_missing", "refusals", itoa(unauthenticated)),
 			cell("code", "token_missing", "stage", "identity"),
 			cell("code", "path_invalid", "stage", "request")),
-		bnd + "Refusals before policy (identity, schema, request)/acme": sum("refusals", unauthenticated+probes),
+		bnd + "Refusals before policy (identity, schema, request)/acme": sum("refusals", unauthenticated+probes+taskEnded),
 		bnd + "Top tools/all": all(cell("tool", "shell", "denied", itoa(countCalls(and(not(unauth), tool("shell"), not(allowed))))),
 			cell("tool", "read_file", "allowed", itoa(countCalls(and(not(unauth), tool("read_file"), allowed)))),
 			cell("tool", "fetch_url", "allowed", itoa(f.shadowHits))),

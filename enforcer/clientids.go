@@ -19,10 +19,11 @@ const maxClientID = 128
 // An id another principal holds is refused: with it the caller would act,
 // and be recorded, inside someone else's session or task.
 //
-// When the token names its own session or task and the client sends
-// another id in the header, the backend acts in the header's: the record
-// keeps it among the request's headers (lower-case name), beside the
-// token's.
+// When the token names its own session and the client sends another id
+// in the header, the backend acts in the header's: the record keeps it
+// among the request's headers (lower-case name), beside the token's. A
+// task header naming another task than the token's is refused
+// (task_mismatch): the task is charged, checked and ended as one.
 func (e *Enforcer) bindClientIDs(h http.Header, id *identity.Identity, x *exchange) (Code, error) {
 	req := x.request
 	if id.SessionID != "" {

@@ -116,7 +116,10 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 		// another instance a moment ago refuses here, before anything is
 		// recorded as allowed or forwarded.
 		if code, err := e.chargeTask(ctx, x, minted); err != nil {
-			return e.refuse(ctx, x, code, err, nil)
+			if !e.outageTolerated(x, minted, err) {
+				return e.refuse(ctx, x, code, err, nil)
+			}
+			dec.Reason += " (task state unreachable: decided on this instance's view, as nats.on_unavailable is spool)"
 		}
 	}
 	if err := e.record(ctx, x, dec, d.Obligations.OnAuditUnavailable, minted.event()...); err != nil {
@@ -192,6 +195,9 @@ func (e *Enforcer) admit(ctx context.Context, c *check, x *exchange) (Code, erro
 		return Code(identity.CodeOf(err)), err
 	}
 	x.ident = ident
+	if ident.JTI != "" && e.revocations.Revoked(ident.JTI) {
+		return CodeTokenRevoked, fmt.Errorf("token jti %q is revoked", ident.JTI)
+	}
 	if code, err := e.bindClientIDs(c.header, ident, x); err != nil {
 		return code, err
 	}

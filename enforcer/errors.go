@@ -121,6 +121,9 @@ const (
 	// CodeTaskScopeViolation is a deny of a rule reading
 	// within_task_scope() for a call outside its task's declared scope.
 	CodeTaskScopeViolation = Code("task_scope_violation")
+	// CodeTaskTableFull refuses a call that would start a new task, or a
+	// declaration, of a tenant with tasks.max_per_tenant live tasks.
+	CodeTaskTableFull = Code("task_table_full")
 	// CodeTaskUnavailable refuses a call under a task whose shared state
 	// cannot be read or written (JetStream unreachable): its budget and
 	// end cannot be known.
@@ -130,6 +133,9 @@ const (
 	// revocations.max_staleness (with on_stale: refuse, the default):
 	// nothing is minted or reused that may have been revoked meanwhile.
 	CodeRevocationsStale = Code("revocations_stale")
+	// CodeTokenRevoked refuses a bearer token whose jti is revoked in
+	// RAMPART_REVOCATIONS: a credential of an ended task presented back.
+	CodeTokenRevoked = Code("token_revoked")
 	// CodeOverloaded refuses a request beyond max_inflight.
 	CodeOverloaded = Code("overloaded")
 	// CodeMethodInvalid refuses a request method that is not an upper-case
@@ -230,6 +236,7 @@ var errorTable = map[Code]struct {
 	CodeBudgetTableFull:        {http.StatusServiceUnavailable, "the budget table is full; a new session or task cannot be counted yet"},
 	CodeOverloaded:             {http.StatusServiceUnavailable, "too many requests in flight; retry"},
 	CodeCredentialUnavailable:  {http.StatusServiceUnavailable, "no credential could be minted for the destination"},
+	CodeTokenRevoked:           {http.StatusUnauthorized, "the bearer token is revoked"},
 	CodeTaskInvalid:            {http.StatusBadRequest, "the task declaration or id is not accepted"},
 	CodeTaskExists:             {http.StatusConflict, "a task of that id exists"},
 	CodeTaskUnknown:            {http.StatusNotFound, "no such task"},
@@ -237,6 +244,7 @@ var errorTable = map[Code]struct {
 	CodeTaskBudgetExceeded:     {http.StatusTooManyRequests, "the task's call budget is spent"},
 	CodeTaskMismatch:           {http.StatusBadRequest, "the token and the task header name different tasks"},
 	CodeTaskScopeViolation:     {http.StatusForbidden, "the call is outside its task's declared scope"},
+	CodeTaskTableFull:          {http.StatusServiceUnavailable, "the tenant has too many live tasks; a new one cannot start yet"},
 	CodeTaskUnavailable:        {http.StatusServiceUnavailable, "the task's state is unavailable; the request was not forwarded"},
 	CodeRevocationsStale:       {http.StatusServiceUnavailable, "revocations cannot be confirmed current; no credential is handed out"},
 	CodeArgsInvalid:            {http.StatusBadRequest, "the tool's arguments do not match its schema"},

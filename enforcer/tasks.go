@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/policy"
 	"github.com/rampart-io/rampart/enforcer/task"
 	"github.com/rampart-io/rampart/schema/event"
@@ -61,6 +62,17 @@ func (e *Enforcer) chargeTask(ctx context.Context, x *exchange, minted *mint) (C
 	return taskCode(err), err
 }
 
+// outageTolerated reports whether a call whose task record could not be
+// reached may still go on: only when the operator chose availability
+// (nats.on_unavailable: spool), the call carries no credential (those are
+// governed by revocations.on_stale), and its task has no budget this
+// instance knows of (a budget cannot be counted offline). An end this
+// instance saw still refuses it (taskGate).
+func (e *Enforcer) outageTolerated(x *exchange, minted *mint, err error) bool {
+	return errors.Is(err, task.ErrUnavailable) && e.cfg.NATS.OnUnavailable == audit.Spool &&
+		minted == nil && (x.task == nil || x.task.MaxCalls == 0)
+}
+
 // taskCode is the refusal of a task store error; "" for none.
 func taskCode(err error) Code {
 	switch {
@@ -76,6 +88,8 @@ func taskCode(err error) Code {
 		return CodeTaskExists
 	case errors.Is(err, task.ErrUnknown):
 		return CodeTaskUnknown
+	case errors.Is(err, task.ErrFull):
+		return CodeTaskTableFull
 	case errors.Is(err, task.ErrCredentials):
 		return CodeCredentialUnavailable
 	case errors.Is(err, task.ErrInvalid):

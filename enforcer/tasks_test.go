@@ -110,6 +110,7 @@ func TestTaskAPIAbuse(t *testing.T) {
 	steps := []step{
 		{"unauthenticated", "POST", decls, decl, nil, 401, "token_missing"},
 		{"a forged token", "POST", decls, decl, bearer(h.token(t)[:40] + "x.y.z"), 401, ""},
+		{"an expired token", "POST", decls, decl, bearer(h.tokenWith(t, func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() })), 401, "token_expired"},
 		{"a tenant policy does not allow", "POST", decls, decl, evil, 403, "policy_denied"},
 		{"not a POST", "GET", decls, "", alice, 400, "task_invalid"},
 		{"unknown key", "POST", decls, `{"id":"t-1","scopes":["*"]}`, alice, 400, "task_invalid"},
@@ -590,5 +591,91 @@ func TestRevocationReachesEnforcerAfterNATSRestart(t *testing.T) {
 	})
 	if !enforcer.CredentialRevoked(enfB, jti) {
 		t.Errorf("instance b does not know credential %s is revoked", jti)
+	}
+}
+
+// A bearer token whose jti is revoked (a task credential presented back,
+// or revoked by any instance) is refused wherever it is shown.
+func TestRevokedJTIRefused(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	revoked := h.tokenWith(t, func(c map[string]any) { c["jti"] = "jti-revoked" })
+	other := h.tokenWith(t, func(c map[string]any) { c["jti"] = "jti-live" })
+	kv, err := h.nats.JetStream().KeyValue(context.Background(), stream.Revocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(stream.Revocation{Tenant: "acme", TaskID: "t-x", JTI: "jti-revoked", Reason: "revoked", RevokedAt: time.Now(), Until: time.Now().Add(time.Hour)})
+	if _, err := kv.Put(context.Background(), stream.JTIRevocationKey("jti-revoked"), v); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		if r := send(t, "POST", h.url, "/mcp", toolCall("search", `{}`), bearer(revoked)); r.status != 401 || errorCode(r) != "token_revoked" {
+			return fmt.Errorf("revoked jti: %d %v", r.status, r.body)
+		}
+		return nil
+	})
+	if r := send(t, "POST", h.url, "/mcp", toolCall("search", `{}`), bearer(other)); r.status != 200 {
+		t.Errorf("another jti: %d %v", r.status, r.body)
+	}
+	if n := h.hits.Load(); n != 1 {
+		t.Errorf("%d calls reached the backend, want the live token's one", n)
+	}
+}
+
+// A client sending a fresh task id per call starts at most
+// max_per_tenant tasks: the shared bucket and every instance's copy stay
+// bounded, and another tenant's tasks are untouched by the flood.
+func TestTaskFloodBounded(t *testing.T) {
+	h := newHarness(t, 2*time.Second, func(h *harness, c *enforcer.Config) { c.Tasks = task.Config{MaxPerTenant: 5} })
+	alice := bearer(h.token(t))
+	globex := bearer(h.tokenWith(t, func(c map[string]any) { c["tenant"] = "globex" }))
+	codes := map[string]int{}
+	for i := range 12 {
+		r := call(t, h.url, "search", fmt.Sprintf("flood-%d", i), alice)
+		codes[fmt.Sprintf("%d %s", r.status, errorCode(r))]++
+	}
+	if codes["200 "] != 5 || codes["503 task_table_full"] != 7 {
+		t.Fatalf("flood: %v, want 5 started and 7 refused task_table_full", codes)
+	}
+	if r := declareTask(t, h.url, `{"id":"flood-decl","tools":["search"]}`, alice); r.status != 503 || errorCode(r) != "task_table_full" {
+		t.Errorf("a declaration past the bound: %d %v", r.status, r.body)
+	}
+	if r := call(t, h.url, "search", "flood-1", alice); r.status != 200 {
+		t.Errorf("a started task still works: %d %v", r.status, r.body)
+	}
+	if r := declareTask(t, h.url, `{"id":"flood-1","tools":["search"]}`, globex); r.status != 201 {
+		t.Errorf("another tenant's declaration: %d %v", r.status, r.body)
+	}
+}
+
+// With NATS unreachable and nats.on_unavailable: spool, a call under an
+// undeclared task is decided on the instance's own view and spooled; one
+// under a budgeted task is refused (its budget cannot be counted), and
+// one under a task the instance saw end is refused as ended.
+func TestTaskCallsWhileNATSDownWithSpool(t *testing.T) {
+	h := newHarness(t, 500*time.Millisecond, func(h *harness, c *enforcer.Config) {
+		c.NATS.OnUnavailable, c.NATS.Spool = audit.Spool, spool.Config{Dir: t.TempDir()}
+	})
+	alice := bearer(h.token(t))
+	for _, r := range []reply{
+		call(t, h.url, "search", "t-open", alice),
+		declareTask(t, h.url, `{"id":"t-budget","tools":["search"],"destinations":["unknown"],"data_classes":["unclassified"],"max_calls":5}`, alice),
+		call(t, h.url, "search", "t-budget", alice),
+		call(t, h.url, "search", "t-done", alice),
+		completeTask(t, h.url, "t-done", alice),
+	} {
+		if r.status/100 != 2 {
+			t.Fatalf("before the outage: %d %v", r.status, r.body)
+		}
+	}
+	h.nats.Shutdown()
+	if r := call(t, h.url, "search", "t-open", alice); r.status != 200 {
+		t.Errorf("undeclared task while NATS is down: %d %v", r.status, r.body)
+	}
+	if r := call(t, h.url, "search", "t-budget", alice); r.status != 503 || errorCode(r) != "task_unavailable" {
+		t.Errorf("budgeted task while NATS is down: %d %v", r.status, r.body)
+	}
+	if r := call(t, h.url, "search", "t-done", alice); r.status != 403 || errorCode(r) != "task_ended" {
+		t.Errorf("ended task while NATS is down: %d %v", r.status, r.body)
 	}
 }

@@ -199,6 +199,9 @@ func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger)
 		// a request that was refused.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+		// Asynchronous errors (a watch's consumer lost while disconnected)
+		// are logged, not printed: the watches resume by themselves.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Debug("nats asynchronous error", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 			p.wake()

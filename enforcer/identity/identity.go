@@ -34,6 +34,9 @@ type Identity struct {
 	// MayAct lists the subjects the principal allows to act for it (the
 	// RFC 8693 "may_act" claim), or nil when the token has none.
 	MayAct []string
+	// JTI is the token's jti, "" when it has none: a revoked one (a task
+	// credential of an ended task presented back) is refused.
+	JTI string
 	// Expires is the token's exp: nothing minted on the caller's
 	// authority (a task credential) outlives it.
 	Expires time.Time
@@ -288,7 +291,7 @@ func (v *Verifier) identity(tok jwt.Token, issuerTenant string) (*Identity, erro
 		}
 		return s, nil
 	}
-	id := &Identity{Identity: event.Identity{Subject: tok.Subject(), Issuer: tok.Issuer()}}
+	id := &Identity{Identity: event.Identity{Subject: tok.Subject(), Issuer: tok.Issuer()}, JTI: tok.JwtID()}
 	if id.Subject == "" {
 		return nil, fail(TokenClaims, errors.New("no sub claim"))
 	}

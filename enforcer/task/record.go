@@ -33,7 +33,9 @@ type Record struct {
 	Tools        []string `json:"tools,omitempty"`
 	Destinations []string `json:"destinations,omitempty"`
 	DataClasses  []string `json:"data_classes,omitempty"`
-	// MaxCalls is the call budget (0: none); Calls the allowed calls so far.
+	// MaxCalls is the call budget (0: none); Calls the allowed calls that
+	// updated the record: all of them under a budget, otherwise those
+	// that marked the task active (see Store.Charge).
 	MaxCalls   int64     `json:"max_calls,omitempty"`
 	Calls      int64     `json:"calls"`
 	Started    time.Time `json:"started"`

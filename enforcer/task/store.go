@@ -20,6 +20,7 @@ const (
 	DefaultIdleTimeout     = 30 * time.Minute
 	DefaultSweepInterval   = time.Second
 	DefaultMaxCredentials  = 1024
+	DefaultMaxPerTenant    = 10_000
 )
 
 // Config is the enforcer's "tasks" section.
@@ -43,6 +44,14 @@ type Config struct {
 	// distinct audience, scope and caller is one; reuse mints none).
 	// Past it a call needing a new one is refused. Default 1024.
 	MaxCredentials int `yaml:"max_credentials"`
+	// MaxPerTenant bounds a tenant's live tasks, so that a client sending
+	// a fresh task id per call cannot grow the shared bucket (and every
+	// instance's copy of it) without end: past it a call starting a new
+	// task, or a declaration, is refused (task_table_full) until tasks
+	// end. Counted in each instance's copy, so instances starting tasks
+	// at once may pass it by what they start within the watch's delay.
+	// Default 10000.
+	MaxPerTenant int `yaml:"max_per_tenant"`
 }
 
 // SetDefaults fills the unset fields of c.
@@ -59,6 +68,9 @@ func (c *Config) SetDefaults() {
 	if c.MaxCredentials == 0 {
 		c.MaxCredentials = DefaultMaxCredentials
 	}
+	if c.MaxPerTenant == 0 {
+		c.MaxPerTenant = DefaultMaxPerTenant
+	}
 }
 
 // Validate reports the first configuration error.
@@ -70,8 +82,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("tasks: task_idle_timeout %s is under a second", c.IdleTimeout)
 	case c.SweepInterval <= 0 || c.SweepInterval > c.IdleTimeout:
 		return fmt.Errorf("tasks: sweep_interval %s must be positive and at most task_idle_timeout", c.SweepInterval)
-	case c.MaxCredentials < 1:
-		return errors.New("tasks: max_credentials must be positive")
+	case c.MaxCredentials < 1 || c.MaxPerTenant < 1:
+		return errors.New("tasks: max_credentials and max_per_tenant must be positive")
 	}
 	return nil
 }
@@ -84,6 +96,8 @@ var (
 	ErrForeign     = errors.New("task: held by another principal")
 	ErrBudget      = errors.New("task: call budget spent")
 	ErrCredentials = errors.New("task: too many credentials minted under the task")
+	// ErrFull refuses a new task of a tenant with max_per_tenant live.
+	ErrFull = errors.New("task: the tenant's live tasks are at max_per_tenant")
 	// ErrUnavailable reports that the bucket could not be read or
 	// written: the call's effect on the task cannot be known, so it is
 	// refused.
@@ -117,7 +131,8 @@ type Store struct {
 
 	mu    sync.RWMutex
 	local map[string]entry
-	ready chan struct{} // closed when the watch has delivered the bucket
+	live  map[string]int // live tasks in local, by tenant
+	ready chan struct{}  // closed when the watch has delivered the bucket
 }
 
 type entry struct {
@@ -143,7 +158,7 @@ func KnownRevoked(fn func(tenant, id string) bool) Option { return func(s *Store
 func New(cfg Config, tasks, revocations jetstream.KeyValue, instance string, log *slog.Logger, opts ...Option) *Store {
 	cfg.SetDefaults()
 	s := &Store{cfg: cfg, kv: tasks, revs: revocations, instance: instance, log: log, now: time.Now,
-		local: map[string]entry{}, ready: make(chan struct{})}
+		local: map[string]entry{}, live: map[string]int{}, ready: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -193,7 +208,7 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.local, e.Key())
+		s.drop(e.Key())
 		return
 	}
 	var r Record
@@ -204,7 +219,37 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 	if old, ok := s.local[e.Key()]; ok && old.rev > e.Revision() {
 		return // an update of ours already brought a newer one
 	}
-	s.local[e.Key()] = entry{rec: r, rev: e.Revision()}
+	s.set(e.Key(), entry{rec: r, rev: e.Revision()})
+}
+
+// set and drop change the local copy, keeping the count of each tenant's
+// live tasks. The caller holds mu.
+func (s *Store) set(key string, e entry) {
+	s.drop(key)
+	s.local[key] = e
+	if e.rec.Ended == "" {
+		s.live[e.rec.Tenant]++
+	}
+}
+
+func (s *Store) drop(key string) {
+	old, ok := s.local[key]
+	if !ok {
+		return
+	}
+	delete(s.local, key)
+	if old.rec.Ended == "" {
+		if s.live[old.rec.Tenant]--; s.live[old.rec.Tenant] <= 0 {
+			delete(s.live, old.rec.Tenant)
+		}
+	}
+}
+
+// full reports whether tenant has max_per_tenant live tasks already.
+func (s *Store) full(tenant string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.live[tenant] >= s.cfg.MaxPerTenant
 }
 
 // View returns the local copy of tenant's task id, if it has one. It may
@@ -220,6 +265,9 @@ func (s *Store) View(tenant, id string) (Record, bool) {
 func (s *Store) Declare(ctx context.Context, r *Record) error {
 	if s.revoked != nil && s.revoked(r.Tenant, r.ID) {
 		return fmt.Errorf("%w: task %q ended before", ErrExists, r.ID)
+	}
+	if s.full(r.Tenant) {
+		return ErrFull
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -260,12 +308,19 @@ type Call struct {
 // another principal (ErrForeign), has spent its budget (ErrBudget) or
 // holds too many credentials; otherwise it counts the call, marks the
 // task active and adds the credential. The update is revision-checked:
-// a call that reaches the record after the task ended is refused.
+// a call that reaches the record after the task ended is refused. A call
+// with nothing to write (see check) reads the record instead.
 func (s *Store) Charge(ctx context.Context, c Call) (Record, error) {
 	now := s.now()
+	if r, ok, err := s.check(ctx, c, now); ok {
+		return r, err
+	}
 	var over string
 	r, err := s.update(ctx, c.Tenant, c.ID, true, func(r *Record, exists bool) error {
 		if !exists {
+			if s.full(c.Tenant) {
+				return ErrFull
+			}
 			*r = Record{Tenant: c.Tenant, ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, Bound: c.ClientChosen,
 				Started: now.UTC(), Deadline: now.Add(s.cfg.MaxTaskDuration).UTC(), LastActive: now.UTC()}
 		}
@@ -295,6 +350,45 @@ func (s *Store) Charge(ctx context.Context, c Call) (Record, error) {
 		s.endExpired(ctx, c.Tenant, c.ID, over)
 	}
 	return r, err
+}
+
+// check is Charge for a call that changes nothing worth a write: its
+// task has no budget, it brings no credential, and the task was marked
+// active less than a quarter of task_idle_timeout ago. It reads the
+// record from the bucket instead of updating it, so the calls of a busy
+// task do not contend for one key, and still sees an end written before
+// it. It reports false when the call needs the update.
+func (s *Store) check(ctx context.Context, c Call, now time.Time) (Record, bool, error) {
+	if c.Credential != nil {
+		return Record{}, false, nil
+	}
+	key := stream.TaskKey(c.Tenant, c.ID)
+	s.mu.RLock()
+	cur, ok := s.local[key]
+	s.mu.RUnlock()
+	if !ok || cur.rec.MaxCalls > 0 || now.Sub(cur.rec.LastActive) >= s.cfg.IdleTimeout/4 {
+		return Record{}, false, nil
+	}
+	e, err := s.kv.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return Record{}, false, nil
+		}
+		return Record{}, true, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, true, fmt.Errorf("%w: record unreadable: %v", ErrUnavailable, err)
+	}
+	switch {
+	case !r.MayAct(c.Issuer, c.Subject):
+		return r, true, ErrForeign
+	case r.Ended != "":
+		return r, true, fmt.Errorf("%w: %s", ErrEnded, r.Ended)
+	case r.MaxCalls > 0 || now.Sub(r.LastActive) >= s.cfg.IdleTimeout/4 || r.Expired(now, s.cfg.IdleTimeout) != "":
+		return Record{}, false, nil // changed since: the update decides
+	}
+	return r, true, nil
 }
 
 // End ends tenant's task id for reason, unless check (when not nil)
@@ -432,7 +526,7 @@ func (s *Store) remember(key string, r Record, rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.local[key]; !ok || old.rev < rev {
-		s.local[key] = entry{rec: r, rev: rev}
+		s.set(key, entry{rec: r, rev: rev})
 	}
 }
 
@@ -453,7 +547,7 @@ func (s *Store) sweep(ctx context.Context) {
 				ends = append(ends, due{r.Tenant, r.ID, reason})
 			}
 		case now.Sub(r.EndedAt) > time.Minute:
-			delete(s.local, k)
+			s.drop(k)
 		case s.revoked != nil && now.Sub(r.EndedAt) > 2*s.cfg.SweepInterval && !s.revoked(r.Tenant, r.ID):
 			repair = append(repair, *r)
 		}

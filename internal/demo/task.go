@@ -44,6 +44,24 @@ type TaskStep struct {
 	Handed string
 	// Want is the status the step must get.
 	Want int
+	// Caller made the step; Tool is the tool it called ("" for the task
+	// API).
+	Caller workload.Caller
+	Tool   string
+}
+
+// Results are the task's requests as the workload's results, for what
+// counts every call the demo made.
+func (t *TaskRun) Results() []workload.Result {
+	out := make([]workload.Result, len(t.Steps))
+	for i, s := range t.Steps {
+		c := workload.Call{Caller: s.Caller, Tool: s.Tool, Want: s.Want}
+		if s.Tool != "" {
+			c.RPCMethod = "tools/call"
+		}
+		out[i] = workload.Result{Call: c, Status: s.Status, RequestID: s.RequestID}
+	}
+	return out
 }
 
 // Forwarded is how many of the task's requests reached the backend.
@@ -70,14 +88,15 @@ func runTask(ctx context.Context, enforcerURL string, issuer *workload.Issuer, t
 	steps := []struct {
 		what, path, body string
 		caller           workload.Caller
+		tool             string
 		want             int
 	}{
-		{"declare (orchestrator)", "/_rampart/tasks", decl, taskOrchestrator, http.StatusCreated},
-		{"read_file /board/q3.pdf", "/mcp", read("/board/q3.pdf"), taskWorker, http.StatusOK},
-		{"read_file /board/q3-minutes.pdf", "/mcp", read("/board/q3-minutes.pdf"), taskWorker, http.StatusOK},
-		{"send_email (not declared)", "/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"x@acme.example"}}}`, taskWorker, http.StatusForbidden},
-		{"complete (orchestrator)", "/_rampart/tasks/" + id + "/complete", "", taskOrchestrator, http.StatusOK},
-		{"read_file after the end", "/mcp", read("/board/q3.pdf"), taskWorker, http.StatusForbidden},
+		{"declare (orchestrator)", "/_rampart/tasks", decl, taskOrchestrator, "", http.StatusCreated},
+		{"read_file /board/q3.pdf", "/mcp", read("/board/q3.pdf"), taskWorker, "read_file", http.StatusOK},
+		{"read_file /board/q3-minutes.pdf", "/mcp", read("/board/q3-minutes.pdf"), taskWorker, "read_file", http.StatusOK},
+		{"send_email (not declared)", "/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"x@acme.example"}}}`, taskWorker, "send_email", http.StatusForbidden},
+		{"complete (orchestrator)", "/_rampart/tasks/" + id + "/complete", "", taskOrchestrator, "", http.StatusOK},
+		{"read_file after the end", "/mcp", read("/board/q3.pdf"), taskWorker, "read_file", http.StatusForbidden},
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, s := range steps {
@@ -101,7 +120,8 @@ func runTask(ctx context.Context, enforcerURL string, issuer *workload.Issuer, t
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		st := TaskStep{What: s.what, Status: resp.StatusCode, Want: s.want, RequestID: resp.Header.Get("X-Rampart-Request-Id"), Code: refusalCode(raw)}
+		st := TaskStep{What: s.what, Status: resp.StatusCode, Want: s.want, RequestID: resp.Header.Get("X-Rampart-Request-Id"), Code: refusalCode(raw),
+			Caller: s.caller, Tool: s.tool}
 		if s.path == "/mcp" && resp.StatusCode == http.StatusOK {
 			st.Handed = issuerOf(tools.Authorization(st.RequestID))
 		}

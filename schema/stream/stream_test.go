@@ -56,3 +56,20 @@ func TestRevocationKeysRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Task keys are valid KV keys whatever the tenant and id, and no two
+// (tenant, task) pairs share one: "a.b"/"c" is not "a"/"b.c".
+func TestTaskKeysDistinct(t *testing.T) {
+	pairs := [][2]string{{"a.b", "c"}, {"a", "b.c"}, {"acme", "T-1"}, {"acme", "t-1"}, {"", "x"}, {"x", ""}, {"acme", "t 1"}}
+	seen := map[string][2]string{}
+	for _, p := range pairs {
+		k := stream.TaskKey(p[0], p[1])
+		if strings.Trim(k, "-/_=.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
+			t.Fatalf("key %q has characters a KV key may not", k)
+		}
+		if other, dup := seen[k]; dup {
+			t.Fatalf("%q and %q share key %q", p, other, k)
+		}
+		seen[k] = p
+	}
+}
