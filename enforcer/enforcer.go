@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/credential"
@@ -62,6 +63,7 @@ type Enforcer struct {
 	schemas      *toolschema.Registry
 	dests        *destination.Map
 	minter       *credential.Minter // nil unless credentials are configured
+	revocations  jetstream.KeyValue // RAMPART_REVOCATIONS; nil unless credentials are configured
 	inflight     chan struct{}      // one slot per request being handled
 	responses    chan *event.Event  // response events on their way to the record
 	closing      chan struct{}      // closed by Close: no more queueing
@@ -146,6 +148,13 @@ func New(ctx context.Context, cfg Config) (*Enforcer, error) {
 		e.verifier.Close()
 		return nil, fmt.Errorf("enforcer: %w", err)
 	}
+	if e.minter != nil {
+		if e.revocations, err = openRevocations(ctx, e.audit.JetStream(), *e.cfg.NATS.Stream, cfg.Credentials.MaxTTL+revocationMargin); err != nil {
+			e.audit.Close()
+			e.verifier.Close()
+			return nil, err
+		}
+	}
 	e.bindings = binding.New(cfg.SessionBindings)
 	e.serverRequests = binding.New(binding.Config{MaxPerPrincipal: 256, IdleTimeout: 10 * time.Minute})
 	e.tracer = installedTracer(otel.GetTracerProvider())
@@ -191,6 +200,8 @@ func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
 	}
 	p := r.URL.Path
 	switch {
+	case brokerDestinations[p] != "":
+		e.serveBroker(w, r)
 	case e.minter != nil && p == credential.JWKSPath:
 		// The keys of the tokens backends receive, public halves only; the
 		// backend's own path of that name is not reachable through here.

@@ -228,6 +228,10 @@ func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger)
 	return p, nil
 }
 
+// JetStream is the publisher's JetStream, for the enforcer's key-value
+// buckets on the same connection (revocations).
+func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
+
 // SpoolBytes is how much the spool holds for JetStream (0 without a spool).
 func (p *Publisher) SpoolBytes() int64 {
 	if p.spool == nil {
