@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 )
@@ -498,5 +500,96 @@ func TestBrokerOnlyWhereCredentialsAre(t *testing.T) {
 				t.Fatalf("%d broker calls forwarded", h.hits.Load())
 			}
 		})
+	}
+}
+
+// Concurrent revocations of one credential race to one record: every
+// caller gets 200, and exactly one credential revoked event is recorded.
+func TestRevocationRace(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withBroker(t))
+	orch := h.caller(t, "svc:orchestrator")
+	token := h.form(t, enforcer.TokenPath, orch, exchangeForm(h.token(t), "")).body["access_token"].(string)
+	const n = 8
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			r := h.form(t, enforcer.RevokePath, orch, url.Values{"token": {token}})
+			if r.status != 200 {
+				t.Errorf("revoke: %d %s", r.status, r.raw)
+			}
+			ids <- r.requestID()
+		})
+	}
+	wg.Wait()
+	close(ids)
+	mine := map[string]bool{}
+	for id := range ids {
+		mine[id] = true
+	}
+	var revoked, decisions int
+	h.readEvents(t, 10*time.Second, func(batch []*event.Event) bool {
+		for _, e := range batch {
+			if !mine[e.RequestID] {
+				continue
+			}
+			switch e.Kind {
+			case event.KindCredential:
+				revoked++
+			case event.KindDecision:
+				decisions++
+			}
+		}
+		return decisions < n
+	})
+	if decisions != n || revoked != 1 {
+		t.Fatalf("%d decisions, %d revoked events; want %d and exactly 1", decisions, revoked, n)
+	}
+}
+
+// With JetStream away an exchange is refused: a token whose issue the
+// record lacks is never handed out.
+func TestExchangeWithoutRecordHandsOutNothing(t *testing.T) {
+	h := newHarness(t, 300*time.Millisecond, withBroker(t))
+	orch, subject := h.caller(t, "svc:orchestrator"), h.token(t)
+	h.nats.Shutdown()
+	h.nats.WaitForShutdown()
+	for _, path := range []string{enforcer.TokenPath, enforcer.IntrospectPath, enforcer.RevokePath} {
+		r := h.form(t, path, orch, exchangeForm(subject, "", "token", "x"))
+		if r.status != http.StatusServiceUnavailable || r.code() != "audit_unavailable" || r.oauth() != "temporarily_unavailable" || strings.Contains(r.raw, "access_token") {
+			t.Errorf("%s: %d %s", path, r.status, r.raw)
+		}
+	}
+}
+
+// An expired credential, signed by the fleet's own key, is inactive at
+// introspection and revokes nothing.
+func TestExpiredCredentialIsInactive(t *testing.T) {
+	var cfg credential.Config
+	h := newHarness(t, 2*time.Second, withBroker(t), func(_ *harness, c *enforcer.Config) { cfg = c.Credentials })
+	past := func() time.Time { return time.Now().Add(-time.Hour) }
+	m, err := credential.New(cfg, credential.WithClock(past))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := m.Mint(&credential.Request{Tenant: "acme", Subject: "user:alice", Audience: "https://crm.test", Scope: []string{"crm.read"}, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(tok.Raw); err != nil {
+		t.Fatalf("the control: at its own clock the token is live: %v", err)
+	}
+	r := h.form(t, enforcer.IntrospectPath, h.caller(t, "svc:crm"), url.Values{"token": {tok.Raw}})
+	if r.status != 200 || len(r.body) != 1 || r.body["active"] != false {
+		t.Fatalf("an expired credential: %d %s", r.status, r.raw)
+	}
+	if d := h.events(t, r.requestID(), event.KindDecision)[event.KindDecision].Decision; !strings.Contains(d.Reason, "expired") {
+		t.Errorf("recorded %+v", d)
+	}
+	if rr := h.form(t, enforcer.RevokePath, h.caller(t, "svc:orchestrator"), url.Values{"token": {tok.Raw}}); rr.status != 200 {
+		t.Fatalf("revoking an expired credential: %d", rr.status)
+	}
+	if _, err := h.revocations(t).Get(context.Background(), stream.JTIRevocationKey(tok.JTI)); err == nil {
+		t.Fatal("an expired credential was written to the revocations")
 	}
 }
