@@ -165,8 +165,27 @@ func TestBrokerRefusesUnauthenticatedCallers(t *testing.T) {
 			})
 		}
 	}
+	// Two Authorization fields: which one a proxy checked is a guess.
+	orch := h.caller(t, "svc:orchestrator")
+	r := h.send(t, http.MethodPost, enforcer.TokenPath, "", exchangeForm(subject, "").Encode(),
+		http.Header{"Content-Type": formHeader["Content-Type"], "Authorization": {"Bearer " + orch, "Bearer " + orch}})
+	h.refusedAndRecorded(t, r, http.StatusUnauthorized, "invalid_client", "token_malformed")
 	if h.hits.Load() != 0 {
 		t.Fatalf("%d broker calls reached the backend", h.hits.Load())
+	}
+}
+
+// Spellings that mean the same to every HTTP and OAuth reader are
+// accepted: the scheme and the media type in any letter case, a form's
+// "+" for a space.
+func TestBrokerAcceptsEquivalentSpellings(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withBroker(t))
+	orch, subject := h.caller(t, "svc:orchestrator"), h.token(t)
+	body := strings.Replace(exchangeForm(subject, "", "scope", "crm.read crm.write").Encode(), "%20", "+", 1)
+	r := h.send(t, http.MethodPost, enforcer.TokenPath, "", body, http.Header{
+		"Content-Type": {"Application/X-WWW-Form-URLEncoded;Charset=UTF-8"}, "Authorization": {"bEaReR " + orch}})
+	if r.status != 200 || r.body["scope"] != "crm.read crm.write" {
+		t.Fatalf("%d %s", r.status, r.raw)
 	}
 }
 
