@@ -6,6 +6,8 @@
 // nginx or Caddy, and as Envoy's ext_authz service (package extauthz). In
 // every mode a request is let through only when the decision is allow and
 // its record is acknowledged, and every mode records the same events.
+// With credentials configured (proxy mode) it is also the credential
+// broker: token exchange, introspection and revocation (broker*.go).
 package enforcer
 
 import (
@@ -200,7 +202,10 @@ func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
 	}
 	p := r.URL.Path
 	switch {
-	case brokerDestinations[p] != "":
+	case brokerDestinations[p] != "" && e.proxy != nil:
+		// Served with credentials, and never forwarded without: a subject
+		// token sent here is no backend's. Gateway modes leave the paths to
+		// what they serve (they never have credentials).
 		e.serveBroker(w, r)
 	case e.minter != nil && p == credential.JWKSPath:
 		// The keys of the tokens backends receive, public halves only; the
