@@ -93,7 +93,10 @@ func (e *Enforcer) serveBroker(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeNotFound, "", "", nil)
 		return
 	}
-	ctx := r.Context()
+	// One span per call, as a decision's, with the identity, policy and
+	// record spans under it.
+	ctx, span := e.startDecision(r.Context(), r.Header)
+	defer endSpan(span)
 	c := &check{method: r.Method, host: r.Host, path: r.URL.Path, rawPath: r.URL.EscapedPath(), query: r.URL.RawQuery, header: r.Header}
 	c.peerSPIFFE, c.certErr = peerSPIFFEID(r.TLS)
 	x := e.newExchange(c)
