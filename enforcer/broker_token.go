@@ -135,7 +135,7 @@ func (e *Enforcer) readExchange(ctx context.Context, caller *identity.Identity, 
 	}
 	q.audience = aud
 	for _, s := range strings.Fields(f.Get("scope")) {
-		if err := (&credential.Spec{Audience: "-", TTL: time.Second, Scope: []string{s}}).Validate(); err != nil {
+		if err := credential.CheckScope(s); err != nil {
 			return nil, CodeOAuthRequestInvalid, err
 		}
 		if !slices.Contains(q.scope, s) {

@@ -176,11 +176,18 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("credential: ttl %s is under a second", s.TTL)
 	}
 	for _, sc := range s.Scope {
-		// RFC 6749 §3.3: scope tokens are printable ASCII without space,
-		// double quote or backslash.
-		if sc == "" || strings.ContainsFunc(sc, func(r rune) bool { return r <= 0x20 || r >= 0x7f || r == '"' || r == '\\' }) {
-			return fmt.Errorf("credential: scope %q is not a scope token", sc)
+		if err := CheckScope(sc); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// CheckScope reports whether s is one scope token (RFC 6749 §3.3):
+// printable ASCII without space, double quote or backslash.
+func CheckScope(s string) error {
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r >= 0x7f || r == '"' || r == '\\' }) {
+		return fmt.Errorf("credential: scope %q is not a scope token", s)
 	}
 	return nil
 }
