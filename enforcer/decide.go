@@ -127,15 +127,7 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 	}
 	minted.keep(e.minter) // recorded: now it may be reused
 	if d.Effect != event.EffectAllow {
-		code := CodePolicyDenied
-		switch d.Code {
-		case policy.DecisionBudgetExceeded:
-			code = CodeBudgetExceeded
-		case policy.DecisionBudgetTableFull:
-			code = CodeBudgetTableFull
-		case policy.DecisionTaskScope:
-			code = CodeTaskScopeViolation
-		}
+		code := denialCode(d)
 		return &outcome{id: x.id, code: code, status: code.Status(), x: x,
 			reply: refusalBody(x, code, d.Reason, d.RuleID, d.PolicyID)}
 	}

@@ -6,6 +6,8 @@
 // nginx or Caddy, and as Envoy's ext_authz service (package extauthz). In
 // every mode a request is let through only when the decision is allow and
 // its record is acknowledged, and every mode records the same events.
+// With credentials configured (proxy mode) it is also the credential
+// broker: token exchange, introspection and revocation (broker*.go).
 package enforcer
 
 import (
@@ -21,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/credential"
@@ -67,6 +70,7 @@ type Enforcer struct {
 	minter       *credential.Minter      // nil unless credentials are configured
 	tasks        *task.Store             // every task's shared state
 	revocations  *credential.Revocations // ended tasks and revoked credentials, watched
+	revocationKV jetstream.KeyValue      // the same bucket, read and written by the broker
 	watchers     sync.WaitGroup          // the task and revocation watches
 	inflight     chan struct{}           // one slot per request being handled
 	responses    chan *event.Event       // response events on their way to the record
@@ -205,6 +209,11 @@ func (e *Enforcer) route(w http.ResponseWriter, r *http.Request) {
 		// Never forwarded: the task API is the enforcer's own, whatever
 		// the upstream serves under that path.
 		e.serveTaskAPI(w, r)
+	case brokerDestinations[p] != "" && e.proxy != nil:
+		// Served with credentials, and never forwarded without: a subject
+		// token sent here is no backend's. Gateway modes leave the paths to
+		// what they serve (they never have credentials).
+		e.serveBroker(w, r)
 	case e.minter != nil && p == credential.JWKSPath:
 		// The keys of the tokens backends receive, public halves only; the
 		// backend's own path of that name is not reachable through here.
@@ -268,6 +277,7 @@ func (e *Enforcer) startTasks(ctx, watchCtx context.Context) error {
 		return err
 	}
 	e.revocations = credential.NewRevocations(e.cfg.Revocations, revsKV, ttl, e.log)
+	e.revocationKV = revsKV
 	e.tasks = task.New(e.cfg.Tasks, tasksKV, revsKV, e.cfg.Instance, e.log,
 		task.OnEnd(e.taskEnded), task.KnownRevoked(e.revocations.TaskEnded))
 	for _, run := range []func(context.Context) error{e.revocations.Run, e.tasks.Run} {

@@ -157,6 +157,53 @@ const (
 	// CodeBodyCharsetUnsupported refuses a Content-Type whose charset is
 	// not utf-8, or that is malformed or repeated.
 	CodeBodyCharsetUnsupported = Code("body_charset_unsupported")
+	// The credential broker's endpoints (/_rampart/token, introspect,
+	// revoke): each answers as RFC 6749 §5.2 with the OAuth error of
+	// oauthErrors beside the code.
+	//
+	// CodeOAuthMethodNotAllowed refuses a method other than POST.
+	CodeOAuthMethodNotAllowed = Code("oauth_method_not_allowed")
+	// CodeOAuthContentType refuses a body that is not
+	// application/x-www-form-urlencoded in UTF-8 (JSON included), or a
+	// Content-Type that is repeated or malformed.
+	CodeOAuthContentType = Code("oauth_content_type")
+	// CodeOAuthRequestInvalid refuses a form that does not parse, or
+	// lacks a required parameter or carries one that must be absent.
+	CodeOAuthRequestInvalid = Code("oauth_request_invalid")
+	// CodeOAuthParamRepeated refuses a form with a parameter more than
+	// once (RFC 6749 §3.2): which one a client meant is a guess.
+	CodeOAuthParamRepeated = Code("oauth_param_repeated")
+	// CodeGrantTypeUnsupported refuses a grant_type other than token
+	// exchange.
+	CodeGrantTypeUnsupported = Code("grant_type_unsupported")
+	// CodeTokenTypeUnsupported refuses a subject, actor or requested
+	// token type other than access_token and jwt.
+	CodeTokenTypeUnsupported = Code("token_type_unsupported")
+	// CodeSubjectTokenInvalid and CodeActorTokenInvalid refuse a subject
+	// or actor token the identity issuers do not verify (expired, HS256,
+	// alg none, unknown issuer ...; the record says which), or an actor
+	// its subject's may_act does not name, or a chain grown too deep.
+	CodeSubjectTokenInvalid = Code("subject_token_invalid")
+	CodeActorTokenInvalid   = Code("actor_token_invalid")
+	// CodeTokenChained refuses a subject or actor token that is itself a
+	// Rampart credential: a backend given one could otherwise mint itself
+	// tokens for other audiences.
+	CodeTokenChained = Code("token_chained")
+	// CodeTenantMismatch refuses an exchange whose caller, subject token
+	// and actor token are not all of one tenant.
+	CodeTenantMismatch = Code("tenant_mismatch")
+	// CodeTargetNotGranted refuses an exchange for an audience that the
+	// allowing rule's credential obligation does not name (or an allowing
+	// rule without one).
+	CodeTargetNotGranted = Code("target_not_granted")
+	// CodeScopeExceeded refuses an exchange asking a scope beyond the
+	// allowing rule's credential obligation.
+	CodeScopeExceeded = Code("scope_exceeded")
+	// CodeRevocationUnavailable answers an introspection or revocation
+	// when the revocations bucket cannot be read or written: never an
+	// "active" that might be revoked, never a 200 for an unwritten
+	// revocation.
+	CodeRevocationUnavailable = Code("revocation_unavailable")
 	// Tool argument validation, before policy (package toolschema).
 	CodeArgsInvalid   = Code(toolschema.ArgsInvalid)
 	CodeToolUnknown   = Code(toolschema.ToolUnknown)
@@ -257,13 +304,30 @@ var errorTable = map[Code]struct {
 	CodeMCPRequestInvalid:       {http.StatusBadRequest, "GET and DELETE to an MCP endpoint carry no body"},
 	CodeBodyEncodingUnsupported: {http.StatusUnsupportedMediaType, "request bodies are accepted without a content coding only"},
 	CodeBodyCharsetUnsupported:  {http.StatusUnsupportedMediaType, "request bodies are accepted in UTF-8 only"},
+
+	CodeOAuthMethodNotAllowed: {http.StatusMethodNotAllowed, "this endpoint accepts POST only"},
+	CodeOAuthContentType:      {http.StatusUnsupportedMediaType, "the body must be application/x-www-form-urlencoded (UTF-8)"},
+	CodeOAuthRequestInvalid:   {http.StatusBadRequest, "the request's parameters are invalid"},
+	CodeOAuthParamRepeated:    {http.StatusBadRequest, "a parameter is repeated"},
+	CodeGrantTypeUnsupported:  {http.StatusBadRequest, "grant_type must be urn:ietf:params:oauth:grant-type:token-exchange"},
+	CodeTokenTypeUnsupported:  {http.StatusBadRequest, "token types accepted: urn:ietf:params:oauth:token-type:access_token and :jwt"},
+	CodeSubjectTokenInvalid:   {http.StatusBadRequest, "the subject_token is not accepted"},
+	CodeActorTokenInvalid:     {http.StatusBadRequest, "the actor_token is not accepted"},
+	CodeTokenChained:          {http.StatusBadRequest, "a Rampart credential cannot be exchanged"},
+	CodeTenantMismatch:        {http.StatusBadRequest, "the caller, subject and actor are not of one tenant"},
+	CodeTargetNotGranted:      {http.StatusBadRequest, "no credential for this audience is granted"},
+	CodeScopeExceeded:         {http.StatusBadRequest, "the scope asked exceeds what is granted"},
+	CodeRevocationUnavailable: {http.StatusServiceUnavailable, "revocations cannot be read or written; retry"},
 }
 
 // setHeader adds to h the headers that an answer with c's status needs:
 // Allow, for 405.
 func (c Code) setHeader(h http.Header) {
-	if c == CodeMCPMethodNotAllowed {
+	switch c {
+	case CodeMCPMethodNotAllowed:
 		h.Set("Allow", mcp.EndpointMethods)
+	case CodeOAuthMethodNotAllowed:
+		h.Set("Allow", http.MethodPost)
 	}
 }
 

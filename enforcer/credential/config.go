@@ -44,6 +44,13 @@ type Config struct {
 	// until its last token expires, next_key_file — it is published either
 	// way).
 	NextKeyFile string `yaml:"next_key_file"`
+	// RetiringKeyFiles hold keys that no longer sign but whose tokens may
+	// still be live: each is published in the JWKS and verifies at
+	// introspection until it is removed from the list, which must wait
+	// until max_ttl has passed since the last instance signed with it.
+	// Only their public halves are used. The rotation procedure is in the
+	// README (Task credentials, Key rotation).
+	RetiringKeyFiles []string `yaml:"retiring_key_files"`
 	// MaxTTL bounds every spec's ttl. Default 1h.
 	MaxTTL time.Duration `yaml:"max_ttl"`
 	// Cache bounds the minted tokens kept for reuse.
@@ -75,7 +82,9 @@ type CacheConfig struct {
 }
 
 // Enabled reports whether credentials are configured at all.
-func (c *Config) Enabled() bool { return c.Issuer != "" || c.KeyFile != "" || c.NextKeyFile != "" }
+func (c *Config) Enabled() bool {
+	return c.Issuer != "" || c.KeyFile != "" || c.NextKeyFile != "" || len(c.RetiringKeyFiles) > 0
+}
 
 // SetDefaults fills the unset fields of c.
 func (c *Config) SetDefaults() {
@@ -109,6 +118,10 @@ func (c *Config) Validate() error {
 		return errors.New("credentials: key_file is required")
 	case c.NextKeyFile == c.KeyFile:
 		return errors.New("credentials: next_key_file is key_file")
+	case slices.Contains(c.RetiringKeyFiles, c.KeyFile):
+		return errors.New("credentials: retiring_key_files lists key_file: the signing key cannot be retiring")
+	case c.NextKeyFile != "" && slices.Contains(c.RetiringKeyFiles, c.NextKeyFile):
+		return errors.New("credentials: retiring_key_files lists next_key_file")
 	case c.MaxTTL < time.Second:
 		return fmt.Errorf("credentials: max_ttl %s is under a second", c.MaxTTL)
 	case c.Cache.MaxPerTenant < 1 || c.Cache.MaxTenants < 1:
@@ -163,11 +176,18 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("credential: ttl %s is under a second", s.TTL)
 	}
 	for _, sc := range s.Scope {
-		// RFC 6749 §3.3: scope tokens are printable ASCII without space,
-		// double quote or backslash.
-		if sc == "" || strings.ContainsFunc(sc, func(r rune) bool { return r <= 0x20 || r >= 0x7f || r == '"' || r == '\\' }) {
-			return fmt.Errorf("credential: scope %q is not a scope token", sc)
+		if err := CheckScope(sc); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// CheckScope reports whether s is one scope token (RFC 6749 §3.3):
+// printable ASCII without space, double quote or backslash.
+func CheckScope(s string) error {
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r >= 0x7f || r == '"' || r == '\\' }) {
+		return fmt.Errorf("credential: scope %q is not a scope token", s)
 	}
 	return nil
 }

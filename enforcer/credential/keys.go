@@ -22,37 +22,51 @@ import (
 const JWKSPath = "/.well-known/jwks.json"
 
 // KeySet is the signing key and the keys published: the current one and,
-// while a rotation is under way, the next (or the retiring) one.
+// while a rotation is under way, the next and the retiring ones. Every
+// published key also verifies, so a token signed by a key being retired
+// stays good until it expires.
 type KeySet struct {
 	signer  crypto.Signer
 	alg     jwa.SignatureAlgorithm
 	kid     string
 	signKey jwk.Key
 	jwks    []byte // the published set, rendered once
+	// verify holds the public half of every published key, by kid.
+	verify map[string]publicKey
 }
 
-// LoadKeys reads the signing key from keyFile and, when nextFile is set,
-// the key published beside it.
-func LoadKeys(keyFile, nextFile string) (*KeySet, error) {
+// publicKey is a published key as Verify uses it: its algorithm is the
+// only one a token under its kid may name.
+type publicKey struct {
+	alg jwa.SignatureAlgorithm
+	key crypto.PublicKey
+}
+
+// LoadKeys reads the signing key from keyFile and the keys published
+// beside it: nextFile's (when set) and each of retiring's.
+func LoadKeys(keyFile, nextFile string, retiring ...string) (*KeySet, error) {
 	cur, err := readKey(keyFile)
 	if err != nil {
 		return nil, err
 	}
-	published := []crypto.Signer{cur}
-	if nextFile != "" {
-		next, err := readKey(nextFile)
+	var others []crypto.Signer
+	for _, f := range append([]string{nextFile}, retiring...) {
+		if f == "" {
+			continue
+		}
+		k, err := readKey(f)
 		if err != nil {
 			return nil, err
 		}
-		published = append(published, next)
+		others = append(others, k)
 	}
-	return NewKeySet(cur, published[1:]...)
+	return NewKeySet(cur, others...)
 }
 
 // NewKeySet signs with signer and publishes its public key and those of
 // others (keys being introduced or retired).
 func NewKeySet(signer crypto.Signer, others ...crypto.Signer) (*KeySet, error) {
-	ks := &KeySet{signer: signer}
+	ks := &KeySet{signer: signer, verify: map[string]publicKey{}}
 	var err error
 	if ks.signKey, ks.alg, err = privateJWK(signer); err != nil {
 		return nil, err
@@ -70,6 +84,8 @@ func NewKeySet(signer crypto.Signer, others ...crypto.Signer) (*KeySet, error) {
 		if err := set.AddKey(pub); err != nil {
 			return nil, fmt.Errorf("credential: %w", err)
 		}
+		alg, _ := pub.Get(jwk.AlgorithmKey)
+		ks.verify[pub.KeyID()] = publicKey{alg: alg.(jwa.SignatureAlgorithm), key: s.Public()}
 	}
 	if ks.jwks, err = json.Marshal(set); err != nil {
 		return nil, fmt.Errorf("credential: render JWKS: %w", err)

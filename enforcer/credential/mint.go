@@ -116,7 +116,7 @@ func New(cfg Config, opts ...Option) (*Minter, error) {
 		return nil, err
 	}
 	var err error
-	if m.keys, err = LoadKeys(cfg.KeyFile, cfg.NextKeyFile); err != nil {
+	if m.keys, err = LoadKeys(cfg.KeyFile, cfg.NextKeyFile, cfg.RetiringKeyFiles...); err != nil {
 		return nil, err
 	}
 	m.cache = NewCache(cfg.Cache)
@@ -136,28 +136,29 @@ func (m *Minter) Keep(r *Request, tok Token) { m.cache.Put(r, tok) }
 // CachedCount is the number of tokens cached for tenant.
 func (m *Minter) CachedCount(tenant string) int { return m.cache.Len(tenant) }
 
-// claims are a minted token's claims, in the order they are written.
-type claims struct {
-	Issuer    string    `json:"iss"`
-	Subject   string    `json:"sub"`
-	Audience  string    `json:"aud"`
-	Scope     string    `json:"scope,omitempty"`
-	Tenant    string    `json:"tenant,omitempty"`
-	TaskID    string    `json:"task_id,omitempty"`
-	SessionID string    `json:"session_id,omitempty"`
-	Act       *actClaim `json:"act,omitempty"`
-	JTI       string    `json:"jti"`
-	IssuedAt  int64     `json:"iat"`
-	NotBefore int64     `json:"nbf"`
-	Expires   int64     `json:"exp"`
+// Claims are a minted token's claims, in the order they are written: what
+// Verify returns and introspection answers.
+type Claims struct {
+	Issuer    string `json:"iss"`
+	Subject   string `json:"sub"`
+	Audience  string `json:"aud"`
+	Scope     string `json:"scope,omitempty"`
+	Tenant    string `json:"tenant,omitempty"`
+	TaskID    string `json:"task_id,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	Act       *Act   `json:"act,omitempty"`
+	JTI       string `json:"jti"`
+	IssuedAt  int64  `json:"iat"`
+	NotBefore int64  `json:"nbf"`
+	Expires   int64  `json:"exp"`
 }
 
-// actClaim is one RFC 8693 act: the outermost the current actor, each
-// nested one the actor before it.
-type actClaim struct {
-	Subject string    `json:"sub"`
-	Issuer  string    `json:"iss,omitempty"`
-	Act     *actClaim `json:"act,omitempty"`
+// Act is one RFC 8693 act: the outermost the current actor, each nested
+// one the actor before it.
+type Act struct {
+	Subject string `json:"sub"`
+	Issuer  string `json:"iss,omitempty"`
+	Act     *Act   `json:"act,omitempty"`
 }
 
 // Mint signs a new token for r; it does not cache it (see Keep).
@@ -181,7 +182,7 @@ func (m *Minter) Mint(r *Request) (Token, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return Token{}, fmt.Errorf("credential: jti: %w", err)
 	}
-	c := claims{
+	c := Claims{
 		Issuer: m.cfg.Issuer, Subject: r.Subject, Audience: r.Audience, Scope: strings.Join(r.Scope, " "),
 		Tenant: r.Tenant, TaskID: r.TaskID, SessionID: r.SessionID, Act: actOf(r.Chain),
 		JTI: base64.RawURLEncoding.EncodeToString(id[:]), IssuedAt: now.Unix(), NotBefore: now.Unix(), Expires: exp.Unix(),
@@ -203,10 +204,10 @@ func (m *Minter) Mint(r *Request) (Token, error) {
 
 // actOf nests chain (earliest first) as act claims, the last actor
 // outermost.
-func actOf(chain []event.Actor) *actClaim {
-	var act *actClaim
+func actOf(chain []event.Actor) *Act {
+	var act *Act
 	for _, a := range chain {
-		act = &actClaim{Subject: a.Subject, Issuer: a.Issuer, Act: act}
+		act = &Act{Subject: a.Subject, Issuer: a.Issuer, Act: act}
 	}
 	return act
 }
