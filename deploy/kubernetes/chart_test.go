@@ -21,6 +21,7 @@ import (
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -43,6 +44,7 @@ const chartDir = "rampart"
 type rendered struct {
 	deployments  []*appsv1.Deployment
 	statefulSets []*appsv1.StatefulSet
+	jobs         []*batchv1.Job // hooks, run before the rest
 	services     []*corev1.Service
 	configMaps   map[string]*corev1.ConfigMap
 	secrets      map[string]*corev1.Secret
@@ -55,10 +57,15 @@ type workload struct {
 	kind, name string
 	pod        corev1.PodTemplateSpec
 	claims     []string // a StatefulSet's volumeClaimTemplates
+	job        bool     // runs to completion: no probes, no PDB
 }
 
+// workloads are the release's pods: its Jobs first, as Helm runs them.
 func (r rendered) workloads() []workload {
 	var w []workload
+	for _, j := range r.jobs {
+		w = append(w, workload{kind: "Job", name: j.Name, pod: j.Spec.Template, job: true})
+	}
 	for _, d := range r.deployments {
 		w = append(w, workload{kind: "Deployment", name: d.Name, pod: d.Spec.Template})
 	}
@@ -138,6 +145,10 @@ func (r *rendered) add(doc []byte) error {
 	case "apps/v1 StatefulSet":
 		var o appsv1.StatefulSet
 		r.statefulSets = append(r.statefulSets, &o)
+		return strict(&o)
+	case "batch/v1 Job":
+		var o batchv1.Job
+		r.jobs = append(r.jobs, &o)
 		return strict(&o)
 	case "v1 Service":
 		var o corev1.Service
@@ -234,7 +245,7 @@ func checkPod(t *testing.T, r rendered, w workload) {
 	}
 	for _, c := range spec.Containers {
 		where := w.name + "/" + c.Name
-		if c.LivenessProbe == nil || c.ReadinessProbe == nil {
+		if !w.job && (c.LivenessProbe == nil || c.ReadinessProbe == nil) {
 			t.Errorf("%s: liveness %v readiness %v: both probes required", where, c.LivenessProbe, c.ReadinessProbe)
 		}
 		req, lim := c.Resources.Requests, c.Resources.Limits
@@ -258,7 +269,7 @@ func checkPod(t *testing.T, r rendered, w workload) {
 				t.Errorf("%s: mounts %s, which the pod lacks", where, m.Name)
 			}
 		}
-		if isRampart(c) {
+		if isRampart(c) && !w.job {
 			checkAdminProbes(t, where, c)
 		}
 	}
@@ -346,6 +357,7 @@ var wantPorts = map[string]struct{ in, out []int }{
 	"collector":  {in: nil, out: []int{53, 4222, 9000}},
 	"correlator": {in: nil, out: []int{53, 4222, 9000}},
 	"nats":       {in: []int{4222, 6222}, out: []int{53, 6222}},
+	"migrate":    {in: nil, out: []int{53, 9000}},
 }
 
 func checkSelected(t *testing.T, r rendered, w workload) {
@@ -407,6 +419,9 @@ func checkSelected(t *testing.T, r rendered, w workload) {
 		if got := uniq(out); !slices.Equal(got, want.out) {
 			t.Errorf("%s: egress ports %v, want %v", w.name, got, want.out)
 		}
+	}
+	if w.job {
+		pdbs++ // nothing to disrupt
 	}
 	if pdbs != 1 || pols != 1 {
 		t.Errorf("%s %s: %d PodDisruptionBudgets and %d NetworkPolicies select its pods, want one each", w.kind, w.name, pdbs, pols)

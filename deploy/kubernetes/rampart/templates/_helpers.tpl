@@ -106,3 +106,18 @@ spec:
   secret: {secretName: {{ .secret }}, defaultMode: 0400, items: [{key: key.pem, path: key.pem}]}
 {{- end }}
 {{- end -}}
+
+{{- define "rampart.clickhouseConfig" -}}
+clickhouse:
+  addr: {{ .Values.clickhouse.addr }}
+  database: {{ .Values.clickhouse.database }}
+  username: {{ .Values.clickhouse.username }}
+  password: {{ .Values.clickhouse.password | quote }}
+{{- end -}}
+
+{{/* The collector's file; the migrations Job reads its clickhouse section. */}}
+{{- define "rampart.collectorConfig" -}}
+consumer: collector
+stream: {replicas: {{ .Values.nats.streamReplicas }}}
+{{ include "rampart.clickhouseConfig" . }}
+{{- end -}}
