@@ -65,7 +65,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/paulmach/orb v0.14.0 // indirect
@@ -73,7 +72,6 @@ require (
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
 	github.com/rampart-io/rampart/chstore v0.0.0 // indirect
-	github.com/rampart-io/rampart/schema v0.0.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
@@ -113,11 +111,13 @@ require (
 )
 
 require (
+	github.com/nats-io/nats.go v1.55.0
 	github.com/rampart-io/rampart/collector v0.0.0
 	github.com/rampart-io/rampart/component v0.0.0
 	github.com/rampart-io/rampart/correlator v0.0.0
 	github.com/rampart-io/rampart/enforcer v0.0.0
 	github.com/rampart-io/rampart/loadtest v0.0.0
+	github.com/rampart-io/rampart/schema v0.0.0
 	github.com/rampart-io/rampart/testkit v0.0.0
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/api v0.37.2

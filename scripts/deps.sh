@@ -2,7 +2,8 @@
 # Installs what the demo and the tests need on a fresh Debian machine:
 # clickhouse-server (18.16, Debian's) for both; for the tests also
 # prometheus (Debian's, which scrapes a running Rampart), Chromium (Debian's,
-# headless, to render investigation reports), libchdb.so
+# headless, to render investigation reports), systemd-analyze (Debian's
+# systemd, which checks the units in deploy/single-node), libchdb.so
 # (current ClickHouse as an embedded engine, from npm) under .cache/chdb, the
 # reference MCP server (npm) under .cache/mcp, and the nginx and Caddy
 # gateways (scripts/gateways.sh). Idempotent and quiet
@@ -24,6 +25,7 @@ command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server
 if [ "$what" = test ]; then
 	command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 	command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+	command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: installing ${need_apt[*]} (apt)"
