@@ -5,6 +5,8 @@ import (
 	"flag"
 	"os"
 	"runtime/debug"
+
+	"github.com/rampart-io/rampart/component/health"
 )
 
 // EnvNATSURL names the environment variable that sets the NATS URL, as in
@@ -42,7 +44,8 @@ func ConfigFromArgs(name string, args []string) (Config, error) {
 }
 
 // RunCommand runs an enforcer configured by args until ctx ends: what
-// `rampart enforcer` and the standalone `rampart-enforcer` do.
+// `rampart enforcer` and the standalone `rampart-enforcer` do. The probe
+// ctx carries (package health) turns ready once it serves.
 func RunCommand(ctx context.Context, name string, args []string) error {
 	cfg, err := ConfigFromArgs(name, args)
 	if err != nil {
@@ -63,5 +66,11 @@ func RunCommand(ctx context.Context, name string, args []string) error {
 		return err
 	}
 	defer e.Close()
-	return e.Run(ctx)
+	ls, err := e.Listen()
+	if err != nil {
+		return err
+	}
+	// Connected to JetStream, policy loaded, listeners bound: ready for traffic.
+	health.FromContext(ctx).Ready()
+	return e.Serve(ctx, ls)
 }

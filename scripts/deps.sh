@@ -3,7 +3,8 @@
 # clickhouse-server (18.16, Debian's) for both; for the tests also
 # prometheus (Debian's, which scrapes a running Rampart), Chromium (Debian's,
 # headless, to render investigation reports), zookeeper (Debian's, which the
-# ClickHouse cluster tests' replicas coordinate through), libchdb.so
+# ClickHouse cluster tests' replicas coordinate through), systemd-analyze (Debian's
+# systemd, which checks the units in deploy/single-node), libchdb.so
 # (current ClickHouse as an embedded engine, from npm) under .cache/chdb, the
 # reference MCP server (npm) under .cache/mcp, and the nginx and Caddy
 # gateways (scripts/gateways.sh). Idempotent and quiet
@@ -27,6 +28,7 @@ if [ "$what" = test ]; then
 	command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 	# The package holds the server alone; zookeeperd would also start one.
 	[ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
+	command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "deps: installing ${need_apt[*]} (apt)"

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/collector"
+	"github.com/rampart-io/rampart/component/health"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
@@ -27,5 +28,6 @@ func runCollector(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	health.FromContext(ctx).Ready()
 	return c.Run(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/rampart-io/rampart/chstore"
+	"github.com/rampart-io/rampart/component/health"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/stream"
 )
@@ -27,5 +28,6 @@ func runCorrelator(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	health.FromContext(ctx).Ready()
 	return c.Run(ctx)
 }

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/rampart-io/rampart/component/health"
 	"github.com/rampart-io/rampart/component/telemetry"
 )
 
@@ -55,12 +56,16 @@ func main() {
 	defer stop()
 	for _, v := range verbs {
 		if v.name == os.Args[1] {
-			shutdown, err := telemetry.Setup(ctx, "rampart-"+v.name)
+			// The component a verb runs marks the probe ready once started;
+			// RAMPART_METRICS_LISTEN serves it.
+			probe := health.NewProbe()
+			probe.StopWhenDone(ctx)
+			shutdown, err := telemetry.Setup(ctx, "rampart-"+v.name, probe)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "rampart: telemetry: %v\n", err)
 				os.Exit(1)
 			}
-			err = v.run(ctx, os.Args[2:])
+			err = v.run(health.NewContext(ctx, probe), os.Args[2:])
 			_ = shutdown(context.Background())
 			if errors.Is(err, flag.ErrHelp) {
 				os.Exit(2)

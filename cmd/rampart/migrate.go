@@ -11,27 +11,10 @@ import (
 )
 
 func runMigrate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	var o overrides
-	o.register(fs, withConfig|withClickHouse)
-	if err := fs.Parse(args); err != nil {
+	cfg, err := migrateConfig(args)
+	if err != nil {
 		return err
 	}
-	// The file is a collector or correlator config: its clickhouse section.
-	var file struct {
-		ClickHouse chstore.Config `yaml:"clickhouse"`
-	}
-	file.ClickHouse = chstore.Defaults()
-	if o.config != "" {
-		if err := configfile.LoadSection(o.config, "clickhouse", &file.ClickHouse); err != nil {
-			return err
-		}
-	}
-	cfg := file.ClickHouse
-	apply(&cfg.Addr, o.chAddr)
-	apply(&cfg.Database, o.database)
-	// Filling a new table from a large events_raw is one long statement.
-	cfg.ReadTimeout = max(cfg.ReadTimeout, 2*time.Hour)
 	c, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -43,4 +26,27 @@ func runMigrate(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("database %s at %s: applied %d migration(s) %v\n", cfg.Database, cfg.Addr, len(applied), applied)
 	return nil
+}
+
+// migrateConfig reads migrate's flags and the clickhouse section of the
+// file -config names.
+func migrateConfig(args []string) (chstore.Config, error) {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	var o overrides
+	o.register(fs, withConfig|withClickHouse)
+	if err := fs.Parse(args); err != nil {
+		return chstore.Config{}, err
+	}
+	// The file is a collector or correlator config: its clickhouse section.
+	cfg := chstore.Defaults()
+	if o.config != "" {
+		if err := configfile.LoadSection(o.config, "clickhouse", &cfg); err != nil {
+			return chstore.Config{}, err
+		}
+	}
+	apply(&cfg.Addr, o.chAddr)
+	apply(&cfg.Database, o.database)
+	// Filling a new table from a large events_raw is one long statement.
+	cfg.ReadTimeout = max(cfg.ReadTimeout, 2*time.Hour)
+	return cfg, nil
 }

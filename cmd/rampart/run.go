@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/configfile"
+	"github.com/rampart-io/rampart/component/health"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/internal/natsserver"
@@ -27,6 +28,9 @@ func runAll(ctx context.Context, args []string) error {
 		return err
 	}
 	defer p.Close()
+	// New started the embedded JetStream and every component, and bound
+	// the enforcer's listeners.
+	health.FromContext(ctx).Ready()
 	return p.Run(ctx)
 }
 

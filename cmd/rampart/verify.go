@@ -18,26 +18,39 @@ import (
 // errTampered makes `rampart verify` exit non-zero when it found tampering.
 var errTampered = errors.New("the record was tampered with")
 
-func runVerify(ctx context.Context, args []string) error {
+// verifyArgs are verify's flags.
+type verifyArgs struct {
+	o                                          overrides
+	tenant, instance, from, to, keys, consumer string
+	asJSON                                     bool
+	httpAddr                                   string
+}
+
+func parseVerifyArgs(args []string) (verifyArgs, error) {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	var o overrides
-	o.register(fs, withNATS|withClickHouse)
-	tenant := fs.String("tenant", "", "verify the chains holding this tenant's events")
-	instance := fs.String("instance", "", "verify this instance's chains (an enforcer's or a correlator's)")
-	from := fs.String("from", "", "RFC 3339 start of the time range")
-	to := fs.String("to", "", "RFC 3339 end of the time range")
-	keys := fs.String("keys", "", "comma-separated PEM files of trusted checkpoint public keys")
-	consumer := fs.String("consumer", "collector", "the collector's durable consumer (with -nats: which checkpoints ClickHouse must hold)")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	httpAddr := fs.String("clickhouse-http", os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR"), "ClickHouse HTTP address host:port, for reading events faster (env RAMPART_CLICKHOUSE_HTTP_ADDR)")
-	if err := fs.Parse(args); err != nil {
+	var a verifyArgs
+	a.o.register(fs, withNATS|withClickHouse)
+	fs.StringVar(&a.tenant, "tenant", "", "verify the chains holding this tenant's events")
+	fs.StringVar(&a.instance, "instance", "", "verify this instance's chains (an enforcer's or a correlator's)")
+	fs.StringVar(&a.from, "from", "", "RFC 3339 start of the time range")
+	fs.StringVar(&a.to, "to", "", "RFC 3339 end of the time range")
+	fs.StringVar(&a.keys, "keys", "", "comma-separated PEM files of trusted checkpoint public keys")
+	fs.StringVar(&a.consumer, "consumer", "collector", "the collector's durable consumer (with -nats: which checkpoints ClickHouse must hold)")
+	fs.BoolVar(&a.asJSON, "json", false, "print the report as JSON")
+	fs.StringVar(&a.httpAddr, "clickhouse-http", os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR"), "ClickHouse HTTP address host:port, for reading events faster (env RAMPART_CLICKHOUSE_HTTP_ADDR)")
+	return a, fs.Parse(args)
+}
+
+func runVerify(ctx context.Context, args []string) error {
+	a, err := parseVerifyArgs(args)
+	if err != nil {
 		return err
 	}
-	opts := verify.Options{Tenant: *tenant, Instance: *instance, NATSURL: o.natsURL, Consumer: *consumer}
+	opts := verify.Options{Tenant: a.tenant, Instance: a.instance, NATSURL: a.o.natsURL, Consumer: a.consumer}
 	for _, t := range []struct {
 		s   string
 		dst *time.Time
-	}{{*from, &opts.From}, {*to, &opts.To}} {
+	}{{a.from, &opts.From}, {a.to, &opts.To}} {
 		if t.s == "" {
 			continue
 		}
@@ -47,17 +60,17 @@ func runVerify(ctx context.Context, args []string) error {
 		}
 		*t.dst = v
 	}
-	if *keys != "" {
-		k, err := chain.LoadPublicKeys(strings.Split(*keys, ","))
+	if a.keys != "" {
+		k, err := chain.LoadPublicKeys(strings.Split(a.keys, ","))
 		if err != nil {
 			return err
 		}
 		opts.Keys = k
 	}
 	cfg := chstore.Defaults()
-	apply(&cfg.Addr, o.chAddr)
-	apply(&cfg.Database, o.database)
-	cfg.HTTPAddr = *httpAddr
+	apply(&cfg.Addr, a.o.chAddr)
+	apply(&cfg.Database, a.o.database)
+	cfg.HTTPAddr = a.httpAddr
 	ch, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -67,7 +80,7 @@ func runVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if a.asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(res)

@@ -3,7 +3,8 @@
 // OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT or
 // OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set (the exporter reads the
 // standard OTEL_* variables), and for Prometheus to scrape on an opt-in
-// /metrics listener when RAMPART_METRICS_LISTEN names an address
+// /metrics listener when RAMPART_METRICS_LISTEN names an address, which
+// also answers the process's health probes (package health)
 // (OpenTelemetry's Prometheus exporter: names follow the OTel-to-Prometheus
 // conventions, rampart.collector.events becoming
 // rampart_collector_events_total). Traces go over OTLP/HTTP when
@@ -24,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rampart-io/rampart/component/health"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
@@ -48,6 +50,9 @@ type Options struct {
 	// MetricsListen serves /metrics for Prometheus on this address; empty
 	// serves nothing.
 	MetricsListen string
+	// Probe, when set, is served on the same listener: /healthz and
+	// /readyz, so an orchestrator probes the port it scrapes.
+	Probe *health.Probe
 }
 
 // OptionsFromEnv reads the options from the environment.
@@ -69,10 +74,13 @@ type Telemetry struct {
 	served      chan error
 }
 
-// Setup installs the meter provider for service as the environment says
-// and returns its shutdown, which flushes what is pending.
-func Setup(ctx context.Context, service string) (func(context.Context) error, error) {
-	t, err := Start(ctx, service, OptionsFromEnv())
+// Setup installs the meter provider for service as the environment says,
+// serving probe beside /metrics, and returns its shutdown, which flushes
+// what is pending.
+func Setup(ctx context.Context, service string, probe *health.Probe) (func(context.Context) error, error) {
+	o := OptionsFromEnv()
+	o.Probe = probe
+	t, err := Start(ctx, service, o)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +129,9 @@ func Start(ctx context.Context, service string, o Options) (*Telemetry, error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+		if o.Probe != nil {
+			o.Probe.Register(mux)
+		}
 		t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 		t.MetricsAddr = ln.Addr().String()
 		t.served = make(chan error, 1)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-io/rampart/component/health"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -106,4 +107,31 @@ func TestTracesInstalled(t *testing.T) {
 	if f := otel.GetTextMapPropagator().Fields(); len(f) == 0 || f[0] != "traceparent" {
 		t.Errorf("propagator fields %v", f)
 	}
+}
+
+// TestProbesOnTheMetricsListener: the process's probes are answered on the
+// metrics port, the readiness one following the probe's state; without a
+// probe they are not served.
+func TestProbesOnTheMetricsListener(t *testing.T) {
+	ctx := context.Background()
+	p := health.NewProbe()
+	tel, err := Start(ctx, "rampart-test", Options{MetricsListen: "127.0.0.1:0", Probe: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(ctx)
+	base := "http://" + tel.MetricsAddr
+	get(t, base+health.LivePath, http.StatusOK)
+	get(t, base+health.ReadyPath, http.StatusServiceUnavailable)
+	p.Ready()
+	if body := get(t, base+health.ReadyPath, http.StatusOK); !strings.Contains(body, `"ready"`) {
+		t.Errorf("ready body %q", body)
+	}
+
+	bare, err := Start(ctx, "rampart-test", Options{MetricsListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Shutdown(ctx)
+	get(t, "http://"+bare.MetricsAddr+health.ReadyPath, http.StatusNotFound)
 }

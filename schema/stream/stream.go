@@ -5,6 +5,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,14 +69,26 @@ func DeadLetterConfig(c Config) jetstream.StreamConfig {
 
 // Ensure creates or updates both streams; calling it again is harmless.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
-	if _, err := js.CreateOrUpdateStream(ctx, DeadLetterConfig(c)); err != nil {
+	if _, err := createOrUpdate(ctx, js, DeadLetterConfig(c)); err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", DeadLetter, err)
 	}
-	s, err := js.CreateOrUpdateStream(ctx, EventsConfig(c))
+	s, err := createOrUpdate(ctx, js, EventsConfig(c))
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", Events, err)
 	}
 	return s, nil
+}
+
+// createOrUpdate is CreateOrUpdateStream for components starting at once
+// (an enforcer, a collector and a correlator on a new JetStream): one that
+// found no stream and lost the create to another finds it there, so the
+// create becomes an update instead of failing the start.
+func createOrUpdate(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = js.CreateOrUpdateStream(ctx, cfg)
+	}
+	return s, err
 }
 
 // Where a new durable consumer starts reading.

@@ -2,8 +2,10 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -71,5 +73,45 @@ func TestTaskKeysDistinct(t *testing.T) {
 			t.Fatalf("%q and %q share key %q", p, other, k)
 		}
 		seen[k] = p
+	}
+}
+
+// lostCreate is a JetStream on which another component creates each stream
+// (with its own settings) between this one's lookup and its create, as
+// when an enforcer, a collector and a correlator start together.
+type lostCreate struct {
+	jetstream.JetStream
+	other func(jetstream.StreamConfig) jetstream.StreamConfig
+	raced map[string]bool
+}
+
+func (l *lostCreate) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if l.raced[cfg.Name] {
+		return l.JetStream.CreateOrUpdateStream(ctx, cfg)
+	}
+	l.raced[cfg.Name] = true
+	if _, err := l.JetStream.Stream(ctx, cfg.Name); err == nil {
+		return nil, errors.New("stream exists before the race")
+	}
+	if _, err := l.JetStream.CreateStream(ctx, l.other(cfg)); err != nil {
+		return nil, err
+	}
+	return l.JetStream.CreateStream(ctx, cfg) // what follows our lookup's "not found"
+}
+
+// TestEnsureAfterALostCreate: a component whose create of a stream loses to
+// another's starts anyway, with the stream as it configures it.
+func TestEnsureAfterALostCreate(t *testing.T) {
+	js := &lostCreate{JetStream: natstest.Run(t).JetStream(), raced: map[string]bool{},
+		other: func(c jetstream.StreamConfig) jetstream.StreamConfig { c.MaxAge = time.Hour; return c }}
+	s, err := stream.Ensure(context.Background(), js, stream.Defaults())
+	if err != nil {
+		t.Fatalf("ensure after a lost create: %v", err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != stream.Defaults().MaxAge {
+		t.Fatalf("max age %v, want this component's %v", got, stream.Defaults().MaxAge)
+	}
+	if !js.raced[stream.Events] || !js.raced[stream.DeadLetter] {
+		t.Fatalf("raced %v, want both streams", js.raced)
 	}
 }

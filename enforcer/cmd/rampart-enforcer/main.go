@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/rampart-io/rampart/component/health"
 	"github.com/rampart-io/rampart/component/telemetry"
 	"github.com/rampart-io/rampart/enforcer"
 )
@@ -25,12 +26,14 @@ func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	shutdown, err := telemetry.Setup(ctx, "rampart-enforcer")
+	probe := health.NewProbe()
+	probe.StopWhenDone(ctx)
+	shutdown, err := telemetry.Setup(ctx, "rampart-enforcer", probe)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rampart-enforcer: telemetry: %v\n", err)
 		os.Exit(1)
 	}
-	err = enforcer.RunCommand(ctx, "rampart-enforcer", os.Args[1:])
+	err = enforcer.RunCommand(health.NewContext(ctx, probe), "rampart-enforcer", os.Args[1:])
 	_ = shutdown(context.Background())
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(2)
