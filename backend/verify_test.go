@@ -102,6 +102,17 @@ func TestRefusals(t *testing.T) {
 		{"a key embedded in the token", withBearer(embeddedKey()), 401, backend.CodeInvalidCredential},
 		{"no kid", withBearer(f.sign(f.claims(), func(h jws.Headers) { _ = h.Remove(jws.KeyIDKey) })), 401, backend.CodeInvalidCredential},
 		{"typ JWT: an ID token or the agent's own", withBearer(f.sign(f.claims(), func(h jws.Headers) { _ = h.Set(jws.TypeKey, "JWT") })), 401, backend.CodeInvalidCredential},
+		{"the agent's own token: its IdP's key, iss and typ", withBearer(func() string {
+			_, idp, _ := ed25519.GenerateKey(rand.Reader)
+			c := f.claims()
+			c["iss"], c["aud"] = "https://idp.test", audience
+			payload, _ := json.Marshal(c)
+			h := jws.NewHeaders()
+			_ = h.Set(jws.TypeKey, "JWT")
+			_ = h.Set(jws.KeyIDKey, "idp-key-1")
+			raw, _ := jws.Sign(payload, jws.WithKey(jwa.EdDSA, idp, jws.WithProtectedHeaders(h)))
+			return string(raw)
+		}()), 401, backend.CodeInvalidCredential},
 		{"another issuer's claims under the fleet's key", withBearer(f.sign(with("iss", "https://idp.test"), nil)), 401, backend.CodeInvalidCredential},
 		{"another audience", withBearer(f.sign(with("aud", "https://crm.test"), nil)), 401, backend.CodeWrongAudience},
 		{"two audiences", withBearer(f.sign(with("aud", []string{audience, "https://crm.test"}), nil)), 401, backend.CodeWrongAudience},
@@ -131,8 +142,8 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
-	if got := v.Stats().Refused; got != 25 {
-		t.Errorf("Stats.Refused %d, want 25", got)
+	if got := v.Stats().Refused; got != 26 {
+		t.Errorf("Stats.Refused %d, want 26", got)
 	}
 }
 

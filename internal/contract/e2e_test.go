@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -290,5 +292,42 @@ func TestReportBufferBoundsAndCountsDrops(t *testing.T) {
 	// One in flight, two buffered, three dropped.
 	if s := r.v.Stats(); s.Dropped != 3 || s.Pending != 2 {
 		t.Fatalf("stats %+v, want 3 dropped and 2 pending", s)
+	}
+}
+
+// TestReportNamesOneRequestIDOnly: the report carries the enforcer's
+// request id only when exactly one, of a sane length, came: two headers
+// or an oversized one are no enforcer's, and are reported as none, which
+// backend-bypass flags.
+func TestReportNamesOneRequestIDOnly(t *testing.T) {
+	r := newRig(t, nil)
+	tok := r.mint("task-a")
+	send := func(ids ...string) {
+		req := httptest.NewRequest(http.MethodGet, "http://files.test/read", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Raw)
+		for _, id := range ids {
+			req.Header.Add(backend.HeaderRequestID, id)
+		}
+		w := httptest.NewRecorder()
+		r.h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("answered %d %s", w.Code, w.Body)
+		}
+	}
+	send("req-one")
+	send("req-a", "req-b")
+	send(strings.Repeat("r", 129))
+	poll.Until(t, 10*time.Second, func() error {
+		if s := r.v.Stats(); s.Reported != 3 {
+			return fmt.Errorf("stats %+v", s)
+		}
+		return nil
+	})
+	var got []string
+	for _, e := range natstest.AllEvents(t, r.nats.URL(), "rampart.v1.acme.backend_request") {
+		got = append(got, e.RequestID)
+	}
+	if want := []string{"req-one", "", ""}; !slices.Equal(got, want) {
+		t.Fatalf("reported request ids %q, want %q", got, want)
 	}
 }
