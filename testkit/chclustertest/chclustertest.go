@@ -114,7 +114,32 @@ func Start(ctx context.Context, dir string, zk *zktest.Server) (*Cluster, error)
 		}
 		c.Replicas = append(c.Replicas, srv)
 	}
+	for i := range c.Replicas {
+		if err := c.waitZooKeeper(ctx, i); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// waitZooKeeper waits until replica i has its ZooKeeper session: a
+// server accepts connections before, and DDL sent to it then can fail.
+func (c *Cluster) waitZooKeeper(ctx context.Context, i int) error {
+	cfg := chstore.Defaults()
+	cfg.Addr = c.Replicas[i].Addr
+	cfg.Database = "system"
+	return poll.Wait(30*time.Second, func() error {
+		cl, err := chstore.Open(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("chclustertest: replica%d: %w", i+1, err)
+		}
+		defer cl.Close()
+		if _, err := cl.Query(ctx, "SELECT count() FROM system.zookeeper WHERE path = '/clickhouse'"); err != nil {
+			return fmt.Errorf("chclustertest: replica%d has no ZooKeeper session: %w", i+1, err)
+		}
+		return nil
+	})
 }
 
 // Stop kills every replica (ZooKeeper is the caller's).
