@@ -7,6 +7,7 @@ package chstore
 import (
 	"context"
 	"fmt"
+	"net"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -19,12 +20,12 @@ import (
 
 // Config locates a ClickHouse server.
 type Config struct {
-	// Addr is host:port of the native protocol (9000 by default).
+	// Addr is host:port of the native protocol (9000 by default); on a
+	// cluster, the replicas of one shard comma-separated, tried in order:
+	// the first while it answers, the next when it cannot be reached, so
+	// the collector keeps inserting (and the correlator reading) while a
+	// replica is down.
 	Addr string `yaml:"addr"`
-	// FallbackAddrs are more replicas of the same shard, tried in order
-	// when Addr cannot be reached: with a cluster, the collector keeps
-	// inserting (and the correlator reading) while one replica is down.
-	FallbackAddrs []string `yaml:"fallback_addrs"`
 	// Cluster names the ClickHouse cluster (remote_servers) Rampart's
 	// tables live on; empty for a single server. With it, the migrator
 	// creates every table ON CLUSTER as a Replicated*MergeTree, whose
@@ -58,12 +59,26 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		return fmt.Errorf("clickhouse: addr is required")
 	}
+	for _, a := range c.Addrs() {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("clickhouse: addr %q: %w", a, err)
+		}
+	}
 	if c.Cluster != "" {
 		if err := ddl.ValidCluster(c.Cluster); err != nil {
 			return err
 		}
 	}
 	return ddl.ValidDatabase(c.Database)
+}
+
+// Addrs are the addresses in Addr, in order.
+func (c Config) Addrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.Addr, ",") {
+		out = append(out, strings.TrimSpace(a))
+	}
+	return out
 }
 
 // Client is a connection pool to one ClickHouse server.
@@ -78,8 +93,9 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr: append([]string{cfg.Addr}, cfg.FallbackAddrs...),
-		// In order: Addr while it answers, a fallback only when it does not.
+		Addr: cfg.Addrs(),
+		// In order: the first address while it answers, the next only when
+		// it does not.
 		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
 		Auth:             clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
 		DialTimeout:      cfg.DialTimeout,

@@ -85,3 +85,29 @@ func TestClusterMigrationsOnEveryReplica(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigNamesReplicasAndCluster(t *testing.T) {
+	for name, tc := range map[string]struct {
+		addr, cluster string
+		ok            bool
+	}{
+		"one server":           {"127.0.0.1:9000", "", true},
+		"replicas in order":    {"ch-1:9000, ch-2:9000", "rampart", true},
+		"a replica lacks port": {"ch-1:9000,ch-2", "rampart", false},
+		"an empty replica":     {"ch-1:9000,", "rampart", false},
+		"cluster not a name":   {"ch-1:9000", "a;DROP", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := chstore.Defaults()
+			cfg.Addr, cfg.Cluster = tc.addr, tc.cluster
+			if err := cfg.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate: %v", err)
+			}
+		})
+	}
+	cfg := chstore.Defaults()
+	cfg.Addr = "ch-1:9000, ch-2:9000"
+	if got := cfg.Addrs(); !slices.Equal(got, []string{"ch-1:9000", "ch-2:9000"}) {
+		t.Fatalf("Addrs = %q", got)
+	}
+}

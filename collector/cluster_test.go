@@ -18,24 +18,6 @@ import (
 	"github.com/rampart-io/rampart/testkit/poll"
 )
 
-// Exactly polls until every replica's events view holds want events,
-// each once: count() and uniqExact(event_id) both want.
-func exactly(t *testing.T, replicas []*chstore.Client, want int) {
-	t.Helper()
-	for i, c := range replicas {
-		poll.Until(t, 2*time.Minute, func() error {
-			rows, err := c.Query(context.Background(), "SELECT count(), uniqExact(event_id) FROM "+c.Database()+".events")
-			if err != nil {
-				return fmt.Errorf("replica%d: %w", i+1, err)
-			}
-			if rows[0][0] != fmt.Sprint(want) || rows[0][1] != fmt.Sprint(want) {
-				return fmt.Errorf("replica%d: events holds %s rows of %s ids, want %d of each", i+1, rows[0][0], rows[0][1], want)
-			}
-			return nil
-		})
-	}
-}
-
 // rawCounts polls until every replica's events_raw holds want rows.
 func rawCounts(t *testing.T, replicas []*chstore.Client, want int) {
 	t.Helper()
@@ -74,9 +56,9 @@ func TestClusterStoresOnEveryReplicaOnce(t *testing.T) {
 	cfg.ClickHouse = cl.Config(0, db)
 	r := &rig{js: js, ch: replicas[0], cfg: cfg}
 
-	stop := r.start(t, cl.Replicas[0].Addr)
+	stop := r.start(t, cl.Addrs(0))
 	r.publish(t, "acme", 150)
-	exactly(t, replicas, 150)
+	chclustertest.WaitEvents(t, replicas, 150)
 	stop()
 
 	// Merges would collapse copies in the background; stopped, the raw
@@ -103,9 +85,9 @@ func TestClusterStoresOnEveryReplicaOnce(t *testing.T) {
 	})
 	r.cfg.Consumer = "collector-again"
 	r.cfg.ClickHouse = cl.Config(1, db)
-	r.start(t, cl.Replicas[1].Addr)
+	r.start(t, cl.Addrs(1))
 	rawCounts(t, replicas, 300)
-	exactly(t, replicas, 150)
+	chclustertest.WaitEvents(t, replicas, 150)
 
 	// The same block sent twice (a driver's retry) is stored once, on both:
 	// that much replication deduplicates itself.
@@ -134,5 +116,5 @@ func TestClusterStoresOnEveryReplicaOnce(t *testing.T) {
 			t.Errorf("replica%d: events_raw holds %d rows after the same block twice, want 301", i+1, n)
 		}
 	}
-	exactly(t, replicas, 150)
+	chclustertest.WaitEvents(t, replicas, 150)
 }

@@ -50,6 +50,7 @@ func TestOverridesAndStrictness(t *testing.T) {
 		"invalid value":    "batch_size: 0\n",
 		"invalid database": "clickhouse: {database: 'a;drop'}\n",
 		"invalid deliver":  "deliver: sometimes\n",
+		"invalid cluster":  "clickhouse: {cluster: 'a;DROP'}\n",
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {

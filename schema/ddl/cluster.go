@@ -12,10 +12,13 @@ import (
 // {shard} and {replica}, ZooKeeper), so a migration written for one server
 // needs no second version. Rewritten on ClickHouse 18.16's terms:
 //
-//   - CREATE DATABASE, CREATE TABLE, CREATE [MATERIALIZED] VIEW, ALTER
-//     TABLE ... ADD COLUMN and DROP TABLE run ON CLUSTER: every node runs
-//     them from the distributed DDL queue, and the statement returns once
-//     all have (so a migration needs every node up).
+//   - CREATE DATABASE, CREATE TABLE, CREATE [MATERIALIZED] VIEW and DROP
+//     TABLE run ON CLUSTER: every node runs them from the distributed DDL
+//     queue, and the statement returns once all have (so a migration needs
+//     every node up).
+//   - ALTER TABLE ... ADD COLUMN on a replicated table runs on the node
+//     the migrator is connected to: replication carries it to the shard's
+//     other replicas (on any other table it runs ON CLUSTER).
 //   - A <Kind>MergeTree(args) table becomes Replicated<Kind>MergeTree with
 //     its ZooKeeper path and replica name first,
 //     ('/clickhouse/tables/{shard}/<db>/<table>', '{replica}', args...).
@@ -121,10 +124,19 @@ func (f *clusterForm) rewrite(stmt string) ([]string, error) {
 		return []string{m[1] + on + m[2]}, nil
 	}
 	if m := alterAdd.FindStringSubmatch(stmt); m != nil {
-		if name := m[2] + "." + m[3]; f.replicated[name] && !slices.Contains(f.altered, name) {
+		name := m[2] + "." + m[3]
+		if !f.replicated[name] {
+			return []string{m[1] + on + m[4]}, nil
+		}
+		// A replicated table's ALTER replicates itself through ZooKeeper
+		// and returns once every active replica has applied it. ON CLUSTER
+		// would also have each replica race to run it, which 18.16's DDL
+		// worker loses under load ("Node exists" on the shard's executed
+		// node, the statement then hanging until it times out).
+		if !slices.Contains(f.altered, name) {
 			f.altered = append(f.altered, name)
 		}
-		return []string{m[1] + on + m[4]}, nil
+		return []string{stmt}, nil
 	}
 	if m := dropTable.FindStringSubmatch(stmt); m != nil {
 		out := []string{m[1] + on}

@@ -36,8 +36,8 @@ func TestClusterFormRewrites(t *testing.T) {
 		}, []string{
 			"CREATE TABLE IF NOT EXISTS d.t ON CLUSTER c (a String) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}') ORDER BY a",
 			"CREATE TABLE IF NOT EXISTS d.t_all ON CLUSTER c AS d.t ENGINE = Distributed(c, d, t)",
-			"ALTER TABLE d.t ON CLUSTER c ADD COLUMN b String AFTER a",
-			"ALTER TABLE d.t ON CLUSTER c ADD COLUMN e String AFTER b",
+			"ALTER TABLE d.t ADD COLUMN b String AFTER a",
+			"ALTER TABLE d.t ADD COLUMN e String AFTER b",
 			"DROP TABLE IF EXISTS d.v ON CLUSTER c",
 			"DROP TABLE IF EXISTS d.t_all ON CLUSTER c",
 			"CREATE TABLE IF NOT EXISTS d.t_all ON CLUSTER c AS d.t ENGINE = Distributed(c, d, t)",
@@ -87,7 +87,8 @@ func TestEveryMigrationHasAClusterForm(t *testing.T) {
 			t.Fatalf("%04d_%s: %v", m.Version, m.Name, err)
 		}
 		for _, s := range stmts {
-			if !strings.HasPrefix(s, "INSERT") && !strings.Contains(s, " ON CLUSTER rampart") {
+			replicates := strings.HasPrefix(s, "INSERT") || strings.HasPrefix(s, "ALTER TABLE rampart.events_raw ADD COLUMN")
+			if !replicates && !strings.Contains(s, " ON CLUSTER rampart") {
 				t.Errorf("%04d_%s: %q runs on one node only", m.Version, m.Name, s)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/rampart-io/rampart/chstore/chserver"
 	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/deployfiles"
+	"github.com/rampart-io/rampart/testkit/poll"
 	"github.com/rampart-io/rampart/testkit/zktest"
 )
 
@@ -113,7 +114,32 @@ func Start(ctx context.Context, dir string, zk *zktest.Server) (*Cluster, error)
 		}
 		c.Replicas = append(c.Replicas, srv)
 	}
+	for i := range c.Replicas {
+		if err := c.waitZooKeeper(ctx, i); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// waitZooKeeper waits until replica i has its ZooKeeper session: a
+// server accepts connections before, and DDL sent to it then can fail.
+func (c *Cluster) waitZooKeeper(ctx context.Context, i int) error {
+	cfg := chstore.Defaults()
+	cfg.Addr = c.Replicas[i].Addr
+	cfg.Database = "system"
+	return poll.Wait(30*time.Second, func() error {
+		cl, err := chstore.Open(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("chclustertest: replica%d: %w", i+1, err)
+		}
+		defer cl.Close()
+		if _, err := cl.Query(ctx, "SELECT count() FROM system.zookeeper WHERE path = '/clickhouse'"); err != nil {
+			return fmt.Errorf("chclustertest: replica%d has no ZooKeeper session: %w", i+1, err)
+		}
+		return nil
+	})
 }
 
 // Stop kills every replica (ZooKeeper is the caller's).
@@ -129,19 +155,26 @@ func (c *Cluster) Kill(i int) { c.Replicas[i].Stop() }
 // Restart starts replica i again on its ports and data.
 func (c *Cluster) Restart(ctx context.Context, i int) error { return c.Replicas[i].Restart(ctx) }
 
-// Config is how a component reaches database db through replica i first,
-// the other replicas as its fallbacks, on the cluster.
+// Config is how a component reaches database db on the cluster: through
+// replica i, or the others in turn while it is down.
 func (c *Cluster) Config(i int, db string) chstore.Config {
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.HTTPAddr = c.Replicas[i].Addr, c.Replicas[i].HTTPAddr
-	for j, r := range c.Replicas {
-		if j != i {
-			cfg.FallbackAddrs = append(cfg.FallbackAddrs, r.Addr)
-		}
-	}
+	cfg.Addr, cfg.HTTPAddr = c.Addrs(i), c.Replicas[i].HTTPAddr
 	cfg.Cluster = Name
 	cfg.Database = db
 	return cfg
+}
+
+// Addrs is every replica's native address, replica i first, as
+// chstore.Config.Addr takes them.
+func (c *Cluster) Addrs(i int) string {
+	addrs := []string{c.Replicas[i].Addr}
+	for j, r := range c.Replicas {
+		if j != i {
+			addrs = append(addrs, r.Addr)
+		}
+	}
+	return strings.Join(addrs, ",")
 }
 
 // NewDatabase names a database no other test uses.
@@ -160,7 +193,7 @@ func (c *Cluster) Open(t testing.TB) []*chstore.Client {
 	out := make([]*chstore.Client, len(c.Replicas))
 	for i := range c.Replicas {
 		cfg := c.Config(i, db)
-		cfg.FallbackAddrs = nil
+		cfg.Addr = c.Replicas[i].Addr
 		cl, err := chstore.Open(ctx, cfg)
 		if err != nil {
 			t.Fatalf("chclustertest: replica%d: %v", i+1, err)
@@ -172,6 +205,24 @@ func (c *Cluster) Open(t testing.TB) []*chstore.Client {
 		t.Fatalf("chclustertest: migrate: %v\n%s", err, c.Logs())
 	}
 	return out
+}
+
+// WaitEvents polls until the events view of every client's replica holds
+// want events, each once: count() and uniqExact(event_id) both want.
+func WaitEvents(t testing.TB, replicas []*chstore.Client, want int) {
+	t.Helper()
+	for i, c := range replicas {
+		poll.Until(t, 2*time.Minute, func() error {
+			rows, err := c.Query(context.Background(), "SELECT count(), uniqExact(event_id) FROM "+c.Database()+".events")
+			if err != nil {
+				return fmt.Errorf("replica%d: %w", i+1, err)
+			}
+			if rows[0][0] != fmt.Sprint(want) || rows[0][1] != fmt.Sprint(want) {
+				return fmt.Errorf("replica%d: events holds %s rows of %s ids, want %d of each", i+1, rows[0][0], rows[0][1], want)
+			}
+			return nil
+		})
+	}
 }
 
 // Logs is the end of each replica's error log, for a failing test to show.
