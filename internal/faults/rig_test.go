@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
 	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/chtest"
 	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/testkit/poll"
@@ -96,7 +97,7 @@ func (r *rig) enforcerConfig(instance, onUnavailable string) enforcer.Config {
 	c.Instance = instance
 	c.Identity.Issuer, c.Identity.Audience, c.Identity.JWKSFile = r.issuer.URL, r.issuer.Audience, r.jwks
 	c.PolicyFile = r.policy
-	c.NATS = audit.Config{URL: r.nats.URL(), PublishTimeout: time.Second, OnUnavailable: onUnavailable,
+	c.NATS = audit.Config{URL: stream.URLs(r.nats.URL()), PublishTimeout: time.Second, OnUnavailable: onUnavailable,
 		Spool: spool.Config{Dir: filepath.Join(r.dir, "spool-"+instance)}}
 	c.SetDefaults()
 	return c
@@ -118,7 +119,7 @@ func (r *rig) startEnforcer(instance, onUnavailable string) string {
 func (r *rig) startCollector() {
 	r.t.Helper()
 	cfg := collector.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = r.nats.URL(), r.chAddr, r.ch.Database()
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.nats.URL()), r.chAddr, r.ch.Database()
 	cfg.BatchWait, cfg.RetryDelay = 100*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -54,5 +55,20 @@ func TestRevocationKeysRoundTrip(t *testing.T) {
 		if _, _, _, err := stream.ParseRevocationKey(bad); err == nil {
 			t.Fatalf("%q parsed", bad)
 		}
+	}
+}
+
+// Rounds of reconnect attempts back off from 100 ms, doubling, to at most
+// 2 s, each with up to a quarter of jitter, so a fleet that lost its server
+// neither hammers it nor waits long once it is back.
+func TestReconnectDelayBacksOffBounded(t *testing.T) {
+	base := 100 * time.Millisecond
+	for attempts := 0; attempts < 50; attempts++ {
+		for range 200 {
+			if d := stream.ReconnectDelay(attempts); d < base || d > base+base/4 {
+				t.Fatalf("attempt %d: delay %v, want within [%v, %v]", attempts, d, base, base+base/4)
+			}
+		}
+		base = min(2*base, 2*time.Second)
 	}
 }
