@@ -163,36 +163,3 @@ func TestClusterStreamLeaderKilled(t *testing.T) {
 	t.Logf("killed stream leader %s for %v; %s leads now", leader.Name, outage(), after.Name)
 	f.settle("stream leader killed", results)
 }
-
-func TestClusterNodePartitioned(t *testing.T) {
-	r := newClusterRig(t, natscluster.WithPartitionable())
-	f := r.startFleet()
-	js := r.jetStream()
-	// The partitioned node leads the stream: the hardest case, its
-	// clients' publishes wait on a leader that cannot reach a quorum.
-	cut := r.cluster.Nodes[natscluster.Size-1]
-	for leader := r.cluster.WaitStreamLeader(js, stream.Events); leader != cut; {
-		leader = r.cluster.StepDown(js, r.cluster.Connect(), stream.Events)
-	}
-	results := f.steady(3*time.Second, 3*time.Second, func() {
-		r.cluster.Partition()
-		time.Sleep(outage())
-		r.cluster.Heal()
-	})
-	after := r.cluster.WaitStreamLeader(js, stream.Events)
-	t.Logf("partitioned %s (the stream leader) away for %v; %s leads now", cut.Name, outage(), after.Name)
-	f.settle("stream leader partitioned", results)
-}
-
-func TestClusterCollectorAndCorrelatorKilled(t *testing.T) {
-	r := newClusterRig(t)
-	f := r.startFleet()
-	results := f.steady(3*time.Second, 3*time.Second, func() {
-		f.collectors[0].kill()
-		f.correlators[0].kill()
-		time.Sleep(outage())
-		f.collectors[0] = r.spawn(f.collectorArgs(0)...)
-		f.correlators[0] = r.spawn(f.correlatorArgs(0)...)
-	})
-	f.settle("collector and correlator killed", results)
-}

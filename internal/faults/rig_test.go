@@ -59,7 +59,7 @@ rules:
 type rig struct {
 	t       *testing.T
 	dir     string
-	nats    *natstest.Server      // single node, or
+	nats    *natstest.Server     // single node, or
 	cluster *natscluster.Cluster // three nodes
 	chAddr  string
 	chSrv   *chserver.Server
