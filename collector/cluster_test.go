@@ -52,7 +52,7 @@ func TestClusterStoresOnEveryReplicaOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := collector.Defaults()
-	cfg.NATSURL, cfg.BatchWait = srv.URL(), 50*time.Millisecond
+	cfg.NATSURL, cfg.BatchWait = stream.URLs(srv.URL()), 50*time.Millisecond
 	cfg.ClickHouse = cl.Config(0, db)
 	r := &rig{js: js, ch: replicas[0], cfg: cfg}
 

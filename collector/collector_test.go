@@ -44,7 +44,7 @@ func newRig(t *testing.T, addr string) *rig {
 	}
 	ch := chtest.Open(t, addr)
 	cfg := collector.Defaults()
-	cfg.NATSURL = srv.URL()
+	cfg.NATSURL = stream.URLs(srv.URL())
 	cfg.BatchWait = 50 * time.Millisecond
 	cfg.RetryDelay = 100 * time.Millisecond
 	return &rig{js: js, ch: ch, cfg: cfg}

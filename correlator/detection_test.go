@@ -169,7 +169,7 @@ func (r *rig) start(d correlator.Detector, part, count int) func() {
 // startWith runs a correlator of the rig's defaults changed by set.
 func (r *rig) startWith(set func(*correlator.Config), opts ...correlator.Option) func() {
 	cfg := correlator.Defaults()
-	cfg.NATSURL = r.srv.URL()
+	cfg.NATSURL = stream.URLs(r.srv.URL())
 	cfg.ClickHouse.Addr = r.addr
 	cfg.ClickHouse.Database = r.ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond

@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // childEnv carries a child correlator's spec: this test binary, run again
@@ -41,7 +42,7 @@ func runChild(spec string) int {
 		return 2
 	}
 	cfg := correlator.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.Instance = s.NATS, s.ClickHouse, s.Database, s.Instance
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.Instance = stream.URLs(s.NATS), s.ClickHouse, s.Database, s.Instance
 	cfg.BatchWait, cfg.RetryDelay = 50*time.Millisecond, 200*time.Millisecond
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()

@@ -170,7 +170,7 @@ func (f *fixture) collect(ctx context.Context, t *testing.T, ns *natstest.Server
 	t.Helper()
 	js := ns.JetStream()
 	ccfg := collector.Defaults()
-	ccfg.NATSURL, ccfg.ClickHouse, ccfg.Deliver = ns.URL(), chCfg, stream.DeliverNew
+	ccfg.NATSURL, ccfg.ClickHouse, ccfg.Deliver = stream.URLs(ns.URL()), chCfg, stream.DeliverNew
 	ccfg.Consumer = "dashboards-fixture"
 	ccfg.BatchWait = 100 * time.Millisecond
 	col, err := collector.New(ctx, ccfg, nil)

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/rampart-io/rampart/component/health"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // EnvNATSURL names the environment variable that sets the NATS URL, as in
@@ -18,7 +19,7 @@ const EnvNATSURL = "RAMPART_NATS_URL"
 func ConfigFromArgs(name string, args []string) (Config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	file := fs.String("config", "", "YAML configuration file (unknown keys are an error)")
-	natsURL := fs.String("nats", os.Getenv(EnvNATSURL), "NATS URL (env "+EnvNATSURL+")")
+	natsURL := fs.String("nats", os.Getenv(EnvNATSURL), "NATS URL, or a cluster's seed URLs comma-separated (env "+EnvNATSURL+")")
 	listen := fs.String("listen", "", "address to serve agents on (overrides the file)")
 	upstream := fs.String("upstream", "", "backend URL (overrides the file)")
 	if err := fs.Parse(args); err != nil {
@@ -31,14 +32,15 @@ func ConfigFromArgs(name string, args []string) (Config, error) {
 			return cfg, err
 		}
 	}
-	override := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
+	if *natsURL != "" {
+		cfg.NATS.URL = stream.URLs(*natsURL)
 	}
-	override(&cfg.NATS.URL, *natsURL)
-	override(&cfg.Listen, *listen)
-	override(&cfg.Upstream, *upstream)
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *upstream != "" {
+		cfg.Upstream = *upstream
+	}
 	cfg.SetDefaults()
 	return cfg, cfg.Validate()
 }

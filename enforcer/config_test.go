@@ -28,6 +28,31 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 }
 
+// A cluster's seeds are one comma-separated string, as nats.go takes
+// them, or a YAML list; either way nats.Connect is given the joined form.
+func TestNATSSeedURLs(t *testing.T) {
+	const rest = "upstream: http://127.0.0.1:9000\npolicy_file: p.yaml\nidentity: {issuer: i, audience: a, jwks_file: j.json}\n"
+	for name, nats := range map[string]string{
+		"comma-separated": "nats: {url: 'nats://n1:4222,nats://n2:4222,nats://n3:4222'}\n",
+		"list":            "nats:\n  url:\n    - nats://n1:4222\n    - nats://n2:4222\n    - nats://n3:4222\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "enforcer.yaml")
+			os.WriteFile(p, []byte(rest+nats), 0o600)
+			c, err := enforcer.LoadConfig(p)
+			if err == nil {
+				err = c.Validate()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"nats://n1:4222", "nats://n2:4222", "nats://n3:4222"}; !slices.Equal(c.NATS.URL.List(), want) || string(c.NATS.URL) != strings.Join(want, ",") {
+				t.Fatalf("url %q, want %v", c.NATS.URL, want)
+			}
+		})
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	var c enforcer.Config
 	c.SetDefaults()
@@ -80,6 +105,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"forward_auth without a secret", valid + "modes: [forward_auth]\nforward_auth: {gateway: nginx}\n", "secret_file"},
 		{"forward_auth header lists are gone", valid + "forward_auth: {uri_headers: [X-Original-URI]}\n", "uri_headers"},
 		{"bad forwarded_for", valid + "forwarded_for: [nonsense]\n", "forwarded_for"},
+		{"empty nats url in a list", strings.Replace(valid, "nats: {url: nats://x}", "nats: {url: [nats://a:4222, '']}", 1), "empty entry"},
+		{"nats url list entry with a comma", strings.Replace(valid, "nats: {url: nats://x}", "nats: {url: ['nats://a:4222,nats://b:4222']}", 1), "one URL per list entry"},
+		{"nats url not a nats scheme", strings.Replace(valid, "nats: {url: nats://x}", "nats: {url: 'nats://a:4222,http://b:4222'}", 1), "scheme"},
+		{"nats url a map", strings.Replace(valid, "nats: {url: nats://x}", "nats: {url: {host: a}}", 1), "list of URLs"},
 		{"a correlator's instance name", valid + "instance: \"correlator:x\"\n", "correlator:"},
 		{"negative session bindings", valid + "session_bindings: {max_total: -1}\n", "session_bindings"},
 		{"negative budget bound", valid + "budgets: {max_total: -1}\n", "max_total must not be negative"},

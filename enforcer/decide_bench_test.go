@@ -23,6 +23,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/toolschema"
+	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
@@ -78,7 +79,7 @@ func testEnforcer(b testing.TB, withSchema bool, upstream string, edits ...func(
 	cfg := Config{
 		Upstream: upstream, Instance: "bench", PolicyFile: filepath.Join(dir, "policy.yaml"),
 		Identity: identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "https://idp.bench", Audience: "rampart", JWKSFile: filepath.Join(dir, "jwks.json")}},
-		NATS:     audit.Config{URL: natstest.Run(b).URL(), Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}},
+		NATS:     audit.Config{URL: stream.URLs(natstest.Run(b).URL()), Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}},
 	}
 	if withSchema {
 		cfg.ToolSchemas.Tools = map[string]toolschema.Source{"search": {Schema: map[string]any{

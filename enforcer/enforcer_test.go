@@ -28,6 +28,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/identity"
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/testkit/poll"
 )
@@ -138,7 +139,7 @@ func (h *harness) config(t *testing.T, publishTimeout time.Duration) enforcer.Co
 		Instance:   "enf-test",
 		PolicyFile: filepath.Join(h.dir, "policy.yaml"),
 		Identity:   identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "https://idp.test", Audience: "rampart", JWKSFile: filepath.Join(h.dir, "jwks.json")}},
-		NATS:       audit.Config{URL: h.nats.URL(), PublishTimeout: publishTimeout},
+		NATS:       audit.Config{URL: stream.URLs(h.nats.URL()), PublishTimeout: publishTimeout},
 	}
 }
 
@@ -484,7 +485,7 @@ func TestRunStopsWithContext(t *testing.T) {
 		Listen: addr, Upstream: "http://127.0.0.1:1", Instance: "run-test",
 		PolicyFile: writePolicy(t),
 		Identity:   identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "i", Audience: "a", JWKSFile: filepath.Join(h.dir, "jwks.json")}},
-		NATS:       audit.Config{URL: h.nats.URL()},
+		NATS:       audit.Config{URL: stream.URLs(h.nats.URL())},
 	}
 	e, err := enforcer.New(context.Background(), cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"github.com/rampart-io/rampart/schema/stream"
 	"io"
 	"log/slog"
 	"net"
@@ -121,7 +122,7 @@ func newFleet(b *testing.B, n int) *fleet {
 		cfg := Config{
 			Upstream: backend.URL, Instance: fmt.Sprintf("fleet-%d", i), PolicyFile: filepath.Join(dir, "policy.yaml"),
 			Identity: identity.Config{IssuerConfig: identity.IssuerConfig{Issuer: "https://idp.bench", Audience: "rampart", JWKSFile: filepath.Join(dir, "jwks.json")}},
-			NATS:     audit.Config{URL: ns.URL(), Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}},
+			NATS:     audit.Config{URL: stream.URLs(ns.URL()), Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}},
 		}
 		e, err := New(context.Background(), cfg)
 		if err != nil {

@@ -535,7 +535,7 @@ func TestRevocationReachesEnforcerAfterNATSRestart(t *testing.T) {
 	proxy := newCutProxy(t, strings.TrimPrefix(h.nats.URL(), "nats://"))
 	b, enfB := h.anotherEnforcer(t, "enf-b", func(c *enforcer.Config) {
 		credentialsConfig(t, h, c)
-		c.NATS.URL = proxy.url()
+		c.NATS.URL = stream.URLs(proxy.url())
 		// Spooling, the cut-off instance still records and answers: what
 		// refuses its credentials is the stale view, not the record.
 		c.NATS.OnUnavailable, c.NATS.Spool = audit.Spool, spool.Config{Dir: t.TempDir()}

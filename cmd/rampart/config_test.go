@@ -93,3 +93,56 @@ func TestRunConfig(t *testing.T) {
 		t.Fatalf("run without -enforcer-config: %v", err)
 	}
 }
+
+// `rampart run -nats` composes the same components on an existing NATS,
+// a cluster given by its seeds, and refuses the embedded server's flags,
+// which would then do nothing.
+func TestRunOnACluster(t *testing.T) {
+	seeds := "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224"
+	cfg, err := runConfig([]string{"-enforcer-config", "../../deploy/quickstart/enforcer.yaml", "-nats", seeds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(cfg.NATSURL) != seeds {
+		t.Fatalf("run -nats: NATSURL %q, want the seeds %q", cfg.NATSURL, seeds)
+	}
+	for _, flag := range []string{"-data-dir", "-nats-listen", "-nats-sync-always"} {
+		args := []string{"-enforcer-config", "../../deploy/quickstart/enforcer.yaml", "-nats", seeds, flag}
+		if flag != "-nats-sync-always" {
+			args = append(args, "x")
+		}
+		if _, err := runConfig(args); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("run -nats %s: %v, want it refused", flag, err)
+		}
+	}
+}
+
+// Every component that reads the stream takes a cluster's seeds as a YAML
+// list or one comma-separated string, and a bad entry is an error.
+func TestConsumersTakeSeedLists(t *testing.T) {
+	dir := t.TempDir()
+	want := "nats://n1:4222,nats://n2:4222,nats://n3:4222"
+	for name, body := range map[string]string{
+		"list":   "nats_url: [nats://n1:4222, nats://n2:4222, nats://n3:4222]\n",
+		"string": "nats_url: " + want + "\n",
+	} {
+		path := filepath.Join(dir, name+".yaml")
+		os.WriteFile(path, []byte(body), 0o600)
+		col, err := collectorConfig([]string{"-config", path})
+		if err != nil {
+			t.Fatalf("collector, %s: %v", name, err)
+		}
+		cor, err := correlatorConfig([]string{"-config", path})
+		if err != nil {
+			t.Fatalf("correlator, %s: %v", name, err)
+		}
+		if string(col.NATSURL) != want || string(cor.NATSURL) != want {
+			t.Fatalf("%s: collector %q, correlator %q, want %q", name, col.NATSURL, cor.NATSURL, want)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("nats_url: [nats://n1:4222, '']\n"), 0o600)
+	if _, err := collectorConfig([]string{"-config", bad}); err == nil || !strings.Contains(err.Error(), "empty entry") {
+		t.Fatalf("an empty seed: %v", err)
+	}
+}

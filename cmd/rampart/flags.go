@@ -38,7 +38,7 @@ func (o *overrides) register(fs *flag.FlagSet, which int) {
 		fs.StringVar(&o.config, "config", "", "YAML configuration file (unknown keys are an error)")
 	}
 	if which&withNATS != 0 {
-		fs.StringVar(&o.natsURL, "nats", os.Getenv(envNATSURL), "NATS URL (env "+envNATSURL+")")
+		fs.StringVar(&o.natsURL, "nats", os.Getenv(envNATSURL), "NATS URL, or a cluster's seed URLs comma-separated (env "+envNATSURL+")")
 	}
 	if which&withClickHouse != 0 {
 		fs.StringVar(&o.chAddr, "clickhouse", os.Getenv(envCHAddr), "ClickHouse native address host:port (env "+envCHAddr+")")
@@ -47,9 +47,9 @@ func (o *overrides) register(fs *flag.FlagSet, which int) {
 }
 
 // apply sets *dst to v when v is given.
-func apply(dst *string, v string) {
+func apply[S ~string](dst *S, v string) {
 	if v != "" {
-		*dst = v
+		*dst = S(v)
 	}
 }
 

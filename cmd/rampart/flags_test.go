@@ -7,8 +7,8 @@ import (
 )
 
 // TestVerbsRefuseFlagsTheyIgnore: a verb accepts exactly the common flags
-// it reads; one it would ignore (run embeds its NATS, verify and demo read
-// no config file) is an error, as an unknown config key is.
+// it reads; one it would ignore (run reads one file per component, verify
+// and demo read no config file) is an error, as an unknown config key is.
 func TestVerbsRefuseFlagsTheyIgnore(t *testing.T) {
 	verbs := map[string]func(context.Context, []string) error{
 		"run": runAll, "migrate": runMigrate, "verify": runVerify, "demo": runDemo,
@@ -17,7 +17,7 @@ func TestVerbsRefuseFlagsTheyIgnore(t *testing.T) {
 		"detect replay": runDetectReplay,
 	}
 	ignored := map[string][]string{
-		"run":     {"-nats", "-config"},
+		"run":     {"-config"},
 		"migrate": {"-nats"},
 		"verify":  {"-config"},
 		"demo":    {"-config"},
@@ -36,6 +36,7 @@ func TestVerbsRefuseFlagsTheyIgnore(t *testing.T) {
 	// to the verb's own error, not "not defined".
 	read := map[string][]string{
 		"migrate":       {"-config", "-clickhouse", "-database"},
+		"run":           {"-nats", "-clickhouse", "-database"},
 		"verify":        {"-nats", "-clickhouse", "-database"},
 		"collector":     {"-config", "-nats", "-clickhouse", "-database"},
 		"correlator":    {"-config", "-nats", "-clickhouse", "-database"},

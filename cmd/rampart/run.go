@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/configfile"
@@ -13,11 +15,13 @@ import (
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/internal/natsserver"
 	"github.com/rampart-io/rampart/internal/pipeline"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
-// runAll is the single-node default: an embedded JetStream and the same
-// enforcer, collector and correlator that run alone, composed by package
-// pipeline, so one failing stops them all.
+// runAll is the single-node default: an embedded JetStream (or, with -nats,
+// an existing one such as a cluster) and the same enforcer, collector and
+// correlator that run alone, composed by package pipeline, so one failing
+// stops them all.
 func runAll(ctx context.Context, args []string) error {
 	cfg, err := runConfig(args)
 	if err != nil {
@@ -45,14 +49,28 @@ func runConfig(args []string) (pipeline.Config, error) {
 	dataDir := fs.String("data-dir", "data", "directory for JetStream's files")
 	syncAlways := fs.Bool("nats-sync-always", false, "fsync every JetStream write before acknowledging it")
 	var o overrides
-	o.register(fs, withClickHouse)
+	o.register(fs, withNATS|withClickHouse)
 	if err := fs.Parse(args); err != nil {
 		return pipeline.Config{}, err
 	}
 	if *enforcerFile == "" {
 		return pipeline.Config{}, errRequired("-enforcer-config")
 	}
+	if o.natsURL != "" {
+		// An existing NATS (a cluster's seeds) replaces the embedded one,
+		// whose flags would then do nothing.
+		var embedded []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "nats-listen" || f.Name == "data-dir" || f.Name == "nats-sync-always" {
+				embedded = append(embedded, "-"+f.Name)
+			}
+		})
+		if len(embedded) > 0 {
+			return pipeline.Config{}, fmt.Errorf("%s configure the embedded NATS, which -nats (or %s) replaces", strings.Join(embedded, ", "), envNATSURL)
+		}
+	}
 	cfg := pipeline.Config{
+		NATSURL:    stream.URLs(o.natsURL),
 		NATS:       natsserver.Config{Listen: *natsListen, StoreDir: filepath.Join(*dataDir, "nats"), SyncAlways: *syncAlways},
 		Collector:  collector.Defaults(),
 		Correlator: correlator.Defaults(),

@@ -35,9 +35,10 @@ import (
 
 // Config locates JetStream and bounds how long a request waits for it.
 type Config struct {
-	// URL is the NATS server URL (comma-separated for a cluster).
-	// Default nats://127.0.0.1:4222.
-	URL string `yaml:"url"`
+	// URL is the NATS server, or a cluster's seed servers: comma-separated
+	// or a YAML list. Default nats://127.0.0.1:4222. The connection
+	// reconnects forever, to whichever server of the cluster answers.
+	URL stream.URLs `yaml:"url"`
 	// PublishTimeout bounds the wait for JetStream to acknowledge the events
 	// of one group of requests; a request may first wait for the group
 	// ahead of it. Default 2s.
@@ -110,8 +111,8 @@ func (c *Config) SetDefaults() {
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
 	switch {
-	case c.URL == "":
-		return errors.New("audit: nats url is required")
+	case c.URL.Validate() != nil:
+		return fmt.Errorf("audit: %w", c.URL.Validate())
 	case c.PublishTimeout < 0:
 		return errors.New("audit: publish_timeout must not be negative")
 	case c.OnUnavailable != Refuse && c.OnUnavailable != Spool:
@@ -190,10 +191,7 @@ func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger)
 		// Records left by an earlier run are replayed before anything new.
 		p.spooling = p.spool.Len() > 0
 	}
-	p.nc, err = nats.Connect(cfg.URL,
-		nats.Name("rampart-enforcer "+instance),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond),
+	p.nc, err = nats.Connect(string(cfg.URL), append(stream.ConnectOptions("rampart-enforcer "+instance),
 		// No buffering while disconnected: a publish then fails at once
 		// (spooled, or refused) instead of reaching the stream later for
 		// a request that was refused.
@@ -205,7 +203,7 @@ func Connect(ctx context.Context, instance string, cfg Config, log *slog.Logger)
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 			p.wake()
-		}),
+		}))...,
 	)
 	if err != nil {
 		p.closeSpool()

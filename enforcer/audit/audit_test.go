@@ -25,7 +25,7 @@ func connect(t *testing.T, url string, timeout time.Duration) *audit.Publisher {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := audit.Connect(ctx, "enf-1", audit.Config{URL: url, PublishTimeout: timeout}, nil)
+	p, err := audit.Connect(ctx, "enf-1", audit.Config{URL: stream.URLs(url), PublishTimeout: timeout}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func connect(t *testing.T, url string, timeout time.Duration) *audit.Publisher {
 // noCheckpoints configures a publisher that checkpoints only when closed,
 // so a test reads only the events it published.
 func noCheckpoints(url string) audit.Config {
-	return audit.Config{URL: url, Checkpoint: audit.CheckpointConfig{Every: 1 << 30, Interval: time.Hour, Idle: time.Hour}}
+	return audit.Config{URL: stream.URLs(url), Checkpoint: audit.CheckpointConfig{Every: 1 << 30, Interval: time.Hour, Idle: time.Hour}}
 }
 
 func request(tenant, reqID string) *event.Event {

@@ -17,6 +17,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer/spool"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/testkit/poll"
 )
@@ -62,7 +63,7 @@ func stored(t *testing.T, url string, n int) []*event.Event {
 func TestChainAndSignedCheckpointsVerify(t *testing.T) {
 	srv := natstest.Run(t)
 	key, trusted := keyFile(t)
-	p := connectWith(t, audit.Config{URL: srv.URL(), Checkpoint: audit.CheckpointConfig{KeyFile: key, Every: 10, Interval: time.Hour, Idle: time.Hour}})
+	p := connectWith(t, audit.Config{URL: stream.URLs(srv.URL()), Checkpoint: audit.CheckpointConfig{KeyFile: key, Every: 10, Interval: time.Hour, Idle: time.Hour}})
 	// A checkpoint follows every 10 events in the background: each is
 	// waited for, so that how far the next batch got before it was
 	// published does not decide how many checkpoints there are.
@@ -89,7 +90,7 @@ func TestChainAndSignedCheckpointsVerify(t *testing.T) {
 func TestRefusedEventsAreReportedUnrecorded(t *testing.T) {
 	srv := natstest.Run(t)
 	key, trusted := keyFile(t)
-	p := connectWith(t, audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond,
+	p := connectWith(t, audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: 300 * time.Millisecond,
 		Checkpoint: audit.CheckpointConfig{KeyFile: key, Interval: time.Hour, Idle: time.Hour}})
 	if err := p.Publish(context.Background(), request("acme", "before")); err != nil {
 		t.Fatal(err)
@@ -125,7 +126,7 @@ func TestRefusedEventsAreReportedUnrecorded(t *testing.T) {
 func TestSpoolRecordsWhileNATSIsDownAndReplaysInOrder(t *testing.T) {
 	srv := natstest.Run(t)
 	dir := t.TempDir()
-	cfg := audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
+	cfg := audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
 		Spool: spool.Config{Dir: dir}, Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}}
 	p := connectWith(t, cfg)
 	if err := p.Publish(context.Background(), request("acme", "1")); err != nil {
@@ -153,7 +154,7 @@ func TestSpoolRecordsWhileNATSIsDownAndReplaysInOrder(t *testing.T) {
 func TestSpoolLeftByACrashIsReplayedByTheNextRun(t *testing.T) {
 	srv := natstest.Run(t)
 	dir := t.TempDir()
-	cfg := audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
+	cfg := audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
 		Spool: spool.Config{Dir: dir}, Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}}
 	srv.Shutdown()
 	srv.WaitForShutdown()
@@ -184,7 +185,7 @@ func TestSpoolLeftByACrashIsReplayedByTheNextRun(t *testing.T) {
 
 func TestFullSpoolRefuses(t *testing.T) {
 	srv := natstest.Run(t)
-	cfg := audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
+	cfg := audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
 		Spool: spool.Config{Dir: t.TempDir(), MaxBytes: 4096}, Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}}
 	p := connectWith(t, cfg)
 	srv.Shutdown()
@@ -200,7 +201,7 @@ func TestFullSpoolRefuses(t *testing.T) {
 
 func TestPerCallModeOverridesTheDefault(t *testing.T) {
 	srv := natstest.Run(t)
-	cfg := audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
+	cfg := audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: 300 * time.Millisecond, OnUnavailable: audit.Spool,
 		Spool: spool.Config{Dir: t.TempDir()}, Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}}
 	p := connectWith(t, cfg)
 	srv.Shutdown()
@@ -213,7 +214,7 @@ func TestPerCallModeOverridesTheDefault(t *testing.T) {
 	}
 	// Without a spool, asking to spool still refuses.
 	srv.Restart()
-	plain := connectWith(t, audit.Config{URL: srv.URL(), PublishTimeout: 300 * time.Millisecond})
+	plain := connectWith(t, audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: 300 * time.Millisecond})
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	if err := plain.PublishMode(context.Background(), audit.Spool, request("acme", "x")); !errors.Is(err, audit.ErrUnavailable) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/spool"
+	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
 )
 
@@ -21,7 +22,7 @@ func BenchmarkSpoolDrain(b *testing.B) {
 	for range b.N {
 		srv := natstest.Run(b)
 		ctx := context.Background()
-		p, err := audit.Connect(ctx, "enf-bench", audit.Config{URL: srv.URL(), PublishTimeout: time.Second, OnUnavailable: audit.Spool,
+		p, err := audit.Connect(ctx, "enf-bench", audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: time.Second, OnUnavailable: audit.Spool,
 			Spool: spool.Config{Dir: b.TempDir()}, Checkpoint: audit.CheckpointConfig{Interval: time.Hour, Idle: time.Hour}}, nil)
 		if err != nil {
 			b.Fatal(err)

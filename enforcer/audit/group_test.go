@@ -21,7 +21,7 @@ import (
 // chain's order; a self-batched caller goes ahead of them.
 func TestCallsArrivingDuringARecordShareTheNext(t *testing.T) {
 	srv := natstest.Run(t)
-	p, err := Connect(t.Context(), "enf-1", Config{URL: srv.URL(), OnUnavailable: Spool,
+	p, err := Connect(t.Context(), "enf-1", Config{URL: stream.URLs(srv.URL()), OnUnavailable: Spool,
 		Spool:      spool.Config{Dir: t.TempDir()},
 		Checkpoint: CheckpointConfig{Every: 1 << 30, Interval: time.Hour, Idle: time.Hour}}, nil)
 	if err != nil {

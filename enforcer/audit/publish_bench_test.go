@@ -22,7 +22,7 @@ import (
 // go test -run '^$' -bench PublishConcurrent -cpu 2 ./audit/
 func BenchmarkPublishConcurrent(b *testing.B) {
 	srv := natstest.Run(b)
-	p, err := audit.Connect(context.Background(), "enf-bench", audit.Config{URL: srv.URL(), PublishTimeout: 5 * time.Second,
+	p, err := audit.Connect(context.Background(), "enf-bench", audit.Config{URL: stream.URLs(srv.URL()), PublishTimeout: 5 * time.Second,
 		Checkpoint: audit.CheckpointConfig{Every: 1 << 30, Interval: time.Hour, Idle: time.Hour}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)

@@ -240,7 +240,7 @@ func pipelineConfig(o Options, chCfg chstore.Config, backendURL string, issuer *
 	}
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	cfg := pipeline.Config{
-		NATSURL:    o.NATSURL,
+		NATSURL:    stream.URLs(o.NATSURL),
 		NATS:       natsserver.Config{Listen: "127.0.0.1:0", StoreDir: filepath.Join(o.Dir, "nats")},
 		Collector:  collector.Defaults(),
 		Correlator: correlator.Defaults(),
@@ -297,7 +297,7 @@ func startPipeline(ctx context.Context, cfg pipeline.Config, log *slog.Logger) (
 		}
 		p.Close()
 		if cfg.NATSURL != "" {
-			deleteConsumers(cfg.NATSURL, append([]string{cfg.Collector.Consumer}, cfg.Correlator.Consumers()...)...)
+			deleteConsumers(string(cfg.NATSURL), append([]string{cfg.Collector.Consumer}, cfg.Correlator.Consumers()...)...)
 		}
 	}, nil
 }

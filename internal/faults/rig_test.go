@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/chstore/chserver"
 	"github.com/rampart-io/rampart/collector"
@@ -26,7 +28,9 @@ import (
 	"github.com/rampart-io/rampart/internal/verify"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
 	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/chtest"
+	"github.com/rampart-io/rampart/testkit/natscluster"
 	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/testkit/poll"
 )
@@ -55,7 +59,8 @@ rules:
 type rig struct {
 	t       *testing.T
 	dir     string
-	nats    *natstest.Server
+	nats    *natstest.Server     // single node, or
+	cluster *natscluster.Cluster // three nodes
 	chAddr  string
 	chSrv   *chserver.Server
 	ch      *chstore.Client
@@ -69,6 +74,15 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir(), nats: natstest.Run(t), backend: &toolserver.Server{}}
+	r.setUp()
+	return r
+}
+
+// setUp starts what every rig has beside NATS: ClickHouse, the backend
+// and the identity provider.
+func (r *rig) setUp() {
+	t := r.t
+	t.Helper()
 	r.chAddr, r.chSrv = chtest.Server(t)
 	if r.chSrv == nil {
 		t.Fatal("the fault suite kills ClickHouse: it needs a private server (unset RAMPART_CLICKHOUSE_ADDR)")
@@ -85,7 +99,23 @@ func newRig(t *testing.T) *rig {
 	r.jwks, r.policy = filepath.Join(r.dir, "jwks.json"), filepath.Join(r.dir, "policy.yaml")
 	os.WriteFile(r.jwks, jwks, 0o600)
 	os.WriteFile(r.policy, []byte(policyYAML), 0o600)
-	return r
+}
+
+// natsURL is what components are given: the single node's URL, or every
+// node's of the cluster.
+func (r *rig) natsURL() string {
+	if r.cluster != nil {
+		return r.cluster.URLs()
+	}
+	return r.nats.URL()
+}
+
+// jetStream is a client of the rig's JetStream, closed with the test.
+func (r *rig) jetStream() jetstream.JetStream {
+	if r.cluster != nil {
+		return r.cluster.JetStream()
+	}
+	return r.nats.JetStream()
 }
 
 // enforcerConfig is the configuration both the in-process and the
@@ -96,7 +126,7 @@ func (r *rig) enforcerConfig(instance, onUnavailable string) enforcer.Config {
 	c.Instance = instance
 	c.Identity.Issuer, c.Identity.Audience, c.Identity.JWKSFile = r.issuer.URL, r.issuer.Audience, r.jwks
 	c.PolicyFile = r.policy
-	c.NATS = audit.Config{URL: r.nats.URL(), PublishTimeout: time.Second, OnUnavailable: onUnavailable,
+	c.NATS = audit.Config{URL: stream.URLs(r.natsURL()), PublishTimeout: time.Second, OnUnavailable: onUnavailable,
 		Spool: spool.Config{Dir: filepath.Join(r.dir, "spool-"+instance)}}
 	c.SetDefaults()
 	return c
@@ -118,7 +148,7 @@ func (r *rig) startEnforcer(instance, onUnavailable string) string {
 func (r *rig) startCollector() {
 	r.t.Helper()
 	cfg := collector.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = r.nats.URL(), r.chAddr, r.ch.Database()
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.natsURL()), r.chAddr, r.ch.Database()
 	cfg.BatchWait, cfg.RetryDelay = 100*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))
@@ -140,6 +170,11 @@ type result struct {
 // load sends requests at a fixed rate until stop is closed, and returns
 // what each got. Every other call is denied by policy.
 func (r *rig) load(url string, rate int, stop <-chan struct{}) func() []result {
+	return r.loadAs(url, rate, stop, workload.Caller{Tenant: "acme", Principal: "user:alice", Actors: []string{"agent:planner"}, Session: "s1"})
+}
+
+// loadAs is load with calls made as caller.
+func (r *rig) loadAs(url string, rate int, stop <-chan struct{}, caller workload.Caller) func() []result {
 	var (
 		mu  sync.Mutex
 		out []result
@@ -147,7 +182,6 @@ func (r *rig) load(url string, rate int, stop <-chan struct{}) func() []result {
 	)
 	client := &http.Client{Timeout: 10 * time.Second}
 	driver := &workload.Driver{URL: url + "/mcp", Issuer: r.issuer, Client: client}
-	caller := workload.Caller{Tenant: "acme", Principal: "user:alice", Actors: []string{"agent:planner"}, Session: "s1"}
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	wg.Add(1)
 	go func() {
@@ -261,7 +295,7 @@ func (r *rig) verifyClean() {
 	var res *verify.Result
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		var err error
-		if res, err = verify.Run(context.Background(), r.ch, verify.Options{NATSURL: r.nats.URL()}); err != nil {
+		if res, err = verify.Run(context.Background(), r.ch, verify.Options{NATSURL: r.natsURL()}); err != nil {
 			r.t.Fatal(err)
 		}
 		if res.InFlight == 0 && res.Clean() || time.Now().After(deadline) {

@@ -23,6 +23,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/testkit/poll"
 )
@@ -87,7 +88,7 @@ func rampartWith(t *testing.T, natsURL, upstream, policy string) (endpoint, toke
 		t.Fatal(err)
 	}
 	var cfg enforcer.Config
-	cfg.Instance, cfg.Upstream, cfg.NATS.URL = "interop", strings.TrimSuffix(upstream, "/mcp"), natsURL
+	cfg.Instance, cfg.Upstream, cfg.NATS.URL = "interop", strings.TrimSuffix(upstream, "/mcp"), stream.URLs(natsURL)
 	cfg.PolicyFile = policy
 	cfg.Identity.Issuer, cfg.Identity.Audience, cfg.Identity.JWKSFile = iss.URL, iss.Audience, filepath.Join(dir, "jwks.json")
 	e, err := enforcer.New(context.Background(), cfg)

@@ -20,15 +20,16 @@ import (
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/internal/natsserver"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // Config is each component's own configuration, taken whole: the pipeline
 // only points every component at the one JetStream, so a setting a
 // component gains needs no change here.
 type Config struct {
-	// NATSURL is an existing NATS JetStream; empty starts the embedded one
-	// that NATS configures.
-	NATSURL    string
+	// NATSURL is an existing NATS JetStream (one server or a cluster's
+	// seeds); empty starts the embedded one that NATS configures.
+	NATSURL    stream.URLs
 	NATS       natsserver.Config
 	Enforcer   enforcer.Config
 	Collector  collector.Config
@@ -45,7 +46,7 @@ const (
 
 // Pipeline is a composed, not yet running, single-node pipeline.
 type Pipeline struct {
-	natsURL    string
+	natsURL    stream.URLs
 	ns         *server.Server // nil when NATS is external
 	listeners  enforcer.Listeners
 	enforcer   *enforcer.Enforcer
@@ -72,7 +73,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Pipeline, err er
 		if p.ns, err = natsserver.Start(cfg.NATS); err != nil {
 			return nil, err
 		}
-		p.natsURL = p.ns.ClientURL()
+		p.natsURL = stream.URLs(p.ns.ClientURL())
 		log.Info("embedded NATS JetStream", "url", p.natsURL, "store", cfg.NATS.StoreDir)
 	}
 	cfg.Enforcer.NATS.URL = p.natsURL
@@ -101,7 +102,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Pipeline, err er
 }
 
 // NATSURL is the JetStream every component uses.
-func (p *Pipeline) NATSURL() string { return p.natsURL }
+func (p *Pipeline) NATSURL() string { return string(p.natsURL) }
 
 // EnforcerAddr is the address the enforcer's HTTP listener is bound to.
 func (p *Pipeline) EnforcerAddr() net.Addr { return p.listeners.HTTP.Addr() }

@@ -41,7 +41,7 @@ func TestClusterReplicaOutageLosesNothing(t *testing.T) {
 	key, trusted := keyPair(t)
 
 	cfg := collector.Defaults()
-	cfg.NATSURL, cfg.BatchWait, cfg.RetryDelay = srv.URL(), 50*time.Millisecond, 100*time.Millisecond
+	cfg.NATSURL, cfg.BatchWait, cfg.RetryDelay = stream.URLs(srv.URL()), 50*time.Millisecond, 100*time.Millisecond
 	cfg.ClickHouse = cl.Config(0, db) // replica 1 its fallback
 	cctx, cancel := context.WithCancel(ctx)
 	col, err := collector.New(cctx, cfg, slog.New(slog.DiscardHandler))
@@ -53,7 +53,7 @@ func TestClusterReplicaOutageLosesNothing(t *testing.T) {
 	defer func() { cancel(); <-collected; col.Close() }()
 
 	// An enforcer publishing throughout, a signed checkpoint every 50 events.
-	p, err := audit.Connect(ctx, "enf-a", audit.Config{URL: srv.URL(),
+	p, err := audit.Connect(ctx, "enf-a", audit.Config{URL: stream.URLs(srv.URL()),
 		Checkpoint: audit.CheckpointConfig{KeyFile: key, Every: 50, Interval: time.Hour, Idle: time.Hour}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

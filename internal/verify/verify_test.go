@@ -41,7 +41,7 @@ func record(t *testing.T, natsURL, chAddr string, ch *chstore.Client, keyFile st
 	ctx := context.Background()
 	epochs := map[string]string{}
 	for _, inst := range instances {
-		p, err := audit.Connect(ctx, inst, audit.Config{URL: natsURL,
+		p, err := audit.Connect(ctx, inst, audit.Config{URL: stream.URLs(natsURL),
 			Checkpoint: audit.CheckpointConfig{KeyFile: keyFile, Every: 50, Interval: time.Hour, Idle: time.Hour}}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +58,7 @@ func record(t *testing.T, natsURL, chAddr string, ch *chstore.Client, keyFile st
 		p.Close() // a final checkpoint
 	}
 	cfg := collector.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = natsURL, chAddr, ch.Database()
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(natsURL), chAddr, ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond
 	cctx, cancel := context.WithCancel(ctx)
 	col, err := collector.New(cctx, cfg, slog.New(slog.DiscardHandler))

@@ -14,8 +14,9 @@ import (
 // Source is the configuration every consumer of the events stream shares
 // (the collector and the correlator embed it).
 type Source struct {
-	// NATSURL is the JetStream server to read from (comma-separated for a cluster).
-	NATSURL string `yaml:"nats_url"`
+	// NATSURL is the JetStream server to read from, or a cluster's seed
+	// servers: comma-separated or a YAML list. Reconnects forever.
+	NATSURL URLs `yaml:"nats_url"`
 	// Consumer is the durable consumer name; processes sharing it share the work.
 	Consumer string `yaml:"consumer"`
 	// Deliver is where a newly created consumer starts: "all" retained
@@ -48,8 +49,8 @@ func DefaultSource(consumer string) Source {
 // Validate checks s.
 func (s Source) Validate() error {
 	switch {
-	case s.NATSURL == "":
-		return errors.New("nats_url is required")
+	case s.NATSURL.Validate() != nil:
+		return fmt.Errorf("nats_url: %w", s.NATSURL.Validate())
 	case s.Consumer == "":
 		return errors.New("consumer is required")
 	case s.Deliver != DeliverAll && s.Deliver != DeliverNew:
@@ -77,7 +78,7 @@ func Open(ctx context.Context, src Source, clientName string) (*Reader, error) {
 	if err := src.Validate(); err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(src.NATSURL, nats.Name(clientName), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(string(src.NATSURL), ConnectOptions(clientName)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", src.NATSURL, err)
 	}

@@ -115,3 +115,18 @@ func TestEnsureAfterALostCreate(t *testing.T) {
 		t.Fatalf("raced %v, want both streams", js.raced)
 	}
 }
+
+// Rounds of reconnect attempts back off from 100 ms, doubling, to at most
+// 2 s, each with up to a quarter of jitter, so a fleet that lost its server
+// neither hammers it nor waits long once it is back.
+func TestReconnectDelayBacksOffBounded(t *testing.T) {
+	base := 100 * time.Millisecond
+	for attempts := 0; attempts < 50; attempts++ {
+		for range 200 {
+			if d := stream.ReconnectDelay(attempts); d < base || d > base+base/4 {
+				t.Fatalf("attempt %d: delay %v, want within [%v, %v]", attempts, d, base, base+base/4)
+			}
+		}
+		base = min(2*base, 2*time.Second)
+	}
+}

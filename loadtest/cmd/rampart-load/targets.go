@@ -22,6 +22,7 @@ import (
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/loadtest/loadgen"
+	"github.com/rampart-io/rampart/schema/stream"
 )
 
 // target is one HTTP endpoint under load and how to call it.
@@ -251,7 +252,7 @@ func (w *world) enforcerConfig(instance, natsURL string) enforcer.Config {
 	c.Identity.Issuer = w.issuer
 	c.Identity.Audience = w.audience
 	c.Identity.JWKSFile = w.jwksFile
-	c.NATS.URL = natsURL
+	c.NATS.URL = stream.URLs(natsURL)
 	return c
 }
 

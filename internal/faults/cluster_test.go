@@ -1,0 +1,165 @@
+package faults
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rampart-io/rampart/collector"
+	"github.com/rampart-io/rampart/component/configfile"
+	"github.com/rampart-io/rampart/correlator"
+	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/loadtest/toolserver"
+	"github.com/rampart-io/rampart/loadtest/workload"
+	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natscluster"
+)
+
+// deployCluster is where the cluster's component files are: the suite
+// starts exactly these, pointed at its rig by flags and overrides.
+const deployCluster = "../../deploy/cluster"
+
+// fleet is the clustered deployment under fault: two enforcers in this
+// process, two collectors sharing the durable consumer and two
+// partitioned correlators as `rampart` processes the suite can SIGKILL,
+// all on the three-node cluster. ClickHouse is the rig's (one 18.16
+// server): the collectors and correlators are handed only its address and
+// database, so a replicated pair can take its place.
+type fleet struct {
+	r           *rig
+	enforcers   []string
+	collectors  []*process
+	correlators []*process
+}
+
+func newClusterRig(t *testing.T, opts ...natscluster.Option) *rig {
+	t.Helper()
+	rampartBinary(t) // built before any clock starts
+	r := &rig{t: t, dir: t.TempDir(), cluster: natscluster.Run(t, opts...), backend: &toolserver.Server{}}
+	r.setUp()
+	return r
+}
+
+func (r *rig) startFleet() *fleet {
+	r.t.Helper()
+	f := &fleet{r: r}
+	for _, instance := range []string{"enf-cluster-1", "enf-cluster-2"} {
+		f.enforcers = append(f.enforcers, r.startClusterEnforcer(instance))
+	}
+	for i := range 2 {
+		f.collectors = append(f.collectors, r.spawn(f.collectorArgs(i)...))
+		f.correlators = append(f.correlators, r.spawn(f.correlatorArgs(i)...))
+	}
+	return f
+}
+
+// startClusterEnforcer runs an enforcer from deploy/cluster/enforcer.yaml,
+// its addresses, identity and paths the rig's.
+func (r *rig) startClusterEnforcer(instance string) string {
+	r.t.Helper()
+	c, err := enforcer.LoadConfig(filepath.Join(deployCluster, "enforcer.yaml"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	c.Upstream, c.Instance, c.PolicyFile = r.backURL, instance, r.policy
+	c.Identity.Issuer, c.Identity.Audience, c.Identity.JWKSFile, c.Identity.JWKSURL = r.issuer.URL, r.issuer.Audience, r.jwks, ""
+	c.Identity.JWKSRefreshInterval, c.Identity.JWKSRefetchInterval = 0, 0 // set for jwks_url by the file's defaults
+	c.NATS.URL = stream.URLs(r.natsURL())
+	c.NATS.Spool.Dir = filepath.Join(r.dir, "spool-"+instance)
+	c.SetDefaults()
+	if c.NATS.Stream.Replicas != natscluster.Size || c.NATS.OnUnavailable != "spool" {
+		r.t.Fatalf("deploy/cluster/enforcer.yaml: replicas %d, on_unavailable %s", c.NATS.Stream.Replicas, c.NATS.OnUnavailable)
+	}
+	e, err := enforcer.New(context.Background(), c)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.Handler())
+	r.t.Cleanup(func() { srv.Close(); e.Close() })
+	return srv.URL
+}
+
+func (f *fleet) collectorArgs(int) []string {
+	return []string{"collector", "-config", filepath.Join(deployCluster, "collector.yaml"),
+		"-nats", f.r.natsURL(), "-clickhouse", f.r.chAddr, "-database", f.r.ch.Database()}
+}
+
+func (f *fleet) correlatorFile(i int) string {
+	return filepath.Join(deployCluster, []string{"correlator-1.yaml", "correlator-2.yaml"}[i])
+}
+
+func (f *fleet) correlatorArgs(i int) []string {
+	return []string{"correlator", "-config", f.correlatorFile(i),
+		"-nats", f.r.natsURL(), "-clickhouse", f.r.chAddr, "-database", f.r.ch.Database()}
+}
+
+// consumers are every durable consumer of the fleet.
+func (f *fleet) consumers() []string {
+	names := []string{collector.Defaults().Consumer}
+	for i := range f.correlators {
+		cfg := correlator.Defaults()
+		if err := configfile.Load(f.correlatorFile(i), &cfg); err != nil {
+			f.r.t.Fatal(err)
+		}
+		names = append(names, cfg.Consumers()...)
+	}
+	return names
+}
+
+// steady drives both enforcers, one tenant each (so both correlator
+// partitions judge), for before, then fault(), then after. Half of each
+// tenant's calls are denied, so denial bursts raise alerts throughout.
+func (f *fleet) steady(before, after time.Duration, fault func()) []result {
+	stop := make(chan struct{})
+	var collect []func() []result
+	for i, url := range f.enforcers {
+		tenant := []string{"acme", "globex"}[i]
+		caller := workload.Caller{Tenant: tenant, Principal: "user:alice", Actors: []string{"agent:planner"}, Session: "s-" + tenant}
+		collect = append(collect, f.r.loadAs(url, 50, stop, caller))
+	}
+	time.Sleep(before) // load duration, not a wait for an event
+	fault()
+	time.Sleep(after)
+	close(stop)
+	var out []result
+	for _, c := range collect {
+		out = append(out, c()...)
+	}
+	return out
+}
+
+// settle waits until the cluster is whole and every consumer has caught
+// up (a killed process's unacknowledged messages come back after the
+// consumers' 30 s ack wait), then reconciles requests, alerts and chains.
+func (f *fleet) settle(name string, results []result) {
+	r := f.r
+	r.t.Helper()
+	r.cluster.WaitHealthy()
+	tl := r.reconcile(results)
+	for _, c := range f.consumers() {
+		r.waitConsumerIdle(c, 120*time.Second)
+	}
+	expect(r.t, name, tl, false)
+	if al := r.reconcileAlerts(); al.Expected == 0 || !al.OK() {
+		r.t.Fatalf("%s: alerts do not reconcile: %s", name, al)
+	}
+	r.verifyClean()
+}
+
+func TestClusterStreamLeaderKilled(t *testing.T) {
+	r := newClusterRig(t)
+	f := r.startFleet()
+	js := r.jetStream()
+	var leader *natscluster.Node
+	results := f.steady(3*time.Second, 3*time.Second, func() {
+		leader = r.cluster.WaitStreamLeaderOf(js, stream.Events, 1)
+		leader.Kill()
+		time.Sleep(outage()) // the outage itself
+		leader.Restart()
+	})
+	after := r.cluster.WaitStreamLeader(js, stream.Events)
+	t.Logf("killed stream leader %s for %v; %s leads now", leader.Name, outage(), after.Name)
+	f.settle("stream leader killed", results)
+}
