@@ -21,8 +21,10 @@ import (
 type Config struct {
 	// Addr is host:port of the native protocol (9000 by default).
 	Addr string `yaml:"addr"`
-	// HTTPAddr is host:port of the HTTP interface, used only to read events
-	// back fast (`rampart verify`); empty reads over the native protocol.
+	// HTTPAddr is host:port of the HTTP interface, used where RowBinary
+	// beats the native protocol: the collector's inserts and reading
+	// events back (`rampart verify`). Empty does both over the native
+	// protocol.
 	HTTPAddr string `yaml:"http_addr"`
 	// Database holds Rampart's tables.
 	Database string `yaml:"database"`
