@@ -57,6 +57,7 @@ type rig struct {
 	dir     string
 	nats    *natstest.Server
 	chAddr  string
+	chHTTP  string // the HTTP interface the collector inserts over
 	chSrv   *chserver.Server
 	ch      *chstore.Client
 	backend *toolserver.Server
@@ -74,6 +75,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal("the fault suite kills ClickHouse: it needs a private server (unset RAMPART_CLICKHOUSE_ADDR)")
 	}
 	r.ch = chtest.Open(t, r.chAddr)
+	r.chHTTP = r.ch.HTTPAddr()
 	back := httptest.NewServer(r.backend)
 	t.Cleanup(back.Close)
 	r.backURL = back.URL
@@ -119,6 +121,7 @@ func (r *rig) startCollector() {
 	r.t.Helper()
 	cfg := collector.Defaults()
 	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = r.nats.URL(), r.chAddr, r.ch.Database()
+	cfg.ClickHouse.HTTPAddr = r.chHTTP // the fast insert path, as the README advises
 	cfg.BatchWait, cfg.RetryDelay = 100*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))
