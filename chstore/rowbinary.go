@@ -25,6 +25,12 @@ func (c *Client) ScanEvents(ctx context.Context, where string, visit func(*event
 	if err != nil {
 		return err
 	}
+	return decodeEvents(body, visit)
+}
+
+// decodeEvents decodes a RowBinary body of ddl.EventFields into events.
+func decodeEvents(body io.ReadCloser, visit func(*event.Event) error) error {
+	cols := ddl.EventFields
 	defer body.Close()
 	d := ddl.NewDecoder(bufio.NewReaderSize(body, 256<<10))
 	const slab = 1024
