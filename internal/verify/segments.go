@@ -141,6 +141,9 @@ func (s *segments) segment(c chainRef, carry *chain.Link, links []chain.Link, la
 	}
 	o := s.opts
 	o.Witnesses = ws
+	if carry != nil {
+		o.From = carry.Seq + 1
+	}
 	start := time.Now()
 	rep, err := chain.CheckLinks(rows, o)
 	s.checked += time.Since(start)
