@@ -55,8 +55,12 @@ func ConsumeBatches(ctx context.Context, c jetstream.Consumer, o BatchOptions, h
 // redelivered while the later ones go on, so the handler must tolerate
 // both redelivery and batches stored out of order. The consumer's
 // MaxAckPending must leave room for ahead+1 batches in flight.
+//
+// With merge, batches already prepared when a commit begins are merged
+// into it, so a backlog is committed in larger blocks (up to ahead+1
+// batches) while light traffic still commits each batch as it comes.
 func ConsumePipelined[P any](ctx context.Context, c jetstream.Consumer, o BatchOptions, ahead int,
-	prepare func(context.Context, Batch) (P, error), commit func(context.Context, Batch, P) error) error {
+	prepare func(context.Context, Batch) (P, error), merge func(P, P) P, commit func(context.Context, Batch, P) error) error {
 	log := o.logger()
 	type prepared struct {
 		b Batch
@@ -92,6 +96,18 @@ func ConsumePipelined[P any](ctx context.Context, c jetstream.Consumer, o BatchO
 		if ctx.Err() != nil {
 			release(x.b) // prepared, never to be committed here
 			continue
+		}
+		for more := merge != nil; more; {
+			select {
+			case y, ok := <-ready:
+				if !ok {
+					more = false
+					break
+				}
+				x.b, x.p = append(x.b, y.b...), merge(x.p, y.p)
+			default:
+				more = false
+			}
 		}
 		if err := commit(finishing, x.b, x.p); err != nil {
 			retry(ctx, x.b, o, log, err)

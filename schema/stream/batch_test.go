@@ -70,6 +70,8 @@ func payloads(_ context.Context, b stream.Batch) ([]string, error) {
 	return out, nil
 }
 
+func mergePayloads(a, b []string) []string { return append(a, b...) }
+
 func pipelineOptions() stream.BatchOptions {
 	return stream.BatchOptions{Size: 5, MaxWait: 50 * time.Millisecond, RetryDelay: 50 * time.Millisecond}
 }
@@ -82,7 +84,10 @@ func TestPipelinedRedeliversAFailedBatchAndAcksTheRest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- stream.ConsumePipelined(ctx, c, pipelineOptions(), 2, payloads, func(_ context.Context, b stream.Batch, p []string) error {
+		done <- stream.ConsumePipelined(ctx, c, pipelineOptions(), 2, payloads, mergePayloads, func(_ context.Context, b stream.Batch, p []string) error {
+			if len(p) != len(b) {
+				return fmt.Errorf("merged %d payloads for %d messages", len(p), len(b))
+			}
 			for _, s := range p {
 				failed := false
 				if s == "7" {
@@ -128,7 +133,7 @@ func TestPipelinedHandsBackWhatItHeldWhenStopped(t *testing.T) {
 	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
-		done <- stream.ConsumePipelined(ctx, c, pipelineOptions(), 2, payloads, func(ctx context.Context, _ stream.Batch, _ []string) error {
+		done <- stream.ConsumePipelined(ctx, c, pipelineOptions(), 2, payloads, nil, func(ctx context.Context, _ stream.Batch, _ []string) error {
 			once.Do(func() { close(holding) })
 			<-ctx.Done()
 			return ctx.Err()
@@ -153,7 +158,7 @@ func TestPipelinedHandsBackWhatItHeldWhenStopped(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	go func() {
-		_ = stream.ConsumePipelined(ctx2, c, pipelineOptions(), 2, payloads, func(_ context.Context, b stream.Batch, _ []string) error {
+		_ = stream.ConsumePipelined(ctx2, c, pipelineOptions(), 2, payloads, mergePayloads, func(_ context.Context, b stream.Batch, _ []string) error {
 			got.add(b)
 			return nil
 		})

@@ -141,11 +141,12 @@ func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
 }
 
 // RunPipelined is Run with the handler in two steps, prepare and commit,
-// up to the source's FetchAhead batches prepared ahead; see
+// up to the source's FetchAhead batches prepared ahead and, with merge,
+// merged into the next commit; see
 // ConsumePipelined. With FetchAhead 0 each batch is prepared and committed
 // before the next is fetched. It returns nil when ctx was canceled.
 func RunPipelined[P any](ctx context.Context, r *Reader, log *slog.Logger,
-	prepare func(context.Context, Batch) (P, error), commit func(context.Context, Batch, P) error) error {
+	prepare func(context.Context, Batch) (P, error), merge func(P, P) P, commit func(context.Context, Batch, P) error) error {
 	o := BatchOptions{Size: r.src.BatchSize, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log}
 	var err error
 	if r.src.FetchAhead == 0 {
@@ -157,7 +158,7 @@ func RunPipelined[P any](ctx context.Context, r *Reader, log *slog.Logger,
 			return commit(ctx, b, p)
 		})
 	} else {
-		err = ConsumePipelined(ctx, r.consumer, o, r.src.FetchAhead, prepare, commit)
+		err = ConsumePipelined(ctx, r.consumer, o, r.src.FetchAhead, prepare, merge, commit)
 	}
 	if errors.Is(err, context.Canceled) {
 		return nil
