@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -436,8 +437,14 @@ func (s *source) publish(i int, at time.Time) error {
 	m := nats.NewMsg(subj)
 	m.Data = body
 	m.Header.Set(jetstream.MsgIDHeader, c[0].ID)
-	_, err = s.js.PublishMsgAsync(m)
-	return err
+	for {
+		// A full window waits for acknowledgements, as a fleet's enforcers
+		// wait for theirs.
+		_, err = s.js.PublishMsgAsync(m)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+	}
 }
 
 // wait returns once every publish so far is acknowledged.
