@@ -11,6 +11,10 @@ import (
 	"github.com/rampart-io/rampart/schema/event"
 )
 
+// scanRange is how many seqs of a chain one query reads: the server sorts
+// a range alone, so its memory is bounded by it.
+var scanRange uint64 = 1 << 18
+
 // maxSegment bounds the links a segment holds when a chain goes this long
 // without a checkpoint: memory stays bounded even then.
 const maxSegment = 1 << 18
@@ -88,7 +92,7 @@ func (s *segments) check(ctx context.Context, c chainRef) error {
 		carry, buf, closeAt = &l, buf[:0], 0
 		return nil
 	}
-	err := s.ch.ScanChainLinks(ctx, c.instance, c.epoch, func(l chain.Link) error {
+	visit := func(l chain.Link) error {
 		if closeAt != 0 && l.Seq > closeAt || len(buf) >= maxSegment {
 			if err := flush(false); err != nil {
 				return err
@@ -112,7 +116,11 @@ func (s *segments) check(ctx context.Context, c chainRef) error {
 		buf = append(buf, l)
 		s.held = max(s.held, len(buf)+1)
 		return nil
-	})
+	}
+	var err error
+	for from := uint64(0); from <= c.last && err == nil; from += scanRange {
+		err = s.ch.ScanChainLinks(ctx, c.instance, c.epoch, from, from+scanRange-1, visit)
+	}
 	if err == nil {
 		err = flush(true)
 	}

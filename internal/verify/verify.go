@@ -266,7 +266,7 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRe
 	// Each selected chain whole, with its size, so reading allocates once;
 	// one pass over the table.
 	rows, err := ch.Query(ctx, fmt.Sprintf(
-		"SELECT instance, epoch, count() FROM %s.events_raw WHERE epoch != '' GROUP BY instance, epoch HAVING countIf(%s) > 0 ORDER BY instance, epoch",
+		"SELECT instance, epoch, count(), max(seq) FROM %s.events_raw WHERE epoch != '' GROUP BY instance, epoch HAVING countIf(%s) > 0 ORDER BY instance, epoch",
 		ch.Database(), strings.Join(conds, " AND ")))
 	if err != nil {
 		return nil, fmt.Errorf("verify: select chains: %w", err)
@@ -274,7 +274,8 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRe
 	out := make([]chainRef, len(rows))
 	for i, r := range rows {
 		n, _ := strconv.Atoi(r[2])
-		out[i] = chainRef{r[0], r[1], n}
+		last, _ := strconv.ParseUint(r[3], 10, 64)
+		out[i] = chainRef{r[0], r[1], n, last}
 	}
 	return out, nil
 }
@@ -283,6 +284,7 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRe
 type chainRef struct {
 	instance, epoch string
 	rows            int
+	last            uint64 // the highest seq stored
 }
 
 // collectorState is the collector's progress through the events stream
