@@ -33,8 +33,10 @@ type Config struct {
 	// Distributed table <table>_all over it, and every view on every node
 	// (deploy/cluster/clickhouse).
 	Cluster string `yaml:"cluster"`
-	// HTTPAddr is host:port of the HTTP interface, used only to read events
-	// back fast (`rampart verify`); empty reads over the native protocol.
+	// HTTPAddr is host:port of the HTTP interface, used where RowBinary
+	// beats the native protocol: the collector's inserts and reading
+	// events back (`rampart verify`). Empty does both over the native
+	// protocol.
 	HTTPAddr string `yaml:"http_addr"`
 	// Database holds Rampart's tables.
 	Database string `yaml:"database"`

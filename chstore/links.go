@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/forensic"
 )
 
 // ScanLinks reads the chain links of the events_raw rows where the
@@ -24,6 +28,47 @@ func (c *Client) ScanLinks(ctx context.Context, where string, visit func(chain.L
 	if err != nil {
 		return err
 	}
+	return scanLinks(body, visit)
+}
+
+// ScanChainLinks is ScanLinks over seqs from to to of one chain
+// (instance epoch), in order of seq, copies of one seq in no set order:
+// what checking a chain one segment at a time needs. The server sorts the
+// range alone, and reads the other columns only of the granules whose
+// instance, epoch and seq match (PREWHERE), so a chain read range by
+// range costs it a range's sort, not the chain's.
+func (c *Client) ScanChainLinks(ctx context.Context, instance, epoch string, from, to uint64, visit func(chain.Link) error) error {
+	more := fmt.Sprintf(" AND seq >= %d AND seq <= %d", from, to)
+	body, err := c.rowBinaryQuery(ctx, chainQuery(c.cfg.Database, ddl.Names(chain.Columns), instance, epoch, more), sortSettings())
+	if err != nil {
+		return err
+	}
+	return scanLinks(body, visit)
+}
+
+// ScanChainCheckpoints reads the stored checkpoints of one chain whole,
+// in order of seq, as ScanEvents reads events.
+func (c *Client) ScanChainCheckpoints(ctx context.Context, instance, epoch string, visit func(*event.Event) error) error {
+	q := chainQuery(c.cfg.Database, ddl.Names(ddl.EventFields), instance, epoch, " AND kind = "+forensic.Quote(string(event.KindCheckpoint)))
+	body, err := c.rowBinaryQuery(ctx, q, sortSettings())
+	if err != nil {
+		return err
+	}
+	return decodeEvents(body, visit)
+}
+
+// chainQuery selects columns of one chain's rows where more holds, in
+// order of seq.
+func chainQuery(db string, columns []string, instance, epoch, more string) string {
+	return fmt.Sprintf("SELECT %s FROM %s.events_raw PREWHERE instance = %s AND epoch = %s%s ORDER BY seq",
+		strings.Join(columns, ", "), db, forensic.Quote(instance), forensic.Quote(epoch), more)
+}
+
+func sortSettings() url.Values {
+	return url.Values{"max_bytes_before_external_sort": {strconv.Itoa(replaySortBytes)}}
+}
+
+func scanLinks(body io.ReadCloser, visit func(chain.Link) error) error {
 	defer body.Close()
 	s := linkScanner{r: body, buf: make([]byte, 1<<20), starts: make([]int, len(chain.FormStarts))}
 	for {

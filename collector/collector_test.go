@@ -24,11 +24,13 @@ import (
 )
 
 type rig struct {
-	js  jetstream.JetStream
-	ch  *chstore.Client
-	cfg collector.Config
-	ids event.IDSource
-	seq uint64
+	// native inserts over the native protocol instead of RowBinary over HTTP.
+	native bool
+	js     jetstream.JetStream
+	ch     *chstore.Client
+	cfg    collector.Config
+	ids    event.IDSource
+	seq    uint64
 }
 
 func newRig(t *testing.T, addr string) *rig {
@@ -92,6 +94,9 @@ func (r *rig) start(t *testing.T, addr string) context.CancelFunc {
 	cfg := r.cfg
 	cfg.ClickHouse.Addr = addr
 	cfg.ClickHouse.Database = r.ch.Database()
+	if !r.native {
+		cfg.ClickHouse.HTTPAddr = r.ch.HTTPAddr()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -126,8 +131,18 @@ func waitFor(t *testing.T, ch *chstore.Client, q string, want int) {
 }
 
 func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
+	for _, insert := range []string{"rowbinary", "native"} {
+		t.Run(insert, func(t *testing.T) { collectsExactlyOnce(t, insert == "native") })
+	}
+}
+
+func collectsExactlyOnce(t *testing.T, native bool) {
 	addr, _ := chtest.Server(t)
 	r := newRig(t, addr)
+	r.native = native
+	if !native && r.ch.HTTPAddr() == "" {
+		t.Fatal("the RowBinary insert needs the server's HTTP address (RAMPART_CLICKHOUSE_HTTP_ADDR with RAMPART_CLICKHOUSE_ADDR)")
+	}
 	db := r.ch.Database()
 
 	r.publish(t, "acme", 120)
@@ -175,10 +190,14 @@ func TestCollectsExactlyOnceAndDeadLettersPoison(t *testing.T) {
 		t.Fatalf("dead letter without reason: %v %v", m, err)
 	}
 
-	got := eventCounts(t, reader)
-	if got["stored"] != 163 || got["dead_lettered"] != 4 || got["lag"] != 0 {
-		t.Fatalf("metrics = %v, want 163 stored, 4 dead-lettered, lag 0", got)
-	}
+	// Rows are visible a moment before the insert returns and the
+	// collector counts them.
+	poll.Until(t, 30*time.Second, func() error {
+		if got := eventCounts(t, reader); got["stored"] != 163 || got["dead_lettered"] != 4 || got["lag"] != 0 {
+			return fmt.Errorf("metrics = %v, want 163 stored, 4 dead-lettered, lag 0", got)
+		}
+		return nil
+	})
 }
 
 // eventCounts reads the collector's metrics: events by outcome, and lag.

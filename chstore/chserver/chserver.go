@@ -148,6 +148,9 @@ func (s *Server) waitReady(ctx context.Context) error {
 	return errors.New("chserver: not accepting connections after 30s")
 }
 
+// Pid is the server process's id, for measuring what it costs.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Stop kills the server (SIGKILL: tests use it as a crash too) and waits for it.
 func (s *Server) Stop() {
 	if s.cmd == nil {

@@ -88,8 +88,8 @@ func runVerify(ctx context.Context, args []string) error {
 		fmt.Printf("verified %d events in %d chains (%d checkpoints, %d witnesses from JetStream)\n",
 			res.Events, res.Chains, res.Checkpoints, res.Witnesses)
 		total := res.Read + res.Checked
-		fmt.Printf("read %s, checked %s: %.0f events/s\n", res.Read.Round(time.Millisecond), res.Checked.Round(time.Millisecond),
-			float64(res.Events)/total.Seconds())
+		fmt.Printf("read %s, checked %s: %.0f events/s, at most %d links held at once\n", res.Read.Round(time.Millisecond), res.Checked.Round(time.Millisecond),
+			float64(res.Events)/total.Seconds(), res.Held)
 		if res.Alerts > 0 {
 			fmt.Printf("checked the evidence of %d alerts (%d event ids)\n", res.Alerts, res.Evidence)
 		}

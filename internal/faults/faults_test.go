@@ -84,7 +84,7 @@ func TestClickHouseOutageHoldsBoundedPendingAndCatchesUp(t *testing.T) {
 	url := r.startEnforcer("enf-ch", audit.Refuse)
 	r.startCollector()
 	js := r.nats.JetStream()
-	bound := collector.Defaults().BatchSize
+	bound := collector.Defaults().MaxAckPending()
 	var maxPending, polls int
 	var pollErr error
 	results := r.steady(url, 2*time.Second, 3*time.Second, func() {
@@ -111,7 +111,7 @@ func TestClickHouseOutageHoldsBoundedPendingAndCatchesUp(t *testing.T) {
 	case maxPending == 0:
 		t.Fatal("the collector held nothing unacknowledged while ClickHouse was down: the outage never reached it")
 	case maxPending > bound:
-		t.Fatalf("pending %d exceeds the batch bound %d", maxPending, bound)
+		t.Fatalf("pending %d exceeds the consumer's bound %d", maxPending, bound)
 	}
 	r.verifyClean()
 }
@@ -240,11 +240,12 @@ func (c *cutter) cutOnRequest(timeout time.Duration) bool {
 func TestConnectionsCutMidInsertCreateNoDuplicates(t *testing.T) {
 	r := newRig(t)
 	url := r.startEnforcer("enf-cut", audit.Refuse)
-	proxy := newCutter(t, r.chAddr, 0)
-	realAddr := r.chAddr
-	r.chAddr = proxy.ln.Addr().String() // the collector goes through the proxy
+	// The collector inserts over HTTP, which goes through the proxy.
+	proxy := newCutter(t, r.chHTTP, 0)
+	realAddr := r.chHTTP
+	r.chHTTP = proxy.ln.Addr().String()
 	r.startCollector()
-	r.chAddr = realAddr
+	r.chHTTP = realAddr
 	cuts := 0
 	results := r.steady(url, time.Second, time.Second, func() {
 		end := time.Now().Add(outage())

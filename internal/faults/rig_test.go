@@ -62,6 +62,7 @@ type rig struct {
 	nats    *natstest.Server     // single node, or
 	cluster *natscluster.Cluster // three nodes
 	chAddr  string
+	chHTTP  string // the HTTP interface the collector inserts over
 	chSrv   *chserver.Server
 	ch      *chstore.Client
 	backend *toolserver.Server
@@ -88,6 +89,7 @@ func (r *rig) setUp() {
 		t.Fatal("the fault suite kills ClickHouse: it needs a private server (unset RAMPART_CLICKHOUSE_ADDR)")
 	}
 	r.ch = chtest.Open(t, r.chAddr)
+	r.chHTTP = r.ch.HTTPAddr()
 	back := httptest.NewServer(r.backend)
 	t.Cleanup(back.Close)
 	r.backURL = back.URL
@@ -149,6 +151,7 @@ func (r *rig) startCollector() {
 	r.t.Helper()
 	cfg := collector.Defaults()
 	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.natsURL()), r.chAddr, r.ch.Database()
+	cfg.ClickHouse.HTTPAddr = r.chHTTP // the fast insert path, as the README advises
 	cfg.BatchWait, cfg.RetryDelay = 100*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))

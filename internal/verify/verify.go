@@ -1,7 +1,10 @@
 // Package verify checks the stored record for tampering: it reads whole
 // event chains back from ClickHouse, optionally the checkpoints JetStream
 // still holds (witnesses the database's attacker could not edit), and runs
-// chain.Check over them. `rampart verify` prints its report.
+// chain.Check over them, one segment between checkpoints at a time, so
+// memory is bounded by the largest segment; a record that is not clean is
+// then checked at once, to name what happened across segments and chains.
+// `rampart verify` prints its report.
 package verify
 
 import (
@@ -52,8 +55,13 @@ type Result struct {
 	// Alerts and Evidence count the selected alerts whose evidence was
 	// checked, and the evidence ids they cite.
 	Alerts, Evidence int
-	Read             time.Duration // reading events from ClickHouse
-	Checked          time.Duration // chain.Check
+	// Held is the most chain links verify held in memory at once: the
+	// largest segment between two checkpoints when the record is clean
+	// (and ClickHouse's HTTP interface is configured), every selected
+	// link when it is not.
+	Held    int
+	Read    time.Duration // reading events from ClickHouse
+	Checked time.Duration // chain.Check
 }
 
 // Run verifies the chains selected by o in the database of ch.
@@ -79,12 +87,6 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	links, err := readLinks(ctx, ch, chains)
-	if err != nil {
-		return nil, err
-	}
-	res.Read = time.Since(start)
 	var witnesses []*event.Event
 	if col != nil {
 		if witnesses, err = col.witnesses(ctx, chains); err != nil {
@@ -92,19 +94,51 @@ func Run(ctx context.Context, ch *chstore.Client, o Options) (*Result, error) {
 		}
 		res.Witnesses = len(witnesses)
 	}
+	clean := false
+	if ch.HTTPAddr() != "" {
+		// A segment at a time first; only a record that is not clean is
+		// read whole, for findings named across segments and chains.
+		start := time.Now()
+		s, ok, err := checkSegmented(ctx, ch, chains, witnesses, chain.Options{Keys: o.Keys})
+		if err != nil {
+			return nil, err
+		}
+		res.Held, clean = s.held, ok
+		if clean {
+			res.Report, res.Checked = s.rep, s.checked
+			res.Read = time.Since(start) - s.checked
+		}
+	}
+	if !clean {
+		if err := checkWhole(ctx, ch, o, chains, witnesses, res); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkEvidence(ctx, ch, o, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkWhole checks the selected chains holding all their links at once.
+func checkWhole(ctx context.Context, ch *chstore.Client, o Options, chains []chainRef, witnesses []*event.Event, res *Result) error {
+	start := time.Now()
+	links, err := readLinks(ctx, ch, chains)
+	if err != nil {
+		return err
+	}
+	res.Read = time.Since(start)
+	res.Held = max(res.Held, len(links))
 	start = time.Now()
 	res.Report, err = chain.CheckLinks(links, chain.Options{Keys: o.Keys, Witnesses: witnesses,
 		Load: func(instance, epoch string, seqs []uint64) ([]*event.Event, error) {
 			return loadEvents(ctx, ch, instance, epoch, seqs)
 		}})
 	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+		return fmt.Errorf("verify: %w", err)
 	}
 	res.Checked = time.Since(start)
-	if err := checkEvidence(ctx, ch, o, res); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return nil
 }
 
 // checkEvidence adds a finding for each evidence id of the selected
@@ -232,7 +266,7 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRe
 	// Each selected chain whole, with its size, so reading allocates once;
 	// one pass over the table.
 	rows, err := ch.Query(ctx, fmt.Sprintf(
-		"SELECT instance, epoch, count() FROM %s.events_raw WHERE epoch != '' GROUP BY instance, epoch HAVING countIf(%s) > 0 ORDER BY instance, epoch",
+		"SELECT instance, epoch, count(), max(seq) FROM %s.events_raw WHERE epoch != '' GROUP BY instance, epoch HAVING countIf(%s) > 0 ORDER BY instance, epoch",
 		ch.Database(), strings.Join(conds, " AND ")))
 	if err != nil {
 		return nil, fmt.Errorf("verify: select chains: %w", err)
@@ -240,7 +274,8 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRe
 	out := make([]chainRef, len(rows))
 	for i, r := range rows {
 		n, _ := strconv.Atoi(r[2])
-		out[i] = chainRef{r[0], r[1], n}
+		last, _ := strconv.ParseUint(r[3], 10, 64)
+		out[i] = chainRef{r[0], r[1], n, last}
 	}
 	return out, nil
 }
@@ -249,6 +284,7 @@ func selectChains(ctx context.Context, ch *chstore.Client, o Options) ([]chainRe
 type chainRef struct {
 	instance, epoch string
 	rows            int
+	last            uint64 // the highest seq stored
 }
 
 // collectorState is the collector's progress through the events stream

@@ -283,3 +283,46 @@ func serverRowsPerSecond(tb testing.TB, ch *chstore.Client, n int, columns strin
 	}
 	return float64(n) / time.Since(start).Seconds(), float64(size) / float64(n)
 }
+
+func TestVerifyHoldsOneSegmentAtATime(t *testing.T) {
+	ch := chtest.New(t)
+	if ch.HTTPAddr() == "" {
+		t.Fatal("segmented verify reads over HTTP: set RAMPART_CLICKHOUSE_HTTP_ADDR with RAMPART_CLICKHOUSE_ADDR")
+	}
+	ctx := context.Background()
+	const n, every = 5000, 1000 // fill's checkpoint interval
+	fill(t, ch, n)
+	// Queries end mid-segment: a segment spans two of them.
+	defer verify.SetScanRange(700)()
+	res, err := verify.Run(ctx, ch, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Clean() || res.Events != n || res.Chains != 1 || res.Checkpoints != n/every {
+		t.Fatalf("clean chain: %+v", res.Report)
+	}
+	// One segment and the link before it, never the chain.
+	if res.Held > every+1 {
+		t.Fatalf("verify held %d links at once, want at most a segment (%d) and its predecessor", res.Held, every)
+	}
+
+	// Tampering on both sides of a checkpoint: the record is read whole,
+	// and named as before.
+	db := ch.Database() + ".events_raw"
+	mutate(t, ch, "ALTER TABLE "+db+" DELETE WHERE seq = 1001")
+	mutate(t, ch, "ALTER TABLE "+db+" UPDATE tool = 'shell' WHERE seq = 1999")
+	res, err = verify.Run(ctx, ch, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[chain.FindingKind][]uint64{}
+	for _, f := range res.Findings {
+		got[f.Kind] = append(got[f.Kind], f.Seq)
+	}
+	if want := map[chain.FindingKind][]uint64{chain.Deleted: {1001}, chain.Modified: {1999}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("findings %v, want %v", got, want)
+	}
+	if res.Held != n-1 {
+		t.Fatalf("a tampered record is checked whole: held %d, want %d", res.Held, n-1)
+	}
+}

@@ -272,3 +272,48 @@ func BenchmarkOf(b *testing.B) {
 	}
 	_ = h
 }
+
+// A chain checked a segment at a time: the segment after the link before
+// it, whose earlier sequence numbers are not missing.
+func TestCheckFromASegmentsPredecessor(t *testing.T) {
+	f := newFixture(t)
+	es := f.chain("enf-1", "e1", 40, nil)
+	segment := func(events []*event.Event) []Link {
+		var ls []Link
+		for _, e := range events {
+			if e.Seq >= 20 { // the checkpoint at 20 ends the segment before
+				ls = append(ls, LinkOf(e))
+			}
+		}
+		return ls
+	}
+	for _, c := range []struct {
+		name   string
+		events []*event.Event
+		want   map[FindingKind][]uint64
+	}{
+		{"clean", es, map[FindingKind][]uint64{}},
+		{"first row of the segment deleted", without(es, func(e *event.Event) bool { return e.Seq == 21 }), map[FindingKind][]uint64{Deleted: {21}}},
+		{"predecessor edited after chaining", func() []*event.Event {
+			out := clone(es)
+			cp := *bySeq(out, 20).Checkpoint
+			cp.Unrecorded = []uint64{3}
+			bySeq(out, 20).Checkpoint = &cp
+			return out
+		}(), map[FindingKind][]uint64{BadSignature: {20}, Modified: {21}}}, // without seq 19 the segment cannot tell which of 20 and 21 changed
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep, err := CheckLinks(segment(c.events), Options{Keys: f.keys, From: 21})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[FindingKind][]uint64{}
+			for _, fd := range rep.Findings {
+				got[fd.Kind] = append(got[fd.Kind], fd.Seq)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("findings %v, want %v", got, c.want)
+			}
+		})
+	}
+}

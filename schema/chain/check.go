@@ -62,6 +62,10 @@ type Options struct {
 	// checked without them (CheckLinks). Nil: such links are checked
 	// without telling a moved event from an edited one.
 	Load func(instance, epoch string, seqs []uint64) ([]*event.Event, error)
+	// From, when above 1, is where the links given begin, after the link
+	// before it (checked, not reported): a chain checked a segment at a
+	// time. Sequence numbers below it are not reported missing.
+	From uint64
 }
 
 // Report is the result of Check.
@@ -178,7 +182,7 @@ func CheckLinks(rows []Link, o Options) (Report, error) {
 		for end < len(rows) && rows[end].Instance == k.instance && rows[end].Epoch == k.epoch {
 			end++
 		}
-		c := checker{key: k, rows: rows[start:end], cross: x, keys: o.Keys, load: o.Load}
+		c := checker{key: k, rows: rows[start:end], cross: x, keys: o.Keys, load: o.Load, from: o.From}
 		n, err := c.run(witnessed[k])
 		if err != nil {
 			return rep, err
@@ -244,7 +248,8 @@ type checker struct {
 	cross    *crossChain
 	keys     map[string]ed25519.PublicKey
 	load     func(instance, epoch string, seqs []uint64) ([]*event.Event, error)
-	uniq     []row // the version of each seq taken as stored, by seq
+	from     uint64 // Options.From
+	uniq     []row  // the version of each seq taken as stored, by seq
 	findings []Finding
 }
 
@@ -546,6 +551,9 @@ func (c *checker) gaps(seqs []uint64, witnessSeq uint64, origins, unrecorded map
 		}
 	}
 	expect := uint64(1)
+	if c.from > 1 {
+		expect = c.from - 1 // the link before the first, given to check the link into it
+	}
 	for _, s := range seqs {
 		if s > expect {
 			gap(expect, s-1, Deleted, "missing, and later events of the chain exist")

@@ -25,6 +25,13 @@ type Source struct {
 	// BatchSize bounds messages per batch, and so unacknowledged messages in
 	// memory; a message holds one event or a bundle of at most 64 KiB.
 	BatchSize int `yaml:"batch_size"`
+	// FetchAhead is how many batches are fetched and prepared while the
+	// one before them is being handled, for a consumer whose handling
+	// tolerates batches completed out of order (the collector's does; see
+	// ConsumePipelined). 0 handles one batch at a time. Above 0, the
+	// consumer lets batch_size × (fetch_ahead + 1) × 4 messages await
+	// their acks, room for four processes sharing it.
+	FetchAhead int `yaml:"fetch_ahead"`
 	// BatchWait is how long to wait to fill a batch before handling what came.
 	BatchWait time.Duration `yaml:"batch_wait"`
 	// RetryDelay spaces retries of a batch that failed.
@@ -57,10 +64,27 @@ func (s Source) Validate() error {
 		return fmt.Errorf("deliver must be %q or %q, not %q", DeliverAll, DeliverNew, s.Deliver)
 	case s.BatchSize < 1 || s.BatchSize > 100000:
 		return fmt.Errorf("batch_size %d out of range [1, 100000]", s.BatchSize)
+	case s.FetchAhead < 0 || s.FetchAhead > 16:
+		return fmt.Errorf("fetch_ahead %d out of range [0, 16]", s.FetchAhead)
 	case s.BatchWait <= 0 || s.RetryDelay <= 0:
 		return errors.New("batch_wait and retry_delay must be positive")
 	}
 	return nil
+}
+
+// sharers is how many processes on one consumer MaxAckPending leaves room
+// for when batches are fetched ahead: the bound is the consumer's, not
+// each process's.
+const sharers = 4
+
+// MaxAckPending is the consumer's bound on messages delivered and not
+// yet acknowledged, across the processes sharing it: a batch, or every
+// batch in flight of each of four sharers.
+func (s Source) MaxAckPending() int {
+	if s.FetchAhead == 0 {
+		return s.BatchSize
+	}
+	return s.BatchSize * (s.FetchAhead + 1) * sharers
 }
 
 // Reader is a connection to JetStream that consumes the events stream in batches.
@@ -88,7 +112,7 @@ func Open(ctx context.Context, src Source, clientName string) (*Reader, error) {
 	}
 	var cons jetstream.Consumer
 	if err == nil {
-		cons, err = Durable(ctx, js, src.Consumer, src.Deliver, src.BatchSize, 30*time.Second)
+		cons, err = Durable(ctx, js, src.Consumer, src.Deliver, src.MaxAckPending(), 30*time.Second)
 	}
 	if err != nil {
 		nc.Close()
@@ -111,6 +135,32 @@ func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
 	err := ConsumeBatches(ctx, r.consumer, BatchOptions{
 		Size: r.src.BatchSize, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log,
 	}, h)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// RunPipelined is Run with the handler in two steps, prepare and commit,
+// up to the source's FetchAhead batches prepared ahead and, with merge,
+// merged into the next commit; see
+// ConsumePipelined. With FetchAhead 0 each batch is prepared and committed
+// before the next is fetched. It returns nil when ctx was canceled.
+func RunPipelined[P any](ctx context.Context, r *Reader, log *slog.Logger,
+	prepare func(context.Context, Batch) (P, error), merge func(P, P) P, commit func(context.Context, Batch, P) error) error {
+	o := BatchOptions{Size: r.src.BatchSize, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log}
+	var err error
+	if r.src.FetchAhead == 0 {
+		err = ConsumeBatches(ctx, r.consumer, o, func(ctx context.Context, b Batch) error {
+			p, err := prepare(ctx, b)
+			if err != nil {
+				return err
+			}
+			return commit(ctx, b, p)
+		})
+	} else {
+		err = ConsumePipelined(ctx, r.consumer, o, r.src.FetchAhead, prepare, merge, commit)
+	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

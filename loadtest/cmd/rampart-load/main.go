@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/loadtest/loadgen"
+	"github.com/rampart-io/rampart/loadtest/proc"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
 	"github.com/rampart-io/rampart/loadtest/workload"
 )
@@ -430,8 +431,8 @@ func (r *report) saturationPhase(ctx context.Context, b *bench, sender func(*tar
 	sat := map[string][]loadgen.Result{}
 	satCPU := map[string][][]time.Duration{} // per round: this process, the enforcer process, nats-server
 	natsPid := ""
-	if p, ok := b.nsDefault.(*natsProcess); ok {
-		natsPid = fmt.Sprint(p.cmd.Process.Pid)
+	if p, ok := b.nsDefault.(*proc.NATS); ok {
+		natsPid = fmt.Sprint(p.Pid())
 	}
 	for round := range o.satRounds {
 		for _, name := range b.sweep {
@@ -448,10 +449,10 @@ func (r *report) saturationPhase(ctx context.Context, b *bench, sender func(*tar
 			if t.pid != 0 {
 				enforcerPid = fmt.Sprint(t.pid)
 			}
-			cpu := startCPU("self", enforcerPid, natsPid)
+			cpu := proc.StartCPU("self", enforcerPid, natsPid)
 			res := r.measure(ctx, t, fmt.Sprintf("saturation, %d clients", o.clients), func() loadgen.Result { return loadgen.ClosedLoop(ctx, send, o.clients, o.satDuration) })
 			sat[name] = append(sat[name], res)
-			satCPU[name] = append(satCPU[name], cpu.used())
+			satCPU[name] = append(satCPU[name], cpu.Used())
 			stopProfile()
 			if err := ctx.Err(); err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/loadtest/loadgen"
+	"github.com/rampart-io/rampart/loadtest/proc"
 	"github.com/rampart-io/rampart/loadtest/workload"
 )
 
@@ -356,7 +357,7 @@ func (r *report) audit(names []string, res map[string]loadgen.Result) {
 	r.printf("\n")
 }
 
-func (r *report) memory(proc *target) {
+func (r *report) memory(t *target) {
 	r.printf("## Targets\n\nMet only where the runs compared had no errors.\n\n| target | measured | met |\n| --- | --- | --- |\n")
 	for _, name := range enforcers {
 		rounds, ok := r.addedP99[name][targetAddedRate]
@@ -388,13 +389,13 @@ func (r *report) memory(proc *target) {
 			r.printf("| saturation ≥ %.0f%% of the bare proxy: %s | %.0f%% | %s |\n", 100*targetSaturation, name, 100*ratio, yes(r.satClean[name] && ratio >= targetSaturation))
 		}
 	}
-	if proc != nil {
-		m, err := readMemory(fmt.Sprint(proc.pid))
+	if t != nil {
+		m, err := proc.ReadMemory(fmt.Sprint(t.pid))
 		if err != nil {
 			r.printf("| enforcer process RSS < %d MiB | unreadable: %v | – |\n", targetRSS>>20, err)
 		} else {
 			r.printf("| enforcer process RSS < %d MiB | VmHWM (peak over the run) %.1f MiB | %s |\n", targetRSS>>20,
-				float64(m.hwm)/(1<<20), yes(m.hwm < targetRSS))
+				float64(m.HWM)/(1<<20), yes(m.HWM < targetRSS))
 		}
 		r.printf("\nThe enforcer process's RSS, sampled every 100 ms during its load:\n\n| load | peak RSS MiB |\n| --- | ---: |\n")
 		for _, p := range r.phases {
@@ -403,12 +404,12 @@ func (r *report) memory(proc *target) {
 	} else {
 		r.printf("| enforcer process RSS < %d MiB | not measured (run with -enforcer) | – |\n", targetRSS>>20)
 	}
-	if self, err := readMemory("self"); err == nil {
+	if self, err := proc.ReadMemory("self"); err == nil {
 		js := "two JetStreams"
 		if r.opts.natsBin != "" {
 			js = "JetStream in nats-server processes of its own"
 		}
-		r.printf("\nThis process (load generator, backend, proxies, OPA, three in-process enforcers; %s): VmHWM %.0f MiB.\n", js, float64(self.hwm)/(1<<20))
+		r.printf("\nThis process (load generator, backend, proxies, OPA, three in-process enforcers; %s): VmHWM %.0f MiB.\n", js, float64(self.HWM)/(1<<20))
 	}
 	r.printf("\nRun took %s.\n", time.Since(r.started).Round(time.Second))
 }

@@ -15,13 +15,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/loadtest/loadgen"
+	"github.com/rampart-io/rampart/loadtest/proc"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
@@ -150,7 +150,7 @@ type jetStream interface {
 // nats-server process of its own.
 func startJetStream(ctx context.Context, bin, dir string, syncAlways bool) (jetStream, error) {
 	if bin != "" {
-		return startNATSProcess(ctx, bin, dir, syncAlways)
+		return proc.StartNATS(ctx, bin, dir, syncAlways)
 	}
 	return startEmbeddedJetStream(dir, syncAlways)
 }
@@ -169,63 +169,6 @@ func startEmbeddedJetStream(dir string, syncAlways bool) (*server.Server, error)
 		return nil, errors.New("nats: embedded server not ready")
 	}
 	return s, nil
-}
-
-// natsProcess is a nats-server process.
-type natsProcess struct {
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (p *natsProcess) ClientURL() string { return p.url }
-
-// Shutdown stops the server as an operator would, and waits for it.
-func (p *natsProcess) Shutdown() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func startNATSProcess(ctx context.Context, bin, dir string, syncAlways bool) (*natsProcess, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	sync := ""
-	if syncAlways {
-		sync = "\n  sync_interval: always"
-	}
-	conf := filepath.Join(dir, "nats.conf")
-	cfg := fmt.Sprintf("server_name: rampart-load\nlisten: %q\njetstream {\n  store_dir: %q%s\n}\n", addr, filepath.Join(dir, "store"), sync)
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "nats.log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &natsProcess{url: "nats://" + addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
-	if err := waitListening(addr, p.done); err != nil {
-		p.Shutdown()
-		log, _ := os.ReadFile(logf.Name())
-		return nil, fmt.Errorf("nats-server: %w: %s", err, log)
-	}
-	return p, nil
 }
 
 // world is everything a run needs that the enforcers share.
@@ -299,7 +242,7 @@ func (w *world) startSpoolingEnforcer() (string, func(), error) {
 // startEnforcerProcess runs `bin -config FILE` (rampart-enforcer) as a child process
 // so its memory can be measured apart from the load generator's.
 func (w *world) startEnforcerProcess(ctx context.Context, bin, natsURL string) (string, *exec.Cmd, error) {
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return "", nil, err
 	}
@@ -332,70 +275,12 @@ nats:
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	if err := waitListening(addr, done); err != nil {
+	if err := proc.WaitListening(addr, done); err != nil {
 		_ = cmd.Process.Kill()
 		log, _ := os.ReadFile(logf.Name())
 		return "", nil, fmt.Errorf("enforcer process: %w: %s", err, log)
 	}
 	return "http://" + addr, cmd, nil
-}
-
-// freeAddr is a loopback address with a port free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// waitListening waits up to 30 s for addr to accept connections, or for
-// the process serving it to end (done closed).
-func waitListening(addr string, done <-chan struct{}) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("exited before listening on %s", addr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on %s after 30s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// memory is a process's resident set in bytes: now and its peak.
-type memory struct{ rss, hwm int64 }
-
-// readMemory reads VmRSS and VmHWM of pid ("self" for this process).
-func readMemory(pid string) (memory, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return memory{}, err
-	}
-	var m memory
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			m.rss = kb << 10
-		case "VmHWM:":
-			m.hwm = kb << 10
-		}
-	}
-	return m, nil
 }
 
 // sampleMemory samples pid's RSS every interval until ctx ends and returns
@@ -407,8 +292,8 @@ func sampleMemory(ctx context.Context, pid int, interval time.Duration) <-chan i
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			if m, err := readMemory(strconv.Itoa(pid)); err == nil {
-				peak = max(peak, m.rss)
+			if m, err := proc.ReadMemory(strconv.Itoa(pid)); err == nil {
+				peak = max(peak, m.RSS)
 			}
 			select {
 			case <-ctx.Done():

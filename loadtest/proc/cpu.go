@@ -1,4 +1,4 @@
-package main
+package proc
 
 import (
 	"bytes"
@@ -12,9 +12,9 @@ import (
 // every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
-// cpuTime is the CPU (user and system) a process has used so far; pid
+// CPUTime is the CPU (user and system) a process has used so far; pid
 // "self" is this one.
-func cpuTime(pid string) (time.Duration, error) {
+func CPUTime(pid string) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return 0, err
@@ -40,33 +40,33 @@ func cpuTime(pid string) (time.Duration, error) {
 	return time.Duration(ticks) * clockTick, nil
 }
 
-// cpuMeter measures the CPU a set of processes uses over a run.
-type cpuMeter struct {
+// CPUMeter measures the CPU a set of processes uses over a run.
+type CPUMeter struct {
 	pids  []string
 	start []time.Duration
 }
 
-// startCPU notes the processes' CPU so far; pids with "" are skipped.
-func startCPU(pids ...string) *cpuMeter {
-	m := &cpuMeter{pids: pids, start: make([]time.Duration, len(pids))}
+// StartCPU notes the processes' CPU so far; pids with "" are skipped.
+func StartCPU(pids ...string) *CPUMeter {
+	m := &CPUMeter{pids: pids, start: make([]time.Duration, len(pids))}
 	for i, pid := range pids {
 		if pid != "" {
-			m.start[i], _ = cpuTime(pid)
+			m.start[i], _ = CPUTime(pid)
 		}
 	}
 	return m
 }
 
-// used is each process's CPU since startCPU; -1 for a skipped or
+// Used is each process's CPU since StartCPU; -1 for a skipped or
 // unreadable one.
-func (m *cpuMeter) used() []time.Duration {
+func (m *CPUMeter) Used() []time.Duration {
 	out := make([]time.Duration, len(m.pids))
 	for i, pid := range m.pids {
 		out[i] = -1
 		if pid == "" {
 			continue
 		}
-		if now, err := cpuTime(pid); err == nil {
+		if now, err := CPUTime(pid); err == nil {
 			out[i] = now - m.start[i]
 		}
 	}

@@ -1,0 +1,167 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/natstest"
+	"github.com/rampart-io/rampart/testkit/poll"
+)
+
+// pipelineRig is a stream holding n numbered messages and a durable
+// consumer on it whose ack wait outlasts any test: a message comes back
+// only when it is nak'ed, never by timing out.
+func pipelineRig(t *testing.T, n int) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	js := natstest.Run(t).JetStream()
+	ctx := context.Background()
+	if _, err := stream.Ensure(ctx, js, stream.Defaults()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		if _, err := js.Publish(ctx, "rampart.v1.acme.decision", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := stream.Durable(ctx, js, "pipeline", stream.DeliverAll, 1000, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, c
+}
+
+// committed counts what commits stored, by message.
+type committed struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *committed) add(b stream.Batch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range b {
+		c.n[string(m.Data())]++
+	}
+}
+
+func (c *committed) check(want int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := 1; i <= want; i++ {
+		if got := c.n[strconv.Itoa(i)]; got != 1 {
+			return fmt.Errorf("message %d committed %d times (of %d distinct committed)", i, got, len(c.n))
+		}
+	}
+	return nil
+}
+
+func payloads(_ context.Context, b stream.Batch) ([]string, error) {
+	out := make([]string, len(b))
+	for i, m := range b {
+		out[i] = string(m.Data())
+	}
+	return out, nil
+}
+
+func mergePayloads(a, b []string) []string { return append(a, b...) }
+
+func pipelineOptions() stream.BatchOptions {
+	return stream.BatchOptions{Size: 5, MaxWait: 50 * time.Millisecond, RetryDelay: 50 * time.Millisecond}
+}
+
+func TestPipelinedRedeliversAFailedBatchAndAcksTheRest(t *testing.T) {
+	const n = 60
+	js, c := pipelineRig(t, n)
+	got := &committed{n: map[string]int{}}
+	var failOnce sync.Once
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- stream.ConsumePipelined(ctx, c, pipelineOptions(), 2, payloads, mergePayloads, func(_ context.Context, b stream.Batch, p []string) error {
+			if len(p) != len(b) {
+				return fmt.Errorf("merged %d payloads for %d messages", len(p), len(b))
+			}
+			for _, s := range p {
+				failed := false
+				if s == "7" {
+					failOnce.Do(func() { failed = true })
+				}
+				if failed {
+					return errors.New("the database refused the batch")
+				}
+			}
+			got.add(b)
+			return nil
+		})
+	}()
+	poll.Until(t, 30*time.Second, func() error { return got.check(n) })
+	// Every message acknowledged: nothing pending or awaiting an ack.
+	poll.Until(t, 30*time.Second, func() error {
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream != n {
+			return fmt.Errorf("consumer: %d pending, %d unacknowledged, ack floor %d", info.NumPending, info.NumAckPending, info.AckFloor.Stream)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("ConsumePipelined returned %v, want context.Canceled", err)
+	}
+	if err := got.check(n); err != nil {
+		t.Fatal(err)
+	}
+	_ = js
+}
+
+func TestPipelinedHandsBackWhatItHeldWhenStopped(t *testing.T) {
+	const n = 40
+	_, c := pipelineRig(t, n)
+	// The first process prepares batches ahead while its first commit
+	// hangs until it is stopped: it holds three or four batches unacked.
+	ctx, cancel := context.WithCancel(context.Background())
+	holding := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- stream.ConsumePipelined(ctx, c, pipelineOptions(), 2, payloads, nil, func(ctx context.Context, _ stream.Batch, _ []string) error {
+			once.Do(func() { close(holding) })
+			<-ctx.Done()
+			return ctx.Err()
+		})
+	}()
+	<-holding
+	poll.Until(t, 30*time.Second, func() error {
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending < 3*pipelineOptions().Size {
+			return fmt.Errorf("%d messages held, want the commit's and those prepared ahead", info.NumAckPending)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	// A second process on the consumer gets every message, now, not after
+	// the hour-long ack wait.
+	got := &committed{n: map[string]int{}}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go func() {
+		_ = stream.ConsumePipelined(ctx2, c, pipelineOptions(), 2, payloads, mergePayloads, func(_ context.Context, b stream.Batch, _ []string) error {
+			got.add(b)
+			return nil
+		})
+	}()
+	poll.Until(t, 30*time.Second, func() error { return got.check(n) })
+}
