@@ -122,6 +122,8 @@ type ruleState struct {
 	tracked atomic.Int64 // read by the metrics callback
 	attrs   metric.MeasurementOption
 	lastLog map[string]int64
+	// spare holds emptied principal lists for reuse (share.go).
+	spare []*lru
 	// muted holds, per tenant and bound, until when (event time) its
 	// next exhaustion raises no alert.
 	muted map[string]int64

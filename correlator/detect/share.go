@@ -56,6 +56,11 @@ func (l *lru) touch(g *group) {
 	l.pushBack(g)
 }
 
+// maxSpare bounds the emptied principal lists a rule keeps for reuse:
+// principals come and go with their groups, and reusing their lists
+// spares an allocation per new one.
+const maxSpare = 1024
+
 // tenantShare is one tenant's groups of one rule, and its principals'.
 type tenantShare struct {
 	lru        lru
@@ -89,7 +94,11 @@ func (s *ruleState) add(g *group) {
 	ts.lru.pushBack(g)
 	p := ts.principals[g.principal]
 	if p == nil {
-		p = &lru{k: lruPrincipal}
+		if n := len(s.spare); n > 0 {
+			p, s.spare = s.spare[n-1], s.spare[:n-1]
+		} else {
+			p = &lru{k: lruPrincipal}
+		}
 		ts.principals[g.principal] = p
 	}
 	p.pushBack(g)
@@ -105,6 +114,9 @@ func (s *ruleState) remove(g *group) {
 	if p := ts.principals[g.principal]; p != nil {
 		if p.remove(g); p.n == 0 {
 			delete(ts.principals, g.principal)
+			if len(s.spare) < maxSpare {
+				s.spare = append(s.spare, p) // empty: head and tail nil
+			}
 		}
 	}
 	if ts.lru.n == 0 {
