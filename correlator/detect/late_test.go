@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"errors"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/rampart-io/rampart/schema/event"
@@ -101,4 +103,102 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestAbsenceDeadlineFromTheEvent: each group waits until the deadline
+// its opening event gives, bounded by the window; a deadline that cannot
+// be read waits the window.
+func TestAbsenceDeadlineFromTheEvent(t *testing.T) {
+	rs := load(t, map[string]string{"r.yaml": rule("unrevoked", `
+match: kind == "credential" && credential_action == "issued"
+group_by: [credential_jti]
+absence:
+  expect: kind == "credential" && credential_action == "revoked"
+  deadline: credential_expires + duration("10m")
+  window: 2h
+`)})
+	cred := func(at time.Duration, action event.CredentialAction, jti string, life time.Duration) *event.Event {
+		e := ev(at)
+		e.Kind, e.Decision, e.Request = event.KindCredential, nil, nil
+		e.Credential = &event.Credential{Action: action, JTI: jti, Audience: "https://files"}
+		if life != 0 {
+			e.Credential.Expires = t0.Add(life)
+		}
+		return e
+	}
+	cases := []struct {
+		name   string
+		events []*event.Event
+		// ticks: the clock moves to each; want the alert (by jti) each
+		// raises, and at what deadline.
+		ticks []time.Duration
+		want  []map[string]time.Duration
+	}{
+		{
+			name:   "a five-minute credential never revoked fires at exp plus grace",
+			events: []*event.Event{cred(0, event.CredentialIssued, "short", 5*time.Minute), cred(time.Second, event.CredentialIssued, "long", time.Hour)},
+			ticks:  []time.Duration{15 * time.Minute, 15*time.Minute + time.Second, 70*time.Minute + time.Second},
+			want:   []map[string]time.Duration{{}, {"short": 15 * time.Minute}, {"long": 70 * time.Minute}},
+		},
+		{
+			name: "an hour credential revoked in time does not fire",
+			events: []*event.Event{cred(0, event.CredentialIssued, "long", time.Hour),
+				cred(59*time.Minute, event.CredentialRevoked, "long", time.Hour)},
+			ticks: []time.Duration{3 * time.Hour},
+			want:  []map[string]time.Duration{{}},
+		},
+		{
+			name:   "a deadline past the window waits the window",
+			events: []*event.Event{cred(0, event.CredentialIssued, "day", 24*time.Hour)},
+			ticks:  []time.Duration{2*time.Hour + time.Second},
+			want:   []map[string]time.Duration{{"day": 2 * time.Hour}},
+		},
+		{
+			name:   "a credential without exp waits the window",
+			events: []*event.Event{cred(0, event.CredentialIssued, "noexp", 0)},
+			ticks:  []time.Duration{time.Hour, 2*time.Hour + time.Second},
+			want:   []map[string]time.Duration{{}, {"noexp": 2 * time.Hour}},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := NewEngine(rs, Options{})
+			defer e.Close()
+			if got := feed(e, c.events...); len(got) != 0 {
+				t.Fatalf("the events raised %d alerts", len(got))
+			}
+			for i, tick := range c.ticks {
+				got := map[string]time.Duration{}
+				for _, a := range e.Advance(t0.Add(tick)) {
+					got[a.Alert.Group[0].Value] = a.Time.Sub(t0)
+				}
+				if !mapsEqualDur(got, c.want[i]) {
+					t.Fatalf("advance to %s raised %v, want %v", tick, got, c.want[i])
+				}
+			}
+		})
+	}
+}
+
+func mapsEqualDur(a, b map[string]time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestAbsenceDeadlineMustBeATimestamp(t *testing.T) {
+	_, err := LoadFS(fstest.MapFS{"r.yaml": {Data: []byte(rule("bad", `
+match: kind == "credential"
+group_by: [credential_jti]
+absence: {expect: kind == "credential", deadline: credential_action, window: 1h}
+`))}}, "test")
+	if !errors.Is(err, ErrNotTimestamp) {
+		t.Fatalf("a string deadline loaded: %v, want %s", err, CodeNotTimestamp)
+	}
 }
