@@ -134,9 +134,34 @@ func generate(b *testing.B, url string, n, rate int) float64 {
 	return reached
 }
 
+// natsServer is a nats-server process.
+type natsServer struct {
+	url string
+	pid int
+}
+
+// cpu is the server process's CPU time so far, user and system, from
+// /proc (in clock ticks of 10 ms).
+func (n natsServer) cpu(b *testing.B) time.Duration {
+	b.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis; utime and stime are
+	// the 14th and 15th of the whole line.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", n.pid, stat)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // natsProcess runs a JetStream nats-server process (not embedded), so the
 // server's work is not the benchmark process's; stopped with the test.
-func natsProcess(b *testing.B) string {
+func natsProcess(b *testing.B) natsServer {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -163,7 +188,7 @@ func natsProcess(b *testing.B) string {
 		_, err = js.AccountInfo(context.Background())
 		return err
 	})
-	return url
+	return natsServer{url: url, pid: cmd.Process.Pid}
 }
 
 // cpuTime is the process's CPU time so far, user and system.
@@ -176,12 +201,14 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// reportCPU reports the correlator process's CPU per event, and the
-// events one core would take at that cost.
-func reportCPU(b *testing.B, cpu time.Duration, n int) {
+// reportCPU reports the correlator process's CPU per event, the events
+// one core would take at that cost, and the server process's CPU per
+// event.
+func reportCPU(b *testing.B, cpu, server time.Duration, n int) {
 	per := cpu.Seconds() / float64(n)
 	b.ReportMetric(per*1e6, "cpu-µs/event")
 	b.ReportMetric(1/per, "events/core-s")
+	b.ReportMetric(server.Seconds()/float64(n)*1e6, "server-cpu-µs/event")
 }
 
 func (r *rig) waitConsumed(b *testing.B, consumer string, total uint64) {
@@ -216,10 +243,11 @@ func BenchmarkCorrelatorThroughput(b *testing.B) {
 	}
 	for _, mode := range []string{"sessions", "detect=empty", "detect=shipped"} {
 		b.Run(mode, func(b *testing.B) {
-			r := rigOn(b, natsProcess(b))
+			srv := natsProcess(b)
+			r := rigOn(b, srv.url)
 			loadHere(b, r.js, b.N)
 			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime(b)
+			start, cpu0, srv0 := time.Now(), cpuTime(b), srv.cpu(b)
 			switch mode {
 			case "sessions":
 				r.startWith(func(c *correlator.Config) { c.Detect.Shipped = false })
@@ -232,7 +260,7 @@ func BenchmarkCorrelatorThroughput(b *testing.B) {
 				r.waitConsumed(b, "correlator-detect", uint64(b.N))
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-			reportCPU(b, cpuTime(b)-cpu0, b.N)
+			reportCPU(b, cpuTime(b)-cpu0, srv.cpu(b)-srv0, b.N)
 		})
 	}
 }
@@ -246,16 +274,17 @@ func BenchmarkCorrelatorThroughput(b *testing.B) {
 func BenchmarkAlertLatency(b *testing.B) {
 	for _, rate := range []int{5000, 20000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
-			r := rigOn(b, natsProcess(b))
+			srv := natsProcess(b)
+			r := rigOn(b, srv.url)
 			r.startWith(func(*correlator.Config) {}) // the shipped pack
 			b.ResetTimer()
-			cpu0 := cpuTime(b)
+			cpu0, srv0 := cpuTime(b), srv.cpu(b)
 			offered := generate(b, r.url, b.N, rate)
 			r.waitConsumed(b, "correlator-detect", uint64(b.N))
-			cpu := cpuTime(b) - cpu0
+			cpu, server := cpuTime(b)-cpu0, srv.cpu(b)-srv0
 			b.StopTimer()
 			b.ReportMetric(offered, "offered-ev/s")
-			reportCPU(b, cpu, b.N)
+			reportCPU(b, cpu, server, b.N)
 			lat := r.alertLatencies(b)
 			if len(lat) == 0 {
 				if b.N >= 1000 { // smaller runs (the first, b.N = 1) complete no window
