@@ -202,3 +202,38 @@ absence: {expect: kind == "credential", deadline: credential_action, window: 1h}
 		t.Fatalf("a string deadline loaded: %v, want %s", err, CodeNotTimestamp)
 	}
 }
+
+// TestLateCredentialFiresAtItsOwnDeadline: a credential's issue delivered
+// behind the clock fires once the stream passes its own exp plus grace,
+// not at the rule's window nor at the end of its keep.
+func TestLateCredentialFiresAtItsOwnDeadline(t *testing.T) {
+	rs := load(t, map[string]string{"r.yaml": rule("unrevoked", `
+match: kind == "credential" && credential_action == "issued"
+group_by: [credential_jti]
+absence:
+  expect: kind == "credential" && credential_action == "revoked"
+  deadline: credential_expires + duration("10m")
+  window: 24h
+`)})
+	e := NewEngine(rs, Options{})
+	defer e.Close()
+	e.Advance(t0.Add(3 * time.Hour))
+	issue := func(at time.Duration, jti string, life time.Duration) *event.Event {
+		x := ev(at)
+		x.Kind, x.Decision, x.Request = event.KindCredential, nil, nil
+		x.Credential = &event.Credential{Action: event.CredentialIssued, JTI: jti, Expires: t0.Add(life)}
+		return x
+	}
+	// The hour's credential first: the late heap must re-sort when the
+	// five minutes' deadline comes in under it.
+	if got := feed(e, issue(0, "hour", time.Hour), issue(time.Second, "five", 5*time.Minute)); len(got) != 0 {
+		t.Fatalf("the issues raised %d alerts", len(got))
+	}
+	if got := e.Observe(ev(15 * time.Minute)); len(got) != 0 {
+		t.Fatalf("an event at the deadline raised %v", ruleIDs(got))
+	}
+	got := e.Observe(ev(15*time.Minute + time.Second))
+	if len(got) != 1 || got[0].Alert.Group[0].Value != "five" || !got[0].Time.Equal(t0.Add(15*time.Minute)) {
+		t.Fatalf("an event past exp+10m raised %v, want five's lapse at 15m", got)
+	}
+}
