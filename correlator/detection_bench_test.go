@@ -2,11 +2,20 @@ package correlator_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rampart-io/rampart/correlator"
@@ -14,14 +23,16 @@ import (
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/schema/subject"
+	"github.com/rampart-io/rampart/testkit/natscluster"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // load publishes n tool-call decision events asynchronously at about rate
 // per second (0: as fast as JetStream takes them), over 8 tenants and 50
 // agents, each acting for one of 13 users; every 3rd is a denial, so the
-// pack's denial rules fire every few hundred events.
-func load(b *testing.B, js jetstream.JetStream, n, rate int) {
-	b.Helper()
+// pack's denial rules fire every few hundred events. It returns the rate
+// reached.
+func load(js jetstream.JetStream, n, rate int) (float64, error) {
 	var ids event.IDSource
 	start := time.Now()
 	for i := range n {
@@ -45,14 +56,159 @@ func load(b *testing.B, js jetstream.JetStream, n, rate int) {
 		data, _ := event.Encode(e)
 		subj, _ := subject.For(tenant, string(event.KindDecision))
 		if _, err := js.PublishAsync(subj, data, jetstream.WithMsgID(e.ID)); err != nil {
-			b.Fatal(err)
+			return 0, err
 		}
 	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-time.After(time.Minute):
-		b.Fatal("publishes not acknowledged")
+		return 0, errors.New("publishes not acknowledged")
 	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// loadHere runs load in the benchmark's process: for a stream filled
+// before the timer starts.
+func loadHere(b *testing.B, js jetstream.JetStream, n int) {
+	b.Helper()
+	if _, err := load(js, n, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// generatorEnv, when set, makes the test binary a load generator
+// (runGenerator) instead of running tests: the latency benchmark's load
+// comes from another process, so the correlator's process is measured
+// alone.
+const generatorEnv = "RAMPART_BENCH_GENERATOR"
+
+type generatorSpec struct {
+	NATS string
+	N    int
+	Rate int
+}
+
+// runGenerator publishes the spec's load and prints the rate reached.
+func runGenerator(spec string) int {
+	var g generatorSpec
+	if err := json.Unmarshal([]byte(spec), &g); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	nc, err := nats.Connect(g.NATS)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	reached, err := load(js, g.N, g.Rate)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(reached)
+	return 0
+}
+
+// generate runs the load in a child process and returns the rate it
+// reached.
+func generate(b *testing.B, url string, n, rate int) float64 {
+	b.Helper()
+	spec, _ := json.Marshal(generatorSpec{NATS: url, N: n, Rate: rate})
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
+	cmd.Env = append(os.Environ(), generatorEnv+"="+string(spec))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("generator: %v", err)
+	}
+	reached, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		b.Fatalf("generator said %q: %v", out, err)
+	}
+	return reached
+}
+
+// natsServer is a nats-server process.
+type natsServer struct {
+	url string
+	pid int
+}
+
+// cpu is the server process's CPU time so far, user and system, from
+// /proc (in clock ticks of 10 ms).
+func (n natsServer) cpu(b *testing.B) time.Duration {
+	b.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis; utime and stime are
+	// the 14th and 15th of the whole line.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", n.pid, stat)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// natsProcess runs a JetStream nats-server process (not embedded), so the
+// server's work is not the benchmark process's; stopped with the test.
+func natsProcess(b *testing.B) natsServer {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(natscluster.Binary(b), "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", b.TempDir())
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	poll.Until(b, 10*time.Second, func() error {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		_, err = js.AccountInfo(context.Background())
+		return err
+	})
+	return natsServer{url: url, pid: cmd.Process.Pid}
+}
+
+// cpuTime is the process's CPU time so far, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the correlator process's CPU per event, the events
+// one core would take at that cost, and the server process's CPU per
+// event.
+func reportCPU(b *testing.B, cpu, server time.Duration, n int) {
+	per := cpu.Seconds() / float64(n)
+	b.ReportMetric(per*1e6, "cpu-µs/event")
+	b.ReportMetric(1/per, "events/core-s")
+	b.ReportMetric(server.Seconds()/float64(n)*1e6, "server-cpu-µs/event")
 }
 
 func (r *rig) waitConsumed(b *testing.B, consumer string, total uint64) {
@@ -70,10 +226,12 @@ func (r *rig) waitConsumed(b *testing.B, consumer string, total uint64) {
 	b.Fatal("consumer never caught up")
 }
 
-// BenchmarkCorrelatorThroughput: b.N events already in the stream, then one
-// correlator consumes them; the time is until the measured consumer has
-// acknowledged them all. Reports events/s, each a ratio to the others of
-// the same run:
+// BenchmarkCorrelatorThroughput: b.N events already in the stream (a
+// nats-server process), then one correlator consumes them; the time is
+// until the measured consumer has acknowledged them all. Reports events/s
+// and the benchmark process's CPU per event over that time (the
+// correlator's: the server runs apart, the load was published before), each
+// a ratio to the others of the same run:
 //   - sessions: detection off; the sessions consumer, into ClickHouse.
 //   - detect=empty: the detection consumer with an engine of no rules:
 //     the pipeline (fetch, decode, partition, ack) without rules.
@@ -85,10 +243,11 @@ func BenchmarkCorrelatorThroughput(b *testing.B) {
 	}
 	for _, mode := range []string{"sessions", "detect=empty", "detect=shipped"} {
 		b.Run(mode, func(b *testing.B) {
-			r := newRig(b)
-			load(b, r.js, b.N, 0)
+			srv := natsProcess(b)
+			r := rigOn(b, srv.url)
+			loadHere(b, r.js, b.N)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0, srv0 := time.Now(), cpuTime(b), srv.cpu(b)
 			switch mode {
 			case "sessions":
 				r.startWith(func(c *correlator.Config) { c.Detect.Shipped = false })
@@ -101,23 +260,31 @@ func BenchmarkCorrelatorThroughput(b *testing.B) {
 				r.waitConsumed(b, "correlator-detect", uint64(b.N))
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			reportCPU(b, cpuTime(b)-cpu0, srv.cpu(b)-srv0, b.N)
 		})
 	}
 }
 
-// BenchmarkAlertLatency: b.N events published at a fixed rate while one
-// correlator runs the whole shipped pack; the latency of an alert is from
+// BenchmarkAlertLatency: b.N events published at a fixed rate, by a
+// generator process, to a nats-server process, while one correlator (this
+// process) runs the whole shipped pack; the latency of an alert is from
 // the publish of the event that completed it (the alert's last evidence
-// time) to JetStream's timestamp of the stored alert.
+// time) to JetStream's timestamp of the stored alert. offered-ev/s is the
+// rate the generator reached; the CPU is this process's, the correlator's.
 func BenchmarkAlertLatency(b *testing.B) {
 	for _, rate := range []int{5000, 20000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
-			r := newRig(b)
+			srv := natsProcess(b)
+			r := rigOn(b, srv.url)
 			r.startWith(func(*correlator.Config) {}) // the shipped pack
 			b.ResetTimer()
-			load(b, r.js, b.N, rate)
+			cpu0, srv0 := cpuTime(b), srv.cpu(b)
+			offered := generate(b, r.url, b.N, rate)
 			r.waitConsumed(b, "correlator-detect", uint64(b.N))
+			cpu, server := cpuTime(b)-cpu0, srv.cpu(b)-srv0
 			b.StopTimer()
+			b.ReportMetric(offered, "offered-ev/s")
+			reportCPU(b, cpu, server, b.N)
 			lat := r.alertLatencies(b)
 			if len(lat) == 0 {
 				if b.N >= 1000 { // smaller runs (the first, b.N = 1) complete no window

@@ -128,7 +128,8 @@ func (d *denials) twice() []string {
 
 type rig struct {
 	t    testing.TB
-	srv  *natstest.Server
+	srv  *natstest.Server // nil on a nats-server process (natsProcess)
+	url  string
 	js   jetstream.JetStream
 	ch   *chstore.Client
 	addr string
@@ -141,7 +142,14 @@ type rig struct {
 
 func newRig(t testing.TB) *rig {
 	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.URL())
+	r := rigOn(t, srv.URL())
+	r.srv = srv
+	return r
+}
+
+// rigOn is a rig on the JetStream server at url.
+func rigOn(t testing.TB, url string) *rig {
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +159,7 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	addr, chs := chtest.Server(t)
-	return &rig{t: t, srv: srv, js: js, ch: chtest.Open(t, addr), addr: addr, chs: chs, pub: &publisher{js: js}}
+	return &rig{t: t, url: url, js: js, ch: chtest.Open(t, addr), addr: addr, chs: chs, pub: &publisher{js: js}}
 }
 
 // start runs a correlator with detector d, partition part of count.
@@ -169,7 +177,7 @@ func (r *rig) start(d correlator.Detector, part, count int) func() {
 // startWith runs a correlator of the rig's defaults changed by set.
 func (r *rig) startWith(set func(*correlator.Config), opts ...correlator.Option) func() {
 	cfg := correlator.Defaults()
-	cfg.NATSURL = stream.URLs(r.srv.URL())
+	cfg.NATSURL = stream.URLs(r.url)
 	cfg.ClickHouse.Addr = r.addr
 	cfg.ClickHouse.Database = r.ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond

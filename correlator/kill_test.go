@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(runChild(spec))
 	}
+	if spec := os.Getenv(generatorEnv); spec != "" {
+		os.Exit(runGenerator(spec))
+	}
 	os.Exit(m.Run())
 }
 

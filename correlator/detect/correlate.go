@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"container/heap"
 	"slices"
 
 	"github.com/rampart-io/rampart/schema/event"
@@ -271,8 +272,8 @@ func (e *Engine) observeNoPrior(s *ruleState, ev *event.Event, r ref, out []*eve
 }
 
 // absenceState is absence's: the starts still waiting for their expected
-// event. The deadline, one window after the first, is the group's
-// expiry and does not move.
+// event. The deadline, one window after the first or the rule's deadline
+// of the first, is the group's expiry and does not move.
 type absenceState struct {
 	refs  []ref
 	count int
@@ -284,6 +285,9 @@ func (e *Engine) observeAbsence(s *ruleState, g *group, ev *event.Event, r ref, 
 		st = &absenceState{}
 		g.st = st
 		g.reqID, g.ident = ev.RequestID, ev.Identity
+		if s.r.deadline != nil {
+			e.setDeadline(s, g, e.deadline(s, r.t))
+		}
 	}
 	st.count++
 	st.refs = e.addEvidence(st.refs, r)
@@ -329,4 +333,28 @@ func (e *Engine) addEvidence(refs []ref, r ref) []ref {
 	copy(refs[1:], refs[2:])
 	refs[len(refs)-1] = r
 	return refs
+}
+
+// deadline is the rule's deadline of the current event, opened at t:
+// within [t, t+Window]; the window when the expression fails, counted.
+func (e *Engine) deadline(s *ruleState, t int64) int64 {
+	w := int64(s.r.Window)
+	d, err := s.r.deadline.eval(e.act)
+	if err != nil {
+		e.m.evalError(s)
+		return t + w
+	}
+	return min(max(d, t), t+w)
+}
+
+// setDeadline moves a new group's expiry to d, in both heaps it may sit
+// in.
+func (e *Engine) setDeadline(s *ruleState, g *group, d int64) {
+	g.expiry, g.hAt = d, d
+	if g.hIdx >= 0 && g.hIdx < len(s.expiry) && s.expiry[g.hIdx] == g {
+		heap.Fix(&s.expiry, g.hIdx)
+	}
+	if g.lIdx >= 0 && g.lIdx < len(s.late) && s.late[g.lIdx] == g {
+		heap.Fix(&s.late, g.lIdx)
+	}
 }

@@ -90,7 +90,10 @@ func (o *Options) setDefaults() {
 //     yields at most one alert per group per window.
 //   - event_count (lte) and absence fire when their window lapses, at most
 //     once per window; the group then ends, and its next matching event
-//     starts a new window.
+//     starts a new window. A group fed by events behind the clock lapses
+//     when an event after its deadline is observed (the stream has passed
+//     it, as a replay of the same events sees), or at the latest when its
+//     keep for late events ends.
 //   - new_value fires once per new value of a group; it can fire again for
 //     that value only after the value was unseen for a whole lookback.
 //   - A group evicted at a bound (see Options), or refused, raises a
@@ -119,6 +122,10 @@ type ruleState struct {
 	groups  map[string]*group
 	tenants map[string]*tenantShare
 	expiry  expiryHeap
+	// late orders the groups fed late of a rule that fires on a lapse
+	// (absence, lte) by deadline: the stream's own events lapse them
+	// (lapseLate), while expiry holds them for their keep.
+	late    lateHeap
 	tracked atomic.Int64 // read by the metrics callback
 	attrs   metric.MeasurementOption
 	lastLog map[string]int64
@@ -150,6 +157,7 @@ type group struct {
 	// late.
 	keep      int64
 	hIdx      int
+	lIdx      int // in the rule's late heap, when fed late
 	muteUntil int64
 	// The event a lapse-fired alert (lte, absence) names as its request.
 	reqID string
@@ -226,6 +234,7 @@ func (e *Engine) ObserveAgent(ev *event.Event, agent ddl.Agent) []*event.Event {
 	}
 	t := ev.Time.UnixNano()
 	out := e.advance(t, nil)
+	out = e.lapseLate(t, out)
 	e.n++
 	e.act.reset(ev)
 	e.act.agent = agent
@@ -454,11 +463,40 @@ func (e *Engine) lookup(s *ruleState, ev *event.Event, create bool) *group {
 
 // late keeps g for one window of the clock when the event at t is behind
 // the clock. Gap groups are an instance's own numbering, judged by their
-// grace on the clock, and are not kept.
+// grace on the clock, and are not kept. A kept group that fires on a
+// lapse also joins the rule's late heap, so it fires once the stream's
+// events pass its deadline rather than when its keep ends.
 func (e *Engine) late(s *ruleState, g *group, t int64) {
-	if t < e.clock && s.r.Correlation != Gap {
-		g.keep = max(g.keep, e.clock+int64(s.r.Window))
+	if t >= e.clock || s.r.Correlation == Gap {
+		return
 	}
+	if g.keep == 0 && firesOnLapse(s.r) {
+		heap.Push(&s.late, g)
+	}
+	g.keep = max(g.keep, e.clock+int64(s.r.Window))
+}
+
+// firesOnLapse reports whether a rule's alerts come when a window ends
+// without its event (absence, lte): their deadline never moves.
+func firesOnLapse(r *Rule) bool {
+	return r.Correlation == Absence || r.Correlation == EventCount && r.atMost
+}
+
+// lapseLate fires the groups fed late whose deadline the event at t is
+// past. The clock, moved on by the idle tick, passed their deadline long
+// ago; the stream's own event time is what a replay of the same events
+// judges them by: an event after the deadline means the spool has
+// delivered what it holds before it, and the expected event did not
+// come.
+func (e *Engine) lapseLate(t int64, out []*event.Event) []*event.Event {
+	for _, s := range e.rules {
+		for len(s.late) > 0 && s.late[0].expiry < t {
+			g := s.late[0]
+			out = e.lapse(s, g, out)
+			e.drop(s, g)
+		}
+	}
+	return out
 }
 
 // makeRoom frees a slot for a new group of tenant and principal: past the
@@ -521,6 +559,9 @@ func groupTenant(r *Rule, ev *event.Event) string {
 func (e *Engine) drop(s *ruleState, g *group) {
 	if g.hIdx >= 0 && g.hIdx < len(s.expiry) && s.expiry[g.hIdx] == g {
 		heap.Remove(&s.expiry, g.hIdx)
+	}
+	if g.lIdx >= 0 && g.lIdx < len(s.late) && s.late[g.lIdx] == g {
+		heap.Remove(&s.late, g.lIdx)
 	}
 	delete(s.groups, g.key)
 	s.remove(g)
@@ -593,6 +634,30 @@ func (h *expiryHeap) Pop() any {
 	g := old[len(old)-1]
 	old[len(old)-1] = nil
 	g.hIdx = -1
+	*h = old[:len(old)-1]
+	return g
+}
+
+// lateHeap orders a rule's late-fed groups by deadline (expiry, which
+// never moves for the rules it holds), earliest first.
+type lateHeap []*group
+
+func (h lateHeap) Len() int           { return len(h) }
+func (h lateHeap) Less(i, j int) bool { return h[i].expiry < h[j].expiry }
+func (h lateHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].lIdx, h[j].lIdx = i, j
+}
+func (h *lateHeap) Push(x any) {
+	g := x.(*group)
+	g.lIdx = len(*h)
+	*h = append(*h, g)
+}
+func (h *lateHeap) Pop() any {
+	old := *h
+	g := old[len(old)-1]
+	old[len(old)-1] = nil
+	g.lIdx = -1
 	*h = old[:len(old)-1]
 	return g
 }

@@ -20,6 +20,7 @@ const (
 	CodeDuplicateRule ErrorCode = "rule_duplicate"      // two rules share an id
 	CodeCompile       ErrorCode = "rule_compile"        // a CEL expression does not parse or type-check
 	CodeNotBool       ErrorCode = "rule_not_bool"       // a CEL expression is not of type bool
+	CodeNotTimestamp  ErrorCode = "rule_not_timestamp"  // a deadline expression is not of type timestamp
 	CodeCorrelation   ErrorCode = "rule_correlation"    // not exactly one correlation, or one of the wrong shape
 	CodeEmpty         ErrorCode = "rule_empty_set"      // a directory holds no rule file
 	CodeUnknownField  ErrorCode = "rule_unknown_field"  // a group_by or value field that is not a scalar event field
@@ -37,6 +38,7 @@ var (
 	ErrDuplicateRule = &Error{Code: CodeDuplicateRule}
 	ErrCompile       = &Error{Code: CodeCompile}
 	ErrNotBool       = &Error{Code: CodeNotBool}
+	ErrNotTimestamp  = &Error{Code: CodeNotTimestamp}
 	ErrCorrelation   = &Error{Code: CodeCorrelation}
 	ErrEmpty         = &Error{Code: CodeEmpty}
 	ErrUnknownField  = &Error{Code: CodeUnknownField}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -49,6 +50,7 @@ type field struct {
 	// Of the agent inventory's answer for the event (kindAgent, kindBool).
 	agent func(*ddl.Agent) string
 	flag  func(*ddl.Agent) bool
+	tm    func(*event.Event) time.Time // kindTime
 }
 
 func ident(e *event.Event) *event.Identity {
@@ -114,7 +116,7 @@ var fields = []field{
 	strField("instance", func(e *event.Event) string { return e.Instance }),
 	strField("epoch", func(e *event.Event) string { return e.Epoch }),
 	intField("seq", func(e *event.Event) int64 { return int64(min(e.Seq, 1<<63-1)) }),
-	{name: "time", kind: kindTime},
+	{name: "time", kind: kindTime, tm: func(e *event.Event) time.Time { return e.Time }},
 	strField("id", func(e *event.Event) string { return e.ID }),
 	strField("request_id", func(e *event.Event) string { return e.RequestID }),
 
@@ -179,6 +181,14 @@ var fields = []field{
 		}
 		return string(e.Credential.Action)
 	}),
+	// credential_expires is a credential event's exp; the zero time
+	// (0001-01-01) of any other event.
+	{name: "credential_expires", kind: kindTime, tm: func(e *event.Event) time.Time {
+		if e.Credential == nil {
+			return time.Time{}
+		}
+		return e.Credential.Expires
+	}},
 
 	// What a verifying backend saw (kind backend_request). backend_peer
 	// is the workload that called it: its SPIFFE id over mTLS, else its
@@ -419,7 +429,7 @@ func (a *activation) value(i int) celref.Val {
 		}
 		return emptyStringMap
 	case kindTime:
-		return types.Timestamp{Time: e.Time}
+		return types.Timestamp{Time: f.tm(e)}
 	case kindAgent:
 		if s := f.agent(&a.agent); s != "" {
 			return types.String(s)

@@ -60,13 +60,15 @@ type fixtureCase struct {
 	line       int
 }
 
-// WantAlert is an alert a case expects. Rule is required; Group, Count
-// and Evidence are compared when given.
+// WantAlert is an alert a case expects. Rule is required; Group, Count,
+// Evidence and Time (the alert's: a lapse's is its deadline) are
+// compared when given.
 type WantAlert struct {
 	Rule     string            `yaml:"rule" json:"rule"`
 	Group    map[string]string `yaml:"group" json:"group,omitempty"`
 	Count    int               `yaml:"count" json:"count,omitempty"`
 	Evidence []string          `yaml:"evidence" json:"evidence,omitempty"`
+	Time     time.Time         `yaml:"time" json:"time,omitzero"`
 }
 
 // CaseResult is the outcome of one case.
@@ -372,7 +374,7 @@ func runCase(rs *RuleSet, file string, only []string, c *fixtureCase, opts Optio
 }
 
 func summarize(a *event.Event) WantAlert {
-	w := WantAlert{Rule: a.Alert.RuleID, Count: a.Alert.Count, Evidence: a.Alert.Evidence}
+	w := WantAlert{Rule: a.Alert.RuleID, Count: a.Alert.Count, Evidence: a.Alert.Evidence, Time: a.Time}
 	if len(a.Alert.Group) > 0 {
 		w.Group = map[string]string{}
 		for _, g := range a.Alert.Group {
@@ -422,6 +424,9 @@ func compareAlerts(want, got []WantAlert) string {
 				}
 				if w.Evidence != nil && !slices.Equal(w.Evidence, g.Evidence) {
 					problems = append(problems, fmt.Sprintf("%s: alert %d evidence %v, want %v", r, i+1, g.Evidence, w.Evidence))
+				}
+				if !w.Time.IsZero() && !w.Time.Equal(g.Time) {
+					problems = append(problems, fmt.Sprintf("%s: alert %d time %s, want %s", r, i+1, g.Time.Format(time.RFC3339Nano), w.Time.Format(time.RFC3339Nano)))
 				}
 			}
 		}

@@ -90,6 +90,7 @@ type Rule struct {
 	valueName string
 	steps     []step        // sequence, all_of
 	expect    *expr         // absence; no_prior's prior
+	deadline  *timeExpr     // absence, optional: the group's own deadline
 	threshold int           // gte or lte
 	atMost    bool          // event_count lte
 	grace     time.Duration // gap
@@ -207,6 +208,53 @@ func cheapGuard(env *cel.Env, a *cel.Ast) cel.Program {
 		return nil
 	}
 	return prg
+}
+
+// timeExpr is one planned CEL timestamp expression.
+type timeExpr struct {
+	src string
+	prg cel.Program
+}
+
+// compileTimeExpr parses, type-checks and plans one timestamp
+// expression, metered as compileExpr meters a bool one.
+func compileTimeExpr(what, src string) (*timeExpr, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, err
+	}
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		return nil, &Error{Code: CodeCompile, Msg: what + ": " + iss.Err().Error()}
+	}
+	if !ast.OutputType().IsExactType(cel.TimestampType) {
+		return nil, &Error{Code: CodeNotTimestamp, Msg: fmt.Sprintf("%s must be a timestamp expression, is %s", what, ast.OutputType())}
+	}
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if !bounded(env, ast) {
+		opts = append(opts, cel.CostLimit(CostLimit))
+	}
+	prg, err := env.Program(ast, opts...)
+	if err != nil {
+		return nil, &Error{Code: CodeCompile, Msg: what, Err: err}
+	}
+	return &timeExpr{src: src, prg: prg}, nil
+}
+
+// eval runs the expression on the activation: its time in unix ns.
+func (x *timeExpr) eval(a *activation) (int64, error) {
+	out, _, err := x.prg.Eval(a)
+	if err != nil {
+		return 0, err
+	}
+	ts, ok := out.(types.Timestamp)
+	if !ok {
+		return 0, fmt.Errorf("result is %s, not timestamp", out.Type())
+	}
+	if ts.Year() < 1678 || ts.Year() > 2261 {
+		return 0, fmt.Errorf("deadline %s is outside the range of event times", ts.Time)
+	}
+	return ts.UnixNano(), nil
 }
 
 // eval runs the expression on the activation: true only for a bool true
@@ -379,6 +427,11 @@ func compileRule(file string, sp *ruleSpec) (*Rule, error) {
 			if c.Expect == "" {
 				err = fail(CodeMissing, "absence needs expect: the CEL match of the event that must follow")
 			} else if r.expect, err = compileExpr("absence expect", c.Expect); err != nil {
+				err = at(err)
+			}
+		}
+		if err == nil && c.Deadline != "" {
+			if r.deadline, err = compileTimeExpr("absence deadline", c.Deadline); err != nil {
 				err = at(err)
 			}
 		}

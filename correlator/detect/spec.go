@@ -26,6 +26,14 @@ import (
 //	match: kind == "decision" && effect == "deny"
 //	group_by: [actor]
 //	event_count: {window: 1m, gte: 10}
+//
+// An absence may give each group its own deadline, read from the event
+// that opens it; the window is then the longest any group waits:
+//
+//	absence:
+//	  expect: kind == "credential" && credential_action == "revoked"
+//	  deadline: credential_expires + duration("10m")
+//	  window: 24h
 
 // ruleSpec is one rule as written.
 type ruleSpec struct {
@@ -85,10 +93,16 @@ type newValueSpec struct {
 }
 
 // absenceSpec: a match not followed by an Expect event of the same group
-// within Window.
+// within Window, or, with Deadline, by the time Deadline gives.
 type absenceSpec struct {
-	Expect string   `yaml:"expect" json:"expect"`
-	Window duration `yaml:"window" json:"window"`
+	Expect string `yaml:"expect" json:"expect"`
+	// Deadline, optional, is a CEL timestamp expression over the event
+	// that opens the group (credential_expires + duration("10m")): the
+	// group's own deadline, within [the event's time, its time + Window].
+	// When it fails to evaluate the group waits the Window, counted in
+	// rampart.detect.eval_errors.
+	Deadline string   `yaml:"deadline" json:"deadline,omitempty"`
+	Window   duration `yaml:"window" json:"window"`
 }
 
 // noPriorSpec: a match with no Prior event of the same group within
