@@ -1,8 +1,13 @@
 package enforcer_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +15,8 @@ import (
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/internal/gatewaytest"
 	"github.com/rampart-io/rampart/schema/event"
+	"github.com/rampart-io/rampart/schema/stream"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // reservedSpellings are paths of the enforcer's own /_rampart namespace
@@ -108,5 +115,80 @@ func TestReservedPathsRefusedThroughGateway(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || h.hits.Load() != before+1 {
 		t.Fatalf("the control: %d", resp.StatusCode)
+	}
+}
+
+// withBrokerAndTasks is withBroker whose policy also lets acme declare
+// and complete tasks.
+func withBrokerAndTasks(t *testing.T) func(*harness, *enforcer.Config) {
+	return func(h *harness, c *enforcer.Config) {
+		withBroker(t)(h, c)
+		p := filepath.Join(h.dir, "broker-tasks-policy.yaml")
+		rule := "  - id: task-api\n    match: 'path.startsWith(\"/_rampart/tasks\") && tenant == \"acme\"'\n    effect: allow\n"
+		if err := os.WriteFile(p, []byte(brokerPolicy+rule), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.PolicyFile = p
+	}
+}
+
+// An exchange is a call on behalf of its subject: the subject token is
+// held to what the subject's own call would be — not revoked, not under a
+// task that ended or that another principal holds — and the credential
+// dies by the task's deadline as a forwarded call's does.
+func TestExchangeHonoursSubjectsTask(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withBrokerAndTasks(t))
+	orch := h.caller(t, "svc:orchestrator")
+	alice := bearer(h.token(t))
+	scope := `"tools":["search"],"destinations":["unknown","tools"],"data_classes":["unclassified","internal"]`
+	for _, d := range []string{`{"id":"t-ended",` + scope + `}`, `{"id":"t-short","duration":"2m",` + scope + `}`} {
+		if r := declareTask(t, h.url, d, alice); r.status != 201 {
+			t.Fatalf("declare %s: %d %v", d, r.status, r.body)
+		}
+	}
+	if r := completeTask(t, h.url, "t-ended", alice); r.status != 200 {
+		t.Fatalf("complete: %d %v", r.status, r.body)
+	}
+	kv := h.revocations(t)
+	v, _ := json.Marshal(stream.Revocation{Tenant: "acme", JTI: "jti-subject-revoked", Reason: "revoked", RevokedAt: time.Now(), Until: time.Now().Add(time.Hour)})
+	if _, err := kv.Put(context.Background(), stream.JTIRevocationKey("jti-subject-revoked"), v); err != nil {
+		t.Fatal(err)
+	}
+	withTask := func(task string) string { return h.tokenWith(t, func(c map[string]any) { c["task"] = task }) }
+	for name, tc := range map[string]struct {
+		subject string
+		status  int
+		code    string
+	}{
+		"subject under an ended task": {withTask("t-ended"), 403, "task_ended"},
+		"subject not of the task":     {h.tokenWith(t, func(c map[string]any) { c["sub"] = "user:bob"; c["task"] = "t-short" }), 403, "task_foreign"},
+		"subject token revoked":       {h.tokenWith(t, func(c map[string]any) { c["jti"] = "jti-subject-revoked" }), 401, "token_revoked"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var r brokerReply
+			poll.Until(t, 10*time.Second, func() error { // the revocations watch delivers
+				r = h.form(t, enforcer.TokenPath, orch, exchangeForm(tc.subject, ""))
+				if r.status == 200 {
+					return fmt.Errorf("granted %s", r.raw)
+				}
+				return nil
+			})
+			if r.status != tc.status || r.code() != tc.code || r.body["access_token"] != nil {
+				t.Fatalf("answer %d %s, want %d %s", r.status, r.raw, tc.status, tc.code)
+			}
+			d := h.events(t, r.requestID(), event.KindRequest, event.KindDecision)[event.KindDecision].Decision
+			if d.Effect != event.EffectDeny || d.Code != tc.code {
+				t.Errorf("recorded %+v", d)
+			}
+		})
+	}
+	// The rule's ttl is 10m and the subject token lives an hour: the
+	// task's deadline, 2m away, bounds the credential.
+	r := h.form(t, enforcer.TokenPath, orch, exchangeForm(withTask("t-short"), ""))
+	if r.status != 200 {
+		t.Fatalf("exchange under a live task: %d %s", r.status, r.raw)
+	}
+	if in, _ := r.body["expires_in"].(float64); in <= 0 || in > 120 {
+		t.Fatalf("expires_in %v, past the task's deadline 120s away", r.body["expires_in"])
 	}
 }
