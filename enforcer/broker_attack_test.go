@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/enforcer"
+	"github.com/rampart-io/rampart/enforcer/audit"
+	"github.com/rampart-io/rampart/enforcer/credential"
 	"github.com/rampart-io/rampart/enforcer/internal/gatewaytest"
+	"github.com/rampart-io/rampart/enforcer/spool"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/poll"
@@ -191,4 +194,44 @@ func TestExchangeHonoursSubjectsTask(t *testing.T) {
 	if in, _ := r.body["expires_in"].(float64); in <= 0 || in > 120 {
 		t.Fatalf("expires_in %v, past the task's deadline 120s away", r.body["expires_in"])
 	}
+}
+
+// An instance whose revocations view NATS cannot confirm mints nothing by
+// exchange either (on_stale refuse): it cannot know the subject's task
+// has not ended elsewhere meanwhile.
+func TestExchangeRefusedWhileRevocationsStale(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withBroker(t))
+	proxy := newCutProxy(t, strings.TrimPrefix(h.nats.URL(), "nats://"))
+	b := h.another(t, "enf-b", func(c *enforcer.Config) {
+		withBroker(t)(h, c)
+		c.NATS.URL = stream.URLs(proxy.url())
+		// Spooling, the cut-off instance still records and answers.
+		c.NATS.OnUnavailable, c.NATS.Spool = audit.Spool, spool.Config{Dir: t.TempDir()}
+		c.Revocations = credential.WatchConfig{MaxStaleness: 500 * time.Millisecond}
+	})
+	orch, subject := h.caller(t, "svc:orchestrator"), h.token(t)
+	post := func() brokerReply {
+		req, _ := http.NewRequest(http.MethodPost, b+enforcer.TokenPath, strings.NewReader(exchangeForm(subject, "").Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+orch)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		r := brokerReply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+		_ = json.Unmarshal(raw, &r.body)
+		return r
+	}
+	if r := post(); r.status != 200 {
+		t.Fatalf("the control exchange at b: %d %s", r.status, r.raw)
+	}
+	proxy.setCut(true)
+	poll.Until(t, 20*time.Second, func() error {
+		if r := post(); r.status != 503 || r.code() != "revocations_stale" || r.body["access_token"] != nil {
+			return fmt.Errorf("while cut off: %d %s", r.status, r.raw)
+		}
+		return nil
+	})
 }
