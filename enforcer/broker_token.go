@@ -86,6 +86,12 @@ func (e *Enforcer) mintExchange(ctx context.Context, b *brokerCall) (g grantedEx
 		e.refuseBroker(ctx, b, code, fmt.Errorf("%w (rule %s)", err, g.decision.RuleID), err.Error())
 		return g, false
 	}
+	if stale, age := e.revocations.Stale(); stale && e.revocations.RefuseWhenStale() {
+		// As for a forwarded call's credential: this instance cannot know
+		// the subject's task did not end elsewhere meanwhile.
+		e.refuseBroker(ctx, b, CodeRevocationsStale, fmt.Errorf("%w: unconfirmed for %s", errRevocationsStale, age.Round(time.Millisecond)), "")
+		return g, false
+	}
 	if g.token, err = e.minter.Mint(g.req); err != nil {
 		e.refuseBroker(ctx, b, CodeCredentialUnavailable, err, "")
 		return g, false
