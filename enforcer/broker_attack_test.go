@@ -235,3 +235,79 @@ func TestExchangeRefusedWhileRevocationsStale(t *testing.T) {
 		return nil
 	})
 }
+
+// Attempts on the broker and the task API that the suite did not cover
+// yet, each refused with its stable code and never forwarded.
+func TestBrokerAndTaskAttemptsRefused(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withBrokerAndTasks(t))
+	orch := h.caller(t, "svc:orchestrator")
+	granted := h.form(t, enforcer.TokenPath, orch, exchangeForm(h.token(t), ""))
+	if granted.status != 200 {
+		t.Fatalf("the control exchange: %d %s", granted.status, granted.raw)
+	}
+	minted := granted.body["access_token"].(string)
+	alice := bearer(h.token(t))
+	twoEncodings := http.Header{"Content-Encoding": {"identity", "gzip"}}
+	for k, v := range alice {
+		twoEncodings[k] = v
+	}
+	for name, tc := range map[string]struct {
+		method, path, body string
+		header             http.Header
+		status             int
+		code               string
+	}{
+		// A credential is the backend's, never an identity here.
+		"credential as the caller of a tool call": {"POST", "/mcp", toolCall("search", `{}`), bearer(minted), 401, ""},
+		"credential as the caller of the broker":  {"POST", enforcer.TokenPath, exchangeForm(h.token(t), "").Encode(), withHeader(bearer(minted), "Content-Type", "application/x-www-form-urlencoded"), 401, ""},
+		"credential as the declarer of a task":    {"POST", "/_rampart/tasks", `{"id":"t-c"}`, bearer(minted), 401, ""},
+		"HEAD on the broker":                      {"HEAD", enforcer.TokenPath, "", bearer(orch), 405, ""},
+		"form charset utf8, not utf-8":            {"POST", enforcer.TokenPath, exchangeForm(h.token(t), "").Encode(), withHeader(bearer(orch), "Content-Type", "application/x-www-form-urlencoded; charset=utf8"), 415, "oauth_content_type"},
+		"declaration in two encodings":            {"POST", "/_rampart/tasks", `{"id":"t-e"}`, twoEncodings, 415, "body_encoding_unsupported"},
+		"completion in two encodings":             {"POST", "/_rampart/tasks/t-e/complete", "", twoEncodings, 415, "body_encoding_unsupported"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := h.hits.Load()
+			r := h.send(t, tc.method, tc.path, "", tc.body, tc.header)
+			if r.status != tc.status || tc.code != "" && r.code() != tc.code && errorCode(reply{body: r.body}) != tc.code {
+				t.Fatalf("answer %d %s, want %d %s", r.status, r.raw, tc.status, tc.code)
+			}
+			if h.hits.Load() != before {
+				t.Fatalf("reached the backend")
+			}
+			d := h.events(t, r.requestID(), event.KindRequest, event.KindDecision)[event.KindDecision].Decision
+			if d.Effect != event.EffectDeny {
+				t.Errorf("recorded %+v", d)
+			}
+		})
+	}
+}
+
+// Task ids holding NATS subject wildcards and separators name exactly one
+// task each: completing "t.*" or ">" ends neither "t.a" nor "t.>".
+func TestTaskIDsWithSubjectWildcards(t *testing.T) {
+	h := newHarness(t, 2*time.Second)
+	alice := bearer(h.token(t))
+	scope := `"tools":["search"],"destinations":["unknown","tools"],"data_classes":["unclassified","internal"]`
+	ids := []string{"t.*", "t.>", "t.a", ">", "*", "t..a", "t.a."}
+	for _, id := range ids {
+		if r := declareTask(t, h.url, `{"id":"`+id+`",`+scope+`}`, alice); r.status != 201 {
+			t.Fatalf("declare %q: %d %v", id, r.status, r.body)
+		}
+	}
+	for _, id := range []string{"t.*", ">", "*"} {
+		if r := completeTask(t, h.url, id, alice); r.status != 200 {
+			t.Fatalf("complete %q: %d %v", id, r.status, r.body)
+		}
+	}
+	for _, id := range []string{"t.>", "t.a", "t..a", "t.a."} {
+		if r := call(t, h.url, "search", id, alice); r.status != 200 {
+			t.Errorf("call under %q after completing the wildcards: %d %v", id, r.status, r.body)
+		}
+	}
+	for _, id := range []string{"t.*", ">", "*"} {
+		if r := call(t, h.url, "search", id, alice); r.status != 403 || errorCode(r) != "task_ended" {
+			t.Errorf("call under completed %q: %d %v", id, r.status, r.body)
+		}
+	}
+}
