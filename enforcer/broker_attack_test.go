@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/credential"
@@ -20,6 +21,9 @@ import (
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/poll"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // reservedSpellings are paths of the enforcer's own /_rampart namespace
@@ -309,5 +313,47 @@ func TestTaskIDsWithSubjectWildcards(t *testing.T) {
 		if r := call(t, h.url, "search", id, alice); r.status != 403 || errorCode(r) != "task_ended" {
 			t.Errorf("call under completed %q: %d %v", id, r.status, r.body)
 		}
+	}
+}
+
+// ext_authz, gRPC and HTTP: a check of a /_rampart path is refused as the
+// forward-auth one is, whatever the body a rule would allow.
+func TestReservedPathsRefusedByExtAuthz(t *testing.T) {
+	h := newHarness(t, 2*time.Second, extAuthzModes())
+	conn, err := grpc.NewClient(h.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	tok := "Bearer " + h.token(t)
+	for _, p := range []string{"/_rampart/tasks-admin", "/_RAMPART/tasks/t-1/complete", "/_rampart/tasks"} {
+		t.Run("grpc"+p, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := client.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+				Http: &authv3.AttributeContext_HttpRequest{Method: "POST", Host: "tools.test", Path: p,
+					Headers: map[string]string{"authorization": tok}, Body: toolCall("search", `{}`)}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := resp.GetDeniedResponse()
+			var body map[string]any
+			_ = json.Unmarshal([]byte(d.GetBody()), &body)
+			if code.Code(resp.GetStatus().GetCode()) == code.Code_OK || d.GetStatus().GetCode() != 404 || refusalOf(body)["code"] != "not_found" {
+				t.Fatalf("check of %s: %v", p, resp)
+			}
+			dec := h.events(t, refusalOf(body)["request_id"], event.KindDecision)[event.KindDecision]
+			if dec.Decision.Effect != event.EffectDeny || dec.Decision.Code != "not_found" || dec.Request.Path != p {
+				t.Errorf("recorded %+v / %+v", dec.Decision, dec.Request)
+			}
+		})
+		t.Run("http"+p, func(t *testing.T) {
+			r := h.send(t, http.MethodPost, "/_rampart/ext_authz"+p, "", toolCall("search", `{}`),
+				http.Header{"Authorization": {tok}, enforcer.HeaderGatewaySecret: {testGatewaySecret}})
+			if r.status != 404 || errorCode(reply{body: r.body}) != "not_found" {
+				t.Fatalf("check of %s: %d %s", p, r.status, r.raw)
+			}
+		})
 	}
 }
