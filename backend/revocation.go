@@ -93,7 +93,9 @@ func (w *watcher) confirm(ctx context.Context, kv jetstream.KeyValue) {
 		case <-t.C:
 		}
 		asked := w.now()
-		actx, cancel := context.WithTimeout(ctx, every)
+		// An answer slower than a tick still confirms as of asking; ticks
+		// missed meanwhile are dropped.
+		actx, cancel := context.WithTimeout(ctx, maxWatchLag)
 		last, err := lastRevision(actx, kv)
 		for err == nil && w.seen.Load() < last {
 			select {
