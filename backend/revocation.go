@@ -44,26 +44,97 @@ type revocationValue struct {
 
 // watcher mirrors the revocations bucket: every key it holds, with the
 // time it may be forgotten (zero: never). It is available once the
-// bucket's current keys are all read and while NATS is connected; a
-// backend that cannot see new revocations does not trust its copy.
+// bucket's current keys are all read, while NATS is connected, and while
+// the watch is confirmed to have delivered the bucket's last revision
+// within maxWatchLag: a connection back up does not mean the watch is
+// (after a NATS restart it delivers nothing until its consumer is
+// recreated, seconds later), and a backend that cannot see new
+// revocations does not trust its copy.
 type watcher struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 	now func() time.Time
 
-	mu      sync.RWMutex
-	keys    map[string]time.Time
-	ready   atomic.Bool
-	applied atomic.Uint64 // updates applied, for tests that wait on one
+	mu        sync.RWMutex
+	keys      map[string]time.Time
+	ready     atomic.Bool
+	applied   atomic.Uint64 // updates applied, for tests that wait on one
+	seen      atomic.Uint64 // highest revision the watch delivered
+	confirmed atomic.Int64  // unix nanos when the copy was last known current
+	progress  chan struct{} // nudged on every delivery
 }
 
+// maxWatchLag is how long the copy may go unconfirmed before it is not
+// trusted (and introspection decides): the bound on how long a revocation
+// can go unseen while the connection looks healthy.
+const maxWatchLag = 500 * time.Millisecond
+
 func newWatcher(js jetstream.JetStream, log *slog.Logger, now func() time.Time) *watcher {
-	return &watcher{js: js, log: log, now: now, keys: map[string]time.Time{}}
+	return &watcher{js: js, log: log, now: now, keys: map[string]time.Time{}, progress: make(chan struct{}, 1)}
 }
 
 // available reports whether the copy is complete and kept current.
 func (w *watcher) available() bool {
-	return w.ready.Load() && w.js.Conn().Status() == nats.CONNECTED
+	return w.ready.Load() && w.js.Conn().Status() == nats.CONNECTED &&
+		w.now().Sub(time.Unix(0, w.confirmed.Load())) <= maxWatchLag
+}
+
+// confirm asks the bucket for its last revision every maxWatchLag/4 and
+// marks the copy current at the time of asking once the watch has
+// delivered that revision, until ctx ends.
+func (w *watcher) confirm(ctx context.Context, kv jetstream.KeyValue) {
+	every := maxWatchLag / 4
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		asked := w.now()
+		// An answer slower than a tick still confirms as of asking; ticks
+		// missed meanwhile are dropped.
+		actx, cancel := context.WithTimeout(ctx, maxWatchLag)
+		last, err := lastRevision(actx, kv)
+		for err == nil && w.seen.Load() < last {
+			select {
+			case <-w.progress:
+			case <-actx.Done():
+				err = actx.Err()
+			}
+		}
+		cancel()
+		if err == nil {
+			w.confirmed.Store(asked.UnixNano())
+		}
+	}
+}
+
+func lastRevision(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, errors.New("backend: bucket status without stream info")
+	}
+	return bs.StreamInfo().State.LastSeq, nil
+}
+
+// advance records that the watch delivered revision rev.
+func (w *watcher) advance(rev uint64) {
+	for {
+		cur := w.seen.Load()
+		if rev <= cur || w.seen.CompareAndSwap(cur, rev) {
+			break
+		}
+	}
+	select {
+	case w.progress <- struct{}{}:
+	default:
+	}
 }
 
 // check returns the code refusing c, "" when neither its task nor its
@@ -110,6 +181,10 @@ func (w *watcher) follow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backend: revocations bucket: %w", err)
 	}
+	last, err := lastRevision(ctx, kv)
+	if err != nil {
+		return fmt.Errorf("backend: revocations bucket: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	kw, err := kv.WatchAll(ctx)
@@ -117,6 +192,9 @@ func (w *watcher) follow(ctx context.Context) error {
 		return fmt.Errorf("backend: revocations watch: %w", err)
 	}
 	defer func() { _ = kw.Stop() }()
+	confirming := make(chan struct{})
+	go func() { defer close(confirming); w.confirm(ctx, kv) }()
+	defer func() { cancel(); <-confirming }()
 	fresh := map[string]time.Time{} // the keys read before the first nil
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
@@ -137,6 +215,10 @@ func (w *watcher) follow(ctx context.Context) error {
 					w.mu.Lock()
 					w.keys, fresh = fresh, nil
 					w.mu.Unlock()
+					// Whatever the bucket held when the watch began is
+					// read, records expired since included.
+					w.advance(last)
+					w.confirmed.Store(w.now().UnixNano())
 					w.ready.Store(true)
 				}
 				continue
@@ -163,6 +245,7 @@ func (w *watcher) apply(fresh map[string]time.Time, e jetstream.KeyValueEntry) {
 		delete(target, e.Key())
 	}
 	w.applied.Add(1)
+	w.advance(e.Revision())
 }
 
 func (w *watcher) sweep() {

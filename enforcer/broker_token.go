@@ -22,6 +22,7 @@ const grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 // exchangeRequest is a token exchange's parameters, read and checked.
 type exchangeRequest struct {
 	subject, actor *identity.Identity // actor nil without an actor_token
+	taskDeadline   time.Time          // the subject's declared task's, zero without
 	audience       string             // "" when the caller named none
 	scope          []string
 	tokenType      string // issued_token_type
@@ -85,6 +86,12 @@ func (e *Enforcer) mintExchange(ctx context.Context, b *brokerCall) (g grantedEx
 		e.refuseBroker(ctx, b, code, fmt.Errorf("%w (rule %s)", err, g.decision.RuleID), err.Error())
 		return g, false
 	}
+	if stale, age := e.revocations.Stale(); stale && e.revocations.RefuseWhenStale() {
+		// As for a forwarded call's credential: this instance cannot know
+		// the subject's task did not end elsewhere meanwhile.
+		e.refuseBroker(ctx, b, CodeRevocationsStale, fmt.Errorf("%w: unconfirmed for %s", errRevocationsStale, age.Round(time.Millisecond)), "")
+		return g, false
+	}
 	if g.token, err = e.minter.Mint(g.req); err != nil {
 		e.refuseBroker(ctx, b, CodeCredentialUnavailable, err, "")
 		return g, false
@@ -108,7 +115,8 @@ func (g *grantedExchange) issued(b *brokerCall) *event.Event {
 
 // readExchange reads and checks the exchange's parameters and verifies
 // its tokens with the identity stack: both of the caller's tenant, neither
-// a Rampart credential.
+// a Rampart credential nor revoked, the subject's task neither ended nor
+// another principal's.
 func (e *Enforcer) readExchange(ctx context.Context, caller *identity.Identity, f url.Values) (*exchangeRequest, Code, error) {
 	if g := f.Get("grant_type"); g != grantTokenExchange {
 		return nil, CodeGrantTypeUnsupported, fmt.Errorf("grant_type %q", g)
@@ -158,6 +166,20 @@ func (e *Enforcer) readExchange(ctx context.Context, caller *identity.Identity, 
 	}
 	if q.actor != nil && q.subject.MayAct != nil && !slices.Contains(q.subject.MayAct, q.actor.Subject) {
 		return nil, CodeActorTokenInvalid, fmt.Errorf("the subject's may_act %v does not name the actor %q", q.subject.MayAct, q.actor.Subject)
+	}
+	// The credential acts for the subject: the subject's own call would
+	// be refused with a revoked token or under a task it may not use.
+	for _, id := range []*identity.Identity{q.subject, q.actor} {
+		if id != nil && id.JTI != "" && e.revocations.Revoked(id.JTI) {
+			return nil, CodeTokenRevoked, fmt.Errorf("token jti %q is revoked", id.JTI)
+		}
+	}
+	sx := &exchange{ident: q.subject}
+	if code, err := e.taskGate(sx); err != nil {
+		return nil, code, fmt.Errorf("subject_token: %w", err)
+	}
+	if sx.task != nil {
+		q.taskDeadline = sx.task.Deadline
 	}
 	return q, "", nil
 }
@@ -221,7 +243,8 @@ func (q *exchangeRequest) args() map[string]any {
 // exchange: its audience (the one asked, or the rule's when none was),
 // the scopes asked if all are the rule's (the rule's when none were), and
 // a life bounded by the rule's ttl (and max_ttl, in Mint), the subject
-// token's exp and the actor token's.
+// token's exp, the actor token's and the subject's declared task's
+// deadline.
 func (q *exchangeRequest) grant(spec *credential.Spec, maxDepth int) (*credential.Request, Code, error) {
 	switch {
 	case spec == nil:
@@ -242,6 +265,9 @@ func (q *exchangeRequest) grant(spec *credential.Spec, maxDepth int) (*credentia
 	r := &credential.Request{
 		Tenant: s.Tenant, Issuer: s.Issuer, Subject: s.Subject, Chain: slices.Clone(s.Chain),
 		TaskID: s.TaskID, SessionID: s.SessionID, Audience: spec.Audience, Scope: scope, TTL: spec.TTL, Deadline: s.Expires,
+	}
+	if !q.taskDeadline.IsZero() && (r.Deadline.IsZero() || q.taskDeadline.Before(r.Deadline)) {
+		r.Deadline = q.taskDeadline
 	}
 	if a := q.actor; a != nil {
 		// RFC 8693 §4.1: the actor becomes the current actor, and the

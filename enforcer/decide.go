@@ -80,6 +80,10 @@ func (o *outcome) upstreamHeader() http.Header {
 // is returned; when it cannot be, the outcome is audit_unavailable and
 // nothing may be forwarded.
 func (e *Enforcer) decide(ctx context.Context, c *check) *outcome {
+	if c.refusal == nil && reservedPath(c.path) {
+		// What the enforcer serves there never reaches decide.
+		c.refusal, c.refusalCode = fmt.Errorf("path %q is the enforcer's own namespace, not the backend's", c.path), CodeNotFound
+	}
 	ctx, span := e.startDecision(ctx, c.header)
 	o := e.decideOnce(ctx, c)
 	endDecision(span, o)

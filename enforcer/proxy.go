@@ -12,10 +12,36 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rampart-io/rampart/enforcer/mcp"
 	"github.com/rampart-io/rampart/schema/event"
+	"golang.org/x/text/unicode/norm"
 )
+
+// reservedSegment is the first path segment of the enforcer's own
+// endpoints (task API, broker, forward-auth, ext_authz).
+const reservedSegment = "_rampart"
+
+// reservedPath reports whether p lies in the enforcer's own namespace, in
+// any letter case or compatibility form a backend might fold it to. Such a
+// path that the enforcer does not serve itself is never allowed through:
+// a rule written for the task API (path.startsWith("/_rampart/tasks"))
+// must not open /_rampart/tasks-admin on a backend, and a gateway that
+// sends /_rampart/tasks to the backend would leave the task undeclared.
+func reservedPath(p string) bool {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	if !utf8.ValidString(seg) {
+		return false // refused as path_invalid
+	}
+	for i := 0; i < len(seg); i++ {
+		if seg[i] >= utf8.RuneSelf {
+			seg = norm.NFKC.String(seg)
+			break
+		}
+	}
+	return strings.EqualFold(seg, reservedSegment)
+}
 
 // newProxy is proxy mode's reverse proxy to the one upstream: requests
 // rewritten to it, answers read (and recorded) on their way back.

@@ -73,7 +73,9 @@ func (e *Enforcer) taskCall(ctx context.Context, c *check, x *exchange, body io.
 	if c.method != http.MethodPost {
 		return e.refuse(ctx, x, CodeTaskInvalid, fmt.Errorf("the task API takes POST, not %s", c.method), nil), nil
 	}
-	if enc := c.header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+	// Every field, not the first: "identity" then "gzip" is a gzip body
+	// to whoever reads the last one.
+	if enc := c.header.Values("Content-Encoding"); len(enc) > 1 || len(enc) == 1 && !strings.EqualFold(strings.TrimSpace(enc[0]), "identity") {
 		return e.refuse(ctx, x, CodeBodyEncodingUnsupported, fmt.Errorf("content-encoding %q", enc), nil), nil
 	}
 	if c.path == taskAPIPath {
