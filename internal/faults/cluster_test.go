@@ -218,3 +218,21 @@ func TestClusterComponentsStartWithoutQuorum(t *testing.T) {
 	results := f.steady(3*time.Second, 0, func() {})
 	f.settle("started without quorum", results)
 }
+
+// One node cut off from the others and from the clients (packets dropped,
+// no reset) for the outage, then healed: clients on it move to the
+// majority, which goes on electing leaders and storing events.
+func TestClusterNodePartitioned(t *testing.T) {
+	r := newClusterRig(t, natscluster.WithPartitionable())
+	f := r.startFleet()
+	js := r.jetStream()
+	var cut *natscluster.Node
+	results := f.steady(3*time.Second, 3*time.Second, func() {
+		leader := r.cluster.WaitStreamLeaderOf(js, stream.Events, 1)
+		cut = r.cluster.Partition()
+		t.Logf("partitioned %s (stream leader %s) for %v", cut.Name, leader.Name, outage())
+		time.Sleep(outage()) // the outage itself
+		r.cluster.Heal()
+	})
+	f.settle("node partitioned", results)
+}
