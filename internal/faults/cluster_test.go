@@ -236,3 +236,20 @@ func TestClusterNodePartitioned(t *testing.T) {
 	})
 	f.settle("node partitioned", results)
 }
+
+// One collector and one correlator SIGKILLed under load and started again
+// after the outage: the other collector goes on storing meanwhile, and the
+// killed correlator's partition is caught up by its successor, its
+// unacknowledged messages redelivered after the ack wait.
+func TestClusterConsumersKilled(t *testing.T) {
+	r := newClusterRig(t)
+	f := r.startFleet()
+	results := f.steady(3*time.Second, 3*time.Second, func() {
+		f.collectors[0].kill()
+		f.correlators[0].kill()
+		time.Sleep(outage()) // the outage itself
+		f.collectors[0] = r.spawn(f.collectorArgs(0)...)
+		f.correlators[0] = r.spawn(f.correlatorArgs(0)...)
+	})
+	f.settle("collector and correlator killed", results)
+}
