@@ -23,7 +23,9 @@ func runCollector(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := collector.New(ctx, cfg, slog.Default())
+	c, err := startRetrying(ctx, "collector", func(ctx context.Context) (*collector.Collector, error) {
+		return collector.New(ctx, cfg, slog.Default())
+	})
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,9 @@ func runCorrelator(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := correlator.New(ctx, cfg, slog.Default())
+	c, err := startRetrying(ctx, "correlator", func(ctx context.Context) (*correlator.Correlator, error) {
+		return correlator.New(ctx, cfg, slog.Default())
+	})
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/natscluster"
+	"github.com/rampart-io/rampart/testkit/poll"
 )
 
 // deployCluster is where the cluster's component files are: the suite
@@ -130,6 +134,16 @@ func (f *fleet) steady(before, after time.Duration, fault func()) []result {
 	return out
 }
 
+// running fails the case if a component it did not kill has exited.
+func (f *fleet) running(name string) {
+	f.r.t.Helper()
+	for _, p := range append(append([]*process{}, f.collectors...), f.correlators...) {
+		if why, ok := p.exited(); ok {
+			f.r.t.Fatalf("%s: %s", name, why)
+		}
+	}
+}
+
 // settle waits until the cluster is whole and every consumer has caught
 // up (a killed process's unacknowledged messages come back after the
 // consumers' 30 s ack wait), then reconciles requests, alerts and chains.
@@ -137,6 +151,7 @@ func (f *fleet) settle(name string, results []result) {
 	r := f.r
 	r.t.Helper()
 	r.cluster.WaitHealthy()
+	f.running(name)
 	tl := r.reconcile(results)
 	for _, c := range f.consumers() {
 		r.waitConsumerIdle(c, 120*time.Second)
@@ -149,12 +164,6 @@ func (f *fleet) settle(name string, results []result) {
 }
 
 func TestClusterStreamLeaderKilled(t *testing.T) {
-	// Soak only for now: after the leader's restart a partitioned
-	// correlator's consumer can stay behind (NumPending or NumAckPending
-	// never 0), a defect not yet found; make soak runs it.
-	if !soak {
-		t.Skip("clustered leader kill runs under RAMPART_SOAK=1 (make soak) until the correlator's stall after failover is fixed")
-	}
 	r := newClusterRig(t)
 	f := r.startFleet()
 	js := r.jetStream()
@@ -168,4 +177,79 @@ func TestClusterStreamLeaderKilled(t *testing.T) {
 	after := r.cluster.WaitStreamLeader(js, stream.Events)
 	t.Logf("killed stream leader %s for %v; %s leads now", leader.Name, outage(), after.Name)
 	f.settle("stream leader killed", results)
+}
+
+// Collectors and correlators started while JetStream has no quorum (two
+// of the three nodes down, as in a rolling restart gone wrong) keep trying
+// and consume once the nodes are back, rather than exit on the first
+// timed-out stream, consumer or bucket call and leave their consumers to
+// nobody.
+func TestClusterComponentsStartWithoutQuorum(t *testing.T) {
+	r := newClusterRig(t)
+	r.cluster.WaitHealthy()
+	down := r.cluster.Nodes[:natscluster.Size-1]
+	for _, n := range down {
+		n.Kill()
+	}
+	f := &fleet{r: r}
+	for i := range 2 {
+		f.collectors = append(f.collectors, r.spawn(f.collectorArgs(i)...))
+		f.correlators = append(f.correlators, r.spawn(f.correlatorArgs(i)...))
+	}
+	// Until each kind has failed a start and said it retries, or a
+	// process has given up.
+	poll.Until(t, 90*time.Second, func() error {
+		f.running("started without quorum")
+		for _, kind := range []string{"collector", "correlator"} {
+			b, _ := os.ReadFile(filepath.Join(r.dir, kind+".log"))
+			if !strings.Contains(string(b), "start failed; retrying") {
+				return fmt.Errorf("no %s has retried a start yet", kind)
+			}
+		}
+		return nil
+	})
+	for _, n := range down {
+		n.Restart()
+	}
+	r.cluster.WaitHealthy()
+	for _, instance := range []string{"enf-cluster-1", "enf-cluster-2"} {
+		f.enforcers = append(f.enforcers, r.startClusterEnforcer(instance))
+	}
+	results := f.steady(3*time.Second, 0, func() {})
+	f.settle("started without quorum", results)
+}
+
+// One node cut off from the others and from the clients (packets dropped,
+// no reset) for the outage, then healed: clients on it move to the
+// majority, which goes on electing leaders and storing events.
+func TestClusterNodePartitioned(t *testing.T) {
+	r := newClusterRig(t, natscluster.WithPartitionable())
+	f := r.startFleet()
+	js := r.jetStream()
+	var cut *natscluster.Node
+	results := f.steady(3*time.Second, 3*time.Second, func() {
+		leader := r.cluster.WaitStreamLeaderOf(js, stream.Events, 1)
+		cut = r.cluster.Partition()
+		t.Logf("partitioned %s (stream leader %s) for %v", cut.Name, leader.Name, outage())
+		time.Sleep(outage()) // the outage itself
+		r.cluster.Heal()
+	})
+	f.settle("node partitioned", results)
+}
+
+// One collector and one correlator SIGKILLed under load and started again
+// after the outage: the other collector goes on storing meanwhile, and the
+// killed correlator's partition is caught up by its successor, its
+// unacknowledged messages redelivered after the ack wait.
+func TestClusterConsumersKilled(t *testing.T) {
+	r := newClusterRig(t)
+	f := r.startFleet()
+	results := f.steady(3*time.Second, 3*time.Second, func() {
+		f.collectors[0].kill()
+		f.correlators[0].kill()
+		time.Sleep(outage()) // the outage itself
+		f.collectors[0] = r.spawn(f.collectorArgs(0)...)
+		f.correlators[0] = r.spawn(f.correlatorArgs(0)...)
+	})
+	f.settle("collector and correlator killed", results)
 }

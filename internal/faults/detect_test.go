@@ -138,6 +138,12 @@ func (r *rig) waitConsumerIdle(name string, d time.Duration) {
 			}
 		}
 	}
+	if c, err := js.Consumer(context.Background(), stream.Events, name); err == nil {
+		if info, err := c.Info(context.Background()); err == nil {
+			r.t.Logf("consumer %s: pending %d, awaiting ack %d, redelivered %d, pulls waiting %d, delivered through %d, acked through %d",
+				name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.Delivered.Stream, info.AckFloor.Stream)
+		}
+	}
 	r.t.Fatalf("consumer %s never caught up", name)
 }
 

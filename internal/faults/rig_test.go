@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -341,19 +342,37 @@ func rampartBinary(t *testing.T) string {
 // process is a rampart subprocess the suite can SIGKILL.
 type process struct {
 	cmd  *exec.Cmd
+	log  string // its stdout and stderr
 	done chan struct{}
+}
+
+// exited reports whether p ended without being killed by the suite, with
+// the end of its log: a component that gave up must fail the case that
+// made it, not leave a consumer to time out.
+func (p *process) exited() (string, bool) {
+	select {
+	case <-p.done:
+	default:
+		return "", false
+	}
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return fmt.Sprintf("%s exited (%v):\n%s", strings.Join(p.cmd.Args, " "), p.cmd.ProcessState, b), true
 }
 
 func (r *rig) spawn(args ...string) *process {
 	r.t.Helper()
 	cmd := exec.Command(rampartBinary(r.t), args...)
-	log, _ := os.OpenFile(filepath.Join(r.dir, args[0]+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logPath := filepath.Join(r.dir, args[0]+".log")
+	log, _ := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() { cmd.Wait(); log.Close(); close(p.done) }()
 	r.t.Cleanup(p.kill)
 	return p
