@@ -2,7 +2,6 @@ package enforcer
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -100,28 +99,24 @@ func taskCode(err error) Code {
 }
 
 // revokedEvents are the credential events recording that the task's
-// credentials are revoked, one per credential minted under it. Each id
-// is derived from the jti and the end, so the events emitted again after
-// a crash (reemitRevoked) are the same events: JetStream collapses a
-// message published twice under one id within its duplicate window, and
-// the store and the correlator see one event per credential.
+// credentials are revoked, one per credential minted under it. Each gets
+// a fresh id when it is published, as every event does: an id derived
+// from the jti would collapse a second emission in JetStream only when it
+// opened its message (a message's Nats-Msg-Id is its first event's), and
+// then with whatever else shared the message, leaving a gap in the
+// emitting instance's chain. The task's record (EventsPending and its
+// claim) is what keeps them to one emission.
 func revokedEvents(r *task.Record) []*event.Event {
 	evs := make([]*event.Event, 0, len(r.Credentials))
 	for _, c := range r.Credentials {
 		evs = append(evs, &event.Event{
-			ID: revokedEventID(c.JTI, r.EndedAt), Kind: event.KindCredential, Tenant: r.Tenant, Time: r.EndedAt,
+			Kind: event.KindCredential, Tenant: r.Tenant, Time: r.EndedAt,
 			Identity: &event.Identity{Issuer: r.Issuer, Subject: r.Subject, TaskID: r.ID},
 			Credential: &event.Credential{Action: event.CredentialRevoked, JTI: c.JTI, Audience: c.Audience, Scope: c.Scope,
 				KeyID: c.KeyID, Expires: c.Expires, Reason: r.Ended},
 		})
 	}
 	return evs
-}
-
-// revokedEventID is the id of the event revoking jti at its task's end.
-func revokedEventID(jti string, ended time.Time) string {
-	sum := sha256.Sum256([]byte("rampart credential revoked\x00" + jti))
-	return event.DerivedID(ended, [10]byte(sum[:10]))
 }
 
 // taskEnded records the revocation of the credentials of a task this
@@ -156,7 +151,8 @@ func (e *Enforcer) reemitRevoked(ctx context.Context, r task.Record) error {
 }
 
 // confirmRevoked empties the outbox of a task whose revoked events are
-// recorded; failing, a sweep emits them again under the same ids.
+// recorded; failing, a sweep emits them again once the claim's lease
+// runs out.
 func (e *Enforcer) confirmRevoked(ctx context.Context, r *task.Record) {
 	if !r.EventsPending {
 		return

@@ -18,8 +18,7 @@ import (
 // An instance that dies between ending a task (its record marked ended,
 // its revocations written) and recording the revoked events loses no
 // event: the task's record keeps them pending, and once their lease runs
-// out one of the surviving instances emits them, under ids derived from
-// each jti. Every credential minted under the task ends with exactly one
+// out one of the surviving instances claims and emits them. Every credential minted under the task ends with exactly one
 // revoked event, however many instances sweep.
 func TestRevokedEventsSurviveACrash(t *testing.T) {
 	idle := func(c *enforcer.Config) {
