@@ -44,6 +44,16 @@ type Config struct {
 	// JetStream given, or NATS unreachable). Empty: such requests are
 	// refused (revocation_unavailable).
 	IntrospectionURL string `yaml:"introspection_url" json:"introspection_url"`
+	// IntrospectionTokenFile holds the bearer token this backend presents
+	// to the introspection endpoint, which refuses unauthenticated callers
+	// and answers only those its policy allows (destination
+	// rampart.introspect): a token of the enforcer's identity issuers for
+	// this backend's own workload, such as a Kubernetes projected service
+	// account token. It is read on first use and again whenever the
+	// endpoint answers 401, so a token rotated in place is picked up.
+	// Required with IntrospectionURL unless WithIntrospectionToken is
+	// given.
+	IntrospectionTokenFile string `yaml:"introspection_token_file" json:"introspection_token_file"`
 	// Report configures the backend_request events.
 	Report ReportConfig `yaml:"report" json:"report"`
 }

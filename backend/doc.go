@@ -7,7 +7,10 @@
 // own audience, exp and nbf with a small leeway), then against the
 // revocations bucket RAMPART_REVOCATIONS, watched over JetStream, or, when
 // NATS cannot be reached, against the enforcer's RFC 7662 introspection
-// endpoint. It reports each request as a backend_request event on
+// endpoint, to which it authenticates as its own workload
+// (Config.IntrospectionTokenFile, re-read on a 401, or
+// WithIntrospectionToken): the enforcer answers only callers it
+// identifies and its policy allows. It reports each request as a backend_request event on
 // rampart.v1.<tenant>.backend_request, where the correlator holds it to
 // the enforcer's decisions: a call that no allowed decision forwarded is
 // a bypass.

@@ -8,6 +8,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -24,12 +26,20 @@ import (
 func ExampleVerifier_Wrap() {
 	enforcer, mint := exampleEnforcer()
 	defer enforcer.Close()
+	tokenFile := filepath.Join(os.TempDir(), "rampart-example-token")
+	_ = os.WriteFile(tokenFile, []byte("files-workload-token\n"), 0o600)
+	defer os.Remove(tokenFile)
 
 	v, err := backend.New(backend.Config{
 		Issuer:           enforcer.URL, // the enforcer's credentials.issuer
 		Audience:         "https://files.example",
 		Tenant:           "acme",
 		IntrospectionURL: enforcer.URL + "/_rampart/introspect",
+		// The backend's own identity for introspection, which the
+		// enforcer authenticates and its policy governs (destination
+		// rampart.introspect); in Kubernetes, a projected service account
+		// token, re-read whenever the enforcer answers 401.
+		IntrospectionTokenFile: tokenFile,
 		// With NATS: backend.WithJetStream(js) watches RAMPART_REVOCATIONS
 		// and publishes a backend_request event per request.
 	})
@@ -65,7 +75,7 @@ func ExampleVerifier_Wrap() {
 }
 
 // exampleEnforcer serves a JWKS and an introspection endpoint that finds
-// every token active, and mints credentials as the enforcer does.
+// every token active to the files backend's workload token, and mints credentials as the enforcer does.
 func exampleEnforcer() (*httptest.Server, func() string) {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	key, _ := jwk.FromRaw(priv)
@@ -75,7 +85,13 @@ func exampleEnforcer() (*httptest.Server, func() string) {
 	_ = set.AddKey(pub)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(set) })
-	mux.HandleFunc("POST /_rampart/introspect", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"active":true}`)) })
+	mux.HandleFunc("POST /_rampart/introspect", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer files-workload-token" {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"active":true}`))
+	})
 	srv := httptest.NewServer(mux)
 	mint := func() string {
 		now := time.Now().Unix()

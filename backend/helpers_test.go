@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +26,9 @@ import (
 
 // fleet is an enforcer fleet as a backend sees it: its signing keys, the
 // JWKS it serves, and an RFC 7662 introspection endpoint answering from
-// the set of revoked jtis. Both are real HTTP servers on loopback.
+// the set of revoked jtis, which, as the enforcer's, answers only a caller
+// presenting the backend's own token (accept; written to tokenFile). Both
+// are real HTTP servers on loopback.
 type fleet struct {
 	t         *testing.T
 	issuer    string
@@ -39,11 +43,14 @@ type fleet struct {
 	mu        sync.Mutex
 	revoked   map[string]bool
 	introHits atomic.Int64
+	accept    atomic.Value // the caller token introspection accepts
+	tokenFile string
 }
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	f := &fleet{t: t, revoked: map[string]bool{}}
+	f := &fleet{t: t, revoked: map[string]bool{}, tokenFile: filepath.Join(t.TempDir(), "token")}
+	f.rotateCallerToken("caller-token-1")
 	_, f.ed, _ = ed25519.GenerateKey(rand.Reader)
 	f.ec, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	set := jwk.NewSet()
@@ -85,6 +92,11 @@ func newFleet(t *testing.T) *fleet {
 // enforcer's own endpoint may: the backend verified the token before.
 func (f *fleet) introspect(w http.ResponseWriter, r *http.Request) {
 	f.introHits.Add(1)
+	if r.Header.Get("Authorization") != "Bearer "+f.accept.Load().(string) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(w, `{"error":"invalid_client","code":"token_invalid"}`, http.StatusUnauthorized)
+		return
+	}
 	if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("token") == "" {
 		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
 		return
@@ -102,6 +114,15 @@ func (f *fleet) introspect(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"active": active, "jti": c.JTI})
+}
+
+// rotateCallerToken writes tok to the token file, as a kubelet rotates a
+// projected token, and has introspection accept only it.
+func (f *fleet) rotateCallerToken(tok string) {
+	if err := os.WriteFile(f.tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	f.accept.Store(tok)
 }
 
 func (f *fleet) revoke(jti string) {
@@ -141,7 +162,7 @@ func (f *fleet) sign(claims map[string]any, edit func(jws.Headers)) string {
 // config is the backend's configuration against f.
 func (f *fleet) config() backend.Config {
 	return backend.Config{Issuer: f.issuer, Audience: audience, Tenant: "acme", Name: "files", IntrospectionURL: f.intro.URL,
-		Keys: backend.KeysConfig{MinRefresh: time.Hour}}
+		IntrospectionTokenFile: f.tokenFile, Keys: backend.KeysConfig{MinRefresh: time.Hour}}
 }
 
 // served is a backend's handler: it answers 200 with the subject of the
@@ -195,3 +216,10 @@ func withBearer(tok string) func(*http.Request) {
 const cryptoSHA256 = crypto.SHA256
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

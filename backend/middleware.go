@@ -44,6 +44,7 @@ type options struct {
 	client *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	token  TokenSource
 }
 
 // WithJetStream gives the Verifier JetStream: it watches the revocations
@@ -55,6 +56,12 @@ func WithJetStream(js jetstream.JetStream) Option { return func(o *options) { o.
 // (for the fleet's CA, or mTLS to the enforcer). Default
 // http.DefaultClient.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithIntrospectionToken sets where the bearer token presented to the
+// introspection endpoint comes from, in place of
+// Config.IntrospectionTokenFile: for a token fetched from a workload API
+// or minted by the tool server's own identity provider.
+func WithIntrospectionToken(src TokenSource) Option { return func(o *options) { o.token = src } }
 
 // WithLogger sets the logger. Default slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
@@ -76,7 +83,11 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, log: o.log}
 	v.verifier = verifier{cfg: &v.cfg, keys: newKeySet(cfg.JWKSURL, cfg.Keys, o.client, o.now), now: o.now}
 	if cfg.IntrospectionURL != "" {
-		v.introspect = &introspector{url: cfg.IntrospectionURL, client: o.client}
+		caller, err := callerOf(&cfg, o.token)
+		if err != nil {
+			return nil, err
+		}
+		v.introspect = &introspector{url: cfg.IntrospectionURL, client: o.client, caller: caller}
 	}
 	v.rep = newReporter(o.js, cfg.Report, o.log)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -87,6 +98,21 @@ func New(cfg Config, opts ...Option) (*Verifier, error) {
 	}
 	v.wg.Go(func() { v.rep.run(ctx) })
 	return v, nil
+}
+
+// callerOf is the introspection caller's credential: exactly one of the
+// token file and the token source. Without one every introspection would
+// be refused, so a backend relying on it is refused at start instead.
+func callerOf(cfg *Config, src TokenSource) (*callerToken, error) {
+	switch {
+	case src != nil && cfg.IntrospectionTokenFile != "":
+		return nil, errors.New("backend: introspection_token_file and WithIntrospectionToken both given: choose one")
+	case src != nil:
+		return &callerToken{source: src}, nil
+	case cfg.IntrospectionTokenFile != "":
+		return &callerToken{file: cfg.IntrospectionTokenFile}, nil
+	}
+	return nil, errors.New("backend: introspection_url needs introspection_token_file or WithIntrospectionToken: the enforcer refuses unauthenticated introspection")
 }
 
 // Close stops the watch and the reporter; reports still buffered are

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -260,10 +262,12 @@ func (w *watcher) sweep() {
 }
 
 // introspector asks the enforcer's RFC 7662 endpoint whether a token is
-// active.
+// active, authenticating as the backend's own workload: the endpoint
+// refuses callers it cannot identify, and policy decides whom it answers.
 type introspector struct {
 	url    string
 	client *http.Client
+	caller *callerToken
 }
 
 // maxIntrospectionBytes bounds an introspection answer.
@@ -273,30 +277,116 @@ const maxIntrospectionBytes = 64 << 10
 const introspectionTimeout = 2 * time.Second
 
 // active reports the endpoint's answer for token. An error is no answer:
-// the caller refuses rather than guess.
+// the caller refuses rather than guess. A 401 is retried once with the
+// caller's token read again, for a token rotated since it was read.
 func (in *introspector) active(ctx context.Context, token string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, introspectionTimeout)
 	defer cancel()
-	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.url, strings.NewReader(form.Encode()))
+	bearer, err := in.caller.get(ctx, false)
 	if err != nil {
 		return false, err
 	}
+	active, status, err := in.ask(ctx, token, bearer)
+	if status == http.StatusUnauthorized {
+		if again, rerr := in.caller.get(ctx, true); rerr == nil && again != bearer {
+			active, _, err = in.ask(ctx, token, again)
+		}
+	}
+	return active, err
+}
+
+// ask is one introspection call, answering the HTTP status beside the
+// answer.
+func (in *introspector) ask(ctx context.Context, token, bearer string) (bool, int, error) {
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.url, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, 0, err
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bearer)
 	resp, err := in.client.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("backend: introspection: %w", err)
+		return false, 0, fmt.Errorf("backend: introspection: %w", err)
 	}
 	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, maxIntrospectionBytes)
 	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("backend: introspection: %s", resp.Status)
+		var refusal struct {
+			Code string `json:"code"`
+		}
+		_ = json.NewDecoder(body).Decode(&refusal)
+		return false, resp.StatusCode, fmt.Errorf("backend: introspection: %s (code %q)", resp.Status, refusal.Code)
 	}
 	var answer struct {
 		Active *bool `json:"active"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxIntrospectionBytes)).Decode(&answer); err != nil || answer.Active == nil {
-		return false, fmt.Errorf("backend: introspection: no active member in the answer")
+	if err := json.NewDecoder(body).Decode(&answer); err != nil || answer.Active == nil {
+		return false, resp.StatusCode, fmt.Errorf("backend: introspection: no active member in the answer")
 	}
-	return *answer.Active, nil
+	return *answer.Active, resp.StatusCode, nil
+}
+
+// TokenSource returns the bearer token the backend presents to the
+// introspection endpoint. It is called for every introspection, and again
+// after a 401, so it may cache and must refresh on its own schedule.
+type TokenSource func(ctx context.Context) (string, error)
+
+// maxCallerTokenBytes bounds the token file: a JWT of the identity
+// stack's 8 KiB with room to spare.
+const maxCallerTokenBytes = 16 << 10
+
+// callerToken is the backend's own credential for introspection: a
+// TokenSource, or a file (a Kubernetes projected service account token,
+// a SPIFFE JWT-SVID written by a helper) read on first use and again
+// after a 401, since the file is rotated in place before the token
+// expires.
+type callerToken struct {
+	source TokenSource
+	file   string
+
+	mu     sync.Mutex
+	cached string
+}
+
+// get returns the token; reread drops what was read from the file.
+func (c *callerToken) get(ctx context.Context, reread bool) (string, error) {
+	if c.source != nil {
+		tok, err := c.source(ctx)
+		if err != nil || tok == "" {
+			return "", fmt.Errorf("backend: introspection credential: %v", cmp.Or(err, errors.New("empty token")))
+		}
+		return tok, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cached != "" && !reread {
+		return c.cached, nil
+	}
+	tok, err := readTokenFile(c.file)
+	if err != nil {
+		return "", err
+	}
+	c.cached = tok
+	return tok, nil
+}
+
+func readTokenFile(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", fmt.Errorf("backend: introspection token file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCallerTokenBytes+1))
+	switch tok := strings.TrimSpace(string(b)); {
+	case err != nil:
+		return "", fmt.Errorf("backend: introspection token file: %w", err)
+	case len(b) > maxCallerTokenBytes:
+		return "", fmt.Errorf("backend: introspection token file %s: over %d bytes", name, maxCallerTokenBytes)
+	case tok == "" || strings.ContainsAny(tok, " \t\r\n"):
+		return "", fmt.Errorf("backend: introspection token file %s: want one token", name)
+	default:
+		return tok, nil
+	}
 }

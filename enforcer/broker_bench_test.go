@@ -50,9 +50,11 @@ func BenchmarkTokenExchange(b *testing.B) {
 			if v.code != "" || v.policy.RuleID != "last" {
 				b.Fatalf("verdict %+v %v", v.policy, v.cause)
 			}
-			if m, err := e.credentialFor(v.x); err != nil || !m.fresh {
+			m, err := e.credentialFor(ctx, v.x)
+			if err != nil || !m.fresh {
 				b.Fatal(err)
 			}
+			m.done()
 		}
 	})
 	b.Run("exchange", func(b *testing.B) {

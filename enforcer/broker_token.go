@@ -164,8 +164,8 @@ func (e *Enforcer) readExchange(ctx context.Context, caller *identity.Identity, 
 		}
 		return nil, CodeTenantMismatch, fmt.Errorf("caller of tenant %q, subject of %q, actor of %q", caller.Tenant, q.subject.Tenant, t)
 	}
-	if q.actor != nil && q.subject.MayAct != nil && !slices.Contains(q.subject.MayAct, q.actor.Subject) {
-		return nil, CodeActorTokenInvalid, fmt.Errorf("the subject's may_act %v does not name the actor %q", q.subject.MayAct, q.actor.Subject)
+	if q.actor != nil && !q.subject.MayActAllows(q.actor.Issuer, q.actor.Subject) {
+		return nil, CodeActorTokenInvalid, fmt.Errorf("the subject's may_act %v does not name the actor %q of %q", q.subject.MayAct, q.actor.Subject, q.actor.Issuer)
 	}
 	// The credential acts for the subject: the subject's own call would
 	// be refused with a revoked token or under a task it may not use.

@@ -1,6 +1,7 @@
 package enforcer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +20,8 @@ type mint struct {
 	req   credential.Request
 	fresh bool
 	x     *exchange
+	// release lets the next mint for the same key in (Minter.Lead).
+	release func()
 }
 
 // errRevocationsStale refuses a credential while the revocations view is
@@ -26,7 +29,10 @@ type mint struct {
 var errRevocationsStale = errors.New("revocations view stale")
 
 // credentialFor finds or mints the token of x's destination credential.
-func (e *Enforcer) credentialFor(x *exchange) (*mint, error) {
+// A miss waits for any mint of the same key under way, so racing calls of
+// one task share one credential; the caller calls done once the token is
+// kept or abandoned.
+func (e *Enforcer) credentialFor(ctx context.Context, x *exchange) (*mint, error) {
 	if e.minter == nil {
 		// Config.Validate refuses a credential without a credentials
 		// section; refusing here too keeps a call from going out with the
@@ -51,16 +57,42 @@ func (e *Enforcer) credentialFor(x *exchange) (*mint, error) {
 		// Unscoped by the destination: good for the one tool it was asked for.
 		m.req.Scope = []string{x.request.Tool}
 	}
-	if tok, ok := e.minter.Cached(&m.req); ok && !e.revocations.Revoked(tok.JTI) {
-		m.token = tok
+	if m.cached(e) {
+		return m, nil
+	}
+	release, err := e.minter.Lead(ctx, &m.req)
+	if err != nil {
+		return nil, fmt.Errorf("credential for %s: waiting for the mint under way: %w", spec.Audience, err)
+	}
+	if m.cached(e) { // kept by the mint this call waited for
+		release()
 		return m, nil
 	}
 	tok, err := e.minter.Mint(&m.req)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("credential for %s: %w", spec.Audience, err)
 	}
-	m.token, m.fresh = tok, true
+	m.token, m.fresh, m.release = tok, true, release
 	return m, nil
+}
+
+// cached takes the live token kept for m's request, if there is one.
+func (m *mint) cached(e *Enforcer) bool {
+	tok, ok := e.minter.Cached(&m.req)
+	if ok && !e.revocations.Revoked(tok.JTI) {
+		m.token = tok
+		return true
+	}
+	return false
+}
+
+// done ends a fresh mint's turn: after keep, or when the call is refused
+// and the token abandoned.
+func (m *mint) done() {
+	if m != nil && m.release != nil {
+		m.release()
+	}
 }
 
 // event is the credential event of a freshly minted token, recorded with

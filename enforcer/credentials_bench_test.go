@@ -51,7 +51,7 @@ func BenchmarkCredentialDecisionPath(b *testing.B) {
 				if mode == "none" {
 					continue
 				}
-				m, err := e.credentialFor(v.x)
+				m, err := e.credentialFor(ctx, v.x)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -62,6 +62,7 @@ func BenchmarkCredentialDecisionPath(b *testing.B) {
 				} else if !m.fresh {
 					b.Fatal("fresh mode found a cached credential")
 				}
+				m.done()
 			}
 		})
 	}

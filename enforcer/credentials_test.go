@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,5 +333,44 @@ func TestCredentialEndsWithCallersToken(t *testing.T) {
 	}
 	if !tok.Expiration().Equal(exp) {
 		t.Errorf("credential exp %v, want the caller's token's %v", tok.Expiration(), exp)
+	}
+}
+
+// Concurrent first calls of one task share one credential: minting is
+// single-flight per task, audience and scope, so a burst does not mint
+// (and record, and hand to the backend) a credential per racing call.
+func TestConcurrentCallsMintOneCredential(t *testing.T) {
+	h := newHarness(t, 2*time.Second, withCredentials(t))
+	hdr := withHeader(http.Header{"Authorization": {"Bearer " + h.token(t)}}, "Agent-Task-Id", "t-burst")
+	const n = 16
+	jtis := make(chan string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			r := h.post(t, toolCall("search", `{}`), hdr)
+			if r.status != http.StatusOK {
+				t.Errorf("burst call: %d %v", r.status, r.body)
+				return
+			}
+			jtis <- h.events(t, r.requestID, event.KindDecision)[event.KindDecision].Decision.CredentialJTI
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(jtis)
+	seen := map[string]int{}
+	for j := range jtis {
+		seen[j]++
+	}
+	var issued int
+	for _, e := range h.eventsAll(t) {
+		if e.Kind == event.KindCredential && e.Credential.Action == event.CredentialIssued {
+			issued++
+		}
+	}
+	if len(seen) != 1 || issued != 1 {
+		t.Fatalf("%d concurrent calls of one task carried %d credentials (%v), %d issued events; want 1 and 1", n, len(seen), seen, issued)
 	}
 }

@@ -106,7 +106,7 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 	var minted *mint
 	if d.Effect == event.EffectAllow && x.credential != nil {
 		var err error
-		if minted, err = e.credentialFor(x); err != nil {
+		if minted, err = e.credentialFor(ctx, x); err != nil {
 			code := CodeCredentialUnavailable
 			if errors.Is(err, errRevocationsStale) {
 				code = CodeRevocationsStale
@@ -114,6 +114,7 @@ func (e *Enforcer) decideOnce(ctx context.Context, c *check) *outcome {
 			return e.refuse(ctx, x, code, err, nil)
 		}
 		dec.CredentialJTI = minted.token.JTI
+		defer minted.done() // after keep: a call waiting on this mint finds the token kept
 	}
 	if d.Effect == event.EffectAllow && x.ident.TaskID != "" {
 		// The shared record has the last word: a task that ended at

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -93,6 +94,9 @@ type Enforcer struct {
 	// extAuthzSecret of ext_authz's, nil when it has none.
 	gatewaySecret  [32]byte
 	extAuthzSecret *[32]byte
+	// crashPoint, set by tests only, stops this instance (true) between
+	// a task's end and its revoked events, as a crash there would.
+	crashPoint atomic.Pointer[func(task.Record) bool]
 }
 
 // New builds an enforcer from cfg, which it defaults and validates: it
@@ -279,7 +283,7 @@ func (e *Enforcer) startTasks(ctx, watchCtx context.Context) error {
 	e.revocations = credential.NewRevocations(e.cfg.Revocations, revsKV, ttl, e.log)
 	e.revocationKV = revsKV
 	e.tasks = task.New(e.cfg.Tasks, tasksKV, revsKV, e.cfg.Instance, e.log,
-		task.OnEnd(e.taskEnded), task.KnownRevoked(e.revocations.TaskEnded))
+		task.OnEnd(e.taskEnded), task.OnUnrecorded(e.reemitRevoked), task.KnownRevoked(e.revocations.TaskEnded))
 	for _, run := range []func(context.Context) error{e.revocations.Run, e.tasks.Run} {
 		e.watchers.Add(1)
 		go func() {

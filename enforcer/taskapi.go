@@ -158,6 +158,7 @@ func (e *Enforcer) completeTask(ctx context.Context, x *exchange, taskID string,
 	if rerr := e.record(ctx, x, dec, d.Obligations.OnAuditUnavailable, revokedEvents(&ended)...); rerr != nil {
 		return e.unavailable(x, rerr), nil
 	}
+	e.confirmRevoked(ctx, &ended)
 	if pending { // ended, its revocation not yet written: the sweep will
 		return e.refuse(ctx, x, CodeTaskUnavailable, err, nil), nil
 	}

@@ -99,7 +99,13 @@ func taskCode(err error) Code {
 }
 
 // revokedEvents are the credential events recording that the task's
-// credentials are revoked, one per credential minted under it.
+// credentials are revoked, one per credential minted under it. Each gets
+// a fresh id when it is published, as every event does: an id derived
+// from the jti would collapse a second emission in JetStream only when it
+// opened its message (a message's Nats-Msg-Id is its first event's), and
+// then with whatever else shared the message, leaving a gap in the
+// emitting instance's chain. The task's record (EventsPending and its
+// claim) is what keeps them to one emission.
 func revokedEvents(r *task.Record) []*event.Event {
 	evs := make([]*event.Event, 0, len(r.Credentials))
 	for _, c := range r.Credentials {
@@ -115,16 +121,50 @@ func revokedEvents(r *task.Record) []*event.Event {
 
 // taskEnded records the revocation of the credentials of a task this
 // instance ended at its deadline or idle (completions record theirs with
-// the completion's decision).
+// the completion's decision), then confirms them in the task's record.
 func (e *Enforcer) taskEnded(r task.Record) {
-	evs := revokedEvents(&r)
-	e.log.Info("task ended", "tenant", r.Tenant, "task", r.ID, "reason", r.Ended, "credentials_revoked", len(evs))
-	if len(evs) == 0 {
+	e.log.Info("task ended", "tenant", r.Tenant, "task", r.ID, "reason", r.Ended, "credentials_revoked", len(r.Credentials))
+	if len(r.Credentials) == 0 || e.crashBeforeRevokedEvents(r) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.audit.Publish(ctx, evs...); err != nil {
-		e.log.Error("credential revocations not recorded", "tenant", r.Tenant, "task", r.ID, "err", err)
+	if err := e.audit.Publish(ctx, revokedEvents(&r)...); err != nil {
+		// Still pending in the task's record: a sweep emits them again.
+		e.log.Error("credential revocations not recorded yet", "tenant", r.Tenant, "task", r.ID, "err", err)
+		return
 	}
+	e.confirmRevoked(ctx, &r)
+}
+
+// reemitRevoked records the revoked events of a task whose ender did not
+// confirm them (it died, or NATS failed it) once their lease ran out; the
+// task store confirms them when it returns nil.
+func (e *Enforcer) reemitRevoked(ctx context.Context, r task.Record) error {
+	evs := revokedEvents(&r)
+	if err := e.audit.Publish(ctx, evs...); err != nil {
+		return err
+	}
+	e.log.Warn("credential revocations recorded after their task's ender did not", "tenant", r.Tenant, "task", r.ID,
+		"ended_by", r.EndedBy, "credentials_revoked", len(evs))
+	return nil
+}
+
+// confirmRevoked empties the outbox of a task whose revoked events are
+// recorded; failing, a sweep emits them again once the claim's lease
+// runs out.
+func (e *Enforcer) confirmRevoked(ctx context.Context, r *task.Record) {
+	if !r.EventsPending {
+		return
+	}
+	if err := e.tasks.ConfirmEvents(ctx, r.Tenant, r.ID); err != nil {
+		e.log.Warn("credential revocations recorded, not yet confirmed", "tenant", r.Tenant, "task", r.ID, "err", err)
+	}
+}
+
+// crashBeforeRevokedEvents reports whether a test's crash point stops
+// this instance between a task's end and its revoked events.
+func (e *Enforcer) crashBeforeRevokedEvents(r task.Record) bool {
+	crash := e.crashPoint.Load()
+	return crash != nil && (*crash)(r)
 }

@@ -597,7 +597,8 @@ func TestRevocationReachesEnforcerAfterNATSRestart(t *testing.T) {
 // A bearer token whose jti is revoked (a task credential presented back,
 // or revoked by any instance) is refused wherever it is shown.
 func TestRevokedJTIRefused(t *testing.T) {
-	h := newHarness(t, 2*time.Second)
+	var e *enforcer.Enforcer
+	h := newHarness(t, 2*time.Second, func(h *harness, _ *enforcer.Config) { h.onServe = func(x *enforcer.Enforcer) { e = x } })
 	revoked := h.tokenWith(t, func(c map[string]any) { c["jti"] = "jti-revoked" })
 	other := h.tokenWith(t, func(c map[string]any) { c["jti"] = "jti-live" })
 	kv, err := h.nats.JetStream().KeyValue(context.Background(), stream.Revocations)
@@ -608,12 +609,17 @@ func TestRevokedJTIRefused(t *testing.T) {
 	if _, err := kv.Put(context.Background(), stream.JTIRevocationKey("jti-revoked"), v); err != nil {
 		t.Fatal(err)
 	}
+	// Once the instance's view holds the record (a call sent before
+	// would be decided on the view without it), the token is refused.
 	poll.Until(t, 10*time.Second, func() error {
-		if r := send(t, "POST", h.url, "/mcp", toolCall("search", `{}`), bearer(revoked)); r.status != 401 || errorCode(r) != "token_revoked" {
-			return fmt.Errorf("revoked jti: %d %v", r.status, r.body)
+		if !enforcer.CredentialRevoked(e, "jti-revoked") {
+			return fmt.Errorf("the revocation has not reached the instance's view")
 		}
 		return nil
 	})
+	if r := send(t, "POST", h.url, "/mcp", toolCall("search", `{}`), bearer(revoked)); r.status != 401 || errorCode(r) != "token_revoked" {
+		t.Fatalf("revoked jti: %d %v", r.status, r.body)
+	}
 	if r := send(t, "POST", h.url, "/mcp", toolCall("search", `{}`), bearer(other)); r.status != 200 {
 		t.Errorf("another jti: %d %v", r.status, r.body)
 	}

@@ -1,6 +1,7 @@
 package credential
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -96,6 +97,7 @@ type Minter struct {
 	keys  *KeySet
 	cache *Cache
 	now   func() time.Time
+	mints flights
 }
 
 // Option changes how New builds a Minter.
@@ -132,6 +134,15 @@ func (m *Minter) Cached(r *Request) (Token, bool) { return m.cache.Get(r, m.now(
 // Keep caches tok for r. The enforcer keeps a token only once its mint
 // is recorded, so no token is ever reused whose issue the record lacks.
 func (m *Minter) Keep(r *Request, tok Token) { m.cache.Put(r, tok) }
+
+// Lead waits until no one else is minting for r's cache key and returns
+// the function that lets the next one in. A caller that missed the cache
+// leads, looks in the cache again (the one before it may have kept a
+// token), and only then mints; it releases once the token is kept or
+// abandoned.
+func (m *Minter) Lead(ctx context.Context, r *Request) (release func(), err error) {
+	return m.mints.acquire(ctx, r.key())
+}
 
 // CachedCount is the number of tokens cached for tenant.
 func (m *Minter) CachedCount(tenant string) int { return m.cache.Len(tenant) }

@@ -93,9 +93,9 @@ func TestCacheReturnsCopies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id.SessionID != "sess-1" || id.Chain[0].Subject != "agent:a" || id.MayAct[0] != "agent:a" {
+		if id.SessionID != "sess-1" || id.Chain[0].Subject != "agent:a" || id.MayAct[0].Subject != "agent:a" {
 			t.Fatalf("call %d: identity = %+v", i, id)
 		}
-		id.SessionID, id.Chain[0].Subject, id.MayAct[0] = "x", "x", "x"
+		id.SessionID, id.Chain[0].Subject, id.MayAct[0].Subject = "x", "x", "x"
 	}
 }

@@ -31,15 +31,34 @@ import (
 type Identity struct {
 	Tenant string
 	event.Identity
-	// MayAct lists the subjects the principal allows to act for it (the
-	// RFC 8693 "may_act" claim), or nil when the token has none.
-	MayAct []string
+	// MayAct lists the parties the principal allows to act for it (the
+	// RFC 8693 "may_act" claim), each with its issuer when the claim
+	// names one, or nil when the token has none. Check an actor with
+	// MayActAllows, never by subject alone.
+	MayAct []event.Actor
 	// JTI is the token's jti, "" when it has none: a revoked one (a task
 	// credential of an ended task presented back) is refused.
 	JTI string
 	// Expires is the token's exp: nothing minted on the caller's
 	// authority (a task credential) outlives it.
 	Expires time.Time
+}
+
+// MayActAllows reports whether the principal allows the actor issuer's
+// subject to act for it: true without a may_act claim; otherwise when an
+// entry names the subject and, if the entry names an issuer, that issuer
+// (a same-named subject of another issuer is someone else).
+func (id *Identity) MayActAllows(issuer, subject string) bool {
+	return id.MayAct == nil || mayActAllows(id.MayAct, event.Actor{Issuer: issuer, Subject: subject})
+}
+
+func mayActAllows(mayAct []event.Actor, a event.Actor) bool {
+	for _, m := range mayAct {
+		if m.Subject == a.Subject && (m.Issuer == "" || m.Issuer == a.Issuer) {
+			return true
+		}
+	}
+	return false
 }
 
 // clone copies id deeply enough that the caller may change it without
@@ -339,9 +358,7 @@ func (v *Verifier) identity(tok jwt.Token, issuerTenant string) (*Identity, erro
 		return nil, err
 	}
 	if mayAct != nil {
-		for _, a := range mayAct {
-			id.MayAct = append(id.MayAct, a.Subject)
-		}
+		id.MayAct = mayAct
 		if err := checkDelegation(id.Chain, mayAct); err != nil {
 			return nil, err
 		}
@@ -434,10 +451,8 @@ func checkDelegation(chain []event.Actor, mayAct []event.Actor) error {
 		return nil
 	}
 	cur := chain[len(chain)-1]
-	for _, a := range mayAct {
-		if a.Subject == cur.Subject && (a.Issuer == "" || a.Issuer == cur.Issuer) {
-			return nil
-		}
+	if mayActAllows(mayAct, cur) {
+		return nil
 	}
 	return fail(DelegationNotAllowed, fmt.Errorf("actor %q is not in may_act", cur.Subject))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/rampart-io/rampart/enforcer/identity"
+	"github.com/rampart-io/rampart/schema/event"
 )
 
 // testIssuer is a single-issuer Verifier over a JWKS file holding an RSA,
@@ -65,7 +66,7 @@ func TestVerifyTokenAccepts(t *testing.T) {
 		name       string
 		token      func() string
 		wantChain  []string
-		wantMayAct []string
+		wantMayAct []event.Actor
 		check      func(t *testing.T, id *identity.Identity)
 	}{
 		{
@@ -165,7 +166,7 @@ func TestVerifyTokenAccepts(t *testing.T) {
 				}), nil)
 			},
 			wantChain:  []string{"agent:planner", "agent:sub"},
-			wantMayAct: []string{"agent:sub"},
+			wantMayAct: []event.Actor{{Subject: "agent:sub", Issuer: "https://agents"}},
 		},
 		{
 			name: "may_act list",
@@ -176,14 +177,14 @@ func TestVerifyTokenAccepts(t *testing.T) {
 				}), nil)
 			},
 			wantChain:  []string{"agent:b"},
-			wantMayAct: []string{"agent:a", "agent:b"},
+			wantMayAct: []event.Actor{{Subject: "agent:a"}, {Subject: "agent:b"}},
 		},
 		{
 			name: "may_act without act is recorded",
 			token: func() string {
 				return sign(t, jwa.RS256, ti.rsa, claims(func(m map[string]any) { m["may_act"] = map[string]any{"sub": "agent:a"} }), nil)
 			},
-			wantMayAct: []string{"agent:a"},
+			wantMayAct: []event.Actor{{Subject: "agent:a"}},
 		},
 	}
 	for _, tt := range tests {

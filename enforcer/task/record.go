@@ -48,6 +48,16 @@ type Record struct {
 	Ended   string    `json:"ended,omitempty"`
 	EndedAt time.Time `json:"ended_at,omitzero"`
 	EndedBy string    `json:"ended_by,omitempty"`
+	// EventsPending marks an ended task whose credentials' revoked events
+	// are not yet confirmed on the record: set with the end, cleared once
+	// they are (Store.ConfirmEvents). It is the outbox that survives an
+	// instance dying between the end and its events: any instance's sweep
+	// emits them again once EventsClaimedAt is older than the lease.
+	EventsPending bool `json:"events_pending,omitempty"`
+	// EventsClaimedBy is the instance emitting the revoked events, since
+	// EventsClaimedAt: the one that ended the task, or a sweep's.
+	EventsClaimedBy string    `json:"events_claimed_by,omitempty"`
+	EventsClaimedAt time.Time `json:"events_claimed_at,omitzero"`
 }
 
 // Credential is a token minted under a task.

@@ -127,7 +127,10 @@ type Store struct {
 	// onEnd is called by the instance that ended a task, once its
 	// revocations are written.
 	onEnd func(Record)
-	now   func() time.Time
+	// emit records the revoked events of an ended task whose events are
+	// pending past their claim's lease (the instance emitting them died).
+	emit func(context.Context, Record) error
+	now  func() time.Time
 
 	mu    sync.RWMutex
 	local map[string]entry
@@ -149,6 +152,13 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // OnEnd has fn called, by the instance that ended a task, with the ended
 // record once its revocations are written.
 func OnEnd(fn func(Record)) Option { return func(s *Store) { s.onEnd = fn } }
+
+// OnUnrecorded has fn called, by the one instance whose sweep claims it,
+// with an ended task whose revoked events were never confirmed recorded;
+// its success confirms them.
+func OnUnrecorded(fn func(context.Context, Record) error) Option {
+	return func(s *Store) { s.emit = fn }
+}
 
 // KnownRevoked lets the sweep find ended tasks whose revocation is missing.
 func KnownRevoked(fn func(tenant, id string) bool) Option { return func(s *Store) { s.revoked = fn } }
@@ -412,6 +422,10 @@ func (s *Store) End(ctx context.Context, tenant, id, reason string, check func(*
 			return errNotExpired // called again and active since
 		}
 		r.Ended, r.EndedAt, r.EndedBy = reason, now.UTC(), s.instance
+		// The ender owns the revoked events; should it die before they
+		// are recorded, the outbox outlives it.
+		r.EventsPending = len(r.Credentials) > 0
+		r.EventsClaimedBy, r.EventsClaimedAt = s.instance, now.UTC()
 		return nil
 	})
 	if err != nil {
@@ -441,6 +455,56 @@ func (s *Store) endExpired(ctx context.Context, tenant, id, reason string) {
 }
 
 var errNotExpired = errors.New("task: not expired")
+
+// ConfirmEvents records that the revoked events of tenant's ended task id
+// are on the record, emptying its outbox.
+func (s *Store) ConfirmEvents(ctx context.Context, tenant, id string) error {
+	_, err := s.update(ctx, tenant, id, false, func(r *Record, _ bool) error {
+		if !r.EventsPending {
+			return errNothingPending
+		}
+		r.EventsPending, r.EventsClaimedBy, r.EventsClaimedAt = false, "", time.Time{}
+		return nil
+	})
+	if errors.Is(err, errNothingPending) {
+		return nil
+	}
+	return err
+}
+
+var errNothingPending = errors.New("task: no events pending")
+
+// eventsLease is how long the revoked events of an ended task are left to
+// the instance that claimed them before another sweep claims them: well
+// past a publish's timeout and its retries.
+func (s *Store) eventsLease() time.Duration { return max(10*s.cfg.SweepInterval, 5*time.Second) }
+
+// reemit claims the pending revoked events of r, when their claim's lease
+// ran out, emits them and confirms them. Of the instances that try, the
+// one whose revision-checked claim lands emits them.
+func (s *Store) reemit(ctx context.Context, r Record) {
+	now := s.now()
+	claimed, err := s.update(ctx, r.Tenant, r.ID, false, func(r *Record, _ bool) error {
+		if !r.EventsPending || now.Sub(r.EventsClaimedAt) < s.eventsLease() {
+			return errNothingPending // confirmed, or claimed afresh, meanwhile
+		}
+		r.EventsClaimedBy, r.EventsClaimedAt = s.instance, now.UTC()
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errNothingPending) {
+			s.log.Warn("revoked events not claimed yet", "tenant", r.Tenant, "task", r.ID, "err", err)
+		}
+		return
+	}
+	if err := s.emit(ctx, claimed); err != nil {
+		s.log.Warn("revoked events not recorded yet", "tenant", r.Tenant, "task", r.ID, "err", err)
+		return
+	}
+	if err := s.ConfirmEvents(ctx, r.Tenant, r.ID); err != nil {
+		s.log.Warn("revoked events recorded, not yet confirmed", "tenant", r.Tenant, "task", r.ID, "err", err)
+	}
+}
 
 // writeRevocations records r's end in the revocations bucket: the task's
 // key, then one per credential minted under it.
@@ -537,7 +601,7 @@ func (s *Store) sweep(ctx context.Context) {
 	now := s.now()
 	type due struct{ tenant, id, reason string }
 	var ends []due
-	var repair []Record
+	var repair, unrecorded []Record
 	s.mu.Lock()
 	for k, e := range s.local {
 		r := &e.rec
@@ -546,13 +610,27 @@ func (s *Store) sweep(ctx context.Context) {
 			if reason := r.Expired(now, s.cfg.IdleTimeout); reason != "" {
 				ends = append(ends, due{r.Tenant, r.ID, reason})
 			}
-		case now.Sub(r.EndedAt) > time.Minute:
+		case r.EventsPending && s.emit != nil && now.Sub(r.EventsClaimedAt) >= s.eventsLease():
+			// Kept, however long ago it ended, until its events are on
+			// the record.
+			unrecorded = append(unrecorded, *r)
+		case now.Sub(r.EndedAt) > time.Minute && !(r.EventsPending && s.emit != nil):
 			s.drop(k)
 		case s.revoked != nil && now.Sub(r.EndedAt) > 2*s.cfg.SweepInterval && !s.revoked(r.Tenant, r.ID):
 			repair = append(repair, *r)
 		}
 	}
 	s.mu.Unlock()
+	for _, r := range unrecorded {
+		if ctx.Err() != nil {
+			return
+		}
+		if s.revoked != nil && !s.revoked(r.Tenant, r.ID) {
+			repair = append(repair, r) // the revocation first, then its events
+			continue
+		}
+		s.reemit(ctx, r)
+	}
 	for _, d := range ends {
 		if ctx.Err() != nil {
 			return

@@ -158,3 +158,44 @@ func TestDeadlineAndIdleEndOnce(t *testing.T) {
 		t.Fatalf("ends %v, want one deadline and one idle", reasons)
 	}
 }
+
+// The revoked events of a task whose ender died before recording them
+// are emitted once the ender's claim is past its lease, by one of the
+// instances, however slow its publish: the others see its claim and
+// leave them. The record is confirmed after.
+func TestUnrecordedEventsEmittedOnce(t *testing.T) {
+	var emitted atomic.Int64
+	emit := task.OnUnrecorded(func(_ context.Context, r task.Record) error {
+		if len(r.Credentials) != 2 || r.Ended != task.EndCompleted {
+			t.Errorf("emitting for %+v", r)
+		}
+		emitted.Add(1)
+		time.Sleep(300 * time.Millisecond) // a slow publish, while the others sweep
+		return nil
+	})
+	ss := instances(t, 3, task.Config{SweepInterval: 50 * time.Millisecond}, emit)
+	ctx := context.Background()
+	declare(t, ss[0], "t-out", 0)
+	for _, jti := range []string{"j1", "j2"} {
+		if _, err := ss[0].Charge(ctx, task.Call{Tenant: "acme", ID: "t-out", Issuer: "iss", Subject: "orch",
+			Credential: &task.Credential{JTI: jti, Audience: "a", Expires: time.Now().Add(time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The ender ends it and dies: it never records the events.
+	r, err := ss[0].End(ctx, "acme", "t-out", task.EndCompleted, nil)
+	if err != nil || !r.EventsPending || r.EventsClaimedBy != "enf-a" {
+		t.Fatalf("end: %+v %v", r, err)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		for _, s := range ss {
+			if rec, _ := s.View("acme", "t-out"); rec.EventsPending {
+				return fmt.Errorf("still pending at an instance, claimed by %s", rec.EventsClaimedBy)
+			}
+		}
+		return nil
+	})
+	if n := emitted.Load(); n != 1 {
+		t.Fatalf("emitted %d times, want once", n)
+	}
+}

@@ -70,11 +70,20 @@ func newRig(t testing.TB, cfg func(*backend.Config)) *rig {
 		t.Fatal(err)
 	}
 	mux.Handle("GET /.well-known/jwks.json", r.minter.Keys().Handler())
-	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, req *http.Request) {
 		r.introHit.Add(1)
+		if req.Header.Get("Authorization") != "Bearer files-workload-token" {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
 		_ = json.NewEncoder(w).Encode(map[string]bool{"active": r.active.Load()})
 	})
-	c := backend.Config{Issuer: r.issuer, Audience: filesAudience, Tenant: "acme", Name: "files", IntrospectionURL: enf.URL + "/introspect"}
+	tokenFile := filepath.Join(t.TempDir(), "files-token")
+	if err := os.WriteFile(tokenFile, []byte("files-workload-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := backend.Config{Issuer: r.issuer, Audience: filesAudience, Tenant: "acme", Name: "files", IntrospectionURL: enf.URL + "/introspect",
+		IntrospectionTokenFile: tokenFile}
 	if cfg != nil {
 		cfg(&c)
 	}
