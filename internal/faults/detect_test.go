@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,6 +144,14 @@ func (r *rig) waitConsumerIdle(name string, d time.Duration) {
 		if info, err := c.Info(context.Background()); err == nil {
 			r.t.Logf("consumer %s: pending %d, awaiting ack %d, redelivered %d, pulls waiting %d, delivered through %d, acked through %d",
 				name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.Delivered.Stream, info.AckFloor.Stream)
+		}
+	}
+	for _, kind := range []string{"collector", "correlator"} {
+		if b, err := os.ReadFile(filepath.Join(r.dir, kind+".log")); err == nil {
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			r.t.Logf("%s.log, last 4 KB:\n%s", kind, b)
 		}
 	}
 	r.t.Fatalf("consumer %s never caught up", name)
