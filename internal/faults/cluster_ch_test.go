@@ -109,7 +109,7 @@ func TestClusterClickHouseReplicaKilled(t *testing.T) {
 		cl.Kill(0)
 		down, before := time.Now(), decisions()
 		poll.Until(t, outage(), func() error {
-			if n := decisions(); n < before+100 {
+			if n := decisions(); n < before+300 {
 				return fmt.Errorf("replica2 holds %d decisions, %d at the outage: the collectors are not inserting through it", n, before)
 			}
 			return nil
