@@ -36,7 +36,10 @@ type Config struct {
 	// HTTPAddr is host:port of the HTTP interface, used where RowBinary
 	// beats the native protocol: the collector's inserts and reading
 	// events back (`rampart verify`). Empty does both over the native
-	// protocol.
+	// protocol. On a cluster, the replicas' HTTP interfaces comma-separated,
+	// as Addr lists them: a request that fails, or whose answer is lost, is
+	// sent again to the next replica, and the one that answered takes the
+	// requests after it.
 	HTTPAddr string `yaml:"http_addr"`
 	// Database holds Rampart's tables.
 	Database string `yaml:"database"`
@@ -61,9 +64,12 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		return fmt.Errorf("clickhouse: addr is required")
 	}
-	for _, a := range c.Addrs() {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("clickhouse: addr %q: %w", a, err)
+	if err := validAddrs("addr", c.Addr); err != nil {
+		return err
+	}
+	if c.HTTPAddr != "" {
+		if err := validAddrs("http_addr", c.HTTPAddr); err != nil {
+			return err
 		}
 	}
 	if c.Cluster != "" {
@@ -75,18 +81,41 @@ func (c Config) Validate() error {
 }
 
 // Addrs are the addresses in Addr, in order.
-func (c Config) Addrs() []string {
+func (c Config) Addrs() []string { return splitAddrs(c.Addr) }
+
+// HTTPAddrs are the addresses in HTTPAddr, in order; none when it is empty.
+func (c Config) HTTPAddrs() []string {
+	if c.HTTPAddr == "" {
+		return nil
+	}
+	return splitAddrs(c.HTTPAddr)
+}
+
+// splitAddrs is the one reading of an address list: host:port entries,
+// comma-separated, in the order they are tried.
+func splitAddrs(list string) []string {
 	var out []string
-	for _, a := range strings.Split(c.Addr, ",") {
+	for _, a := range strings.Split(list, ",") {
 		out = append(out, strings.TrimSpace(a))
 	}
 	return out
+}
+
+// validAddrs checks every entry of the list under key is host:port.
+func validAddrs(key, list string) error {
+	for _, a := range splitAddrs(list) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("clickhouse: %s %q: %w", key, a, err)
+		}
+	}
+	return nil
 }
 
 // Client is a connection pool to one ClickHouse server.
 type Client struct {
 	conn driver.Conn
 	cfg  Config
+	http *replicas // the HTTP interfaces, nil when not configured
 }
 
 // Open connects to the server and checks it answers.
@@ -110,7 +139,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("clickhouse: ping %s: %w", cfg.Addr, err)
 	}
-	return &Client{conn: conn, cfg: cfg}, nil
+	return &Client{conn: conn, cfg: cfg, http: newReplicas(cfg)}, nil
 }
 
 // WithDatabase returns a client for another database on the same
@@ -118,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 func (c *Client) WithDatabase(db string) *Client {
 	cfg := c.cfg
 	cfg.Database = db
-	return &Client{conn: c.conn, cfg: cfg}
+	return &Client{conn: c.conn, cfg: cfg, http: c.http}
 }
 
 // OpenMigrated is Open followed by Migrate: how every component that

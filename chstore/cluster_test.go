@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/testkit/chclustertest"
 )
 
@@ -88,18 +91,21 @@ func TestClusterMigrationsOnEveryReplica(t *testing.T) {
 
 func TestConfigNamesReplicasAndCluster(t *testing.T) {
 	for name, tc := range map[string]struct {
-		addr, cluster string
-		ok            bool
+		addr, cluster, http string
+		ok                  bool
 	}{
-		"one server":           {"127.0.0.1:9000", "", true},
-		"replicas in order":    {"ch-1:9000, ch-2:9000", "rampart", true},
-		"a replica lacks port": {"ch-1:9000,ch-2", "rampart", false},
-		"an empty replica":     {"ch-1:9000,", "rampart", false},
-		"cluster not a name":   {"ch-1:9000", "a;DROP", false},
+		"http replicas":              {"ch-1:9000,ch-2:9000", "rampart", "ch-1:8123, ch-2:8123", true},
+		"an http replica lacks port": {"ch-1:9000,ch-2:9000", "rampart", "ch-1:8123,ch-2", false},
+		"an empty http replica":      {"ch-1:9000,ch-2:9000", "rampart", "ch-1:8123,", false},
+		"one server":                 {"127.0.0.1:9000", "", "", true},
+		"replicas in order":          {"ch-1:9000, ch-2:9000", "rampart", "", true},
+		"a replica lacks port":       {"ch-1:9000,ch-2", "rampart", "", false},
+		"an empty replica":           {"ch-1:9000,", "rampart", "", false},
+		"cluster not a name":         {"ch-1:9000", "a;DROP", "", false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := chstore.Defaults()
-			cfg.Addr, cfg.Cluster = tc.addr, tc.cluster
+			cfg.Addr, cfg.Cluster, cfg.HTTPAddr = tc.addr, tc.cluster, tc.http
 			if err := cfg.Validate(); (err == nil) != tc.ok {
 				t.Fatalf("Validate: %v", err)
 			}
@@ -109,5 +115,64 @@ func TestConfigNamesReplicasAndCluster(t *testing.T) {
 	cfg.Addr = "ch-1:9000, ch-2:9000"
 	if got := cfg.Addrs(); !slices.Equal(got, []string{"ch-1:9000", "ch-2:9000"}) {
 		t.Fatalf("Addrs = %q", got)
+	}
+	cfg.HTTPAddr = "ch-1:8123, ch-2:8123"
+	if got := cfg.HTTPAddrs(); !slices.Equal(got, []string{"ch-1:8123", "ch-2:8123"}) {
+		t.Fatalf("HTTPAddrs = %q", got)
+	}
+}
+
+// The RowBinary insert over HTTP fails over as the native one does: with
+// replica 0 killed mid-stream, every batch lands through replica 1, each
+// once, and both replicas hold every event once after replica 0 is back.
+func TestClusterHTTPInsertFailsOver(t *testing.T) {
+	ctx := context.Background()
+	cl := chclustertest.New(t)
+	replicas := cl.Open(t)
+	db := replicas[0].Database()
+	cfg := cl.Config(0, db) // replica 1 the fallback, for both protocols
+	ins, err := chstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ins.Close() })
+
+	var ids event.IDSource
+	seq := 0
+	batch := func() []byte {
+		var body []byte
+		for range 50 {
+			seq++
+			e := &event.Event{V: event.Version, ID: ids.New(time.Now()), Kind: event.KindDecision, Time: time.Now(),
+				Tenant: "acme", Instance: "enf-1", Seq: uint64(seq), RequestID: fmt.Sprint(seq),
+				Decision: &event.Decision{Effect: event.EffectAllow, PolicyID: "p", RuleID: "r"}}
+			body = ddl.AppendRowBinary(body, ddl.Events, &ddl.Row{Event: e, StreamSeq: uint64(seq), CollectedAt: time.Now()})
+		}
+		return body
+	}
+	insert := func(n int) {
+		t.Helper()
+		for range n {
+			if err := ins.InsertRowBinary(ctx, "events_raw", ddl.EventColumns, batch()); err != nil {
+				t.Fatalf("insert with a replica down: %v", err)
+			}
+		}
+	}
+	insert(4)
+	cl.Kill(0)
+	insert(6) // each refused by replica 0, sent again to replica 1
+	if err := cl.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	insert(2) // replica 1 answered last and keeps the inserts
+	chclustertest.WaitEvents(t, replicas, seq)
+	for i, c := range replicas {
+		rows, err := c.Query(ctx, "SELECT count() FROM "+db+".events_raw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := strconv.Atoi(rows[0][0]); n != seq {
+			t.Errorf("replica%d: events_raw holds %d rows for %d events inserted", i+1, n, seq)
+		}
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -79,9 +77,6 @@ func (c *Client) rowBinary(ctx context.Context, columns []string, where string) 
 // rowBinaryQuery runs a query over the HTTP interface, with settings
 // beyond the defaults, and returns its RowBinary body.
 func (c *Client) rowBinaryQuery(ctx context.Context, q string, settings url.Values) (io.ReadCloser, error) {
-	if c.cfg.HTTPAddr == "" {
-		return nil, errors.New("clickhouse: http_addr is not configured")
-	}
 	q += " FORMAT RowBinary"
 	params := url.Values{
 		"database": {c.cfg.Database},
@@ -92,21 +87,9 @@ func (c *Client) rowBinaryQuery(ctx context.Context, q string, settings url.Valu
 	for k, v := range settings {
 		params[k] = v
 	}
-	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: params.Encode()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(q))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-ClickHouse-User", c.cfg.Username)
-	req.Header.Set("X-ClickHouse-Key", c.cfg.Password)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.post(ctx, params, func() io.Reader { return strings.NewReader(q) })
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: http query: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		return nil, fmt.Errorf("clickhouse: http query: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return resp.Body, nil
 }
@@ -114,29 +97,17 @@ func (c *Client) rowBinaryQuery(ctx context.Context, q string, settings url.Valu
 // InsertRowBinary inserts rows already encoded in RowBinary (as
 // ddl.AppendRowBinary writes them, in the order of columns) into table
 // over the HTTP interface, as one block under the server's
-// max_insert_block_size (a million rows). The client's cost is the
+// max_insert_block_size (a million rows), failing over between the
+// replicas of Config.HTTPAddr. The client's cost is the
 // encoding alone: a fraction of the native protocol's appends of one boxed
 // value at a time (BENCHMARKS.md). It needs Config.HTTPAddr.
 func (c *Client) InsertRowBinary(ctx context.Context, table string, columns []string, rows []byte) error {
-	if c.cfg.HTTPAddr == "" {
-		return errors.New("clickhouse: http_addr is not configured")
-	}
 	q := fmt.Sprintf("INSERT INTO %s.%s (%s) FORMAT RowBinary", c.cfg.Database, table, strings.Join(columns, ", "))
-	u := url.URL{Scheme: "http", Host: c.cfg.HTTPAddr, Path: "/", RawQuery: url.Values{"query": {q}}.Encode()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(rows))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-ClickHouse-User", c.cfg.Username)
-	req.Header.Set("X-ClickHouse-Key", c.cfg.Password)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.post(ctx, url.Values{"query": {q}}, func() io.Reader { return bytes.NewReader(rows) })
 	if err != nil {
 		return fmt.Errorf("clickhouse: insert into %s: %w", table, err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("clickhouse: insert into %s: %s: %s", table, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return nil
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
 }

@@ -27,8 +27,15 @@ import (
 // collector goes on through the other, which answers throughout; once the
 // killed one is back, both hold every event once, and `rampart verify`
 // finds the record intact on each. The outage lasts a few seconds, 30 s
-// under RAMPART_SOAK=1.
+// under RAMPART_SOAK=1. Both insert paths fail over: the native protocol
+// and RowBinary over HTTP, each given the replica list.
 func TestClusterReplicaOutageLosesNothing(t *testing.T) {
+	for _, path := range []string{"native", "http"} {
+		t.Run(path, func(t *testing.T) { replicaOutage(t, path == "http") })
+	}
+}
+
+func replicaOutage(t *testing.T, overHTTP bool) {
 	outage := 3 * time.Second
 	if os.Getenv("RAMPART_SOAK") != "" {
 		outage = 30 * time.Second
@@ -43,9 +50,9 @@ func TestClusterReplicaOutageLosesNothing(t *testing.T) {
 	cfg := collector.Defaults()
 	cfg.NATSURL, cfg.BatchWait, cfg.RetryDelay = stream.URLs(srv.URL()), 50*time.Millisecond, 100*time.Millisecond
 	cfg.ClickHouse = cl.Config(0, db) // replica 1 its fallback
-	// The RowBinary-over-HTTP insert knows one address, so it cannot fail
-	// over; on a cluster the collector inserts natively, through the list.
-	cfg.ClickHouse.HTTPAddr = ""
+	if !overHTTP {
+		cfg.ClickHouse.HTTPAddr = ""
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	col, err := collector.New(cctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

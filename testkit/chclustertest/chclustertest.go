@@ -159,7 +159,7 @@ func (c *Cluster) Restart(ctx context.Context, i int) error { return c.Replicas[
 // replica i, or the others in turn while it is down.
 func (c *Cluster) Config(i int, db string) chstore.Config {
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.HTTPAddr = c.Addrs(i), c.Replicas[i].HTTPAddr
+	cfg.Addr, cfg.HTTPAddr = c.Addrs(i), c.HTTPAddrs(i)
 	cfg.Cluster = Name
 	cfg.Database = db
 	return cfg
@@ -172,6 +172,18 @@ func (c *Cluster) Addrs(i int) string {
 	for j, r := range c.Replicas {
 		if j != i {
 			addrs = append(addrs, r.Addr)
+		}
+	}
+	return strings.Join(addrs, ",")
+}
+
+// HTTPAddrs is every replica's HTTP address, replica i first, as
+// chstore.Config.HTTPAddr takes them.
+func (c *Cluster) HTTPAddrs(i int) string {
+	addrs := []string{c.Replicas[i].HTTPAddr}
+	for j, r := range c.Replicas {
+		if j != i {
+			addrs = append(addrs, r.HTTPAddr)
 		}
 	}
 	return strings.Join(addrs, ",")
@@ -193,7 +205,7 @@ func (c *Cluster) Open(t testing.TB) []*chstore.Client {
 	out := make([]*chstore.Client, len(c.Replicas))
 	for i := range c.Replicas {
 		cfg := c.Config(i, db)
-		cfg.Addr = c.Replicas[i].Addr
+		cfg.Addr, cfg.HTTPAddr = c.Replicas[i].Addr, c.Replicas[i].HTTPAddr
 		cl, err := chstore.Open(ctx, cfg)
 		if err != nil {
 			t.Fatalf("chclustertest: replica%d: %v", i+1, err)
