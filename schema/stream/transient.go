@@ -28,6 +28,8 @@ func Transient(err error) bool {
 		errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrDisconnected),
 		errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, jetstream.ErrNoHeartbeat),
+		errors.Is(err, jetstream.ErrConsumerLeadershipChanged),
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return true
 	case errors.As(err, &api):

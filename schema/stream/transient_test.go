@@ -22,6 +22,7 @@ func TestTransient(t *testing.T) {
 		{fmt.Errorf("bucket X: %w", context.DeadlineExceeded), true},
 		{fmt.Errorf("ensure stream: %w", jetstream.ErrNoStreamResponse), true},
 		{nats.ErrNoResponders, true},
+		{fmt.Errorf("recovery: read stream: %w", jetstream.ErrNoHeartbeat), true},
 		{nats.ErrTimeout, true},
 		{fmt.Errorf("clickhouse: %w", refused), true},
 		{&jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
