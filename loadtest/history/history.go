@@ -139,7 +139,15 @@ type Options struct {
 	BatchRows int
 	// Inflight is how many inserts run at once. Default 2.
 	Inflight int
+	// Columns are the columns of events_raw to fill, in ddl.Events order;
+	// default all of ddl.Events. A database at an older migration lacks
+	// the newest columns, which these events leave empty (no credential,
+	// no backend report), so their chain hashes are the same either way.
+	Columns []ddl.Column
 }
+
+// rowBytes is about the size of one generated event in RowBinary.
+const rowBytes = 700
 
 // batch is one insert's rows, encoded; batches are reused.
 type batch struct {
@@ -164,6 +172,10 @@ func Generate(ctx context.Context, ins Inserter, c Config, opts Options, progres
 	if opts.Inflight <= 0 {
 		opts.Inflight = 2
 	}
+	if opts.Columns == nil {
+		opts.Columns = ddl.Events
+	}
+	names := ddl.Names(opts.Columns)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Every batch is full, sending or free: memory is bounded by their number.
@@ -194,7 +206,7 @@ func Generate(ctx context.Context, ins Inserter, c Config, opts Options, progres
 			defer senders.Done()
 			for b := range full {
 				if ctx.Err() == nil {
-					if err := ins.InsertRowBinary(ctx, "events_raw", ddl.EventColumns, b.rows); err != nil {
+					if err := ins.InsertRowBinary(ctx, "events_raw", names, b.rows); err != nil {
 						fail(fmt.Errorf("history: insert %d events: %w", b.n, err))
 					} else {
 						mu.Lock()
@@ -215,7 +227,7 @@ func Generate(ctx context.Context, ins Inserter, c Config, opts Options, progres
 		chains.Add(1)
 		go func() {
 			defer chains.Done()
-			if err := c.writeChain(ctx, inst, opts.BatchRows, free, full); err != nil {
+			if err := c.writeChain(ctx, inst, opts.Columns, opts.BatchRows, free, full); err != nil {
 				fail(err)
 			}
 		}()
@@ -231,12 +243,17 @@ func Generate(ctx context.Context, ins Inserter, c Config, opts Options, progres
 
 // writeChain builds the events of instance inst's chain, in chain order,
 // filling batches from free and sending them to full.
-func (c Config) writeChain(ctx context.Context, inst uint64, batchRows int, free chan *batch, full chan<- *batch) error {
-	g := newCallWriter(c, inst)
+func (c Config) writeChain(ctx context.Context, inst uint64, cols []ddl.Column, batchRows int, free chan *batch, full chan<- *batch) error {
+	g := newCallWriter(c, inst, cols)
 	var b *batch
 	take := func() error {
 		select {
 		case b = <-free:
+			// Sized once for a whole batch: growing it by appends copied
+			// every byte several times (the generator's largest cost).
+			if cap(b.rows) == 0 {
+				b.rows = make([]byte, 0, batchRows*rowBytes)
+			}
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -268,6 +285,7 @@ func (c Config) writeChain(ctx context.Context, inst uint64, batchRows int, free
 // cardinality come from tables made once.
 type callWriter struct {
 	c       Config
+	cols    []ddl.Column
 	link    *chain.Linker
 	e       event.Event
 	id      event.Identity
@@ -282,9 +300,10 @@ type callWriter struct {
 	startUS, step, policyEvery                          uint64
 }
 
-func newCallWriter(c Config, inst uint64) *callWriter {
+func newCallWriter(c Config, inst uint64, cols []ddl.Column) *callWriter {
 	g := &callWriter{
 		c:           c,
+		cols:        cols,
 		link:        chain.NewLinker("enf-"+strconv.FormatUint(inst, 10), "ep-1"),
 		startUS:     uint64(c.Start.UnixMicro()),
 		step:        c.step(),
@@ -414,7 +433,7 @@ func (g *callWriter) appendCall(rows []byte, call uint64) []byte {
 		e.ID = hex16(us) + hex16(call*3+k)
 		g.link.Link(e)
 		g.row = ddl.Row{Event: e, StreamSeq: call*3 + k + 1, CollectedAt: e.Time.Add(time.Second)}
-		rows = ddl.AppendRowBinary(rows, ddl.Events, &g.row)
+		rows = ddl.AppendRowBinary(rows, g.cols, &g.row)
 	}
 	return rows
 }

@@ -18,16 +18,24 @@ type chdbInserter struct {
 	db string
 }
 
-// structure is the file() structure of ddl.Events.
-var structure = func() string {
-	cols := make([]string, len(ddl.Events))
-	for i, c := range ddl.Events {
+// structure is the file() structure of the named columns of ddl.Events.
+func structure(names []string) (string, error) {
+	cols := make([]string, len(names))
+	for i, n := range names {
+		c, ok := ddl.Lookup(n)
+		if !ok {
+			return "", fmt.Errorf("chdb insert: no column %s in ddl.Events", n)
+		}
 		cols[i] = c.Name + " " + c.Type.SQL()
 	}
-	return strings.Join(cols, ", ")
-}()
+	return strings.Join(cols, ", "), nil
+}
 
 func (c chdbInserter) InsertRowBinary(ctx context.Context, table string, columns []string, rows []byte) error {
+	st, err := structure(columns)
+	if err != nil {
+		return err
+	}
 	f, err := os.CreateTemp("", "rampart-forensic-*.rowbinary")
 	if err != nil {
 		return err
@@ -40,9 +48,6 @@ func (c chdbInserter) InsertRowBinary(ctx context.Context, table string, columns
 	if err != nil {
 		return err
 	}
-	if len(columns) != len(ddl.Events) {
-		return fmt.Errorf("chdb insert: %d columns, the file holds %d", len(columns), len(ddl.Events))
-	}
 	return c.e.Exec(ctx, fmt.Sprintf("INSERT INTO %s.%s (%s) SELECT * FROM file('%s', 'RowBinary', '%s')",
-		c.db, table, strings.Join(columns, ", "), f.Name(), structure))
+		c.db, table, strings.Join(columns, ", "), f.Name(), st))
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-io/rampart/chstore/chserver"
 	"github.com/rampart-io/rampart/loadtest/history"
 	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/forensic"
 	"github.com/rampart-io/rampart/testkit/chdbtest"
 )
 
@@ -170,9 +171,14 @@ func measure(ctx context.Context, name string, e engine, db string, cfg history.
 	if _, err := ddl.MigrateTo(ctx, e, db, beforeForensic); err != nil {
 		return nil, err
 	}
+	cols, err := tableColumns(ctx, e, db)
+	if err != nil {
+		return nil, err
+	}
+	gen.opts.Columns = cols
 	start = time.Now()
 	var reported uint64
-	err := history.Generate(ctx, gen.ins, cfg, gen.opts, func(done, total uint64) {
+	err = history.Generate(ctx, gen.ins, cfg, gen.opts, func(done, total uint64) {
 		if done-reported >= 3_000_000 || done == total {
 			reported = done
 			fmt.Fprintf(os.Stderr, "%s: %d/%d events, %.0f events/s\n", name, done, total, float64(done)/time.Since(start).Seconds())
@@ -226,6 +232,26 @@ func measure(ctx context.Context, name string, e engine, db string, cfg history.
 		out = append(out, cur)
 	}
 	return out, nil
+}
+
+// tableColumns are the columns of ddl.Events that db.events_raw has at
+// its migration.
+func tableColumns(ctx context.Context, e engine, db string) ([]ddl.Column, error) {
+	rows, err := e.Query(ctx, "SELECT name FROM system.columns WHERE database = "+forensic.Quote(db)+" AND table = 'events_raw'")
+	if err != nil {
+		return nil, err
+	}
+	has := map[string]bool{}
+	for _, r := range rows {
+		has[r[0]] = true
+	}
+	var cols []ddl.Column
+	for _, c := range ddl.Events {
+		if has[c.Name] {
+			cols = append(cols, c)
+		}
+	}
+	return cols, nil
 }
 
 // timeQuery runs q runs times after one warm-up and returns its timings.
