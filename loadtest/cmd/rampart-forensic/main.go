@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-io/rampart/chstore/chserver"
 	"github.com/rampart-io/rampart/loadtest/history"
 	"github.com/rampart-io/rampart/schema/ddl"
+	"github.com/rampart-io/rampart/schema/forensic"
 	"github.com/rampart-io/rampart/testkit/chdbtest"
 )
 
@@ -49,10 +50,13 @@ func run() error {
 		runs     = flag.Int("runs", 20, "times each query runs (p50/p99 over them)")
 		engines  = flag.String("engines", "clickhouse-18,chdb", "engines to measure, comma-separated")
 		addr     = flag.String("clickhouse", "", "ClickHouse native address; empty starts a private clickhouse-server")
+		httpAddr = flag.String("clickhouse-http", "", "ClickHouse HTTP address (the generator's inserts), with -clickhouse")
 		baseline = flag.Bool("baseline", true, "also measure the questions as the old views answered them")
 		keep     = flag.Bool("keep", false, "keep the database (and a private server running until interrupted)")
 		redeliv  = flag.Int("redeliver", 1, "events in a thousand inserted twice, unmerged")
-		workers  = flag.Int("workers", 2, "generator statements run at once")
+		inflight = flag.Int("inflight", 2, "generator inserts in flight at once")
+		batch    = flag.Int("batch", 200_000, "events in one generator insert")
+		genOnly  = flag.Bool("generate-only", false, "generate, report events/s and stop (no upgrade, no queries)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,25 +72,31 @@ func run() error {
 	for _, name := range strings.Split(*engines, ",") {
 		var (
 			e   engine
+			ins func(db string) history.Inserter
 			err error
 		)
 		switch name {
 		case "clickhouse-18":
+			var c *chstore.Client
 			var done func()
-			e, done, err = openServer(ctx, *addr, *keep)
+			c, done, err = openServer(ctx, *addr, *httpAddr, *keep)
 			if err != nil {
 				return err
 			}
 			defer done()
+			e, ins = c, func(db string) history.Inserter { return c.WithDatabase(db) }
 		case "chdb":
-			e, err = chdbtest.Open()
+			var c *chdbtest.Engine
+			c, err = chdbtest.Open()
 			if err != nil {
 				return err
 			}
+			e, ins = c, func(db string) history.Inserter { return chdbInserter{c, db} }
 		default:
 			return fmt.Errorf("unknown engine %q (clickhouse-18, chdb)", name)
 		}
-		r, err := measure(ctx, name, e, db, cfg, *runs, *baseline, *redeliv, *workers)
+		gen := generator{ins: ins(db), opts: history.Options{BatchRows: *batch, Inflight: *inflight}}
+		r, err := measure(ctx, name, e, db, cfg, gen, *runs, *baseline, *redeliv, *genOnly)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -104,7 +114,7 @@ func run() error {
 }
 
 // openServer connects to addr, or starts a private server.
-func openServer(ctx context.Context, addr string, keep bool) (engine, func(), error) {
+func openServer(ctx context.Context, addr, httpAddr string, keep bool) (*chstore.Client, func(), error) {
 	done := func() {}
 	if addr == "" {
 		dir, err := os.MkdirTemp("", "rampart-forensic-")
@@ -116,7 +126,7 @@ func openServer(ctx context.Context, addr string, keep bool) (engine, func(), er
 			return nil, nil, err
 		}
 		fmt.Fprintf(os.Stderr, "clickhouse-server 18.16 at %s (http %s), data in %s\n", srv.Addr, srv.HTTPAddr, dir)
-		addr = srv.Addr
+		addr, httpAddr = srv.Addr, srv.HTTPAddr
 		done = func() {
 			srv.Stop()
 			if !keep {
@@ -125,7 +135,7 @@ func openServer(ctx context.Context, addr string, keep bool) (engine, func(), er
 		}
 	}
 	cfg := chstore.Defaults()
-	cfg.Addr = addr
+	cfg.Addr, cfg.HTTPAddr = addr, httpAddr
 	cfg.DialTimeout = 10 * time.Second
 	cfg.ReadTimeout = 2 * time.Hour // the upgrade's backfills
 	c, err := chstore.Open(ctx, cfg)
@@ -145,7 +155,13 @@ type result struct {
 	agrees                string
 }
 
-func measure(ctx context.Context, name string, e engine, db string, cfg history.Config, runs int, baseline bool, redeliver, workers int) ([]result, error) {
+// generator is where and how the history is written.
+type generator struct {
+	ins  history.Inserter
+	opts history.Options
+}
+
+func measure(ctx context.Context, name string, e engine, db string, cfg history.Config, gen generator, runs int, baseline bool, redeliver int, genOnly bool) ([]result, error) {
 	_ = e.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 	start := time.Now()
 	// The history goes into the schema as it was before the forensic
@@ -155,14 +171,27 @@ func measure(ctx context.Context, name string, e engine, db string, cfg history.
 	if _, err := ddl.MigrateTo(ctx, e, db, beforeForensic); err != nil {
 		return nil, err
 	}
-	err := history.Generate(ctx, e, db, cfg, workers, func(done, total uint64) {
-		el := time.Since(start)
-		fmt.Fprintf(os.Stderr, "%s: %d/%d events, %.0f events/s\n", name, done, total, float64(done)/el.Seconds())
+	cols, err := tableColumns(ctx, e, db)
+	if err != nil {
+		return nil, err
+	}
+	gen.opts.Columns = cols
+	start = time.Now()
+	var reported uint64
+	err = history.Generate(ctx, gen.ins, cfg, gen.opts, func(done, total uint64) {
+		if done-reported >= 3_000_000 || done == total {
+			reported = done
+			fmt.Fprintf(os.Stderr, "%s: %d/%d events, %.0f events/s\n", name, done, total, float64(done)/time.Since(start).Seconds())
+		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "%s: generated in %s\n", name, time.Since(start).Round(time.Millisecond))
+	el := time.Since(start)
+	fmt.Fprintf(os.Stderr, "%s: generated %d events in %s: %.0f events/s\n", name, cfg.Calls()*3, el.Round(time.Millisecond), float64(cfg.Calls()*3)/el.Seconds())
+	if genOnly {
+		return nil, nil
+	}
 	start = time.Now()
 	if _, err := ddl.Migrate(ctx, e, db); err != nil {
 		return nil, err
@@ -203,6 +232,26 @@ func measure(ctx context.Context, name string, e engine, db string, cfg history.
 		out = append(out, cur)
 	}
 	return out, nil
+}
+
+// tableColumns are the columns of ddl.Events that db.events_raw has at
+// its migration.
+func tableColumns(ctx context.Context, e engine, db string) ([]ddl.Column, error) {
+	rows, err := e.Query(ctx, "SELECT name FROM system.columns WHERE database = "+forensic.Quote(db)+" AND table = 'events_raw'")
+	if err != nil {
+		return nil, err
+	}
+	has := map[string]bool{}
+	for _, r := range rows {
+		has[r[0]] = true
+	}
+	var cols []ddl.Column
+	for _, c := range ddl.Events {
+		if has[c.Name] {
+			cols = append(cols, c)
+		}
+	}
+	return cols, nil
 }
 
 // timeQuery runs q runs times after one warm-up and returns its timings.
