@@ -14,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -387,16 +389,28 @@ func (n *Node) healthy() error {
 	return nil
 }
 
-// freePort is a port free on host now.
+// freePort is a port free on host now, below Linux's ephemeral range
+// (32768 on): a port the kernel picked for ":0" is handed out again to
+// any outgoing connection on this shared machine before nats-server binds
+// it, and the node dies on "address already in use".
 func freePort(t testing.TB, host string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("natscluster: %v", err)
+	for range 100 {
+		port := fixedPortLow + rand.IntN(fixedPortHigh-fixedPortLow)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			continue // taken: try another
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("natscluster: no free port in [%d, %d) on %s", fixedPortLow, fixedPortHigh, host)
+	return 0
 }
+
+// The range freePort picks from: registered-port space no ephemeral
+// allocation reaches.
+const fixedPortLow, fixedPortHigh = 20000, 32000
 
 func tail(path string, n int64) string {
 	f, err := os.Open(path)
