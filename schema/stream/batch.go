@@ -30,19 +30,23 @@ type BatchOptions struct {
 
 // ConsumeBatches fetches batches from c and hands each to h until ctx ends.
 // The ack is synchronous, so when the handler's effect is durable and the
-// function moves on, JetStream has recorded the ack too.
+// function moves on, JetStream has recorded the ack too. As in
+// ConsumePipelined, a batch being handled when ctx ends is finished and
+// acknowledged within commitGrace, so it is not stored twice.
 func ConsumeBatches(ctx context.Context, c jetstream.Consumer, o BatchOptions, h Handler) error {
 	log := o.logger()
+	finishing, stop := lingering(ctx, commitGrace)
+	defer stop()
 	for ctx.Err() == nil {
 		b, ok := fetch(ctx, c, o, log)
 		if !ok {
 			continue
 		}
-		if err := h(ctx, b); err != nil {
+		if err := h(finishing, b); err != nil {
 			retry(ctx, b, o, log, err)
 			continue
 		}
-		ack(ctx, b, log)
+		ack(finishing, b, log)
 	}
 	return ctx.Err()
 }

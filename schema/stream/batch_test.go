@@ -165,3 +165,41 @@ func TestPipelinedHandsBackWhatItHeldWhenStopped(t *testing.T) {
 	}()
 	poll.Until(t, 30*time.Second, func() error { return got.check(n) })
 }
+
+func TestBatchesFinishTheStoreUnderWayWhenStopped(t *testing.T) {
+	const n = 20
+	_, c := pipelineRig(t, n)
+	got := &committed{n: map[string]int{}}
+	// The first batch's insert becomes visible only after the consumer is
+	// stopped, and its return reports the context it ran under, as a
+	// database client does: a canceled one would leave the stored batch
+	// to be redelivered and stored again.
+	ctx, cancel := context.WithCancel(context.Background())
+	storing, stopped := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- stream.ConsumeBatches(ctx, c, pipelineOptions(), func(hctx context.Context, b stream.Batch) error {
+			first := false
+			once.Do(func() { first = true; close(storing) })
+			if first {
+				<-stopped
+			}
+			got.add(b)
+			return hctx.Err()
+		})
+	}()
+	<-storing
+	cancel()
+	close(stopped)
+	<-done
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go func() {
+		_ = stream.ConsumeBatches(ctx2, c, pipelineOptions(), func(_ context.Context, b stream.Batch) error {
+			got.add(b)
+			return nil
+		})
+	}()
+	poll.Until(t, 30*time.Second, func() error { return got.check(n) })
+}
