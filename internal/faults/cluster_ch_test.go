@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
-	"github.com/rampart-io/rampart/loadtest/workload"
 	"github.com/rampart-io/rampart/schema/stream"
 	"github.com/rampart-io/rampart/testkit/chclustertest"
 	"github.com/rampart-io/rampart/testkit/natscluster"
@@ -33,24 +30,6 @@ func newCHClusterRig(t *testing.T) (*rig, *chclustertest.Cluster, []*chstore.Cli
 	r.ch = replicas[0]
 	r.setUpEdges()
 	return r, cl, replicas
-}
-
-// setUpEdges starts what a rig has beside NATS and ClickHouse: the
-// backend and the identity provider.
-func (r *rig) setUpEdges() {
-	t := r.t
-	t.Helper()
-	back := httptest.NewServer(r.backend)
-	t.Cleanup(back.Close)
-	r.backURL = back.URL
-	var err error
-	if r.issuer, err = workload.NewIssuer("https://idp.faults.local", "rampart-tools"); err != nil {
-		t.Fatal(err)
-	}
-	jwks, _ := r.issuer.JWKS()
-	r.jwks, r.policy = filepath.Join(r.dir, "jwks.json"), filepath.Join(r.dir, "policy.yaml")
-	os.WriteFile(r.jwks, jwks, 0o600)
-	os.WriteFile(r.policy, []byte(policyYAML), 0o600)
 }
 
 // startReplicaCollector runs a collector from deploy/cluster/collector.yaml

@@ -91,6 +91,14 @@ func (r *rig) setUp() {
 	}
 	r.ch = chtest.Open(t, r.chAddr)
 	r.chHTTP = r.ch.HTTPAddr()
+	r.setUpEdges()
+}
+
+// setUpEdges starts what a rig has beside NATS and ClickHouse: the
+// backend and the identity provider.
+func (r *rig) setUpEdges() {
+	t := r.t
+	t.Helper()
 	back := httptest.NewServer(r.backend)
 	t.Cleanup(back.Close)
 	r.backURL = back.URL
