@@ -135,31 +135,39 @@ func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checke
 
 // compileExpr parses, type-checks and plans one bool expression.
 func compileExpr(what, src string) (*expr, error) {
-	env, err := celEnv()
+	env, ast, prg, metered, err := compileTyped(what, src, cel.BoolType, CodeNotBool, "bool")
 	if err != nil {
 		return nil, err
-	}
-	ast, iss := env.Compile(src)
-	if iss.Err() != nil {
-		return nil, &Error{Code: CodeCompile, Msg: what + ": " + iss.Err().Error()}
-	}
-	if !ast.OutputType().IsExactType(cel.BoolType) {
-		return nil, &Error{Code: CodeNotBool, Msg: fmt.Sprintf("%s must be a bool expression, is %s", what, ast.OutputType())}
-	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	metered := !bounded(env, ast)
-	if metered {
-		opts = append(opts, cel.CostLimit(CostLimit))
-	}
-	prg, err := env.Program(ast, opts...)
-	if err != nil {
-		return nil, &Error{Code: CodeCompile, Msg: what, Err: err}
 	}
 	x := &expr{src: src, prg: prg, kinds: requiredKinds(ast), eqs: constraintsOf(ast.NativeRep().Expr())}
 	if metered {
 		x.guard = cheapGuard(env, ast)
 	}
 	return x, nil
+}
+
+// compileTyped parses src, checks that it is of type want (else an Error
+// with code wrong), and plans it, metered unless its estimated worst case
+// is within CostLimit.
+func compileTyped(what, src string, want *cel.Type, wrong ErrorCode, kind string) (env *cel.Env, ast *cel.Ast, prg cel.Program, metered bool, err error) {
+	if env, err = celEnv(); err != nil {
+		return nil, nil, nil, false, err
+	}
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		return nil, nil, nil, false, &Error{Code: CodeCompile, Msg: what + ": " + iss.Err().Error()}
+	}
+	if !ast.OutputType().IsExactType(want) {
+		return nil, nil, nil, false, &Error{Code: wrong, Msg: fmt.Sprintf("%s must be a %s expression, is %s", what, kind, ast.OutputType())}
+	}
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if metered = !bounded(env, ast); metered {
+		opts = append(opts, cel.CostLimit(CostLimit))
+	}
+	if prg, err = env.Program(ast, opts...); err != nil {
+		return nil, nil, nil, false, &Error{Code: CodeCompile, Msg: what, Err: err}
+	}
+	return env, ast, prg, metered, nil
 }
 
 // bounded reports whether an expression's estimated worst case is within
@@ -219,24 +227,9 @@ type timeExpr struct {
 // compileTimeExpr parses, type-checks and plans one timestamp
 // expression, metered as compileExpr meters a bool one.
 func compileTimeExpr(what, src string) (*timeExpr, error) {
-	env, err := celEnv()
+	_, _, prg, _, err := compileTyped(what, src, cel.TimestampType, CodeNotTimestamp, "timestamp")
 	if err != nil {
 		return nil, err
-	}
-	ast, iss := env.Compile(src)
-	if iss.Err() != nil {
-		return nil, &Error{Code: CodeCompile, Msg: what + ": " + iss.Err().Error()}
-	}
-	if !ast.OutputType().IsExactType(cel.TimestampType) {
-		return nil, &Error{Code: CodeNotTimestamp, Msg: fmt.Sprintf("%s must be a timestamp expression, is %s", what, ast.OutputType())}
-	}
-	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if !bounded(env, ast) {
-		opts = append(opts, cel.CostLimit(CostLimit))
-	}
-	prg, err := env.Program(ast, opts...)
-	if err != nil {
-		return nil, &Error{Code: CodeCompile, Msg: what, Err: err}
 	}
 	return &timeExpr{src: src, prg: prg}, nil
 }
