@@ -174,6 +174,12 @@ func TestForensicTablesUpgradeInPlace(t *testing.T) {
 	for _, e := range fixture() {
 		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
 	}
+	// The same calls two days earlier, in a tenant of their own: the
+	// backfill runs a day at a time and must reach every stored day.
+	for _, e := range fixture() {
+		e.ID, e.Tenant, e.RequestID, e.Time = e.ID+"-earlier", "earlier", "earlier-"+e.RequestID, e.Time.Add(-49*time.Hour)
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
 	for name, o := range old {
 		t.Cleanup(func() { _ = o.c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+o.db) })
 		if _, err := ddl.MigrateTo(ctx, o.c, o.db, 10); err != nil {
@@ -201,6 +207,7 @@ func TestForensicTablesUpgradeInPlace(t *testing.T) {
 			want int
 		}{
 			{forensic.SessionTimeline(o.db, "acme", "s-1"), 5},
+			{forensic.SessionTimeline(o.db, "earlier", "s-1"), 5},
 			{forensic.Request(o.db, "req-1"), 3},
 			{forensic.AgentActivity(o.db, "acme", "agent:sub", t0, t0.Add(time.Minute)), 5},
 		} {
@@ -210,7 +217,7 @@ func TestForensicTablesUpgradeInPlace(t *testing.T) {
 			}
 		}
 		counts, err := o.c.Query(ctx, forensic.DecisionCounts(o.db))
-		if want := [][]string{{"acme", "allow", "1"}, {"acme", "deny", "1"}, {"o'brien\\co", "deny", "1"}}; err != nil || !reflect.DeepEqual(counts, want) {
+		if want := [][]string{{"acme", "allow", "1"}, {"acme", "deny", "1"}, {"earlier", "allow", "1"}, {"earlier", "deny", "2"}, {"o'brien\\co", "deny", "1"}}; err != nil || !reflect.DeepEqual(counts, want) {
 			t.Fatalf("%s: decision counts %q (%v), want %q", name, counts, err, want)
 		}
 	}

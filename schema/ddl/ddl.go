@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Conn is what the migrator needs from a ClickHouse engine.
@@ -158,8 +159,14 @@ func MigrateCluster(ctx context.Context, c Conn, db, cluster string, upTo int) (
 			} else if done {
 				continue
 			}
-			if err := c.Exec(ctx, s); err != nil {
+			pieces, err := eachDay(ctx, c, db, s)
+			if err != nil {
 				return applied, fmt.Errorf("ddl: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+			for _, p := range pieces {
+				if err := c.Exec(ctx, p); err != nil {
+					return applied, fmt.Errorf("ddl: migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+				}
 			}
 		}
 		// INSERT ... SELECT: inline VALUES stall on 18.16 over the native protocol.
@@ -226,6 +233,46 @@ func bootstrap(ctx context.Context, c Conn, db, cluster string) error {
 		}
 	}
 	return nil
+}
+
+// EachDay in a statement makes it run once per day of events stored in
+// events_raw, standing for that day's condition on event_time. A backfill
+// written with it holds one day's groups in memory rather than the whole
+// table's: at 100M events the whole table's needed more than a 4 GB
+// max_memory_usage, and they grow with the history. On an empty table the
+// statement does not run at all.
+const EachDay = "{each_day}"
+
+// eachDay returns stmt as the statements to run: itself, or one per day
+// stored in db.events_raw when it holds EachDay. Days are literals the
+// server printed, in order, so a rerun after an interruption repeats the
+// same pieces (the backfills it serves are idempotent).
+func eachDay(ctx context.Context, c Conn, db, stmt string) ([]string, error) {
+	if !strings.Contains(stmt, EachDay) {
+		return []string{stmt}, nil
+	}
+	rows, err := c.Query(ctx, "SELECT DISTINCT toString(toDate(event_time)) AS d FROM "+db+".events_raw ORDER BY d")
+	if err != nil {
+		return nil, fmt.Errorf("list days to backfill: %w", err)
+	}
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		var day time.Time
+		if len(r) == 1 {
+			day, err = time.Parse(time.DateOnly, r[0])
+		}
+		if len(r) != 1 || err != nil {
+			return nil, fmt.Errorf("list days to backfill: unexpected row %q", r)
+		}
+		// A range on event_time itself, which 18.16 matches against the
+		// sort key (toDate(event_time) = ... reads the whole table), from
+		// midnight to the next midnight in the server's time zone, as
+		// toDate counted them, whatever the day's length.
+		cond := fmt.Sprintf("event_time >= toDateTime('%s 00:00:00') AND event_time < toDateTime('%s 00:00:00')",
+			day.Format(time.DateOnly), day.AddDate(0, 0, 1).Format(time.DateOnly))
+		out = append(out, strings.ReplaceAll(stmt, EachDay, "("+cond+")"))
+	}
+	return out, nil
 }
 
 var addColumn = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\s+(?:ON\s+CLUSTER\s+[A-Za-z0-9_]+\s+)?ADD\s+COLUMN\s+([A-Za-z0-9_]+)\s`)

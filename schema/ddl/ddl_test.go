@@ -1,6 +1,7 @@
 package ddl
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
@@ -36,5 +37,48 @@ func TestValidDatabase(t *testing.T) {
 		if err := ValidDatabase(name); (err == nil) != ok {
 			t.Errorf("ValidDatabase(%q) = %v", name, err)
 		}
+	}
+}
+
+// dayConn answers the list of days with days and records every Exec.
+type dayConn struct {
+	days  [][]string
+	execs []string
+}
+
+func (c *dayConn) Exec(_ context.Context, q string) error { c.execs = append(c.execs, q); return nil }
+func (c *dayConn) Query(_ context.Context, q string) ([][]string, error) {
+	if strings.Contains(q, "toDate(event_time)") {
+		return c.days, nil
+	}
+	return nil, nil
+}
+
+func TestEachDayRunsOncePerStoredDay(t *testing.T) {
+	ctx := context.Background()
+	stmt := "INSERT INTO db.t (x) SELECT 1 FROM db.events_raw WHERE kind = 'decision' AND " + EachDay
+	c := &dayConn{days: [][]string{{"2026-11-01"}, {"2026-11-02"}}}
+	got, err := eachDay(ctx, c, "db", stmt)
+	want := []string{
+		"INSERT INTO db.t (x) SELECT 1 FROM db.events_raw WHERE kind = 'decision' AND (event_time >= toDateTime('2026-11-01 00:00:00') AND event_time < toDateTime('2026-11-02 00:00:00'))",
+		"INSERT INTO db.t (x) SELECT 1 FROM db.events_raw WHERE kind = 'decision' AND (event_time >= toDateTime('2026-11-02 00:00:00') AND event_time < toDateTime('2026-11-03 00:00:00'))",
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q (%v)", got, err)
+	}
+	// The next day by the calendar, across a month's end.
+	if got, err := eachDay(ctx, &dayConn{days: [][]string{{"2026-11-30"}}}, "db", stmt); err != nil || len(got) != 1 ||
+		!strings.HasSuffix(got[0], "event_time < toDateTime('2026-12-01 00:00:00'))") {
+		t.Fatalf("month's end: %q (%v)", got, err)
+	}
+	if got, err := eachDay(ctx, &dayConn{}, "db", stmt); err != nil || len(got) != 0 {
+		t.Fatalf("empty table: %q (%v), want no statement", got, err)
+	}
+	if got, err := eachDay(ctx, c, "db", "CREATE TABLE db.x (a UInt8)"); err != nil || len(got) != 1 {
+		t.Fatalf("no placeholder: %q (%v)", got, err)
+	}
+	// What the server prints is spliced into SQL: anything but a day is refused.
+	if _, err := eachDay(ctx, &dayConn{days: [][]string{{"2026-11-01') OR (1"}}}, "db", stmt); err == nil {
+		t.Fatal("a row that is not a day was spliced in")
 	}
 }

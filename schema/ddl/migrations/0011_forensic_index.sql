@@ -28,8 +28,10 @@ ARRAY JOIN arrayConcat(
 WHERE k.2 != ''
 GROUP BY key_kind, key, tenant, event_time;
 
--- Events stored before the view existed. One inserted while this runs is
--- keyed twice, which the ReplacingMergeTree and the queries absorb.
+-- Events stored before the view existed, a day at a time ({each_day}: the
+-- whole table's groups outgrow a query's memory at 100M events). One
+-- inserted while this runs is keyed twice, which the ReplacingMergeTree
+-- and the queries absorb.
 INSERT INTO {db}.event_keys (key_kind, key, tenant, event_time)
 SELECT k.1 AS key_kind, k.2 AS key, tenant, event_time
 FROM {db}.events_raw
@@ -37,7 +39,7 @@ ARRAY JOIN arrayConcat(
     [('session', session_id), ('request', request_id), ('actor', actor), ('principal', subject), ('task', task_id),
      ('alert', if(kind = 'alert', event_id, ''))],
     arrayMap(s -> ('chain', s), arrayPopBack(chain_subjects))) AS k
-WHERE k.2 != ''
+WHERE k.2 != '' AND {each_day}
 GROUP BY key_kind, key, tenant, event_time;
 
 -- Decisions per tenant, effect, rule and day, as the set of their
@@ -67,8 +69,9 @@ FROM {db}.events_raw
 WHERE kind = 'decision'
 GROUP BY tenant, effect, policy_id, rule_id, day, instance, epoch;
 
+-- A day at a time too: a day's groups never span two days.
 INSERT INTO {db}.decisions_daily (tenant, effect, policy_id, rule_id, day, instance, epoch, seqs)
 SELECT tenant, effect, policy_id, rule_id, toDate(event_time) AS day, instance, epoch, uniqExactState(seq) AS seqs
 FROM {db}.events_raw
-WHERE kind = 'decision'
+WHERE kind = 'decision' AND {each_day}
 GROUP BY tenant, effect, policy_id, rule_id, day, instance, epoch;
