@@ -126,13 +126,12 @@ func (e exitError) Unwrap() error { return e.err }
 func runDetectReplay(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("detect replay", flag.ContinueOnError)
 	var o overrides
-	o.register(fs, withClickHouse)
+	o.register(fs, withClickHouse|withClickHouseHTTP)
 	from := fs.String("from", "", "RFC 3339 start of the range (inclusive); required")
 	to := fs.String("to", "", "RFC 3339 end of the range (exclusive); required")
 	rulesDir := fs.String("rules", "", "rule directory; default: the shipped pack")
 	tenant := fs.String("tenant", "", "replay only this tenant's events")
 	asJSON := fs.Bool("json", false, "print each alert as a v1 event, one JSON object a line")
-	httpAddr := fs.String("clickhouse-http", os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR"), "ClickHouse HTTP address host:port, for reading events faster (env RAMPART_CLICKHOUSE_HTTP_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -170,7 +169,7 @@ func runDetectReplay(ctx context.Context, args []string) error {
 	cfg := chstore.Defaults()
 	apply(&cfg.Addr, o.chAddr)
 	apply(&cfg.Database, o.database)
-	cfg.HTTPAddr = *httpAddr
+	apply(&cfg.HTTPAddr, o.chHTTP)
 	ch, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ const (
 	envNATSURL  = "RAMPART_NATS_URL"
 	envCHAddr   = "RAMPART_CLICKHOUSE_ADDR"
 	envDatabase = "RAMPART_CLICKHOUSE_DATABASE"
+	envCHHTTP   = "RAMPART_CLICKHOUSE_HTTP_ADDR"
 )
 
 // overrides are the common settings a flag or environment variable can set.
@@ -22,15 +23,17 @@ type overrides struct {
 	config   string
 	natsURL  string
 	chAddr   string
+	chHTTP   string
 	database string
 }
 
 // The common flags a verb can take; each verb registers the ones it reads,
 // so a flag it would ignore is an error ("flag provided but not defined").
 const (
-	withConfig     = 1 << iota // -config
-	withNATS                   // -nats
-	withClickHouse             // -clickhouse, -database
+	withConfig         = 1 << iota // -config
+	withNATS                       // -nats
+	withClickHouse                 // -clickhouse, -database
+	withClickHouseHTTP             // -clickhouse-http: for verbs that insert or read events over HTTP
 )
 
 func (o *overrides) register(fs *flag.FlagSet, which int) {
@@ -43,6 +46,9 @@ func (o *overrides) register(fs *flag.FlagSet, which int) {
 	if which&withClickHouse != 0 {
 		fs.StringVar(&o.chAddr, "clickhouse", os.Getenv(envCHAddr), "ClickHouse native address host:port (env "+envCHAddr+")")
 		fs.StringVar(&o.database, "database", os.Getenv(envDatabase), "ClickHouse database (env "+envDatabase+")")
+	}
+	if which&withClickHouseHTTP != 0 {
+		fs.StringVar(&o.chHTTP, "clickhouse-http", os.Getenv(envCHHTTP), "ClickHouse HTTP address host:port, or a cluster's replicas comma-separated: inserts and reads of events over RowBinary (env "+envCHHTTP+")")
 	}
 }
 
@@ -63,7 +69,7 @@ func (e errRequired) Error() string { return string(e) + " is required" }
 func consumerConfig[T interface{ Validate() error }](name string, args []string, cfg *T, at func(*T) (*stream.Source, *chstore.Config)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var o overrides
-	o.register(fs, withConfig|withNATS|withClickHouse)
+	o.register(fs, withConfig|withNATS|withClickHouse|withClickHouseHTTP)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +79,7 @@ func consumerConfig[T interface{ Validate() error }](name string, args []string,
 	src, ch := at(cfg)
 	apply(&src.NATSURL, o.natsURL)
 	apply(&ch.Addr, o.chAddr)
+	apply(&ch.HTTPAddr, o.chHTTP)
 	apply(&ch.Database, o.database)
 	return (*cfg).Validate()
 }

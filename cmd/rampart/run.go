@@ -49,7 +49,7 @@ func runConfig(args []string) (pipeline.Config, error) {
 	dataDir := fs.String("data-dir", "data", "directory for JetStream's files")
 	syncAlways := fs.Bool("nats-sync-always", false, "fsync every JetStream write before acknowledging it")
 	var o overrides
-	o.register(fs, withNATS|withClickHouse)
+	o.register(fs, withNATS|withClickHouse|withClickHouseHTTP)
 	if err := fs.Parse(args); err != nil {
 		return pipeline.Config{}, err
 	}
@@ -87,7 +87,9 @@ func runConfig(args []string) (pipeline.Config, error) {
 	}
 	apply(&cfg.Collector.ClickHouse.Addr, o.chAddr)
 	apply(&cfg.Collector.ClickHouse.Database, o.database)
+	apply(&cfg.Collector.ClickHouse.HTTPAddr, o.chHTTP)
 	apply(&cfg.Correlator.ClickHouse.Addr, o.chAddr)
 	apply(&cfg.Correlator.ClickHouse.Database, o.database)
+	apply(&cfg.Correlator.ClickHouse.HTTPAddr, o.chHTTP)
 	return cfg, nil
 }

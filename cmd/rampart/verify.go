@@ -23,13 +23,12 @@ type verifyArgs struct {
 	o                                          overrides
 	tenant, instance, from, to, keys, consumer string
 	asJSON                                     bool
-	httpAddr                                   string
 }
 
 func parseVerifyArgs(args []string) (verifyArgs, error) {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	var a verifyArgs
-	a.o.register(fs, withNATS|withClickHouse)
+	a.o.register(fs, withNATS|withClickHouse|withClickHouseHTTP)
 	fs.StringVar(&a.tenant, "tenant", "", "verify the chains holding this tenant's events")
 	fs.StringVar(&a.instance, "instance", "", "verify this instance's chains (an enforcer's or a correlator's)")
 	fs.StringVar(&a.from, "from", "", "RFC 3339 start of the time range")
@@ -37,7 +36,6 @@ func parseVerifyArgs(args []string) (verifyArgs, error) {
 	fs.StringVar(&a.keys, "keys", "", "comma-separated PEM files of trusted checkpoint public keys")
 	fs.StringVar(&a.consumer, "consumer", "collector", "the collector's durable consumer (with -nats: which checkpoints ClickHouse must hold)")
 	fs.BoolVar(&a.asJSON, "json", false, "print the report as JSON")
-	fs.StringVar(&a.httpAddr, "clickhouse-http", os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR"), "ClickHouse HTTP address host:port, for reading events faster (env RAMPART_CLICKHOUSE_HTTP_ADDR)")
 	return a, fs.Parse(args)
 }
 
@@ -70,7 +68,7 @@ func runVerify(ctx context.Context, args []string) error {
 	cfg := chstore.Defaults()
 	apply(&cfg.Addr, a.o.chAddr)
 	apply(&cfg.Database, a.o.database)
-	cfg.HTTPAddr = a.httpAddr
+	apply(&cfg.HTTPAddr, a.o.chHTTP)
 	ch, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		return err

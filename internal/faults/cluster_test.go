@@ -29,7 +29,8 @@ const deployCluster = "../../deploy/cluster"
 // process, two collectors sharing the durable consumer and two
 // partitioned correlators as `rampart` processes the suite can SIGKILL,
 // all on the three-node cluster. ClickHouse is the rig's (one 18.16
-// server): the collectors and correlators are handed only its address and
+// server, already migrated, so the file's cluster: runs no ON CLUSTER
+// DDL): the collectors and correlators are handed only its addresses and
 // database, so a replicated pair can take its place.
 type fleet struct {
 	r           *rig
@@ -87,7 +88,7 @@ func (r *rig) startClusterEnforcer(instance string) string {
 
 func (f *fleet) collectorArgs(int) []string {
 	return []string{"collector", "-config", filepath.Join(deployCluster, "collector.yaml"),
-		"-nats", f.r.natsURL(), "-clickhouse", f.r.chAddr, "-database", f.r.ch.Database()}
+		"-nats", f.r.natsURL(), "-clickhouse", f.r.chAddr, "-clickhouse-http", f.r.chHTTP, "-database", f.r.ch.Database()}
 }
 
 func (f *fleet) correlatorFile(i int) string {
