@@ -60,9 +60,9 @@ func TestClusterMigrationsOnEveryReplica(t *testing.T) {
 		"events_raw":        "ReplicatedReplacingMergeTree", "events_raw" + ddl.DistributedSuffix: "Distributed",
 		"sessions_raw": "ReplicatedReplacingMergeTree", "sessions_raw" + ddl.DistributedSuffix: "Distributed",
 		"event_keys": "ReplicatedReplacingMergeTree", "event_keys" + ddl.DistributedSuffix: "Distributed",
-		"decisions_daily": "ReplicatedAggregatingMergeTree", "decisions_daily" + ddl.DistributedSuffix: "Distributed",
+		"decisions_by_day": "ReplicatedAggregatingMergeTree", "decisions_by_day" + ddl.DistributedSuffix: "Distributed",
 		"events": "View", "sessions": "View", "alerts": "View", "credentials": "View",
-		"event_keys_mv": "MaterializedView", "decisions_daily_mv": "MaterializedView",
+		"event_keys_mv": "MaterializedView", "decisions_by_day_mv": "MaterializedView",
 	} {
 		if engines[table] != engine {
 			t.Errorf("%s: engine %q, want %q", table, engines[table], engine)

@@ -24,7 +24,7 @@ func inDB(db, q string) string { return strings.ReplaceAll(q, "{db}", db) }
 // DecisionCounts counts decisions by tenant and effect over all time.
 // Columns: tenant, effect, decisions.
 //
-// It reads the pre-aggregation decisions_daily, which holds each group's
+// It reads the pre-aggregation decisions_by_day, which holds each group's
 // set of chain positions (a redelivered copy adds nothing to a set): sets
 // are merged per group, where copies of an event always fall, and only
 // the groups' counts summed.
@@ -32,7 +32,7 @@ func DecisionCounts(db string) string {
 	return inDB(db, `SELECT tenant, effect, sum(n) AS decisions
 FROM (
     SELECT tenant, effect, uniqExactMerge(seqs) AS n
-    FROM {db}.decisions_daily
+    FROM {db}.decisions_by_day
     GROUP BY tenant, effect, policy_id, rule_id, day, instance, epoch)
 GROUP BY tenant, effect
 ORDER BY tenant, effect`)
@@ -154,7 +154,7 @@ func DeniedByRule(db, tenant string) string {
 	return inDB(db, `SELECT policy_id, rule_id, sum(n) AS denials
 FROM (
     SELECT policy_id, rule_id, uniqExactMerge(seqs) AS n
-    FROM {db}.decisions_daily
+    FROM {db}.decisions_by_day
     WHERE tenant = `+Quote(tenant)+` AND effect = 'deny'
     GROUP BY policy_id, rule_id, day, instance, epoch)
 GROUP BY policy_id, rule_id
