@@ -48,7 +48,7 @@ func runInvestigate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("investigate "+verb, flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, investigateUsage); fs.PrintDefaults() }
 	var o overrides
-	o.register(fs, withClickHouse)
+	o.register(fs, withClickHouse|withClickHouseHTTP)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asCSV := fs.Bool("csv", false, "print the report as CSV, one block per section")
 	htmlFile := fs.String("html", "", "also write the report as a self-contained HTML page to this file")
@@ -105,6 +105,7 @@ func runInvestigate(ctx context.Context, args []string) error {
 
 	cfg := chstore.Defaults()
 	apply(&cfg.Addr, o.chAddr)
+	apply(&cfg.HTTPAddr, o.chHTTP) // the chain check reads its ranges over HTTP
 	apply(&cfg.Database, o.database)
 	ch, err := chstore.Open(ctx, cfg)
 	if err != nil {
