@@ -39,7 +39,7 @@ type fleet struct {
 	correlators []*process
 }
 
-func newClusterRig(t *testing.T, opts ...natscluster.Option) *rig {
+func newClusterRig(t testing.TB, opts ...natscluster.Option) *rig {
 	t.Helper()
 	rampartBinary(t) // built before any clock starts
 	r := &rig{t: t, dir: t.TempDir(), cluster: natscluster.Run(t, opts...), backend: &toolserver.Server{}}

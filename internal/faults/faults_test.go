@@ -33,7 +33,7 @@ func (r *rig) steady(url string, before, after time.Duration, fault func()) []re
 	return collect()
 }
 
-func expect(t *testing.T, name string, tl tally, refusedOK bool) {
+func expect(t testing.TB, name string, tl tally, refusedOK bool) {
 	t.Helper()
 	t.Logf("%s: %s", name, tl)
 	if tl.Lost != 0 || tl.Duplicated != 0 || tl.ForwardedUnrecorded != 0 {

@@ -58,7 +58,7 @@ rules:
 
 // rig is a whole pipeline on loopback.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	nats    *natstest.Server     // single node, or
 	cluster *natscluster.Cluster // three nodes
@@ -73,7 +73,7 @@ type rig struct {
 	policy  string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir(), nats: natstest.Run(t), backend: &toolserver.Server{}}
 	r.setUp()
@@ -327,7 +327,7 @@ var (
 	buildErr  error
 )
 
-func rampartBinary(t *testing.T) string {
+func rampartBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "rampart-faults-")
