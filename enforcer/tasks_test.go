@@ -413,6 +413,11 @@ func TestTaskEndRace(t *testing.T) {
 		results  []result
 		returned atomic.Pointer[time.Time]
 		total    atomic.Int64
+		// sinceEnd counts calls started after the completion returned:
+		// the load goes on until there are enough of them, however long
+		// the completion itself took (a count of all calls would be
+		// reached during a slow completion, leaving the race untested).
+		sinceEnd atomic.Int64
 	)
 	const before, after = 200, 300
 	var wg sync.WaitGroup
@@ -421,13 +426,15 @@ func TestTaskEndRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				n := total.Load()
-				if end := returned.Load(); end != nil && n >= before+after {
+				if returned.Load() != nil && sinceEnd.Load() >= after {
 					return
 				}
 				start := time.Now()
 				r := call(t, bases[(w+i)%3], "search", "t-race", alice)
 				total.Add(1)
+				if end := returned.Load(); end != nil && start.After(*end) {
+					sinceEnd.Add(1)
+				}
 				mu.Lock()
 				results = append(results, result{start, r.status, errorCode(r)})
 				mu.Unlock()
