@@ -72,3 +72,34 @@ func TestCheckRangesLastEventRewritten(t *testing.T) {
 		t.Fatalf("findings %v, want the rewritten seq 3", rep.Findings)
 	}
 }
+
+// TestCheckRangesDeepInAChain: a range is checked from its own start, so
+// the chain before it is neither read nor reported, but an event deleted
+// inside the range still is.
+func TestCheckRangesDeepInAChain(t *testing.T) {
+	ctx := context.Background()
+	ch := chtest.New(t)
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	l := chain.NewLinker("enf-1", "ep-1")
+	var rows [][]any
+	for i := range 8 {
+		e := &event.Event{V: event.Version, ID: "ev-" + string(rune('a'+i)), Kind: event.KindDecision, Time: t0.Add(time.Duration(i) * time.Second), Tenant: "acme",
+			Request: &event.Request{Method: "POST", Path: "/mcp", Tool: "search"}, Decision: &event.Decision{Effect: event.EffectAllow, RuleID: "r"}}
+		l.Link(e)
+		if e.Seq == 1 || e.Seq == 5 {
+			continue // seq 1 lies before the range, seq 5 inside it
+		}
+		rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+	}
+	if err := ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+		t.Fatal(err)
+	}
+	r := verify.Range{Instance: "enf-1", Epoch: "ep-1", From: 4, To: 6, First: t0.Add(3 * time.Second), Last: t0.Add(5 * time.Second)}
+	rep, err := verify.CheckRanges(ctx, ch, []verify.Range{r}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Seq != 5 || rep.Findings[0].Kind != chain.Deleted {
+		t.Fatalf("findings %v, want seq 5 deleted", rep.Findings)
+	}
+}

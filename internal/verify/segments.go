@@ -150,7 +150,7 @@ func (s *segments) segment(c chainRef, carry *chain.Link, links []chain.Link, la
 	o := s.opts
 	o.Witnesses = ws
 	if carry != nil {
-		o.From = carry.Seq + 1
+		o.From = map[chain.ChainID]uint64{{Instance: c.instance, Epoch: c.epoch}: carry.Seq + 1}
 	}
 	start := time.Now()
 	rep, err := chain.CheckLinks(rows, o)

@@ -303,7 +303,7 @@ func TestCheckFromASegmentsPredecessor(t *testing.T) {
 		}(), map[FindingKind][]uint64{BadSignature: {20}, Modified: {21}}}, // without seq 19 the segment cannot tell which of 20 and 21 changed
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rep, err := CheckLinks(segment(c.events), Options{Keys: f.keys, From: 21})
+			rep, err := CheckLinks(segment(c.events), Options{Keys: f.keys, From: map[ChainID]uint64{{Instance: es[0].Instance, Epoch: es[0].Epoch}: 21}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -313,6 +313,91 @@ func TestCheckFromASegmentsPredecessor(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, c.want) {
 				t.Fatalf("findings %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// Ranges of two chains checked at once, each from its own From: the
+// seqs before each are not reported, and a deletion inside either is,
+// under its own chain. A chain with no From is checked from seq 1.
+func TestCheckFromPerChain(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.chain("enf-1", "e1", 60, nil), f.chain("enf-2", "e1", 60, nil)
+	ranges := func(drop uint64) []Link {
+		var ls []Link
+		for _, e := range a {
+			if e.Seq >= 30 && e.Seq != drop {
+				ls = append(ls, LinkOf(e))
+			}
+		}
+		for _, e := range b {
+			if e.Seq >= 45 {
+				ls = append(ls, LinkOf(e))
+			}
+		}
+		return ls
+	}
+	from := map[ChainID]uint64{{Instance: "enf-1", Epoch: "e1"}: 31, {Instance: "enf-2", Epoch: "e1"}: 46}
+	for _, c := range []struct {
+		name string
+		from map[ChainID]uint64
+		drop uint64
+		want map[string][]uint64
+	}{
+		{"clean", from, 0, map[string][]uint64{}},
+		{"a deletion in one range", from, 40, map[string][]uint64{"enf-1": {40}}},
+		{"enf-2 without a From", map[ChainID]uint64{{Instance: "enf-1", Epoch: "e1"}: 31}, 0, map[string][]uint64{"enf-2": seqs(1, 44)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep, err := CheckLinks(ranges(c.drop), Options{Keys: f.keys, From: c.from})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]uint64{}
+			for _, fd := range rep.Findings {
+				if fd.Kind != Deleted {
+					t.Fatalf("finding %v, want only deletions", fd)
+				}
+				got[fd.Instance] = append(got[fd.Instance], fd.Seq)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("deleted %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func seqs(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// BenchmarkCheckRange checks one session's worth of links, 3,000 of one
+// chain, at the chain's start (the baseline) and ten million seqs in: the
+// cost must not grow with how far into its chain the range lies.
+func BenchmarkCheckRange(b *testing.B) {
+	for _, start := range []uint64{1, 10_000_000} {
+		b.Run(fmt.Sprintf("from=%d", start), func(b *testing.B) {
+			l := NewLinker("enf-1", "e1")
+			l.seq = start - 1
+			t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+			var links []Link
+			for i := range 3000 {
+				e := &event.Event{V: 1, ID: fmt.Sprint(i), Time: t0.Add(time.Duration(i) * time.Millisecond), Tenant: "acme",
+					Kind: event.KindDecision, Decision: &event.Decision{Effect: event.EffectAllow, RuleID: "r"}}
+				l.Link(e)
+				links = append(links, LinkOf(e))
+			}
+			// The first link is the one before the range, as CheckRanges reads it.
+			o := Options{From: map[ChainID]uint64{{Instance: "enf-1", Epoch: "e1"}: start + 1}}
+			for b.Loop() {
+				if rep, err := CheckLinks(links, o); err != nil || !rep.Clean() {
+					b.Fatal(err, rep.Findings[:1])
+				}
 			}
 		})
 	}

@@ -62,10 +62,12 @@ type Options struct {
 	// checked without them (CheckLinks). Nil: such links are checked
 	// without telling a moved event from an edited one.
 	Load func(instance, epoch string, seqs []uint64) ([]*event.Event, error)
-	// From, when above 1, is where the links given begin, after the link
-	// before it (checked, not reported): a chain checked a segment at a
-	// time. Sequence numbers below it are not reported missing.
-	From uint64
+	// From holds, for each chain whose links given begin past its start,
+	// where they begin, after the link before it (checked, not reported): a
+	// chain checked a segment at a time, or the ranges an investigation
+	// spans. Sequence numbers below it are not reported missing; a chain
+	// without an entry is checked from seq 1.
+	From map[ChainID]uint64
 }
 
 // Report is the result of Check.
@@ -86,7 +88,8 @@ func (r *Report) Clean() bool {
 	return true
 }
 
-type chainKey struct{ instance, epoch string }
+// ChainID names one chain: an enforcer instance's epoch.
+type ChainID struct{ Instance, Epoch string }
 
 // Link is what Check needs of one stored event: where it sits, what it
 // follows, and its hash. Event, the whole event, is needed only for
@@ -167,9 +170,9 @@ func CheckLinks(rows []Link, o Options) (Report, error) {
 	})
 	rep.Events = len(rows)
 
-	witnessed := map[chainKey][]*event.Event{}
+	witnessed := map[ChainID][]*event.Event{}
 	for _, w := range o.Witnesses {
-		k := chainKey{w.Instance, w.Epoch}
+		k := ChainID{w.Instance, w.Epoch}
 		if w.Kind != event.KindCheckpoint || o.Keys != nil && VerifyCheckpoint(w, o.Keys) != nil {
 			continue // an unverifiable witness proves nothing
 		}
@@ -177,12 +180,12 @@ func CheckLinks(rows []Link, o Options) (Report, error) {
 	}
 	x := &crossChain{rows: rows}
 	for start := 0; start < len(rows); {
-		k := chainKey{rows[start].Instance, rows[start].Epoch}
+		k := ChainID{rows[start].Instance, rows[start].Epoch}
 		end := start + 1
-		for end < len(rows) && rows[end].Instance == k.instance && rows[end].Epoch == k.epoch {
+		for end < len(rows) && rows[end].Instance == k.Instance && rows[end].Epoch == k.Epoch {
 			end++
 		}
-		c := checker{key: k, rows: rows[start:end], cross: x, keys: o.Keys, load: o.Load, from: o.From}
+		c := checker{key: k, rows: rows[start:end], cross: x, keys: o.Keys, load: o.Load, from: o.From[k]}
 		n, err := c.run(witnessed[k])
 		if err != nil {
 			return rep, err
@@ -209,19 +212,19 @@ func CheckLinks(rows []Link, o Options) (Report, error) {
 type crossChain struct {
 	rows    []row
 	once    bool
-	ids     map[string]chainKey // event id -> a chain holding it; zero key when several
-	hashIdx map[Hash]chainKey
+	ids     map[string]ChainID // event id -> a chain holding it; zero key when several
+	hashIdx map[Hash]ChainID
 }
 
-func (x *crossChain) foreign(k chainKey, r row) bool {
+func (x *crossChain) foreign(k ChainID, r row) bool {
 	if !x.once {
 		x.once = true
-		x.ids = make(map[string]chainKey, len(x.rows))
-		x.hashIdx = make(map[Hash]chainKey, len(x.rows))
+		x.ids = make(map[string]ChainID, len(x.rows))
+		x.hashIdx = make(map[Hash]ChainID, len(x.rows))
 		for _, r := range x.rows {
-			rk := chainKey{r.Instance, r.Epoch}
+			rk := ChainID{r.Instance, r.Epoch}
 			if have, ok := x.ids[r.ID]; ok && have != rk {
-				x.ids[r.ID] = chainKey{}
+				x.ids[r.ID] = ChainID{}
 			} else if !ok {
 				x.ids[r.ID] = rk
 			}
@@ -243,12 +246,12 @@ func parse(s string) Hash {
 
 // checker examines one chain.
 type checker struct {
-	key      chainKey
+	key      ChainID
 	rows     []row // sorted by seq
 	cross    *crossChain
 	keys     map[string]ed25519.PublicKey
 	load     func(instance, epoch string, seqs []uint64) ([]*event.Event, error)
-	from     uint64 // Options.From
+	from     uint64 // Options.From of this chain
 	uniq     []row  // the version of each seq taken as stored, by seq
 	findings []Finding
 }
@@ -276,7 +279,7 @@ func (c *checker) at(seq uint64) row {
 func (c *checker) foreign(r row) bool { return c.cross.foreign(c.key, r) }
 
 func (c *checker) add(seq uint64, kind FindingKind, format string, args ...any) {
-	c.findings = append(c.findings, Finding{c.key.instance, c.key.epoch, seq, kind, fmt.Sprintf(format, args...)})
+	c.findings = append(c.findings, Finding{c.key.Instance, c.key.Epoch, seq, kind, fmt.Sprintf(format, args...)})
 }
 
 // linksFrom reports whether r follows the stored event at seq-1.
@@ -581,7 +584,7 @@ func (c *checker) loadEvents(seqs []uint64) error {
 	if len(want) == 0 || c.load == nil {
 		return nil
 	}
-	events, err := c.load(c.key.instance, c.key.epoch, want)
+	events, err := c.load(c.key.Instance, c.key.Epoch, want)
 	if err != nil {
 		return err
 	}
