@@ -113,8 +113,17 @@ func (c Config) step() uint64 {
 // Session names the session of call number call, and Tenant its tenant, so
 // a benchmark can pick real keys without querying for them.
 func (c Config) Session(call uint64) (tenant, session string) {
-	s := (call/c.Concurrent/c.CallsPerSession)*c.Concurrent + call%c.Concurrent
+	s := c.session(call)
 	return fmt.Sprintf("tenant-%d", s%c.Tenants), fmt.Sprintf("sess-%d", s)
+}
+
+// Task names the task of call number call: four sessions share one.
+func (c Config) Task(call uint64) string { return fmt.Sprintf("task-%d", c.session(call)/4) }
+
+// session numbers the session of call: Concurrent sessions are open at
+// once, each making CallsPerSession calls, the open ones in turn.
+func (c Config) session(call uint64) uint64 {
+	return (call/c.Concurrent/c.CallsPerSession)*c.Concurrent + call%c.Concurrent
 }
 
 // Request names call number call's request id.
@@ -356,7 +365,7 @@ func (g *callWriter) str(prefix string, n uint64) string {
 // into the chain in that order, to rows.
 func (g *callWriter) appendCall(rows []byte, call uint64) []byte {
 	c := g.c
-	sess := (call/c.Concurrent/c.CallsPerSession)*c.Concurrent + call%c.Concurrent
+	sess := c.session(call)
 	agent := mix(sess, 1) % c.Agents
 	t := mix(call, 3) % c.Tools
 	deny := mix(call, 4)%1000 < c.DenyPermille
@@ -371,7 +380,7 @@ func (g *callWriter) appendCall(rows []byte, call uint64) []byte {
 		Issuer:        "https://idp.example",
 		Chain:         g.actors[:],
 		SessionID:     g.str("sess-", sess),
-		TaskID:        g.str("task-", sess/4),
+		TaskID:        g.str("task-", sess/4), // as Config.Task names it
 		SessionSource: "token",
 	}
 	g.req = event.Request{

@@ -192,3 +192,50 @@ func (x Events) ReadEvents(ctx context.Context, where string, visit func(*event.
 }
 
 var _ ddl.Conn = (*Engine)(nil)
+
+// RowBinary inserts rows encoded in RowBinary into tables of db, as
+// chstore.Client.InsertRowBinary does over the server's HTTP interface:
+// chDB has none, so each insert goes through a file read by the file()
+// table function, holding exactly the bytes the server would take.
+type RowBinary struct {
+	e  *Engine
+	db string
+}
+
+// RowBinary is an inserter of RowBinary rows into db.
+func (e *Engine) RowBinary(db string) RowBinary { return RowBinary{e: e, db: db} }
+
+// InsertRowBinary inserts rows, the named columns of ddl.Events in order.
+func (r RowBinary) InsertRowBinary(ctx context.Context, table string, columns []string, rows []byte) error {
+	st, err := structure(columns)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "chdbtest-*.rowbinary")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(rows)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return r.e.Exec(ctx, fmt.Sprintf("INSERT INTO %s.%s (%s) SELECT * FROM file('%s', 'RowBinary', '%s')",
+		r.db, table, strings.Join(columns, ", "), f.Name(), st))
+}
+
+// structure is the file() structure of the named columns of ddl.Events.
+func structure(names []string) (string, error) {
+	cols := make([]string, len(names))
+	for i, n := range names {
+		c, ok := ddl.Lookup(n)
+		if !ok {
+			return "", fmt.Errorf("chdbtest: no column %s in ddl.Events", n)
+		}
+		cols[i] = c.Name + " " + c.Type.SQL()
+	}
+	return strings.Join(cols, ", "), nil
+}

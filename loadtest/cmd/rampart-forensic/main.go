@@ -91,7 +91,7 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			e, ins = c, func(db string) history.Inserter { return chdbInserter{c, db} }
+			e, ins = c, func(db string) history.Inserter { return c.RowBinary(db) }
 		default:
 			return fmt.Errorf("unknown engine %q (clickhouse-18, chdb)", name)
 		}
