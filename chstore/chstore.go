@@ -25,7 +25,7 @@ type Config struct {
 	// the first while it answers, the next when it cannot be reached, so
 	// the collector keeps inserting (and the correlator reading) while a
 	// replica is down.
-	Addr string `yaml:"addr"`
+	Addr AddrList `yaml:"addr"`
 	// Cluster names the ClickHouse cluster (remote_servers) Rampart's
 	// tables live on; empty for a single server. With it, the migrator
 	// creates every table ON CLUSTER as a Replicated*MergeTree, whose
@@ -40,7 +40,7 @@ type Config struct {
 	// as Addr lists them: a request that fails, or whose answer is lost, is
 	// sent again to the next replica, and the one that answered takes the
 	// requests after it.
-	HTTPAddr string `yaml:"http_addr"`
+	HTTPAddr AddrList `yaml:"http_addr"`
 	// Database holds Rampart's tables.
 	Database string `yaml:"database"`
 	Username string `yaml:"username"`
@@ -93,16 +93,16 @@ func (c Config) HTTPAddrs() []string {
 
 // splitAddrs is the one reading of an address list: host:port entries,
 // comma-separated, in the order they are tried.
-func splitAddrs(list string) []string {
+func splitAddrs(list AddrList) []string {
 	var out []string
-	for _, a := range strings.Split(list, ",") {
+	for _, a := range strings.Split(string(list), ",") {
 		out = append(out, strings.TrimSpace(a))
 	}
 	return out
 }
 
 // validAddrs checks every entry of the list under key is host:port.
-func validAddrs(key, list string) error {
+func validAddrs(key string, list AddrList) error {
 	for _, a := range splitAddrs(list) {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("clickhouse: %s %q: %w", key, a, err)
@@ -165,7 +165,7 @@ func OpenMigrated(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // HTTPAddr is the HTTP interface's address, "" when not configured.
-func (c *Client) HTTPAddr() string { return c.cfg.HTTPAddr }
+func (c *Client) HTTPAddr() string { return string(c.cfg.HTTPAddr) }
 
 // Database is the database Rampart's tables live in.
 func (c *Client) Database() string { return c.cfg.Database }

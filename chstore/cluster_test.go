@@ -105,7 +105,7 @@ func TestConfigNamesReplicasAndCluster(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := chstore.Defaults()
-			cfg.Addr, cfg.Cluster, cfg.HTTPAddr = tc.addr, tc.cluster, tc.http
+			cfg.Addr, cfg.Cluster, cfg.HTTPAddr = chstore.AddrList(tc.addr), tc.cluster, chstore.AddrList(tc.http)
 			if err := cfg.Validate(); (err == nil) != tc.ok {
 				t.Fatalf("Validate: %v", err)
 			}

@@ -25,7 +25,7 @@ func TestReplayReadsHistoryInStreamOrder(t *testing.T) {
 	addr, _ := chtest.Server(t)
 	overHTTP := chtest.Open(t, addr)
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.Database = addr, overHTTP.Database()
+	cfg.Addr, cfg.Database = chstore.AddrList(addr), overHTTP.Database()
 	native, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

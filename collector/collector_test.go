@@ -92,10 +92,10 @@ func (r *rig) publishBundle(t *testing.T, tenants ...string) {
 func (r *rig) start(t *testing.T, addr string) context.CancelFunc {
 	t.Helper()
 	cfg := r.cfg
-	cfg.ClickHouse.Addr = addr
+	cfg.ClickHouse.Addr = chstore.AddrList(addr)
 	cfg.ClickHouse.Database = r.ch.Database()
 	if !r.native {
-		cfg.ClickHouse.HTTPAddr = r.ch.HTTPAddr()
+		cfg.ClickHouse.HTTPAddr = chstore.AddrList(r.ch.HTTPAddr())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))

@@ -59,7 +59,7 @@ func (p *publisher) send(t testing.TB, tenant, session string, kind event.Kind, 
 func start(t *testing.T, url string, ch *chstore.Client, addr string) func() {
 	cfg := correlator.Defaults()
 	cfg.NATSURL = stream.URLs(url)
-	cfg.ClickHouse.Addr = addr
+	cfg.ClickHouse.Addr = chstore.AddrList(addr)
 	cfg.ClickHouse.Database = ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())

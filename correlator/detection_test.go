@@ -178,7 +178,7 @@ func (r *rig) start(d correlator.Detector, part, count int) func() {
 func (r *rig) startWith(set func(*correlator.Config), opts ...correlator.Option) func() {
 	cfg := correlator.Defaults()
 	cfg.NATSURL = stream.URLs(r.url)
-	cfg.ClickHouse.Addr = r.addr
+	cfg.ClickHouse.Addr = chstore.AddrList(r.addr)
 	cfg.ClickHouse.Database = r.ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond
 	cfg.RetryDelay = 200 * time.Millisecond

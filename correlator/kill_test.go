@@ -45,7 +45,7 @@ func runChild(spec string) int {
 		return 2
 	}
 	cfg := correlator.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.Instance = stream.URLs(s.NATS), s.ClickHouse, s.Database, s.Instance
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database, cfg.Instance = stream.URLs(s.NATS), chstore.AddrList(s.ClickHouse), s.Database, s.Instance
 	cfg.BatchWait, cfg.RetryDelay = 50*time.Millisecond, 200*time.Millisecond
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()

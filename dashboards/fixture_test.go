@@ -82,7 +82,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatalf("demo: %v", err)
 	}
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.HTTPAddr, cfg.Database = addr, httpAddr, db
+	cfg.Addr, cfg.HTTPAddr, cfg.Database = chstore.AddrList(addr), chstore.AddrList(httpAddr), db
 	server, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

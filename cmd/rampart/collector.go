@@ -12,7 +12,7 @@ import (
 
 func collectorConfig(args []string) (collector.Config, error) {
 	cfg := collector.Defaults()
-	err := consumerConfig("collector", args, &cfg, func(c *collector.Config) (*stream.Source, *chstore.Config) {
+	err := consumerConfig("collector", args, withClickHouseHTTP, &cfg, func(c *collector.Config) (*stream.Source, *chstore.Config) {
 		return &c.Source, &c.ClickHouse
 	})
 	return cfg, err

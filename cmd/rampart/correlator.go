@@ -12,7 +12,7 @@ import (
 
 func correlatorConfig(args []string) (correlator.Config, error) {
 	cfg := correlator.Defaults()
-	err := consumerConfig("correlator", args, &cfg, func(c *correlator.Config) (*stream.Source, *chstore.Config) {
+	err := consumerConfig("correlator", args, 0, &cfg, func(c *correlator.Config) (*stream.Source, *chstore.Config) {
 		return &c.Source, &c.ClickHouse
 	})
 	return cfg, err

@@ -65,11 +65,12 @@ func (e errRequired) Error() string { return string(e) + " is required" }
 
 // consumerConfig parses flags for a component that reads the events stream
 // and writes ClickHouse into cfg, which holds the defaults: then the file,
-// then env and flags. at returns the fields the common overrides set.
-func consumerConfig[T interface{ Validate() error }](name string, args []string, cfg *T, at func(*T) (*stream.Source, *chstore.Config)) error {
+// then env and flags. at returns the fields the common overrides set;
+// extra adds overrides only some consumers use (withClickHouseHTTP).
+func consumerConfig[T interface{ Validate() error }](name string, args []string, extra int, cfg *T, at func(*T) (*stream.Source, *chstore.Config)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var o overrides
-	o.register(fs, withConfig|withNATS|withClickHouse|withClickHouseHTTP)
+	o.register(fs, withConfig|withNATS|withClickHouse|extra)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

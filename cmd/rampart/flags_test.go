@@ -23,6 +23,8 @@ func TestVerbsRefuseFlagsTheyIgnore(t *testing.T) {
 		"demo":    {"-config"},
 		// Replay reads ClickHouse only and publishes nothing.
 		"detect replay": {"-config", "-nats"},
+		// The correlator reads and writes ClickHouse over the native protocol only.
+		"correlator": {"-clickhouse-http"},
 	}
 	for verb, flags := range ignored {
 		for _, f := range flags {
@@ -36,11 +38,11 @@ func TestVerbsRefuseFlagsTheyIgnore(t *testing.T) {
 	// to the verb's own error, not "not defined".
 	read := map[string][]string{
 		"migrate":       {"-config", "-clickhouse", "-database"},
-		"run":           {"-nats", "-clickhouse", "-database"},
-		"verify":        {"-nats", "-clickhouse", "-database"},
-		"collector":     {"-config", "-nats", "-clickhouse", "-database"},
+		"run":           {"-nats", "-clickhouse", "-clickhouse-http", "-database"},
+		"verify":        {"-nats", "-clickhouse", "-clickhouse-http", "-database"},
+		"collector":     {"-config", "-nats", "-clickhouse", "-clickhouse-http", "-database"},
 		"correlator":    {"-config", "-nats", "-clickhouse", "-database"},
-		"detect replay": {"-clickhouse", "-database"},
+		"detect replay": {"-clickhouse", "-clickhouse-http", "-database"},
 	}
 	for verb, flags := range read {
 		for _, f := range flags {

@@ -119,7 +119,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer stopClickHouse()
 	chCfg := chstore.Defaults()
-	chCfg.Addr, chCfg.Database = chAddr, o.Database
+	chCfg.Addr, chCfg.Database = chstore.AddrList(chAddr), o.Database
 	ch, err := resetDatabase(ctx, chCfg)
 	if err != nil {
 		return nil, err

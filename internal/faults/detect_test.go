@@ -26,7 +26,7 @@ import (
 func (r *rig) startCorrelator(instance string) {
 	r.t.Helper()
 	cfg := correlator.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.natsURL()), r.chAddr, r.ch.Database()
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.natsURL()), chstore.AddrList(r.chAddr), r.ch.Database()
 	cfg.BatchWait, cfg.RetryDelay, cfg.Instance = 100*time.Millisecond, 200*time.Millisecond, instance
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := correlator.New(ctx, cfg, slog.New(slog.DiscardHandler))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/internal/natsserver"
@@ -47,8 +48,8 @@ func config(t *testing.T, chAddr, db string) pipeline.Config {
 	e.Identity.Issuer, e.Identity.Audience, e.Identity.JWKSFile = iss.URL, iss.Audience, filepath.Join(dir, "jwks.json")
 	e.PolicyFile = filepath.Join(dir, "policy.yaml")
 	e.SetDefaults()
-	for _, ch := range []*string{&cfg.Collector.ClickHouse.Addr, &cfg.Correlator.ClickHouse.Addr} {
-		*ch = chAddr
+	for _, ch := range []*chstore.AddrList{&cfg.Collector.ClickHouse.Addr, &cfg.Correlator.ClickHouse.Addr} {
+		*ch = chstore.AddrList(chAddr)
 	}
 	cfg.Collector.ClickHouse.Database, cfg.Correlator.ClickHouse.Database = db, db
 	return cfg

@@ -95,14 +95,14 @@ func TestReplayAgreesWithTheLiveCorrelatorOnTheInventory(t *testing.T) {
 	publish("acme", "agent:research-web", event.EffectDeny)
 
 	col := collector.Defaults()
-	col.NATSURL, col.ClickHouse.Addr, col.ClickHouse.Database = stream.URLs(srv.URL()), addr, ch.Database()
+	col.NATSURL, col.ClickHouse.Addr, col.ClickHouse.Database = stream.URLs(srv.URL()), chstore.AddrList(addr), ch.Database()
 	col.BatchWait = 50 * time.Millisecond
 	col.Inventory.File = invFile
 	run(t, func(ctx context.Context) (runner, error) {
 		return collector.New(ctx, col, slog.New(slog.DiscardHandler))
 	})
 	cor := correlator.Defaults()
-	cor.NATSURL, cor.ClickHouse.Addr, cor.ClickHouse.Database = stream.URLs(srv.URL()), addr, ch.Database()
+	cor.NATSURL, cor.ClickHouse.Addr, cor.ClickHouse.Database = stream.URLs(srv.URL()), chstore.AddrList(addr), ch.Database()
 	cor.BatchWait, cor.Instance = 50*time.Millisecond, "correlator:live"
 	cor.Inventory.File = invFile
 	run(t, func(ctx context.Context) (runner, error) {

@@ -58,7 +58,7 @@ func record(t *testing.T, natsURL, chAddr string, ch *chstore.Client, keyFile st
 		p.Close() // a final checkpoint
 	}
 	cfg := collector.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(natsURL), chAddr, ch.Database()
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(natsURL), chstore.AddrList(chAddr), ch.Database()
 	cfg.BatchWait = 50 * time.Millisecond
 	cctx, cancel := context.WithCancel(ctx)
 	col, err := collector.New(cctx, cfg, slog.New(slog.DiscardHandler))

@@ -127,7 +127,7 @@ func Start(ctx context.Context, dir string, zk *zktest.Server) (*Cluster, error)
 // server accepts connections before, and DDL sent to it then can fail.
 func (c *Cluster) waitZooKeeper(ctx context.Context, i int) error {
 	cfg := chstore.Defaults()
-	cfg.Addr = c.Replicas[i].Addr
+	cfg.Addr = chstore.AddrList(c.Replicas[i].Addr)
 	cfg.Database = "system"
 	return poll.Wait(30*time.Second, func() error {
 		cl, err := chstore.Open(ctx, cfg)
@@ -159,7 +159,7 @@ func (c *Cluster) Restart(ctx context.Context, i int) error { return c.Replicas[
 // replica i, or the others in turn while it is down.
 func (c *Cluster) Config(i int, db string) chstore.Config {
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.HTTPAddr = c.Addrs(i), c.HTTPAddrs(i)
+	cfg.Addr, cfg.HTTPAddr = chstore.AddrList(c.Addrs(i)), chstore.AddrList(c.HTTPAddrs(i))
 	cfg.Cluster = Name
 	cfg.Database = db
 	return cfg
@@ -205,7 +205,7 @@ func (c *Cluster) Open(t testing.TB) []*chstore.Client {
 	out := make([]*chstore.Client, len(c.Replicas))
 	for i := range c.Replicas {
 		cfg := c.Config(i, db)
-		cfg.Addr, cfg.HTTPAddr = c.Replicas[i].Addr, c.Replicas[i].HTTPAddr
+		cfg.Addr, cfg.HTTPAddr = chstore.AddrList(c.Replicas[i].Addr), chstore.AddrList(c.Replicas[i].HTTPAddr)
 		cl, err := chstore.Open(ctx, cfg)
 		if err != nil {
 			t.Fatalf("chclustertest: replica%d: %v", i+1, err)

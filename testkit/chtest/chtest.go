@@ -66,10 +66,10 @@ func New(t testing.TB) *chstore.Client {
 func Open(t testing.TB, addr string) *chstore.Client {
 	t.Helper()
 	cfg := chstore.Defaults()
-	cfg.Addr = addr
-	cfg.HTTPAddr = os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR")
+	cfg.Addr = chstore.AddrList(addr)
+	cfg.HTTPAddr = chstore.AddrList(os.Getenv("RAMPART_CLICKHOUSE_HTTP_ADDR"))
 	if h, ok := httpAddrs.Load(addr); ok {
-		cfg.HTTPAddr = h.(string)
+		cfg.HTTPAddr = chstore.AddrList(h.(string))
 	}
 	cfg.Database = fmt.Sprintf("rampart_t%d_%d", os.Getpid(), counter.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -66,7 +66,7 @@ func run() error {
 		*addr, *httpAdr = srv.Addr, srv.HTTPAddr
 	}
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.HTTPAddr, cfg.Database = *addr, *httpAdr, fmt.Sprintf("chain_%d", *events)
+	cfg.Addr, cfg.HTTPAddr, cfg.Database = chstore.AddrList(*addr), chstore.AddrList(*httpAdr), fmt.Sprintf("chain_%d", *events)
 	ch, err := chstore.OpenMigrated(ctx, cfg)
 	if err != nil {
 		return err

@@ -252,7 +252,7 @@ func measureCeilings(ctx context.Context, o options) (ceilings, error) {
 
 func openDB(ctx context.Context, o options, db string) (*chstore.Client, error) {
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.HTTPAddr, cfg.Database = o.chAddr, o.chHTTP, db
+	cfg.Addr, cfg.HTTPAddr, cfg.Database = chstore.AddrList(o.chAddr), chstore.AddrList(o.chHTTP), db
 	admin, err := chstore.Open(ctx, cfg)
 	if err != nil {
 		return nil, err

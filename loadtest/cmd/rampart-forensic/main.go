@@ -135,7 +135,7 @@ func openServer(ctx context.Context, addr, httpAddr string, keep bool) (*chstore
 		}
 	}
 	cfg := chstore.Defaults()
-	cfg.Addr, cfg.HTTPAddr = addr, httpAddr
+	cfg.Addr, cfg.HTTPAddr = chstore.AddrList(addr), chstore.AddrList(httpAddr)
 	cfg.DialTimeout = 10 * time.Second
 	cfg.ReadTimeout = 2 * time.Hour // the upgrade's backfills
 	c, err := chstore.Open(ctx, cfg)
