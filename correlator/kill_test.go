@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/chain"
 	"github.com/rampart-io/rampart/schema/event"

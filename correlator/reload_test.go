@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/component/inventory"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/event"
@@ -96,7 +97,7 @@ func TestABadInventoryStopsTheStart(t *testing.T) {
 	}
 	for name, file := range map[string]string{"a pattern mid-name": bad, "no file": bad + ".gone"} {
 		cfg := correlator.Defaults()
-		cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.srv.URL()), r.addr, r.ch.Database()
+		cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.srv.URL()), chstore.AddrList(r.addr), r.ch.Database()
 		cfg.Instance = "correlator:test"
 		cfg.Inventory.File = file
 		c, err := correlator.New(context.Background(), cfg, slog.New(slog.DiscardHandler))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/correlator/detect"
 	"github.com/rampart-io/rampart/enforcer/audit"

@@ -159,8 +159,8 @@ func (r *rig) startEnforcer(instance, onUnavailable string) string {
 func (r *rig) startCollector() {
 	r.t.Helper()
 	cfg := collector.Defaults()
-	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.natsURL()), r.chAddr, r.ch.Database()
-	cfg.ClickHouse.HTTPAddr = r.chHTTP // the fast insert path, as the README advises
+	cfg.NATSURL, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = stream.URLs(r.natsURL()), chstore.AddrList(r.chAddr), r.ch.Database()
+	cfg.ClickHouse.HTTPAddr = chstore.AddrList(r.chHTTP) // the fast insert path, as the README advises
 	cfg.BatchWait, cfg.RetryDelay = 100*time.Millisecond, 200*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := collector.New(ctx, cfg, slog.New(slog.DiscardHandler))
