@@ -3,10 +3,12 @@ package enforcer
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"os"
 	"runtime/debug"
 
 	"github.com/rampart-io/rampart/component/health"
+	"github.com/rampart-io/rampart/component/start"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
@@ -63,7 +65,10 @@ func RunCommand(ctx context.Context, name string, args []string) error {
 			debug.SetGCPercent(-1)
 		}
 	}
-	e, err := New(ctx, cfg)
+	// Until JetStream answers (a leader elected, a quorum back), the
+	// enforcer keeps trying and listens on nothing: a gateway sees it not
+	// ready, and no request passes unrecorded.
+	e, err := start.Retrying(ctx, slog.Default(), name, func(ctx context.Context) (*Enforcer, error) { return New(ctx, cfg) })
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/health"
+	"github.com/rampart-io/rampart/component/start"
 	"github.com/rampart-io/rampart/schema/stream"
 )
 
@@ -23,7 +24,7 @@ func runCollector(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := startRetrying(ctx, "collector", func(ctx context.Context) (*collector.Collector, error) {
+	c, err := start.Retrying(ctx, slog.Default(), "collector", func(ctx context.Context) (*collector.Collector, error) {
 		return collector.New(ctx, cfg, slog.Default())
 	})
 	if err != nil {

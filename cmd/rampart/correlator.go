@@ -6,6 +6,7 @@ import (
 
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/component/health"
+	"github.com/rampart-io/rampart/component/start"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/schema/stream"
 )
@@ -23,7 +24,7 @@ func runCorrelator(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := startRetrying(ctx, "correlator", func(ctx context.Context) (*correlator.Correlator, error) {
+	c, err := start.Retrying(ctx, slog.Default(), "correlator", func(ctx context.Context) (*correlator.Correlator, error) {
 		return correlator.New(ctx, cfg, slog.Default())
 	})
 	if err != nil {

@@ -3,12 +3,16 @@ package faults
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/configfile"
@@ -37,6 +41,7 @@ type fleet struct {
 	enforcers   []string
 	collectors  []*process
 	correlators []*process
+	spawned     []*process // enforcers run as processes, when a case needs them
 }
 
 func newClusterRig(t testing.TB, opts ...natscluster.Option) *rig {
@@ -60,9 +65,39 @@ func (r *rig) startFleet() *fleet {
 	return f
 }
 
-// startClusterEnforcer runs an enforcer from deploy/cluster/enforcer.yaml,
-// its addresses, identity and paths the rig's.
+// startClusterEnforcer runs an enforcer in this process from
+// deploy/cluster/enforcer.yaml, its addresses, identity and paths the rig's.
 func (r *rig) startClusterEnforcer(instance string) string {
+	r.t.Helper()
+	e, err := enforcer.New(context.Background(), r.clusterEnforcerConfig(instance))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.Handler())
+	r.t.Cleanup(func() { srv.Close(); e.Close() })
+	return srv.URL
+}
+
+// spawnClusterEnforcer runs `rampart enforcer` on the configuration
+// startClusterEnforcer uses, written to a file, listening on addr.
+func (r *rig) spawnClusterEnforcer(instance, addr string) *process {
+	r.t.Helper()
+	c := r.clusterEnforcerConfig(instance)
+	c.Listen = addr
+	data, err := yaml.Marshal(c)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	file := filepath.Join(r.dir, instance+".yaml")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.spawn("enforcer", "-config", file)
+}
+
+// clusterEnforcerConfig is deploy/cluster/enforcer.yaml with the rig's
+// addresses, identity and paths.
+func (r *rig) clusterEnforcerConfig(instance string) enforcer.Config {
 	r.t.Helper()
 	c, err := enforcer.LoadConfig(filepath.Join(deployCluster, "enforcer.yaml"))
 	if err != nil {
@@ -77,13 +112,7 @@ func (r *rig) startClusterEnforcer(instance string) string {
 	if c.NATS.Stream.Replicas != natscluster.Size || c.NATS.OnUnavailable != "spool" {
 		r.t.Fatalf("deploy/cluster/enforcer.yaml: replicas %d, on_unavailable %s", c.NATS.Stream.Replicas, c.NATS.OnUnavailable)
 	}
-	e, err := enforcer.New(context.Background(), c)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	srv := httptest.NewServer(e.Handler())
-	r.t.Cleanup(func() { srv.Close(); e.Close() })
-	return srv.URL
+	return c
 }
 
 func (f *fleet) collectorArgs(int) []string {
@@ -138,7 +167,7 @@ func (f *fleet) steady(before, after time.Duration, fault func()) []result {
 // running fails the case if a component it did not kill has exited.
 func (f *fleet) running(name string) {
 	f.r.t.Helper()
-	for _, p := range append(append([]*process{}, f.collectors...), f.correlators...) {
+	for _, p := range slices.Concat(f.collectors, f.correlators, f.spawned) {
 		if why, ok := p.exited(); ok {
 			f.r.t.Fatalf("%s: %s", name, why)
 		}
@@ -180,11 +209,12 @@ func TestClusterStreamLeaderKilled(t *testing.T) {
 	f.settle("stream leader killed", results)
 }
 
-// Collectors and correlators started while JetStream has no quorum (two
-// of the three nodes down, as in a rolling restart gone wrong) keep trying
-// and consume once the nodes are back, rather than exit on the first
-// timed-out stream, consumer or bucket call and leave their consumers to
-// nobody.
+// Collectors, correlators and an enforcer started while JetStream has no
+// quorum (two of the three nodes down, as in a rolling restart gone wrong)
+// keep trying and work once the nodes are back, rather than exit on the
+// first timed-out stream, consumer or bucket call and leave their
+// consumers, or the gateway's traffic, to nobody. The enforcer serves
+// nothing until it has started: nothing unrecorded can pass meanwhile.
 func TestClusterComponentsStartWithoutQuorum(t *testing.T) {
 	r := newClusterRig(t)
 	r.cluster.WaitHealthy()
@@ -197,11 +227,13 @@ func TestClusterComponentsStartWithoutQuorum(t *testing.T) {
 		f.collectors = append(f.collectors, r.spawn(f.collectorArgs(i)...))
 		f.correlators = append(f.correlators, r.spawn(f.correlatorArgs(i)...))
 	}
+	addr := freeAddr(t)
+	f.spawned = append(f.spawned, r.spawnClusterEnforcer("enf-cluster-1", addr))
 	// Until each kind has failed a start and said it retries, or a
 	// process has given up.
 	poll.Until(t, 90*time.Second, func() error {
 		f.running("started without quorum")
-		for _, kind := range []string{"collector", "correlator"} {
+		for _, kind := range []string{"collector", "correlator", "enforcer"} {
 			b, _ := os.ReadFile(filepath.Join(r.dir, kind+".log"))
 			if !strings.Contains(string(b), "start failed; retrying") {
 				return fmt.Errorf("no %s has retried a start yet", kind)
@@ -209,13 +241,25 @@ func TestClusterComponentsStartWithoutQuorum(t *testing.T) {
 		}
 		return nil
 	})
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the enforcer listens before it has started")
+	}
 	for _, n := range down {
 		n.Restart()
 	}
 	r.cluster.WaitHealthy()
-	for _, instance := range []string{"enf-cluster-1", "enf-cluster-2"} {
-		f.enforcers = append(f.enforcers, r.startClusterEnforcer(instance))
-	}
+	// A start attempt under way when the quorum came back runs out its
+	// 30 s stream timeout before the next one succeeds.
+	poll.Until(t, 60*time.Second, func() error {
+		f.running("quorum back")
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("the enforcer is not listening yet: %w", err)
+		}
+		return c.Close()
+	})
+	f.enforcers = []string{"http://" + addr, r.startClusterEnforcer("enf-cluster-2")}
 	results := f.steady(3*time.Second, 0, func() {})
 	f.settle("started without quorum", results)
 }
