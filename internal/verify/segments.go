@@ -85,10 +85,12 @@ func (s *segments) check(ctx context.Context, c chainRef) error {
 		if len(buf) == 0 {
 			return nil
 		}
+		// Taken first: the check sorts and compacts the links it is given
+		// in place, so after it buf's tail may be a cleared copy.
+		l := buf[len(buf)-1]
 		if err := s.segment(c, carry, buf, last); err != nil {
 			return err
 		}
-		l := buf[len(buf)-1]
 		carry, buf, closeAt = &l, buf[:0], 0
 		return nil
 	}

@@ -326,3 +326,31 @@ func TestVerifyHoldsOneSegmentAtATime(t *testing.T) {
 		t.Fatalf("a tampered record is checked whole: held %d, want %d", res.Held, n-1)
 	}
 }
+
+// A redelivered copy (the same event stored twice, unmerged) in a segment
+// is no finding, and must not push verify off its one-segment-at-a-time
+// path into reading the whole chain: at 100M events that path is the
+// difference between a bounded and an exhausted memory.
+func TestVerifyHoldsOneSegmentWithRedeliveredCopies(t *testing.T) {
+	ch := chtest.New(t)
+	if ch.HTTPAddr() == "" {
+		t.Fatal("segmented verify reads over HTTP: set RAMPART_CLICKHOUSE_HTTP_ADDR with RAMPART_CLICKHOUSE_ADDR")
+	}
+	ctx := context.Background()
+	const n, every = 3000, 1000 // fill's checkpoint interval
+	fill(t, ch, n)
+	cols := strings.Join(ddl.EventColumns, ", ")
+	db := ch.Database() + ".events_raw"
+	// Copies in the first segment, the second, and at a checkpoint.
+	mutate(t, ch, "INSERT INTO "+db+" ("+cols+") SELECT "+cols+" FROM "+db+" WHERE seq IN (5, 999, 1000, 1500)")
+	res, err := verify.Run(ctx, ch, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Clean() || res.Events != n || res.Checkpoints != n/every {
+		t.Fatalf("clean chain with redelivered copies: %+v", res.Report)
+	}
+	if res.Held > every+1+4 {
+		t.Fatalf("verify held %d links at once, want at most a segment (%d, and its copies) and its predecessor", res.Held, every)
+	}
+}
