@@ -43,14 +43,16 @@ bench:
 	cd enforcer && go test -run '^$$' -bench . -benchmem ./...
 
 # The forensic questions on 10M generated events, on ClickHouse 18.16 and
-# chDB: rows read and p50/p99, now and through the old FINAL views
-# (about 25 min on 2 cores). EVENTS=100000000 for the 100M measurement;
+# chDB: rows read and p50/p99, now and through the old FINAL views; then
+# every `investigate` verb, chain check included, on both engines
+# (BenchmarkVerbs; about 30 min on 2 cores in all). EVENTS=100000000 for the 100M measurement;
 # FORENSIC_FLAGS for more, e.g. "-engines clickhouse-18 -runs 10 -baseline=false"
 # or "-generate-only" (the generator's events/s alone).
 EVENTS ?= 10000000
 FORENSIC_FLAGS ?=
 bench-forensic: deps
 	cd loadtest && go run ./cmd/rampart-forensic -events $(EVENTS) $(FORENSIC_FLAGS)
+	RAMPART_REQUIRE_SERVERS=1 RAMPART_BENCH_EVENTS=$(EVENTS) go test -run '^$$' -bench Verbs -benchtime 10x -timeout 60m ./internal/investigate/
 
 # Fixed-rate (three rounds) and saturation load: enforcer vs a bare proxy vs OPA (~13 min).
 load: build
