@@ -397,8 +397,9 @@ type EventReader interface {
 // for only by its successor's prev_hash (or a checkpoint), so without the
 // event after it a range's last event could be rewritten unseen; a range
 // at the end of its chain has no such event yet. It reads only the ranges
-// and their neighbours, so a finding about an event outside them (the unread
-// start of a chain looks deleted) is not reported.
+// and their neighbours, so a finding about an event outside them (the
+// neighbours themselves, a gap between two ranges of one chain) is not
+// reported: an event deleted beyond a range's ends leaves no trace in it.
 func CheckRanges(ctx context.Context, ch EventReader, ranges []Range, keys map[string]ed25519.PublicKey) (chain.Report, error) {
 	var links []chain.Link
 	// Each chain is checked from its first range on: the seqs before it
