@@ -6,3 +6,10 @@ func SetScanRange(n uint64) (restore func()) {
 	scanRange = n
 	return func() { scanRange = old }
 }
+
+// SetMaxSegment bounds a checkpoint-less segment at n links until the test ends.
+func SetMaxSegment(n int) (restore func()) {
+	old := maxSegment
+	maxSegment = n
+	return func() { maxSegment = old }
+}

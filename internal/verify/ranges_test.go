@@ -2,6 +2,8 @@ package verify_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"fmt"
 	"testing"
 	"time"
 
@@ -101,5 +103,63 @@ func TestCheckRangesDeepInAChain(t *testing.T) {
 	}
 	if len(rep.Findings) != 1 || rep.Findings[0].Seq != 5 || rep.Findings[0].Kind != chain.Deleted {
 		t.Fatalf("findings %v, want seq 5 deleted", rep.Findings)
+	}
+}
+
+// rangeChain links n decisions of one chain, a second apart from t0.
+func rangeChain(n int, t0 time.Time) []*event.Event {
+	l := chain.NewLinker("enf-1", "ep-1")
+	var evs []*event.Event
+	for i := range n {
+		e := &event.Event{V: event.Version, ID: fmt.Sprintf("ev-%d", i+1), Kind: event.KindDecision, Time: t0.Add(time.Duration(i) * time.Second), Tenant: "acme",
+			Request: &event.Request{Method: "POST", Path: "/mcp", Tool: "search"}, Decision: &event.Decision{Effect: event.EffectDeny, RuleID: "r"}}
+		l.Link(e)
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// An attacker who rewrites a range's last event and stores a second copy
+// of its successor linking to the rewrite, or who deletes an event inside
+// the range and stores beside the successor a checkpoint of bad signature
+// calling it unrecorded, leaves findings on the neighbours CheckRanges
+// reads: they are named, not dropped as outside the range.
+func TestCheckRangesNamesWhatItsNeighboursShow(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	pub, _, _ := ed25519.GenerateKey(nil)
+	keys := map[string]ed25519.PublicKey{"k1": pub}
+	r := verify.Range{Instance: "enf-1", Epoch: "ep-1", From: 3, To: 6, First: t0.Add(2 * time.Second), Last: t0.Add(5 * time.Second)}
+	for name, tamper := range map[string]func([]*event.Event) []*event.Event{
+		"last rewritten, a copy of the successor links to it": func(e []*event.Event) []*event.Event {
+			e[5].Decision.Effect = event.EffectAllow
+			c := *e[6]
+			c.Prev, c.ID = chain.Of(e[5]).String(), "other"
+			return append(e, &c)
+		},
+		"deleted inside, an unsigned checkpoint calls it unrecorded": func(e []*event.Event) []*event.Event {
+			cp := *e[6]
+			cp.ID, cp.Kind, cp.Request, cp.Decision = "cp-forged", event.KindCheckpoint, nil, nil
+			cp.Checkpoint = &event.Checkpoint{KeyID: "k1", Signature: "AAAA", Unrecorded: []uint64{5}}
+			return append(append(e[:4:4], e[5:]...), &cp)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ch := chtest.New(t)
+			var rows [][]any
+			for _, e := range tamper(rangeChain(9, t0)) {
+				rows = append(rows, ddl.EventRow(e, e.Seq, t0))
+			}
+			if err := ch.Insert(ctx, "events_raw", ddl.EventColumns, rows); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := verify.CheckRanges(ctx, ch, []verify.Range{r}, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Clean() {
+				t.Fatalf("tampered range verifies: findings %v", rep.Findings)
+			}
+		})
 	}
 }

@@ -17,7 +17,7 @@ var scanRange uint64 = 1 << 18
 
 // maxSegment bounds the links a segment holds when a chain goes this long
 // without a checkpoint: memory stays bounded even then.
-const maxSegment = 1 << 18
+var maxSegment = 1 << 18
 
 // segments checks chains one segment at a time: the links from one
 // checkpoint to the next, read in seq order, checked with the last link
@@ -95,7 +95,9 @@ func (s *segments) check(ctx context.Context, c chainRef) error {
 		return nil
 	}
 	visit := func(l chain.Link) error {
-		if closeAt != 0 && l.Seq > closeAt || len(buf) >= maxSegment {
+		// Never between two copies of one seq: a copy that differs from
+		// the carried one would be checked against nothing.
+		if closeAt != 0 && l.Seq > closeAt || len(buf) >= maxSegment && l.Seq != buf[len(buf)-1].Seq {
 			if err := flush(false); err != nil {
 				return err
 			}

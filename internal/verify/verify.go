@@ -397,9 +397,11 @@ type EventReader interface {
 // for only by its successor's prev_hash (or a checkpoint), so without the
 // event after it a range's last event could be rewritten unseen; a range
 // at the end of its chain has no such event yet. It reads only the ranges
-// and their neighbours, so a finding about an event outside them (the
-// neighbours themselves, a gap between two ranges of one chain) is not
-// reported: an event deleted beyond a range's ends leaves no trace in it.
+// and their neighbours, so a finding about an event beyond those (a gap
+// between two ranges of one chain) is not reported: an event deleted
+// beyond a range's ends leaves no trace in it, and a rewrite of a range's
+// last event together with its successor's prev_hash shows only at the
+// event after that, which is not read.
 func CheckRanges(ctx context.Context, ch EventReader, ranges []Range, keys map[string]ed25519.PublicKey) (chain.Report, error) {
 	var links []chain.Link
 	// Each chain is checked from its first range on: the seqs before it
@@ -437,10 +439,13 @@ func CheckRanges(ctx context.Context, ch EventReader, ranges []Range, keys map[s
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
+	// Findings on the neighbours read are kept: a forged copy of the
+	// successor, or its bad signature, is what a rewrite of the range's
+	// last event leaves there.
 	kept := rep.Findings[:0]
 	for _, f := range rep.Findings {
 		for _, r := range ranges {
-			if f.Instance == r.Instance && f.Epoch == r.Epoch && f.Seq >= r.From && f.Seq <= r.To {
+			if f.Instance == r.Instance && f.Epoch == r.Epoch && f.Seq+1 >= r.From && f.Seq <= r.To+1 {
 				kept = append(kept, f)
 				break
 			}

@@ -354,3 +354,34 @@ func TestVerifyHoldsOneSegmentWithRedeliveredCopies(t *testing.T) {
 		t.Fatalf("verify held %d links at once, want at most a segment (%d, and its copies) and its predecessor", res.Held, every)
 	}
 }
+
+// A second copy of one seq, differing from the first, where the segment
+// bound falls between the two: the segment must not end between copies,
+// or the second is checked against nothing and the record reads clean.
+func TestVerifySegmentBoundNeverSplitsCopies(t *testing.T) {
+	ch := chtest.New(t)
+	if ch.HTTPAddr() == "" {
+		t.Fatal("segmented verify reads over HTTP: set RAMPART_CLICKHOUSE_HTTP_ADDR with RAMPART_CLICKHOUSE_ADDR")
+	}
+	ctx := context.Background()
+	fill(t, ch, 3000)
+	// Segment 1001..: 1001..1500 are 500 links, the bound; the edited copy
+	// of 1500 comes next.
+	defer verify.SetMaxSegment(500)()
+	db := ch.Database() + ".events_raw"
+	var sel []string
+	for _, c := range ddl.EventColumns {
+		if c == "tool" {
+			c = "'shell' AS tool"
+		}
+		sel = append(sel, c)
+	}
+	mutate(t, ch, "INSERT INTO "+db+" ("+strings.Join(ddl.EventColumns, ", ")+") SELECT "+strings.Join(sel, ", ")+" FROM "+db+" WHERE seq = 1500")
+	res, err := verify.Run(ctx, ch, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Clean() {
+		t.Fatalf("a second, edited copy of seq 1500 verifies clean (held %d)", res.Held)
+	}
+}

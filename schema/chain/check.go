@@ -512,6 +512,7 @@ func (c *checker) checkCheckpoints(moved map[uint64]uint64) (checkpoints int, un
 			}
 			if err := VerifyCheckpoint(&signed, c.keys); err != nil {
 				c.add(s, BadSignature, "%v", err)
+				continue // its word on unrecorded events is not the enforcer's
 			}
 		}
 		if r.Event.Checkpoint == nil {
