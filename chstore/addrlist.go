@@ -24,14 +24,19 @@ func (l *AddrList) UnmarshalYAML(n *yaml.Node) error {
 		*l = AddrList(s)
 		return nil
 	case yaml.SequenceNode:
-		var list []string
-		if err := n.Decode(&list); err != nil {
-			return err
-		}
-		for _, a := range list {
-			if strings.TrimSpace(a) == "" || strings.Contains(a, ",") {
-				return fmt.Errorf("line %d: address list entry %q: one host:port an entry", n.Line, a)
+		list := make([]string, 0, len(n.Content))
+		for _, e := range n.Content {
+			var a string
+			if e.Kind != yaml.ScalarNode || e.Tag == "!!null" {
+				return fmt.Errorf("line %d: an address list entry is one host:port", e.Line)
 			}
+			if err := e.Decode(&a); err != nil {
+				return err
+			}
+			if strings.TrimSpace(a) == "" || strings.Contains(a, ",") {
+				return fmt.Errorf("line %d: address list entry %q: one host:port an entry", e.Line, a)
+			}
+			list = append(list, a)
 		}
 		*l = AddrList(strings.Join(list, ","))
 		return nil

@@ -26,6 +26,8 @@ func TestAddrListInYAML(t *testing.T) {
 		"an empty entry":           {"addr: [ch-1:9000, '']", nil},
 		"a map":                    {"addr: {host: ch-1}", nil},
 		"a nested sequence":        {"addr: [[ch-1:9000]]", nil},
+		"a null entry":             {"addr: [null, ch-1:9000]", nil},
+		"a tilde entry":            {"addr: [~, ch-1:9000]", nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := chstore.Defaults()
