@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/configfile"
+	"github.com/rampart-io/rampart/component/start"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/loadtest/toolserver"
@@ -69,7 +71,12 @@ func (r *rig) startFleet() *fleet {
 // deploy/cluster/enforcer.yaml, its addresses, identity and paths the rig's.
 func (r *rig) startClusterEnforcer(instance string) string {
 	r.t.Helper()
-	e, err := enforcer.New(context.Background(), r.clusterEnforcerConfig(instance))
+	// As `rampart enforcer` does: a stream call timed out while the cluster
+	// settles is retried, not the end of the case.
+	cfg := r.clusterEnforcerConfig(instance)
+	e, err := start.Retrying(context.Background(), slog.Default(), instance, func(ctx context.Context) (*enforcer.Enforcer, error) {
+		return enforcer.New(ctx, cfg)
+	})
 	if err != nil {
 		r.t.Fatal(err)
 	}
