@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/component/start"
@@ -91,15 +89,7 @@ func (r *rig) spawnClusterEnforcer(instance, addr string) *process {
 	r.t.Helper()
 	c := r.clusterEnforcerConfig(instance)
 	c.Listen = addr
-	data, err := yaml.Marshal(c)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	file := filepath.Join(r.dir, instance+".yaml")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		r.t.Fatal(err)
-	}
-	return r.spawn("enforcer", "-config", file)
+	return r.spawn("enforcer", "-config", r.enforcerFile(instance+".yaml", c))
 }
 
 // clusterEnforcerConfig is deploy/cluster/enforcer.yaml with the rig's

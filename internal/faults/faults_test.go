@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"gopkg.in/yaml.v3"
 
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/enforcer/audit"
@@ -369,14 +366,7 @@ func TestEnforcerKilledRepeatedlyNeverForwardsUnrecorded(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := r.enforcerConfig("enf-killed", audit.Refuse)
 	cfg.Listen = addr
-	data, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(r.dir, "enforcer.yaml")
-	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := r.enforcerFile("enforcer.yaml", cfg)
 	p := r.spawn("enforcer", "-config", cfgFile)
 	waitListening(t, addr)
 	kills := 0

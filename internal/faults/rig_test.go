@@ -34,6 +34,8 @@ import (
 	"github.com/rampart-io/rampart/testkit/natscluster"
 	"github.com/rampart-io/rampart/testkit/natstest"
 	"github.com/rampart-io/rampart/testkit/poll"
+
+	"gopkg.in/yaml.v3"
 )
 
 var soak = os.Getenv("RAMPART_SOAK") != ""
@@ -384,6 +386,21 @@ func (r *rig) spawn(args ...string) *process {
 	go func() { cmd.Wait(); log.Close(); close(p.done) }()
 	r.t.Cleanup(p.kill)
 	return p
+}
+
+// enforcerFile writes cfg as the YAML file name in the rig's directory,
+// for `rampart enforcer -config`.
+func (r *rig) enforcerFile(name string, cfg enforcer.Config) string {
+	r.t.Helper()
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	file := filepath.Join(r.dir, name)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	return file
 }
 
 func (p *process) kill() {

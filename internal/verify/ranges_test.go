@@ -82,12 +82,8 @@ func TestCheckRangesDeepInAChain(t *testing.T) {
 	ctx := context.Background()
 	ch := chtest.New(t)
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	l := chain.NewLinker("enf-1", "ep-1")
 	var rows [][]any
-	for i := range 8 {
-		e := &event.Event{V: event.Version, ID: "ev-" + string(rune('a'+i)), Kind: event.KindDecision, Time: t0.Add(time.Duration(i) * time.Second), Tenant: "acme",
-			Request: &event.Request{Method: "POST", Path: "/mcp", Tool: "search"}, Decision: &event.Decision{Effect: event.EffectAllow, RuleID: "r"}}
-		l.Link(e)
+	for _, e := range rangeChain(8, t0) {
 		if e.Seq == 1 || e.Seq == 5 {
 			continue // seq 1 lies before the range, seq 5 inside it
 		}

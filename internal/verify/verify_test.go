@@ -284,11 +284,19 @@ func serverRowsPerSecond(tb testing.TB, ch *chstore.Client, n int, columns strin
 	return float64(n) / time.Since(start).Seconds(), float64(size) / float64(n)
 }
 
-func TestVerifyHoldsOneSegmentAtATime(t *testing.T) {
+// segmentedStore is a fresh database on a server whose HTTP interface is
+// known: verify reads a segment at a time only over HTTP.
+func segmentedStore(t *testing.T) *chstore.Client {
+	t.Helper()
 	ch := chtest.New(t)
 	if ch.HTTPAddr() == "" {
 		t.Fatal("segmented verify reads over HTTP: set RAMPART_CLICKHOUSE_HTTP_ADDR with RAMPART_CLICKHOUSE_ADDR")
 	}
+	return ch
+}
+
+func TestVerifyHoldsOneSegmentAtATime(t *testing.T) {
+	ch := segmentedStore(t)
 	ctx := context.Background()
 	const n, every = 5000, 1000 // fill's checkpoint interval
 	fill(t, ch, n)
@@ -332,10 +340,7 @@ func TestVerifyHoldsOneSegmentAtATime(t *testing.T) {
 // path into reading the whole chain: at 100M events that path is the
 // difference between a bounded and an exhausted memory.
 func TestVerifyHoldsOneSegmentWithRedeliveredCopies(t *testing.T) {
-	ch := chtest.New(t)
-	if ch.HTTPAddr() == "" {
-		t.Fatal("segmented verify reads over HTTP: set RAMPART_CLICKHOUSE_HTTP_ADDR with RAMPART_CLICKHOUSE_ADDR")
-	}
+	ch := segmentedStore(t)
 	ctx := context.Background()
 	const n, every = 3000, 1000 // fill's checkpoint interval
 	fill(t, ch, n)
@@ -359,10 +364,7 @@ func TestVerifyHoldsOneSegmentWithRedeliveredCopies(t *testing.T) {
 // bound falls between the two: the segment must not end between copies,
 // or the second is checked against nothing and the record reads clean.
 func TestVerifySegmentBoundNeverSplitsCopies(t *testing.T) {
-	ch := chtest.New(t)
-	if ch.HTTPAddr() == "" {
-		t.Fatal("segmented verify reads over HTTP: set RAMPART_CLICKHOUSE_HTTP_ADDR with RAMPART_CLICKHOUSE_ADDR")
-	}
+	ch := segmentedStore(t)
 	ctx := context.Background()
 	fill(t, ch, 3000)
 	// Segment 1001..: 1001..1500 are 500 links, the bound; the edited copy
