@@ -83,6 +83,9 @@ func (r *replicas) postTo(ctx context.Context, addr string, params url.Values, b
 	if err != nil {
 		return nil, err
 	}
+	if b, ok := body.(*blockReader); ok {
+		req.ContentLength = int64(b.Len())
+	}
 	req.Header.Set("X-ClickHouse-User", r.user)
 	req.Header.Set("X-ClickHouse-Key", r.key)
 	resp, err := r.client.Do(req)

@@ -2,11 +2,12 @@ package chstore
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/rampart-io/rampart/schema/ddl"
@@ -102,8 +103,15 @@ func (c *Client) rowBinaryQuery(ctx context.Context, q string, settings url.Valu
 // encoding alone: a fraction of the native protocol's appends of one boxed
 // value at a time (BENCHMARKS.md). It needs Config.HTTPAddr.
 func (c *Client) InsertRowBinary(ctx context.Context, table string, columns []string, rows []byte) error {
+	return c.InsertRowBinaryBlocks(ctx, table, columns, [][]byte{rows})
+}
+
+// InsertRowBinaryBlocks is InsertRowBinary of blocks sent one after
+// another as one insert, so that batches prepared apart go in together
+// without being copied into one buffer first.
+func (c *Client) InsertRowBinaryBlocks(ctx context.Context, table string, columns []string, blocks [][]byte) error {
 	q := fmt.Sprintf("INSERT INTO %s.%s (%s) FORMAT RowBinary", c.cfg.Database, table, strings.Join(columns, ", "))
-	resp, err := c.http.post(ctx, url.Values{"query": {q}}, func() io.Reader { return bytes.NewReader(rows) })
+	resp, err := c.http.post(ctx, url.Values{"query": {q}}, func() io.Reader { return newBlockReader(blocks) })
 	if err != nil {
 		return fmt.Errorf("clickhouse: insert into %s: %w", table, err)
 	}
@@ -111,3 +119,27 @@ func (c *Client) InsertRowBinary(ctx context.Context, table string, columns []st
 	_, err = io.Copy(io.Discard, resp.Body)
 	return err
 }
+
+// blockReader reads byte slices one after another. Its Len lets the
+// request carry a Content-Length, as a bytes.Reader's does.
+type blockReader struct {
+	bufs net.Buffers
+	n    int
+}
+
+func newBlockReader(blocks [][]byte) *blockReader {
+	r := &blockReader{bufs: slices.Clone(blocks)} // net.Buffers consumes its slice
+	for _, b := range blocks {
+		r.n += len(b)
+	}
+	return r
+}
+
+func (r *blockReader) Read(p []byte) (int, error) {
+	n, err := r.bufs.Read(p)
+	r.n -= n
+	return n, err
+}
+
+// Len is the number of bytes not yet read.
+func (r *blockReader) Len() int { return r.n }

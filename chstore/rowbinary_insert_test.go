@@ -54,11 +54,27 @@ func TestRowBinaryInsertStoresWhatTheNativeInsertDoes(t *testing.T) {
 		t.Fatalf("RowBinary insert stored\n%v\nnative stored\n%v", got, want)
 	}
 
+	// Blocks split anywhere, mid-row too, go in as the one body would.
+	split := chtest.Open(t, addr)
+	third := len(body) / 3
+	if err := split.InsertRowBinaryBlocks(ctx, "events_raw", ddl.EventColumns, [][]byte{body[:third], {}, body[third : 2*third+1], body[2*third+1:]}); err != nil {
+		t.Fatal(err)
+	}
+	if got := all(split); !reflect.DeepEqual(got, want) {
+		t.Fatalf("RowBinary blocks stored\n%v\nnative stored\n%v", got, want)
+	}
+
 	cut := chtest.Open(t, addr)
 	if err := cut.InsertRowBinary(ctx, "events_raw", ddl.EventColumns, body[:len(body)-3]); err == nil {
 		t.Fatal("a body cut short mid-row was accepted")
 	}
 	if rows := all(cut); len(rows) != 0 {
 		t.Fatalf("a refused insert stored %d rows", len(rows))
+	}
+	if err := cut.InsertRowBinaryBlocks(ctx, "events_raw", ddl.EventColumns, [][]byte{body[:third], body[third : len(body)-3]}); err == nil {
+		t.Fatal("blocks cut short mid-row were accepted")
+	}
+	if rows := all(cut); len(rows) != 0 {
+		t.Fatalf("refused blocks stored %d rows", len(rows))
 	}
 }
