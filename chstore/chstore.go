@@ -6,9 +6,11 @@ package chstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -103,9 +105,46 @@ func splitAddrs(list AddrList) []string {
 
 // validAddrs checks every entry of the list under key is host:port.
 func validAddrs(key string, list AddrList) error {
-	for _, a := range splitAddrs(list) {
-		if _, _, err := net.SplitHostPort(a); err != nil {
+	addrs := splitAddrs(list)
+	if len(addrs) > maxAddrs {
+		return fmt.Errorf("clickhouse: %s lists %d addresses, more than %d", key, len(addrs), maxAddrs)
+	}
+	seen := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		if err := validAddr(a); err != nil {
 			return fmt.Errorf("clickhouse: %s %q: %w", key, a, err)
+		}
+		k := strings.ToLower(a)
+		if seen[k] {
+			return fmt.Errorf("clickhouse: %s names %q twice", key, a)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// maxAddrs bounds an address list: each entry is a replica tried in turn.
+const maxAddrs = 64
+
+// validAddr checks one host:port: a host name or IP literal, and a port
+// the dialer would not read as "any" (0) or refuse.
+func validAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not in 1-65535", port)
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return fmt.Errorf("host %q is neither an IP address nor a host name", host)
 		}
 	}
 	return nil

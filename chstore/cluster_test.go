@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,16 @@ func TestConfigNamesReplicasAndCluster(t *testing.T) {
 		"a replica lacks port":       {"ch-1:9000,ch-2", "rampart", "", false},
 		"an empty replica":           {"ch-1:9000,", "rampart", "", false},
 		"cluster not a name":         {"ch-1:9000", "a;DROP", "", false},
+		"an IPv6 replica":            {"[::1]:9000,127.0.0.1:9000", "", "[::1]:8123", true},
+		"no host":                    {":9000", "", "", false},
+		"no http host":               {"ch-1:9000", "", ":8123", false},
+		"a port not a number":        {"ch-1:abc", "", "", false},
+		"a port out of range":        {"ch-1:65536", "", "", false},
+		"port zero":                  {"ch-1:0", "", "", false},
+		"a host with a space":        {"ch 1:9000", "", "", false},
+		"a replica named twice":      {"ch-1:9000,ch-2:9000, ch-1:9000", "rampart", "", false},
+		"an http replica twice":      {"ch-1:9000", "", "ch-1:8123,ch-1:8123", false},
+		"more replicas than allowed": {strings.Repeat("ch:9000,", 64) + "ch-65:9000", "rampart", "", false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := chstore.Defaults()
