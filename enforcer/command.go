@@ -5,7 +5,6 @@ import (
 	"flag"
 	"log/slog"
 	"os"
-	"runtime/debug"
 
 	"github.com/rampart-io/rampart/component/health"
 	"github.com/rampart-io/rampart/component/start"
@@ -55,16 +54,9 @@ func RunCommand(ctx context.Context, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
-		// The limit is the collector's budget: with a live heap of a few
-		// MiB, the default GOGC=100 collects every few MiB allocated —
-		// dozens of cycles a second under load — while memory would stay
-		// far below the limit. GOGC, when set, still decides.
-		if os.Getenv("GOGC") == "" {
-			debug.SetGCPercent(-1)
-		}
-	}
+	// The limit is the garbage collector's budget: an enforcer's live
+	// heap is a few MiB.
+	cfg.MemoryLimitMiB.Apply(true)
 	// Until JetStream answers (a leader elected, a quorum back), the
 	// enforcer keeps trying and listens on nothing: a gateway sees it not
 	// ready, and no request passes unrecorded.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampart-io/rampart/component/configfile"
+	"github.com/rampart-io/rampart/component/memlimit"
 	"github.com/rampart-io/rampart/enforcer/audit"
 	"github.com/rampart-io/rampart/enforcer/binding"
 	"github.com/rampart-io/rampart/enforcer/credential"
@@ -82,7 +83,7 @@ type Config struct {
 	// instead of the process growing, so an enforcer beside a gateway
 	// stays small under overload and spends little on collection below it.
 	// -1: none, and the runtime's defaults. Default 40.
-	MemoryLimitMiB int `yaml:"memory_limit_mib"`
+	MemoryLimitMiB memlimit.MiB `yaml:"memory_limit_mib"`
 	// RecordHeaders names request headers recorded in events and shown to
 	// policy as headers["name"] (lower case). Authorization and cookies are
 	// never recorded, whatever this says.
@@ -304,8 +305,8 @@ func (c *Config) Validate() error {
 	if c.MaxInFlight < 0 {
 		return errors.New("enforcer: max_inflight must not be negative")
 	}
-	if c.MemoryLimitMiB < -1 {
-		return errors.New("enforcer: memory_limit_mib must be positive, or -1 for none")
+	if err := c.MemoryLimitMiB.Validate(); err != nil {
+		return fmt.Errorf("enforcer: %w", err)
 	}
 	for _, h := range c.RecordHeaders {
 		switch strings.ToLower(h) {
