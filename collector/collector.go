@@ -158,13 +158,14 @@ func (c *Collector) Close() {
 
 // rows is a batch ready to insert: its events' rows, in RowBinary when
 // ClickHouse's HTTP interface is configured (the cheaper path), else as
-// values for the native protocol.
+// values for the native protocol. Merged batches keep their RowBinary
+// apart, one block each, sent together without being copied into one.
 type rows struct {
-	binary []byte
+	binary [][]byte
 	values [][]any
-	n      int            // rows
-	stored []*event.Event // for the gap check, in stream order
-	dead   int            // events dead-lettered
+	n      int        // rows
+	stored []position // for the gap check, in stream order
+	dead   int        // events dead-lettered
 }
 
 // rowBuffers recycles the RowBinary of committed batches: about 400
@@ -175,10 +176,11 @@ var rowBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // messages that can never be stored. It may run ahead of commit.
 func (c *Collector) prepare(ctx context.Context, b stream.Batch) (*rows, error) {
 	now := time.Now()
-	out := &rows{stored: make([]*event.Event, 0, 2*len(b))}
+	out := &rows{stored: make([]position, 0, 2*len(b))}
 	binary := c.ch.HTTPAddr() != ""
+	var block []byte
 	if binary {
-		out.binary = (*rowBuffers.Get().(*[]byte))[:0]
+		block = (*rowBuffers.Get().(*[]byte))[:0]
 	}
 	var row ddl.Row
 	for _, m := range b {
@@ -194,13 +196,16 @@ func (c *Collector) prepare(ctx context.Context, b stream.Batch) (*rows, error) 
 		for _, e := range events {
 			row = ddl.Row{Event: e, StreamSeq: seq, CollectedAt: now, Agent: c.inv.Agent(e)}
 			if binary {
-				out.binary = ddl.AppendRowBinary(out.binary, ddl.Events, &row)
+				block = ddl.AppendRowBinary(block, ddl.Events, &row)
 			} else {
 				out.values = append(out.values, ddl.Values(ddl.Events, &row))
 			}
 			out.n++
+			out.stored = append(out.stored, position{chainID{e.Instance, e.Epoch}, e.Seq})
 		}
-		out.stored = append(out.stored, events...)
+	}
+	if binary {
+		out.binary = [][]byte{block}
 	}
 	return out, nil
 }
@@ -209,10 +214,7 @@ func (c *Collector) prepare(ctx context.Context, b stream.Batch) (*rows, error) 
 // begins go in with it, so a backlog is stored in larger blocks, each
 // costing ClickHouse a part per table however few rows it holds.
 func mergeRows(a, b *rows) *rows {
-	if b.binary != nil {
-		a.binary = append(a.binary, b.binary...)
-		rowBuffers.Put(&b.binary)
-	}
+	a.binary = append(a.binary, b.binary...)
 	a.values = append(a.values, b.values...)
 	a.n += b.n
 	a.stored = append(a.stored, b.stored...)
@@ -228,12 +230,12 @@ func (c *Collector) commit(ctx context.Context, b stream.Batch, r *rows) error {
 	switch {
 	case r.n == 0:
 	case r.binary != nil:
-		err = c.ch.InsertRowBinary(ctx, "events_raw", ddl.EventColumns, r.binary)
+		err = c.ch.InsertRowBinaryBlocks(ctx, "events_raw", ddl.EventColumns, r.binary)
 	default:
 		err = c.ch.Insert(ctx, "events_raw", ddl.EventColumns, r.values)
 	}
-	if r.binary != nil {
-		rowBuffers.Put(&r.binary)
+	for i := range r.binary {
+		rowBuffers.Put(&r.binary[i])
 	}
 	if err != nil {
 		return err
@@ -247,11 +249,11 @@ func (c *Collector) commit(ctx context.Context, b stream.Batch, r *rows) error {
 }
 
 // flagGaps notes chains that skipped sequence numbers in a stored batch.
-func (c *Collector) flagGaps(ctx context.Context, stored []*event.Event) {
-	for _, e := range stored {
-		if n := c.gaps.observe(e); n > 0 {
+func (c *Collector) flagGaps(ctx context.Context, stored []position) {
+	for _, p := range stored {
+		if n := c.gaps.observe(p); n > 0 {
 			c.gapped.Add(ctx, int64(n))
-			c.log.Warn("sequence gap", "instance", e.Instance, "epoch", e.Epoch, "missing_before", e.Seq, "missing", n)
+			c.log.Warn("sequence gap", "instance", p.chain.instance, "epoch", p.chain.epoch, "missing_before", p.seq, "missing", n)
 		}
 	}
 }

@@ -1,16 +1,12 @@
 package collector
 
-import (
-	"testing"
-
-	"github.com/rampart-io/rampart/schema/event"
-)
+import "testing"
 
 func TestGapsFlagSkippedSequenceNumbers(t *testing.T) {
 	var g gaps
-	ev := func(inst string, seq uint64) *event.Event { return &event.Event{Instance: inst, Epoch: "e", Seq: seq} }
+	ev := func(inst string, seq uint64) position { return position{chainID{inst, "e"}, seq} }
 	steps := []struct {
-		e    *event.Event
+		p    position
 		want uint64
 	}{
 		{ev("a", 1), 0},
@@ -20,10 +16,10 @@ func TestGapsFlagSkippedSequenceNumbers(t *testing.T) {
 		{ev("b", 40), 0}, // first sight mid-chain
 		{ev("b", 41), 0},
 		{ev("a", 7), 0},
-		{&event.Event{Instance: "old", Seq: 9}, 0}, // unchained events are not tracked
+		{position{chainID{"old", ""}, 9}, 0}, // unchained events are not tracked
 	}
 	for i, st := range steps {
-		if got := g.observe(st.e); got != st.want {
+		if got := g.observe(st.p); got != st.want {
 			t.Fatalf("step %d: %d skipped, want %d", i, got, st.want)
 		}
 	}
