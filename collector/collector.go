@@ -22,6 +22,7 @@ import (
 	"github.com/rampart-io/rampart/chstore"
 	"github.com/rampart-io/rampart/component/inventory"
 	"github.com/rampart-io/rampart/component/lag"
+	"github.com/rampart-io/rampart/component/memlimit"
 	"github.com/rampart-io/rampart/schema/ddl"
 	"github.com/rampart-io/rampart/schema/event"
 	"github.com/rampart-io/rampart/schema/stream"
@@ -36,16 +37,42 @@ type Config struct {
 	// Inventory is the agent inventory each stored row is enriched from
 	// (owner, team, purpose, risk tier, environment, registered).
 	Inventory inventory.Config `yaml:"inventory"`
+	// MemoryLimitMiB is the soft memory limit `rampart collector` gives
+	// the Go runtime (GOMEMLIMIT wins; -1: none): collection holds the
+	// heap under it when a backlog is drained, instead of the process
+	// growing past its container's limit. Keep it some 30 MiB below that
+	// limit, and above the batches in flight: some 5 KiB a message of
+	// batch_size x (fetch_ahead + 1) at their peak.
+	MemoryLimitMiB memlimit.MiB `yaml:"memory_limit_mib"`
 }
 
-// Defaults returns the single-node configuration: batches of 1,000
+// Defaults returns the single-node configuration: batches of 5,000
 // messages, four fetched ahead while one is stored, so a backlog goes in
-// blocks of up to 5,000 messages (BENCHMARKS.md: a block of 20,000 rows
-// cost ClickHouse a third of the CPU per row a block of 2,000 did).
+// blocks of up to 25,000 messages (BENCHMARKS.md: ClickHouse's CPU per
+// row halves from blocks of 2,000 rows to 10,000 and more), under a soft
+// memory limit of DefaultMemoryLimitMiB.
 func Defaults() Config {
 	src := stream.DefaultSource("collector")
+	src.BatchSize = 5000
 	src.FetchAhead = 4
-	return Config{Source: src, ClickHouse: chstore.Defaults(), Inventory: inventory.Defaults()}
+	return Config{Source: src, ClickHouse: chstore.Defaults(), Inventory: inventory.Defaults(),
+		MemoryLimitMiB: DefaultMemoryLimitMiB}
+}
+
+// DefaultMemoryLimitMiB is the collector's soft memory limit unless its
+// configuration names one. Draining a backlog at the default batch size
+// its live heap peaks near 130 MiB, and its RSS sits about 30 MiB above
+// the limit (BENCHMARKS.md).
+const DefaultMemoryLimitMiB memlimit.MiB = 224
+
+// ApplyMemoryLimit gives the process c's memory limit, the default when
+// c names none (0), collecting only as the heap nears it.
+func (c Config) ApplyMemoryLimit() bool {
+	m := c.MemoryLimitMiB
+	if m == 0 {
+		m = DefaultMemoryLimitMiB
+	}
+	return m.Apply(true)
 }
 
 // Validate checks c.
@@ -54,6 +81,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("collector: %w", err)
 	}
 	if err := c.Inventory.Validate(); err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	if err := c.MemoryLimitMiB.Validate(); err != nil {
 		return fmt.Errorf("collector: %w", err)
 	}
 	return c.ClickHouse.Validate()

@@ -24,6 +24,7 @@ func runCollector(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.ApplyMemoryLimit()
 	c, err := start.Retrying(ctx, slog.Default(), "collector", func(ctx context.Context) (*collector.Collector, error) {
 		return collector.New(ctx, cfg, slog.Default())
 	})

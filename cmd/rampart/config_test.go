@@ -19,7 +19,7 @@ func TestExampleConfigsAreTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := collector.Defaults(); !reflect.DeepEqual(col.Source, want.Source) || !reflect.DeepEqual(col.ClickHouse, want.ClickHouse) {
+	if want := collector.Defaults(); !reflect.DeepEqual(col, want) {
 		t.Fatalf("collector example differs from defaults:\n%+v\n%+v", col, want)
 	}
 	cor, err := correlatorConfig([]string{"-config", "../../correlator/correlator.example.yaml"})
@@ -45,12 +45,13 @@ func TestOverridesAndStrictness(t *testing.T) {
 	}
 
 	cases := map[string]string{
-		"unknown key":      "batch_sise: 10\n",
-		"unknown nested":   "clickhouse: {adress: x}\n",
-		"invalid value":    "batch_size: 0\n",
-		"invalid database": "clickhouse: {database: 'a;drop'}\n",
-		"invalid deliver":  "deliver: sometimes\n",
-		"invalid cluster":  "clickhouse: {cluster: 'a;DROP'}\n",
+		"unknown key":          "batch_sise: 10\n",
+		"unknown nested":       "clickhouse: {adress: x}\n",
+		"invalid value":        "batch_size: 0\n",
+		"invalid database":     "clickhouse: {database: 'a;drop'}\n",
+		"invalid deliver":      "deliver: sometimes\n",
+		"invalid cluster":      "clickhouse: {cluster: 'a;DROP'}\n",
+		"invalid memory limit": "memory_limit_mib: -2\n",
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {

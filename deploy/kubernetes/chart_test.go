@@ -32,6 +32,7 @@ import (
 	"github.com/rampart-io/rampart/collector"
 	"github.com/rampart-io/rampart/component/configfile"
 	"github.com/rampart-io/rampart/component/health"
+	"github.com/rampart-io/rampart/component/memlimit"
 	"github.com/rampart-io/rampart/correlator"
 	"github.com/rampart-io/rampart/enforcer"
 	"github.com/rampart-io/rampart/enforcer/policy"
@@ -459,11 +460,13 @@ func TestChartConfigsLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			var enforcerLimit memlimit.MiB
 			for _, f := range []string{"enforcer.yaml", "sidecar.enforcer.yaml"} {
 				cfg, err := enforcer.LoadConfig(filepath.Join(dir, f))
 				if err != nil {
 					t.Fatal(err)
 				}
+				enforcerLimit = max(enforcerLimit, cfg.MemoryLimitMiB)
 				cfg.NATS.URL = "nats://from-env:4222" // RAMPART_NATS_URL in the pod
 				if err := cfg.Validate(); err != nil {
 					t.Errorf("%s: %v", f, err)
@@ -479,6 +482,8 @@ func TestChartConfigsLoad(t *testing.T) {
 			if err := col.Validate(); err != nil {
 				t.Error(err)
 			}
+			checkMemoryLimit(t, r, "enforcer", enforcerLimit)
+			checkMemoryLimit(t, r, "collector", col.MemoryLimitMiB)
 			cor := correlator.Defaults()
 			if err := configfile.Load(filepath.Join(dir, "correlator.yaml"), &cor); err != nil {
 				t.Fatal(err)
@@ -487,5 +492,33 @@ func TestChartConfigsLoad(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// checkMemoryLimit: a component's soft memory limit leaves its container
+// room for what the Go heap does not hold (its RSS runs some 30 MiB over
+// the limit, BENCHMARKS.md), so the runtime collects before the kernel
+// kills it.
+func checkMemoryLimit(t *testing.T, r rendered, container string, soft memlimit.MiB) {
+	t.Helper()
+	if soft <= 0 {
+		t.Errorf("%s: no soft memory limit (%d)", container, soft)
+		return
+	}
+	const headroom = 30 << 20
+	seen := 0
+	for _, w := range r.workloads() {
+		for _, c := range w.pod.Spec.Containers {
+			if c.Name != container {
+				continue
+			}
+			seen++
+			if lim := c.Resources.Limits.Memory().Value(); lim < int64(soft)<<20+headroom {
+				t.Errorf("%s/%s: memory limit %d MiB, soft limit %d MiB: under 30 MiB between them", w.name, c.Name, lim>>20, soft)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Errorf("no %s container rendered", container)
 	}
 }

@@ -118,6 +118,7 @@ clickhouse:
 {{/* The collector's file; the migrations Job reads its clickhouse section. */}}
 {{- define "rampart.collectorConfig" -}}
 consumer: collector
+memory_limit_mib: {{ .Values.collector.memoryLimitMiB }}
 stream: {replicas: {{ .Values.nats.streamReplicas }}}
 {{ include "rampart.clickhouseConfig" . }}
 {{- end -}}
