@@ -46,6 +46,7 @@ type options struct {
 	rate             int
 	sustain          time.Duration
 	batchSize        int
+	memoryLimit      int
 	instances        int
 	chAddr, chHTTP   string
 	chPid            int // the private server's, 0 for -clickhouse
@@ -69,6 +70,7 @@ func run() error {
 	flag.IntVar(&o.rate, "rate", 100_000, "events/s published after each drain while the collectors run (0: no sustained phase)")
 	flag.DurationVar(&o.sustain, "sustain", 20*time.Second, "how long the sustained phase publishes")
 	flag.IntVar(&o.batchSize, "batch-size", 0, "the collectors' batch_size; 0 keeps their default")
+	flag.IntVar(&o.memoryLimit, "memory-limit-mib", 0, "the collectors' memory_limit_mib; 0 keeps their default")
 	flag.IntVar(&o.instances, "instances", 8, "enforcer instances (chains) the calls are spread over")
 	flag.StringVar(&o.chAddr, "clickhouse", "", "ClickHouse native address; empty starts a private clickhouse-server 18.16")
 	flag.StringVar(&o.chHTTP, "clickhouse-http", "", "its HTTP address, given with -clickhouse")
@@ -99,26 +101,26 @@ func run() error {
 		defer srv.Stop()
 		o.chAddr, o.chHTTP, o.chPid = srv.Addr, srv.HTTPAddr, srv.Pid()
 	}
-	fmt.Printf("rampart-collect %s: %d calls (%d events), collectors %v, batch_size %s, rate %d events/s for %s\n\n",
-		time.Now().UTC().Format(time.RFC3339), o.calls, 2*o.calls, o.collectors, orDefault(o.batchSize), o.rate, o.sustain)
+	fmt.Printf("rampart-collect %s: %d calls (%d events), collectors %v, batch_size %s, memory_limit_mib %s, rate %d events/s for %s\n\n",
+		time.Now().UTC().Format(time.RFC3339), o.calls, 2*o.calls, o.collectors, orDefault(o.batchSize), orDefault(o.memoryLimit), o.rate, o.sustain)
 
 	c, err := measureCeilings(ctx, o)
 	if err != nil {
 		return fmt.Errorf("ceiling: %w", err)
 	}
 	ceiling := c.best()
-	fmt.Printf("| run | events | events/s | of the ceiling | collector CPU µs/event | nats-server CPU µs/event | ClickHouse CPU µs/event | lag p99 | lag max | sustained events/s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	fmt.Printf("| bare client, native protocol (driver row appends), blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – |\n", ceilingBlock, 2*o.calls, c.native, c.native/ceiling)
-	fmt.Printf("| bare client, RowBinary over HTTP, blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – |\n", ceilingBlock, 2*o.calls, c.rowBinary, c.rowBinary/ceiling)
-	fmt.Printf("| server copy, INSERT SELECT table to table (no client) | %d | %.0f | %.2f | – | – | – | – | – | – |\n", 2*o.calls, c.copy, c.copy/ceiling)
+	fmt.Printf("| run | events | events/s | of the ceiling | collector CPU µs/event | nats-server CPU µs/event | ClickHouse CPU µs/event | lag p99 | lag max | sustained events/s | collector peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Printf("| bare client, native protocol (driver row appends), blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", ceilingBlock, 2*o.calls, c.native, c.native/ceiling)
+	fmt.Printf("| bare client, RowBinary over HTTP, blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", ceilingBlock, 2*o.calls, c.rowBinary, c.rowBinary/ceiling)
+	fmt.Printf("| server copy, INSERT SELECT table to table (no client) | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", 2*o.calls, c.copy, c.copy/ceiling)
 	for _, n := range o.collectors {
 		r, err := drain(ctx, o, n)
 		if err != nil {
 			return fmt.Errorf("%d collectors: %w", n, err)
 		}
-		fmt.Printf("| %d collector process(es), one durable consumer | %d | %.0f | %.2f | %s | %s | %s | %s | %s | %s |\n", n, r.events, r.rate, r.rate/ceiling,
+		fmt.Printf("| %d collector process(es), one durable consumer | %d | %.0f | %.2f | %s | %s | %s | %s | %s | %s | %.0f MiB |\n", n, r.events, r.rate, r.rate/ceiling,
 			perEvent(r.cpu[0], r.events), perEvent(r.cpu[1], r.events), perEvent(r.cpu[2], r.events),
-			dur(r.lagP99), dur(r.lagMax), sustained(r.sustained, o.rate))
+			dur(r.lagP99), dur(r.lagMax), sustained(r.sustained, o.rate), float64(r.peakRSS)/(1<<20))
 	}
 	return nil
 }
@@ -274,6 +276,9 @@ type drainResult struct {
 	// cpu is what the drain cost, user and system: the collector
 	// processes together, nats-server, ClickHouse (-1 when unknown).
 	cpu [3]time.Duration
+	// peakRSS is the largest VmHWM of the collector processes, over the
+	// drain and the sustained phase.
+	peakRSS int64
 }
 
 // drain fills a fresh nats-server with the backlog, then times n collector
@@ -377,6 +382,13 @@ func drain(ctx context.Context, o options, n int) (drainResult, error) {
 			return res, err
 		}
 	}
+	for _, pid := range pids {
+		m, err := proc.ReadMemory(pid)
+		if err != nil {
+			return res, err
+		}
+		res.peakRSS = max(res.peakRSS, m.HWM)
+	}
 	return res, nil
 }
 
@@ -386,6 +398,9 @@ func collectorConfig(o options, natsURL, db string) (string, error) {
 	cfg := fmt.Sprintf("nats_url: %q\nclickhouse:\n  addr: %q\n  http_addr: %q\n  database: %q\n", natsURL, o.chAddr, o.chHTTP, db)
 	if o.batchSize > 0 {
 		cfg += fmt.Sprintf("batch_size: %d\n", o.batchSize)
+	}
+	if o.memoryLimit != 0 {
+		cfg += fmt.Sprintf("memory_limit_mib: %d\n", o.memoryLimit)
 	}
 	path := filepath.Join(o.dir, db+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
