@@ -21,8 +21,9 @@ type Handler func(ctx context.Context, b Batch) error
 
 // BatchOptions bound a consuming loop.
 type BatchOptions struct {
-	Size    int           // messages per batch at most
-	MaxWait time.Duration // how long to wait to fill a batch
+	Size     int           // messages per batch at most
+	MaxBytes int           // their bytes at most (subjects and replies count); 0: no bound
+	MaxWait  time.Duration // how long to wait to fill a batch
 	// RetryDelay is how long failed messages wait before redelivery.
 	RetryDelay time.Duration
 	Logger     *slog.Logger
@@ -157,7 +158,11 @@ func (o BatchOptions) logger() *slog.Logger {
 // fetch reads the next batch; false when there was none or the fetch
 // failed (after waiting RetryDelay).
 func fetch(ctx context.Context, c jetstream.Consumer, o BatchOptions, log *slog.Logger) (Batch, bool) {
-	mb, err := c.Fetch(o.Size, jetstream.FetchMaxWait(o.MaxWait))
+	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(o.MaxWait)}
+	if o.MaxBytes > 0 {
+		opts = append(opts, jetstream.FetchMaxBytes(o.MaxBytes))
+	}
+	mb, err := c.Fetch(o.Size, opts...)
 	if err != nil {
 		log.Warn("fetch failed", "err", err)
 		sleep(ctx, o.RetryDelay)

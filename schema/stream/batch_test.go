@@ -203,3 +203,56 @@ func TestBatchesFinishTheStoreUnderWayWhenStopped(t *testing.T) {
 	}()
 	poll.Until(t, 30*time.Second, func() error { return got.check(n) })
 }
+
+// Large messages: a batch holds no more of them than its byte bound,
+// whatever its message count allows, so what a consumer holds in flight
+// is bounded by bytes, not by how large its clients made their calls.
+func TestBatchesBoundedByBytes(t *testing.T) {
+	const n, size, maxBytes = 40, 100 << 10, 1 << 20
+	js := natstest.Run(t).JetStream()
+	ctx := context.Background()
+	if _, err := stream.Ensure(ctx, js, stream.Defaults()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		body := append([]byte(strconv.Itoa(i)+" "), make([]byte, size)...)
+		if _, err := js.Publish(ctx, "rampart.v1.acme.decision", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := stream.Durable(ctx, js, "bytes", stream.DeliverAll, 1000, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := stream.BatchOptions{Size: 1000, MaxBytes: maxBytes, MaxWait: 200 * time.Millisecond, RetryDelay: 50 * time.Millisecond}
+	var mu sync.Mutex
+	seen, largest := 0, 0
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_ = stream.ConsumeBatches(run, c, o, func(_ context.Context, b stream.Batch) error {
+			bytes := 0
+			for _, m := range b {
+				bytes += len(m.Data())
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			seen += len(b)
+			largest = max(largest, bytes)
+			return nil
+		})
+	}()
+	poll.Until(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if seen < n {
+			return fmt.Errorf("%d of %d messages handled", seen, n)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != n || largest > maxBytes {
+		t.Fatalf("%d messages handled, largest batch %d bytes: want %d, at most %d", seen, largest, n, maxBytes)
+	}
+}

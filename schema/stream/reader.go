@@ -25,6 +25,13 @@ type Source struct {
 	// BatchSize bounds messages per batch, and so unacknowledged messages in
 	// memory; a message holds one event or a bundle of at most 64 KiB.
 	BatchSize int `yaml:"batch_size"`
+	// BatchMaxBytes bounds the bytes of a batch's messages as well as
+	// their number, so what is held in flight, batch_max_bytes ×
+	// (fetch_ahead + 1), is bounded whatever size clients made their calls.
+	// It must exceed the NATS server's max_payload by 64 KiB (the
+	// message's subject and reply count too): a message larger than the
+	// bound could never be delivered, and would hold up the rest.
+	BatchMaxBytes int `yaml:"batch_max_bytes"`
 	// FetchAhead is how many batches are fetched and prepared while the
 	// one before them is being handled, for a consumer whose handling
 	// tolerates batches completed out of order (the collector's does; see
@@ -43,13 +50,16 @@ type Source struct {
 // DefaultSource returns the single-node source for the named consumer.
 func DefaultSource(consumer string) Source {
 	return Source{
-		NATSURL:    nats.DefaultURL,
-		Consumer:   consumer,
-		Deliver:    DeliverAll,
-		BatchSize:  1000,
-		BatchWait:  500 * time.Millisecond,
-		RetryDelay: time.Second,
-		Stream:     Defaults(),
+		NATSURL:   nats.DefaultURL,
+		Consumer:  consumer,
+		Deliver:   DeliverAll,
+		BatchSize: 1000,
+		// 4,600 messages of the 1.8 KB a delegated call takes
+		// (BENCHMARKS.md); 128 of the largest bundles.
+		BatchMaxBytes: 8 << 20,
+		BatchWait:     500 * time.Millisecond,
+		RetryDelay:    time.Second,
+		Stream:        Defaults(),
 	}
 }
 
@@ -64,6 +74,8 @@ func (s Source) Validate() error {
 		return fmt.Errorf("deliver must be %q or %q, not %q", DeliverAll, DeliverNew, s.Deliver)
 	case s.BatchSize < 1 || s.BatchSize > 100000:
 		return fmt.Errorf("batch_size %d out of range [1, 100000]", s.BatchSize)
+	case s.BatchMaxBytes < minBatchBytes || s.BatchMaxBytes > maxBatchBytes:
+		return fmt.Errorf("batch_max_bytes %d out of range [%d, %d]", s.BatchMaxBytes, minBatchBytes, maxBatchBytes)
 	case s.FetchAhead < 0 || s.FetchAhead > 16:
 		return fmt.Errorf("fetch_ahead %d out of range [0, 16]", s.FetchAhead)
 	case s.BatchWait <= 0 || s.RetryDelay <= 0:
@@ -71,6 +83,13 @@ func (s Source) Validate() error {
 	}
 	return nil
 }
+
+// The range of batch_max_bytes: NATS's default max_payload, and a bound
+// far past any batch worth holding.
+const (
+	minBatchBytes = 1 << 20
+	maxBatchBytes = 1 << 30
+)
 
 // sharers is how many processes on one consumer MaxAckPending leaves room
 // for when batches are fetched ahead: the bound is the consumer's, not
@@ -106,6 +125,12 @@ func Open(ctx context.Context, src Source, clientName string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", src.NATSURL, err)
 	}
+	// A message fills at most max_payload, plus its subject and reply.
+	if largest := nc.MaxPayload() + 64<<10; int64(src.BatchMaxBytes) < largest {
+		nc.Close()
+		return nil, fmt.Errorf("batch_max_bytes %d is below %d, the server's max_payload plus 64 KiB: a message that large could never be delivered",
+			src.BatchMaxBytes, largest)
+	}
 	js, err := jetstream.New(nc)
 	if err == nil {
 		_, err = Ensure(ctx, js, src.Stream)
@@ -132,13 +157,15 @@ func (r *Reader) Consumer() jetstream.Consumer { return r.consumer }
 // Run hands batches to h until ctx ends; see ConsumeBatches. It returns nil
 // when ctx was canceled.
 func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
-	err := ConsumeBatches(ctx, r.consumer, BatchOptions{
-		Size: r.src.BatchSize, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log,
-	}, h)
+	err := ConsumeBatches(ctx, r.consumer, r.batchOptions(log), h)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+func (r *Reader) batchOptions(log *slog.Logger) BatchOptions {
+	return BatchOptions{Size: r.src.BatchSize, MaxBytes: r.src.BatchMaxBytes, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log}
 }
 
 // RunPipelined is Run with the handler in two steps, prepare and commit,
@@ -148,7 +175,7 @@ func (r *Reader) Run(ctx context.Context, log *slog.Logger, h Handler) error {
 // before the next is fetched. It returns nil when ctx was canceled.
 func RunPipelined[P any](ctx context.Context, r *Reader, log *slog.Logger,
 	prepare func(context.Context, Batch) (P, error), merge func(P, P) P, commit func(context.Context, Batch, P) error) error {
-	o := BatchOptions{Size: r.src.BatchSize, MaxWait: r.src.BatchWait, RetryDelay: r.src.RetryDelay, Logger: log}
+	o := r.batchOptions(log)
 	var err error
 	if r.src.FetchAhead == 0 {
 		err = ConsumeBatches(ctx, r.consumer, o, func(ctx context.Context, b Batch) error {

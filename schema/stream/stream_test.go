@@ -130,3 +130,32 @@ func TestReconnectDelayBacksOffBounded(t *testing.T) {
 		base = min(2*base, 2*time.Second)
 	}
 }
+
+// A byte bound below what one message may take on the server would leave
+// such a message undeliverable, holding up every message behind it: the
+// reader refuses to start with it, and the configuration to load it.
+func TestBatchMaxBytesCoversTheLargestMessage(t *testing.T) {
+	srv := natstest.Run(t)
+	src := stream.DefaultSource("bytes")
+	src.NATSURL = stream.URLs(srv.URL())
+	for _, bad := range []int{0, -1, 1<<20 - 1, 1<<30 + 1} {
+		s := src
+		s.BatchMaxBytes = bad
+		if err := s.Validate(); err == nil {
+			t.Errorf("batch_max_bytes %d accepted", bad)
+		}
+	}
+	src.BatchMaxBytes = 1 << 20 // valid, but not above the server's 1 MiB max_payload with room for the subject
+	if r, err := stream.Open(context.Background(), src, "test"); err == nil {
+		r.Close()
+		t.Fatal("opened with batch_max_bytes no larger than the server's max_payload")
+	} else if !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("error %q does not say why", err)
+	}
+	src.BatchMaxBytes = stream.DefaultSource("bytes").BatchMaxBytes
+	r, err := stream.Open(context.Background(), src, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+}
