@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -71,6 +72,7 @@ func run() error {
 	flag.DurationVar(&o.sustain, "sustain", 20*time.Second, "how long the sustained phase publishes")
 	flag.IntVar(&o.batchSize, "batch-size", 0, "the collectors' batch_size; 0 keeps their default")
 	flag.IntVar(&o.memoryLimit, "memory-limit-mib", 0, "the collectors' memory_limit_mib; 0 keeps their default")
+	flag.IntVar(&argsBytes, "args-bytes", 0, "recorded tool arguments per call, in bytes (a message carries them twice); 0: none, as a call whose policy records none")
 	flag.IntVar(&o.instances, "instances", 8, "enforcer instances (chains) the calls are spread over")
 	flag.StringVar(&o.chAddr, "clickhouse", "", "ClickHouse native address; empty starts a private clickhouse-server 18.16")
 	flag.StringVar(&o.chHTTP, "clickhouse-http", "", "its HTTP address, given with -clickhouse")
@@ -101,8 +103,8 @@ func run() error {
 		defer srv.Stop()
 		o.chAddr, o.chHTTP, o.chPid = srv.Addr, srv.HTTPAddr, srv.Pid()
 	}
-	fmt.Printf("rampart-collect %s: %d calls (%d events), collectors %v, batch_size %s, memory_limit_mib %s, rate %d events/s for %s\n\n",
-		time.Now().UTC().Format(time.RFC3339), o.calls, 2*o.calls, o.collectors, orDefault(o.batchSize), orDefault(o.memoryLimit), o.rate, o.sustain)
+	fmt.Printf("rampart-collect %s: %d calls (%d events, arguments of %d bytes), collectors %v, batch_size %s, memory_limit_mib %s, rate %d events/s for %s\n\n",
+		time.Now().UTC().Format(time.RFC3339), o.calls, 2*o.calls, argsBytes, o.collectors, orDefault(o.batchSize), orDefault(o.memoryLimit), o.rate, o.sustain)
 
 	c, err := measureCeilings(ctx, o)
 	if err != nil {
@@ -110,8 +112,8 @@ func run() error {
 	}
 	ceiling := c.best()
 	fmt.Printf("| run | events | events/s | of the ceiling | collector CPU µs/event | nats-server CPU µs/event | ClickHouse CPU µs/event | lag p99 | lag max | sustained events/s | collector peak RSS |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	fmt.Printf("| bare client, native protocol (driver row appends), blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", ceilingBlock, 2*o.calls, c.native, c.native/ceiling)
-	fmt.Printf("| bare client, RowBinary over HTTP, blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", ceilingBlock, 2*o.calls, c.rowBinary, c.rowBinary/ceiling)
+	fmt.Printf("| bare client, native protocol (driver row appends), blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", ceilingBlock(), 2*o.calls, c.native, c.native/ceiling)
+	fmt.Printf("| bare client, RowBinary over HTTP, blocks of %d rows | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", ceilingBlock(), 2*o.calls, c.rowBinary, c.rowBinary/ceiling)
 	fmt.Printf("| server copy, INSERT SELECT table to table (no client) | %d | %.0f | %.2f | – | – | – | – | – | – | – |\n", 2*o.calls, c.copy, c.copy/ceiling)
 	for _, n := range o.collectors {
 		r, err := drain(ctx, o, n)
@@ -165,12 +167,26 @@ func calls(n int, tenant string) [][2]*event.Event {
 	return out
 }
 
+// argsBytes is the size of each call's recorded arguments (-args-bytes):
+// large ones are what an agent sending the largest calls a record keeps
+// puts on the pipeline.
+var argsBytes int
+
+// recordedArgs are the arguments every call records: a JSON string of
+// argsBytes, or none.
+var recordedArgs = sync.OnceValue(func() json.RawMessage {
+	if argsBytes <= 0 {
+		return nil
+	}
+	return json.RawMessage(`"` + strings.Repeat("a", max(argsBytes-2, 0)) + `"`)
+})
+
 func call(i int, at time.Time, tenant string) [2]*event.Event {
 	id := &event.Identity{Subject: "user:alice@acme.example", Issuer: "https://idp.acme.example",
 		Chain:     []event.Actor{{Subject: "agent:planner"}, {Subject: "agent:web-researcher-" + strconv.Itoa(i%50)}},
 		SessionID: "sess-" + strconv.Itoa(i%500), TaskID: "task-" + strconv.Itoa(i%2000)}
 	req := &event.Request{Method: "POST", Host: "tools.acme.internal", Path: "/mcp", RPCMethod: "tools/call",
-		Headers: map[string]string{"user-agent": "agent-sdk/1.2"}, Tool: "search", ArgsDigest: "sha256:9f86d081884c7d65", BodyBytes: 312}
+		Headers: map[string]string{"user-agent": "agent-sdk/1.2"}, Tool: "search", ArgsDigest: "sha256:9f86d081884c7d65", BodyBytes: 312, Args: recordedArgs()}
 	rid := "req-" + strconv.Itoa(i)
 	trace := event.Trace{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 	return [2]*event.Event{
@@ -181,9 +197,11 @@ func call(i int, at time.Time, tenant string) [2]*event.Event {
 	}
 }
 
-// ceilingBlock is the bare client's insert block: large, as a bare bulk
-// load would use, so the ceiling is the table's, not the block size's.
-const ceilingBlock = 50_000
+// ceilingBlock is the bare client's insert block in rows: large, as a
+// bare bulk load would use, so the ceiling is the table's, not the block
+// size's; but at most 64 MiB, so that rows holding large arguments fit
+// the server's memory for one query.
+func ceilingBlock() int { return min(50_000, (64<<20)/(500+argsBytes)) }
 
 // ceilings are the table's own insert rates for the backlog's rows, no
 // JetStream: a bare client over the native protocol (the driver's row
@@ -216,7 +234,7 @@ func measureCeilings(ctx context.Context, o options) (ceilings, error) {
 			r := &ddl.Row{Event: e, StreamSeq: seq, CollectedAt: now}
 			rows = append(rows, ddl.Values(ddl.Events, r))
 			block = ddl.AppendRowBinary(block, ddl.Events, r)
-			if seq%ceilingBlock == 0 {
+			if seq%uint64(ceilingBlock()) == 0 {
 				blocks, block = append(blocks, block), nil
 			}
 		}
@@ -225,8 +243,8 @@ func measureCeilings(ctx context.Context, o options) (ceilings, error) {
 		blocks = append(blocks, block)
 	}
 	start := time.Now()
-	for lo := 0; lo < len(rows); lo += ceilingBlock {
-		if err := ch.Insert(ctx, "events_raw", ddl.EventColumns, rows[lo:min(lo+ceilingBlock, len(rows))]); err != nil {
+	for lo := 0; lo < len(rows); lo += ceilingBlock() {
+		if err := ch.Insert(ctx, "events_raw", ddl.EventColumns, rows[lo:min(lo+ceilingBlock(), len(rows))]); err != nil {
 			return out, err
 		}
 	}
@@ -245,7 +263,7 @@ func measureCeilings(ctx context.Context, o options) (ceilings, error) {
 		return out, err
 	}
 	start = time.Now()
-	if err := ch.Exec(ctx, "INSERT INTO ceiling.copy SELECT * FROM ceiling.events_raw"); err != nil {
+	if err := ch.Exec(ctx, fmt.Sprintf("INSERT INTO ceiling.copy SELECT * FROM ceiling.events_raw SETTINGS max_block_size = %d", ceilingBlock())); err != nil {
 		return out, err
 	}
 	out.copy = float64(len(rows)) / time.Since(start).Seconds()
@@ -310,11 +328,12 @@ func drain(ctx context.Context, o options, n int) (drainResult, error) {
 	if err := publishBacklog(ctx, src, o.calls); err != nil {
 		return res, err
 	}
-	total, err := streamEvents(ctx, js)
+	total, bytes, err := streamEvents(ctx, js)
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(os.Stderr, "%d collectors: backlog of %d messages published in %s\n", n, total, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "%d collectors: backlog of %d messages (%d bytes each on average) published in %s\n",
+		n, total, bytes/max(total, 1), time.Since(start).Round(time.Millisecond))
 
 	db := fmt.Sprintf("collect_%d", n)
 	ch, err := openDB(ctx, o, db)
@@ -507,17 +526,18 @@ func publishPaced(ctx context.Context, src *source, rate int, d time.Duration) (
 	return 2 * calls, src.wait(ctx)
 }
 
-// streamEvents is how many messages the events stream holds.
-func streamEvents(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+// streamEvents is how many messages the events stream holds, and their
+// bytes as the stream counts them.
+func streamEvents(ctx context.Context, js jetstream.JetStream) (msgs, bytes uint64, err error) {
 	s, err := js.Stream(ctx, stream.Events)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return info.State.LastSeq, nil
+	return info.State.LastSeq, info.State.Bytes, nil
 }
 
 func waitConsumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
@@ -633,7 +653,7 @@ func (l *lagSamples) quantiles() (p99, maxAge time.Duration) {
 // floor every 20 ms, and reports the lag of the oldest unacknowledged
 // message (p99 and max over the samples) until the last is stored.
 func sustain(ctx context.Context, o options, src *source, js jetstream.JetStream, cons jetstream.Consumer, ch *chstore.Client, before int, res *drainResult) error {
-	from, err := streamEvents(ctx, js)
+	from, _, err := streamEvents(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -644,7 +664,7 @@ func sustain(ctx context.Context, o options, src *source, js jetstream.JetStream
 	var sampled sync.WaitGroup
 	sampled.Go(func() {
 		for pctx.Err() == nil {
-			if seq, err := streamEvents(pctx, js); err == nil {
+			if seq, _, err := streamEvents(pctx, js); err == nil {
 				lag.published(time.Now(), seq)
 			}
 			select {
@@ -666,7 +686,7 @@ func sustain(ctx context.Context, o options, src *source, js jetstream.JetStream
 		return err
 	}
 	elapsed := time.Since(start)
-	upTo, err := streamEvents(ctx, js)
+	upTo, _, err := streamEvents(ctx, js)
 	if err != nil {
 		return err
 	}
