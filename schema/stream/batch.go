@@ -64,6 +64,8 @@ func ConsumeBatches(ctx context.Context, c jetstream.Consumer, o BatchOptions, h
 // With merge, batches already prepared when a commit begins are merged
 // into it, so a backlog is committed in larger blocks (up to ahead+1
 // batches) while light traffic still commits each batch as it comes.
+// In flight at most: the ahead+1 of a commit, ahead more prepared behind
+// it, and one being fetched.
 func ConsumePipelined[P any](ctx context.Context, c jetstream.Consumer, o BatchOptions, ahead int,
 	prepare func(context.Context, Batch) (P, error), merge func(P, P) P, commit func(context.Context, Batch, P) error) error {
 	log := o.logger()
@@ -158,24 +160,42 @@ func (o BatchOptions) logger() *slog.Logger {
 // fetch reads the next batch; false when there was none or the fetch
 // failed (after waiting RetryDelay).
 func fetch(ctx context.Context, c jetstream.Consumer, o BatchOptions, log *slog.Logger) (Batch, bool) {
-	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(o.MaxWait)}
+	size, opts := o.Size, []jetstream.FetchOpt{jetstream.FetchMaxWait(o.MaxWait)}
 	if o.MaxBytes > 0 {
 		opts = append(opts, jetstream.FetchMaxBytes(o.MaxBytes))
 	}
-	mb, err := c.Fetch(o.Size, opts...)
+	b, early := fetchOnce(ctx, c, size, opts, o, log)
+	if len(b) == 0 && early && o.MaxBytes > 0 {
+		// The server ends a byte-bounded fetch at once when the next
+		// message is larger than the bound (a 409, which the client
+		// reports as no error): fetched again without one, alone, it
+		// cannot hold up every message behind it.
+		log.Warn("a message larger than batch_max_bytes; fetching it alone", "batch_max_bytes", o.MaxBytes)
+		b, _ = fetchOnce(ctx, c, 1, []jetstream.FetchOpt{jetstream.FetchMaxWait(o.MaxWait)}, o, log)
+	}
+	return b, len(b) > 0
+}
+
+// fetchOnce is one pull request; early reports that it ended, without an
+// error, well before its wait was up.
+func fetchOnce(ctx context.Context, c jetstream.Consumer, size int, opts []jetstream.FetchOpt, o BatchOptions, log *slog.Logger) (b Batch, early bool) {
+	start := time.Now()
+	mb, err := c.Fetch(size, opts...)
 	if err != nil {
 		log.Warn("fetch failed", "err", err)
 		sleep(ctx, o.RetryDelay)
 		return nil, false
 	}
-	var b Batch
 	for m := range mb.Messages() {
 		b = append(b, m)
 	}
-	if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("fetch ended early", "err", err, "messages", len(b))
+	if err := mb.Error(); err != nil {
+		if !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("fetch ended early", "err", err, "messages", len(b))
+		}
+		return b, false
 	}
-	return b, len(b) > 0
+	return b, time.Since(start) < o.MaxWait/2
 }
 
 // release hands an unfinished batch back for immediate redelivery, to

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,4 +256,43 @@ func TestBatchesBoundedByBytes(t *testing.T) {
 	if seen != n || largest > maxBytes {
 		t.Fatalf("%d messages handled, largest batch %d bytes: want %d, at most %d", seen, largest, n, maxBytes)
 	}
+}
+
+// A message larger than the byte bound (stored before max_payload was
+// lowered, or by a server allowing more) still arrives, alone, and those
+// behind it with it: the bound never holds up the stream.
+func TestBatchesDeliverAMessageLargerThanTheBound(t *testing.T) {
+	const maxBytes = 64 << 10
+	js := natstest.Run(t).JetStream()
+	ctx := context.Background()
+	if _, err := stream.Ensure(ctx, js, stream.Defaults()); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{10, 3 * maxBytes, 10, 10, 10}
+	for i, n := range sizes {
+		body := append([]byte(strconv.Itoa(i+1)+" "), make([]byte, n)...)
+		if _, err := js.Publish(ctx, "rampart.v1.acme.decision", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := stream.Durable(ctx, js, "oversized", stream.DeliverAll, 1000, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := stream.BatchOptions{Size: 1000, MaxBytes: maxBytes, MaxWait: 2 * time.Second, RetryDelay: 50 * time.Millisecond}
+	got := &committed{n: map[string]int{}}
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_ = stream.ConsumeBatches(run, c, o, func(_ context.Context, b stream.Batch) error {
+			for _, m := range b {
+				id, _, _ := strings.Cut(string(m.Data()), " ")
+				got.mu.Lock()
+				got.n[id]++
+				got.mu.Unlock()
+			}
+			return nil
+		})
+	}()
+	poll.Until(t, 20*time.Second, func() error { return got.check(len(sizes)) })
 }

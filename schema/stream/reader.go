@@ -26,8 +26,9 @@ type Source struct {
 	// memory; a message holds one event or a bundle of at most 64 KiB.
 	BatchSize int `yaml:"batch_size"`
 	// BatchMaxBytes bounds the bytes of a batch's messages as well as
-	// their number, so what is held in flight, batch_max_bytes ×
-	// (fetch_ahead + 1), is bounded whatever size clients made their calls.
+	// their number, so what is held in flight, up to 2 × (fetch_ahead + 1)
+	// batches (see ConsumePipelined), is bounded whatever size clients made
+	// their calls. A message larger still is fetched alone.
 	// It must exceed the NATS server's max_payload by 64 KiB (the
 	// message's subject and reply count too): a message larger than the
 	// bound could never be delivered, and would hold up the rest.
