@@ -64,7 +64,7 @@ func (r *replicas) post(ctx context.Context, params url.Values, body func() io.R
 	var errs []error
 	for i := range r.addrs {
 		at := (start + i) % len(r.addrs)
-		resp, err := r.postTo(ctx, r.addrs[at], params, body())
+		resp, err := r.postTo(ctx, r.addrs[at], params, body)
 		if err == nil {
 			r.next.Store(int64(at))
 			return resp, nil
@@ -77,15 +77,20 @@ func (r *replicas) post(ctx context.Context, params url.Values, body func() io.R
 	return nil, errors.Join(errs...)
 }
 
-func (r *replicas) postTo(ctx context.Context, addr string, params url.Values, body io.Reader) (*http.Response, error) {
+func (r *replicas) postTo(ctx context.Context, addr string, params url.Values, body func() io.Reader) (*http.Response, error) {
 	u := url.URL{Scheme: "http", Host: addr, Path: "/", RawQuery: params.Encode()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), body)
+	first := body()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), first)
 	if err != nil {
 		return nil, err
 	}
-	if b, ok := body.(*blockReader); ok {
+	if b, ok := first.(*blockReader); ok {
 		req.ContentLength = int64(b.Len())
 	}
+	// A fresh body lets the transport send the request again on a new
+	// connection when a kept-alive one turns out closed by the server
+	// (ClickHouse closes idle ones after a few seconds).
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
 	req.Header.Set("X-ClickHouse-User", r.user)
 	req.Header.Set("X-ClickHouse-Key", r.key)
 	resp, err := r.client.Do(req)
