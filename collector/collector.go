@@ -41,8 +41,9 @@ type Config struct {
 	// the Go runtime (GOMEMLIMIT wins; -1: none): collection holds the
 	// heap under it when a backlog is drained, instead of the process
 	// growing past its container's limit. Keep it some 30 MiB below that
-	// limit, and above the batches in flight: some 5 KiB a message of
-	// batch_size x (fetch_ahead + 1) at their peak.
+	// limit, and above the batches in flight: up to 2 x (fetch_ahead + 1)
+	// of them, each of at most batch_max_bytes of messages (about 130 MB
+	// of live heap at the defaults' peak, BENCHMARKS.md).
 	MemoryLimitMiB memlimit.MiB `yaml:"memory_limit_mib"`
 }
 
@@ -264,11 +265,12 @@ func (c *Collector) commit(ctx context.Context, b stream.Batch, r *rows) error {
 	default:
 		err = c.ch.Insert(ctx, "events_raw", ddl.EventColumns, r.values)
 	}
+	if err != nil {
+		// Not recycled: the transport may still be reading them.
+		return err
+	}
 	for i := range r.binary {
 		rowBuffers.Put(&r.binary[i])
-	}
-	if err != nil {
-		return err
 	}
 	c.insertTime.Record(ctx, time.Since(start).Seconds())
 	c.flagGaps(ctx, r.stored)
