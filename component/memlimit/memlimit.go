@@ -18,10 +18,13 @@ type MiB int
 // None is the value that sets no limit.
 const None MiB = -1
 
+// maxMiB is 1 TiB: beyond it the limit in bytes would not fit an int64.
+const maxMiB MiB = 1 << 20
+
 // Validate refuses what is neither a limit nor None.
 func (m MiB) Validate() error {
-	if m < None {
-		return errors.New("memory_limit_mib must be positive, or -1 for none")
+	if m < None || m > maxMiB {
+		return errors.New("memory_limit_mib must be in 1-1048576, or -1 for none")
 	}
 	return nil
 }

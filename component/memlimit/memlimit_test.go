@@ -7,7 +7,7 @@ import (
 )
 
 func TestValidate(t *testing.T) {
-	for m, ok := range map[MiB]bool{-2: false, None: true, 0: true, 40: true} {
+	for m, ok := range map[MiB]bool{-2: false, None: true, 0: true, 40: true, 1 << 20: true, 1<<20 + 1: false, 1 << 43: false} {
 		if err := m.Validate(); (err == nil) != ok {
 			t.Errorf("MiB(%d).Validate() = %v", m, err)
 		}
