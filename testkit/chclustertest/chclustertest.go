@@ -125,11 +125,12 @@ func Start(ctx context.Context, dir string, zk *zktest.Server) (*Cluster, error)
 
 // waitZooKeeper waits until replica i has its ZooKeeper session: a
 // server accepts connections before, and DDL sent to it then can fail.
+// On two loaded cores a replica has taken over 30 s to answer at all.
 func (c *Cluster) waitZooKeeper(ctx context.Context, i int) error {
 	cfg := chstore.Defaults()
 	cfg.Addr = chstore.AddrList(c.Replicas[i].Addr)
 	cfg.Database = "system"
-	return poll.Wait(30*time.Second, func() error {
+	return poll.Wait(90*time.Second, func() error {
 		cl, err := chstore.Open(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("chclustertest: replica%d: %w", i+1, err)
