@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,26 +206,36 @@ func TestBatchesFinishTheStoreUnderWayWhenStopped(t *testing.T) {
 	poll.Until(t, 30*time.Second, func() error { return got.check(n) })
 }
 
-// Large messages: a batch holds no more of them than its byte bound,
-// whatever its message count allows, so what a consumer holds in flight
-// is bounded by bytes, not by how large its clients made their calls.
-func TestBatchesBoundedByBytes(t *testing.T) {
-	const n, size, maxBytes = 40, 100 << 10, 1 << 20
+// paddedRig is a stream holding a message per entry of sizes, numbered
+// from 1 ("<i> " then that many padding bytes), and a durable consumer
+// named name on it whose ack wait outlasts any test.
+func paddedRig(t *testing.T, name string, sizes []int) jetstream.Consumer {
+	t.Helper()
 	js := natstest.Run(t).JetStream()
 	ctx := context.Background()
 	if _, err := stream.Ensure(ctx, js, stream.Defaults()); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= n; i++ {
-		body := append([]byte(strconv.Itoa(i)+" "), make([]byte, size)...)
+	for i, n := range sizes {
+		body := append([]byte(strconv.Itoa(i+1)+" "), make([]byte, n)...)
 		if _, err := js.Publish(ctx, "rampart.v1.acme.decision", body); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c, err := stream.Durable(ctx, js, "bytes", stream.DeliverAll, 1000, time.Hour)
+	c, err := stream.Durable(ctx, js, name, stream.DeliverAll, 1000, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// Large messages: a batch holds no more of them than its byte bound,
+// whatever its message count allows, so what a consumer holds in flight
+// is bounded by bytes, not by how large its clients made their calls.
+func TestBatchesBoundedByBytes(t *testing.T) {
+	const n, size, maxBytes = 40, 100 << 10, 1 << 20
+	c := paddedRig(t, "bytes", slices.Repeat([]int{size}, n))
+	ctx := context.Background()
 	o := stream.BatchOptions{Size: 1000, MaxBytes: maxBytes, MaxWait: 200 * time.Millisecond, RetryDelay: 50 * time.Millisecond}
 	var mu sync.Mutex
 	seen, largest := 0, 0
@@ -263,22 +274,9 @@ func TestBatchesBoundedByBytes(t *testing.T) {
 // behind it with it: the bound never holds up the stream.
 func TestBatchesDeliverAMessageLargerThanTheBound(t *testing.T) {
 	const maxBytes = 64 << 10
-	js := natstest.Run(t).JetStream()
-	ctx := context.Background()
-	if _, err := stream.Ensure(ctx, js, stream.Defaults()); err != nil {
-		t.Fatal(err)
-	}
 	sizes := []int{10, 3 * maxBytes, 10, 10, 10}
-	for i, n := range sizes {
-		body := append([]byte(strconv.Itoa(i+1)+" "), make([]byte, n)...)
-		if _, err := js.Publish(ctx, "rampart.v1.acme.decision", body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := stream.Durable(ctx, js, "oversized", stream.DeliverAll, 1000, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := paddedRig(t, "oversized", sizes)
+	ctx := context.Background()
 	o := stream.BatchOptions{Size: 1000, MaxBytes: maxBytes, MaxWait: 2 * time.Second, RetryDelay: 50 * time.Millisecond}
 	got := &committed{n: map[string]int{}}
 	run, stop := context.WithCancel(ctx)
